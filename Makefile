@@ -1,0 +1,43 @@
+# Nova: `make help` lists the targets.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NOVA := $(VENV)/bin/nova
+PYTHON ?= python3
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install Nova with its dev tools
+
+kafka-jars: install ## fetch the Apache Kafka broker jars with mvn (cached outside the repo)
+	$(NOVA) kafka fetch
+
+demo: kafka-jars ## run the whole stack on embedded defaults, submit a scripted batch, print the report
+	$(NOVA) demo
+
+test: kafka-jars ## run every test (unit, then integration on a real broker and embedded ClickHouse)
+	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/integration -q
+
+lint: install ## ruff and mypy --strict on application code
+	$(VENV)/bin/ruff check nova streams schemas gateway analytics tests bench
+	$(VENV)/bin/mypy
+
+bench: kafka-jars ## benchmarks: each prints its figure next to a baseline measured in the same run
+	$(PY) bench/pipeline.py
+
+up: kafka-jars ## run the stack in the foreground (Ctrl-C stops all of it)
+	$(NOVA) up
+
+clean: ## remove the virtualenv and caches (Nova's data dir is left alone)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install kafka-jars demo test lint bench up clean

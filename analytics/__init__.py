@@ -1,0 +1,1 @@
+"""ClickHouse analytics: versioned migrations, the sink that lands events, analysts' queries."""

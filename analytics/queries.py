@@ -1,0 +1,55 @@
+"""Queries Nova itself runs against ClickHouse (analysts' named views live in migrations).
+
+Every read of a ReplacingMergeTree table uses FINAL so a row consumed twice counts once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analytics.client import ClickHouse
+
+
+def request_lanes(ch: ClickHouse, request_id: str) -> list[dict[str, Any]]:
+    return ch.rows(
+        f"SELECT lane, status, duration_ms, identity_id FROM {ch.database}.lane_events FINAL "
+        "WHERE request_id = {rid:String} ORDER BY lane",
+        {"rid": request_id},
+    )
+
+
+def request_final(ch: ClickHouse, request_id: str) -> dict[str, Any] | None:
+    rows = ch.rows(
+        f"SELECT * FROM {ch.database}.requests FINAL WHERE request_id = {{rid:String}}",
+        {"rid": request_id},
+    )
+    return rows[0] if rows else None
+
+
+def lane_summary(ch: ClickHouse, request_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per lane: row count and p50/p99 duration (ms), optionally for some requests only."""
+    where = "WHERE request_id IN {ids:Array(String)}" if request_ids is not None else ""
+    return ch.rows(
+        "SELECT lane, count() AS rows, "
+        "round(quantile(0.5)(duration_ms), 3) AS p50_ms, "
+        "round(quantile(0.99)(duration_ms), 3) AS p99_ms "
+        f"FROM {ch.database}.lane_events FINAL {where} GROUP BY lane ORDER BY lane",
+        {"ids": request_ids} if request_ids is not None else None,
+    )
+
+
+def lane_row_count(ch: ClickHouse, request_ids: list[str] | None = None) -> int:
+    where = "WHERE request_id IN {ids:Array(String)}" if request_ids is not None else ""
+    return int(ch.scalar(
+        f"SELECT count() FROM {ch.database}.lane_events FINAL {where}",
+        {"ids": request_ids} if request_ids is not None else None,
+    ) or 0)
+
+
+def status_counts(ch: ClickHouse, request_ids: list[str] | None = None) -> dict[str, int]:
+    where = "WHERE request_id IN {ids:Array(String)}" if request_ids is not None else ""
+    _, rows = ch.query(
+        f"SELECT status, count() FROM {ch.database}.requests FINAL {where} GROUP BY status",
+        {"ids": request_ids} if request_ids is not None else None,
+    )
+    return {str(r[0]): int(r[1]) for r in rows}

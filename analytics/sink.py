@@ -1,0 +1,178 @@
+"""The sink: Kafka topics → ClickHouse tables, in batches, at least once, idempotent.
+
+Shape borrowed from quix-streams' ``BatchingSink``: the runner accumulates rows and calls
+``write(batch)`` when the batch is large enough or old enough, and commits the consumed
+offsets only after ``write`` returned, so nothing is lost on a crash. Re-consumed offsets
+produce the same rows (``analytics.rows`` is pure), and every table is a ReplacingMergeTree
+keyed by the row's identity, so consuming the same offsets twice never duplicates a row
+(queries read with FINAL). A ``write`` that raises :class:`SinkBackpressure` pauses the
+partitions and retries the same batch later instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from analytics.client import ClickHouse
+from analytics.rows import COLUMNS, MAPPERS, Row
+from nova.errors import NovaError, SchemaError
+from nova.kafka.producer import RecordProducer
+from nova.records import DeadLetter, now_ms
+from nova.settings import Settings
+from schemas import TOPICS, SchemaSet, load_schema_set
+
+log = logging.getLogger(__name__)
+
+
+class SinkBackpressure(NovaError):
+    """The destination cannot take the batch now; the runner pauses and retries it."""
+
+    retriable = True
+
+
+class Batch:
+    """Rows per table plus the offsets they came from."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[Row]] = defaultdict(list)
+        self.offsets: dict[TopicPartition, int] = {}
+        self.size = 0
+        self.started = time.monotonic()
+
+    def add(self, table: str, row: Row) -> None:
+        self.tables[table].append(row)
+        self.size += 1
+
+
+class BatchingSink(ABC):
+    """Override :meth:`write`; it must land the whole batch or raise."""
+
+    @abstractmethod
+    async def write(self, batch: Batch) -> None: ...
+
+
+class ClickHouseSink(BatchingSink):
+    def __init__(self, ch: ClickHouse) -> None:
+        self.ch = ch
+
+    async def write(self, batch: Batch) -> None:
+        for table, rows in batch.tables.items():
+            try:
+                await self.ch.ainsert(table, rows, COLUMNS[table])
+            except Exception as exc:  # noqa: BLE001 - any driver failure means "try again later"
+                raise SinkBackpressure(f"insert into {table} failed: {exc}") from exc
+
+
+class SinkRunner:
+    """Consume ``topics`` with consumer group ``group`` and feed ``sink``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: BatchingSink,
+        dead_letters: RecordProducer | None,
+        *,
+        topics: tuple[str, ...] = tuple(MAPPERS),
+        group: str | None = None,
+        schemas: SchemaSet | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.topics = topics
+        self.group = group or f"{settings.topic_prefix}-sink-{settings.clickhouse_database}"
+        self.schemas = schemas or load_schema_set()
+        self._by_kafka_name = {settings.topic(t): t for t in topics}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self.rows_written = 0
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self._by_kafka_name,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.sink_batch_size,
+            isolation_level="read_committed",
+        )
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            await self._loop(consumer)
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        batch = Batch()
+        interval = self.settings.sink_flush_interval_s
+        while not self._stopping.is_set():
+            polled = await consumer.getmany(timeout_ms=int(interval * 1000),
+                                            max_records=self.settings.sink_batch_size)
+            for tp, messages in polled.items():
+                for msg in messages:
+                    await self._add(batch, msg)
+                    batch.offsets[tp] = msg.offset + 1
+            due = time.monotonic() - batch.started >= interval
+            if batch.offsets and (batch.size >= self.settings.sink_batch_size or due):
+                await self._flush(consumer, batch)
+                batch = Batch()
+            elif not batch.offsets:
+                batch.started = time.monotonic()
+        if batch.offsets:
+            await self._flush(consumer, batch)
+
+    async def _add(self, batch: Batch, msg: ConsumerRecord[Any, Any]) -> None:
+        topic = self._by_kafka_name[msg.topic]
+        record_cls, mapper = MAPPERS[topic]
+        try:
+            data = self.schemas[TOPICS[topic].value_schema].decode(msg.value, msg.headers)
+            record = record_cls.from_avro(data)
+        except (SchemaError, ValueError) as exc:
+            await self._dead_letter(msg, exc)
+            return
+        for table, row in mapper(record):
+            batch.add(table, row)
+
+    async def _flush(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.sink.write(batch)
+                break
+            except SinkBackpressure as exc:
+                log.warning("sink: %s; pausing %.1fs", exc, delay)
+                parts = list(batch.offsets)
+                consumer.pause(*parts)
+                await asyncio.sleep(delay)
+                consumer.resume(*parts)
+                delay = min(delay * 2, 10.0)
+        await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in batch.offsets.items()})
+        self.rows_written += batch.size
+
+    async def _dead_letter(self, msg: ConsumerRecord[Any, Any], exc: Exception) -> None:
+        log.warning("sink: dead-lettering %s/%s/%s: %s", msg.topic, msg.partition, msg.offset, exc)
+        if self.dead_letters is None:
+            return
+        letter = DeadLetter(
+            source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
+            key=msg.key, value=msg.value,
+            headers={k: bytes(v) for k, v in (msg.headers or ()) if v is not None},
+            lane="sink", error_type=type(exc).__name__, reason=str(exc)[:2000],
+            failed_at=now_ms(),
+        )
+        await self.dead_letters.send("deadletter", f"{msg.topic}/{msg.partition}/{msg.offset}", letter)

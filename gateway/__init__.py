@@ -1,0 +1,1 @@
+"""The HTTP edge: auth, identity boundary, request submission, checkpoints, monitoring."""

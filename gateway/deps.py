@@ -1,0 +1,52 @@
+"""FastAPI dependencies, as ``Annotated`` aliases routes declare in their signatures."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from analytics.client import ClickHouse
+from gateway.services import Services
+from nova.auth.tokens import Principal, verify_token
+from nova.errors import AuthError, ForbiddenError, NovaError
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v2/auth/token")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_principal(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise AuthError("missing bearer token")
+    if credentials.scheme.lower() != "bearer":
+        raise AuthError("authorization scheme must be Bearer")
+    return verify_token(services.settings, credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    """Function-level authorization: the caller must hold one of ``roles`` (admin always may)."""
+    if not principal.has_role(*roles, "admin"):
+        raise ForbiddenError(f"this operation needs one of the roles: {', '.join(roles)}")
+
+
+def get_clickhouse(services: ServicesDep) -> ClickHouse:
+    if services.clickhouse is None:
+        raise NovaError("analytics is not available in this gateway process")
+    return services.clickhouse
+
+
+ClickHouseDep = Annotated[ClickHouse, Depends(get_clickhouse)]

@@ -1,0 +1,234 @@
+"""Where each request stands, as the gateway sees it: an in-memory read model.
+
+Each gateway process tails the ``events``, ``pending`` and ``completed`` topics from their end
+(no consumer group: every replica sees every partition) and folds them into a bounded map of
+request views. ``wait`` lets ``POST …?wait_ms`` answer as soon as a request is held or done.
+A view missing from memory (an old request, a restarted gateway) is rebuilt from ClickHouse by
+the caller; this module stays free of ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from nova.errors import ConfigError, SchemaError
+from nova.records import FINAL_STATUSES, Event, PipelineRecord
+from nova.settings import Settings
+from schemas import TOPICS, SchemaSet
+
+log = logging.getLogger(__name__)
+
+LANE_ORDER = "ABCDEFG"
+
+
+@dataclass(frozen=True)
+class LaneView:
+    lane: str
+    status: str
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class RequestView:
+    request_id: str
+    identity_id: str
+    status: str
+    lanes: dict[str, LaneView] = field(default_factory=dict)
+    result: str | None = None
+    error: str | None = None
+    checkpoint_id: str | None = None
+    checkpoint_reason: str | None = None
+    record: PipelineRecord | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def held(self) -> bool:
+        return self.status == "held"
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "request_id": self.request_id,
+            "status": self.status,
+            "lanes": [
+                {"lane": v.lane, "status": v.status, "duration_ms": round(v.duration_ms, 3)}
+                for v in sorted(self.lanes.values(), key=lambda v: LANE_ORDER.index(v.lane))
+            ],
+            "result": self.result,
+        }
+        if self.error:
+            body["error"] = self.error
+        if self.checkpoint_id:
+            body["checkpoint_id"] = self.checkpoint_id
+            body["checkpoint_reason"] = self.checkpoint_reason
+        if self.record is not None:
+            rec = self.record
+            if rec.intent:
+                body["intent"] = {"task_type": rec.intent.task_type, "action": rec.intent.action,
+                                  "confidence": rec.intent.confidence}
+            if rec.governance:
+                body["governance"] = {"outcome": rec.governance.outcome,
+                                      "fired_rules": list(rec.governance.fired_rules),
+                                      "reasons": list(rec.governance.reasons)}
+            if rec.execution and rec.execution.provider:
+                ex = rec.execution
+                body["execution"] = {"provider": ex.provider, "model": ex.model,
+                                     "tokens_in": ex.tokens_in, "tokens_out": ex.tokens_out,
+                                     "cost_usd": ex.cost_usd, "attempts": ex.attempts}
+        return body
+
+
+def view_from_record(rec: PipelineRecord, status: str | None = None) -> RequestView:
+    lanes = {t.lane: LaneView(t.lane, t.status, t.duration_ms) for t in rec.lanes}
+    cp = rec.checkpoint
+    return RequestView(
+        request_id=rec.request_id, identity_id=rec.identity_id, status=status or rec.status,
+        lanes=lanes, result=rec.execution.text if rec.execution else None, error=rec.error,
+        checkpoint_id=cp.checkpoint_id if cp else None, checkpoint_reason=cp.reason if cp else None,
+        record=rec,
+    )
+
+
+class RequestTracker:
+    """Bounded map request id → view, fed by Kafka, with waiters."""
+
+    TOPICS = ("events", "pending", "completed")
+
+    def __init__(self, settings: Settings, schemas: SchemaSet, capacity: int = 200_000) -> None:
+        self.settings = settings
+        self.schemas = schemas
+        self.capacity = capacity
+        self._views: OrderedDict[str, RequestView] = OrderedDict()
+        self._changed: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._names = {settings.topic(t): t for t in self.TOPICS}
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        cluster = await consumer._client.fetch_all_metadata()  # every topic, not just assigned
+        parts = [
+            TopicPartition(name, p)
+            for name in self._names
+            for p in sorted(cluster.partitions_for_topic(name) or ())
+        ]
+        if not parts:
+            await consumer.stop()
+            raise ConfigError(f"topics {sorted(self._names)} do not exist; run ensure_topics first")
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve positions now, so records produced after start are all seen
+            await consumer.position(tp)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer), name="request-tracker")
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    # -- read side ---------------------------------------------------------------------
+    def get(self, request_id: str) -> RequestView | None:
+        return self._views.get(request_id)
+
+    async def wait_until(
+        self, request_id: str, done: Callable[[RequestView], bool], timeout_s: float,
+    ) -> RequestView | None:
+        """Wait until ``done(view)`` holds or the timeout passes; return the latest view."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            view = self._views.get(request_id)
+            if view is not None and done(view):
+                return view
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return view
+            changed = self._changed.setdefault(request_id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+            changed.clear()
+
+    # -- write side --------------------------------------------------------------------
+    def accepted(self, rec: PipelineRecord) -> None:
+        self._put(RequestView(request_id=rec.request_id, identity_id=rec.identity_id,
+                              status="accepted"))
+
+    def _put(self, view: RequestView) -> None:
+        self._views[view.request_id] = view
+        self._views.move_to_end(view.request_id)
+        while len(self._views) > self.capacity:
+            old, _ = self._views.popitem(last=False)
+            self._changed.pop(old, None)
+        event = self._changed.get(view.request_id)
+        if event is not None:
+            event.set()
+
+    def apply_event(self, ev: Event) -> None:
+        if ev.lane is None:
+            return
+        view = self._views.get(ev.request_id) or RequestView(
+            request_id=ev.request_id, identity_id=ev.identity_id, status="in_flight")
+        lanes = dict(view.lanes)
+        lanes[ev.lane.lane] = LaneView(ev.lane.lane, ev.lane.status, ev.lane.duration_ms)
+        if view.finished:
+            status = view.status
+        elif ev.lane.status == "held":
+            status = "held"
+        else:
+            status = "in_flight"
+        self._put(replace(view, lanes=lanes, status=status))
+
+    def apply_pending(self, rec: PipelineRecord) -> None:
+        view = self._views.get(rec.request_id)
+        if view is not None and view.finished:
+            return
+        held = view_from_record(rec, status="held")
+        if view is not None:
+            held = replace(held, lanes={**view.lanes, **held.lanes})
+        self._put(held)
+
+    def apply_completed(self, rec: PipelineRecord) -> None:
+        self._put(view_from_record(rec))
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                polled = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep tailing; the broker may be restarting
+                log.exception("tracker poll failed")
+                await asyncio.sleep(1)
+                continue
+            for tp, messages in polled.items():
+                topic = self._names[tp.topic]
+                codec = self.schemas[TOPICS[topic].value_schema]
+                for msg in messages:
+                    try:
+                        data = codec.decode(msg.value, msg.headers)
+                        if topic == "events":
+                            self.apply_event(Event.from_avro(data))
+                        elif topic == "pending":
+                            self.apply_pending(PipelineRecord.from_avro(data))
+                        else:
+                            self.apply_completed(PipelineRecord.from_avro(data))
+                    except (SchemaError, ValueError) as exc:
+                        log.debug("tracker skipped %s/%s: %s", tp, msg.offset, exc)

@@ -1,0 +1,5 @@
+"""``python -m nova`` is the ``nova`` command."""
+
+from nova.cli import main
+
+main()

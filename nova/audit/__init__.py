@@ -1,0 +1,1 @@
+"""Tamper evidence for the audit trail: a per-partition hash chain, pure and replayable."""

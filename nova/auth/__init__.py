@@ -1,0 +1,1 @@
+"""Credentials: HS256 JWTs pinned on the server and salted-hash API keys, no storage or HTTP."""

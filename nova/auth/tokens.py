@@ -1,0 +1,163 @@
+"""Bearer tokens: HS256 JWTs whose algorithm the server pins, never the token (RFC 8725).
+
+Decoding passes ``algorithms=["HS256"]`` so ``alg: none``, HS512 and RS256 tokens (including
+the classic RS256-public-key-as-HMAC-secret confusion) are refused before any claim is read.
+``exp``, ``iat``, ``iss``, ``aud``, ``sub`` and the Nova claims ``identity`` and ``roles`` are
+required; ``iss`` and ``aud`` must equal the settings. Expiry and not-before are checked here
+against an explicit ``now`` (defaulting to the clock) rather than inside PyJWT, so tests and
+replays are deterministic. Roles must be a subset of the closed role set, so a token minted
+with an invented role is refused instead of carrying a privilege nobody defined.
+
+Every failure is an ``AuthError`` with a short reason ("token expired", "bad signature") that
+is safe to return to the client; PyJWT's own messages are not exposed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import jwt
+
+from nova.domain.roles import ROLES
+from nova.errors import AuthError
+from nova.settings import Settings
+
+ALGORITHM: Final = "HS256"
+MAX_TOKEN_LENGTH: Final = 4096
+_REQUIRED: Final = ["exp", "iat", "iss", "aud", "sub"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: subject, the identity it acts for, its roles, when its proof expires.
+
+    ``expires_at`` is None for API keys, which do not expire on their own.
+    """
+
+    sub: str
+    identity: str
+    roles: frozenset[str]
+    expires_at: datetime | None
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return now
+
+
+def _check_roles(roles: Iterable[object]) -> frozenset[str]:
+    checked: set[str] = set()
+    for role in roles:
+        if not isinstance(role, str) or role not in ROLES:
+            raise AuthError("unknown role")
+        checked.add(role)
+    return frozenset(checked)
+
+
+def issue_token(
+    settings: Settings, sub: str, identity: str, roles: Iterable[str], now: datetime
+) -> str:
+    """Sign a token for ``sub`` acting as ``identity`` with ``roles``, valid for jwt_ttl_s."""
+    if not sub or not identity:
+        raise AuthError("sub and identity are required")
+    checked = _check_roles(roles)
+    issued = _utc(now)
+    payload = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": sub,
+        "identity": identity,
+        "roles": sorted(checked),
+        "iat": int(issued.timestamp()),
+        "nbf": int(issued.timestamp()),
+        "exp": int((issued + timedelta(seconds=settings.jwt_ttl_s)).timestamp()),
+    }
+    return jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+
+
+def _decode(settings: Settings, token: str) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={
+                "require": _REQUIRED,
+                "verify_signature": True,
+                "verify_aud": True,
+                "verify_iss": True,
+                # Checked below against the caller's ``now``.
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.InvalidAlgorithmError as exc:
+        raise AuthError("algorithm not allowed") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise AuthError("bad signature") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError(f"missing claim {exc.claim}") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise AuthError("wrong audience") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise AuthError("wrong issuer") from exc
+    except jwt.PyJWTError as exc:
+        raise AuthError("malformed token") from exc
+    return claims
+
+
+def _timestamp(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AuthError(f"malformed claim {name}")
+    return float(value)
+
+
+def verify_token(
+    settings: Settings, token: str, now: datetime | None = None, leeway_s: float = 0.0
+) -> Principal:
+    """The principal a valid token proves; ``AuthError`` with a short reason otherwise."""
+    if not token:
+        raise AuthError("missing token")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise AuthError("token too large")
+    claims = _decode(settings, token)
+    current = _utc(now).timestamp()
+
+    exp = _timestamp(claims, "exp")
+    if exp is None:
+        raise AuthError("missing claim exp")
+    if current >= exp + leeway_s:
+        raise AuthError("token expired")
+    nbf = _timestamp(claims, "nbf")
+    if nbf is not None and current + leeway_s < nbf:
+        raise AuthError("token not yet valid")
+    _timestamp(claims, "iat")
+
+    sub, identity, roles = claims.get("sub"), claims.get("identity"), claims.get("roles")
+    if not isinstance(sub, str) or not sub:
+        raise AuthError("malformed claim sub")
+    if not isinstance(identity, str) or not identity:
+        raise AuthError("missing claim identity")
+    if not isinstance(roles, list):
+        raise AuthError("missing claim roles")
+    return Principal(
+        sub=sub,
+        identity=identity,
+        roles=_check_roles(roles),
+        expires_at=datetime.fromtimestamp(exp, UTC),
+    )

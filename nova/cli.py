@@ -1,0 +1,182 @@
+"""The ``nova`` command line.
+
+Errors a user can fix print one line naming the fix and exit 2; nothing prints a traceback
+for a configuration problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from nova.errors import ConfigError, LauncherError, NovaError
+from nova.settings import Settings, load_settings
+
+app = typer.Typer(help="Nova: governance-first LLM request pipeline on Kafka.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+kafka_app = typer.Typer(help="The project's own single-node Kafka broker.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        _fail(f"invalid settings: {exc}")
+        raise  # unreachable
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"nova: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _guard(fn: object) -> None:
+    """Run ``fn()``, turning Nova's own errors into one-line messages."""
+    try:
+        fn()  # type: ignore[operator]
+    except (ConfigError, LauncherError) as exc:
+        _fail(str(exc))
+    except NovaError as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
+
+
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Fetch the Kafka broker jars with mvn into the cache (once)."""
+    from nova.kafka.launcher import fetch_kafka
+
+    settings = _settings()
+    if settings.external_kafka:
+        typer.echo(f"KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers}: no local broker needed")
+        return
+
+    def run() -> None:
+        lib = fetch_kafka(settings)
+        typer.echo(f"Kafka {settings.kafka_version} jars in {lib}")
+
+    _guard(run)
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Start the broker in the background; returns once it answers."""
+    from nova.kafka.admin import ensure_topics
+    from nova.kafka.launcher import Broker
+
+    settings = _settings()
+    if settings.external_kafka:
+        _fail(f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.bootstrap_servers}): "
+              "unset it to run a local broker")
+
+    def run() -> None:
+        broker = Broker(settings)
+        broker.start(attached=False)
+        asyncio.run(ensure_topics(settings))
+        typer.echo(f"Kafka ready on {broker.layout.bootstrap} (data in {broker.layout.home})")
+
+    _guard(run)
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the background broker."""
+    from nova.kafka.launcher import Broker
+
+    stopped = Broker(_settings()).stop()
+    typer.echo("Kafka stopped" if stopped else "no local broker was running")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say whether the broker runs and answers."""
+    from nova.kafka.admin import broker_answers
+    from nova.kafka.launcher import Broker
+
+    settings = _settings()
+    if settings.external_kafka:
+        ok = broker_answers(settings.bootstrap_servers)
+        typer.echo(f"external Kafka {settings.bootstrap_servers}: {'answers' if ok else 'does not answer'}")
+        raise typer.Exit(0 if ok else 1)
+    broker = Broker(settings)
+    pid = broker.running_pid()
+    if pid is None:
+        typer.echo("no local broker is running")
+        raise typer.Exit(1)
+    ok = broker_answers(broker.layout.bootstrap)
+    typer.echo(f"broker pid {pid} on {broker.layout.bootstrap}: {'ready' if ok else 'not answering'}")
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def worker() -> None:
+    """Run the seven lane agents (a Faust worker)."""
+    from streams.worker import run_worker
+
+    run_worker(_settings())
+
+
+@app.command()
+def gateway() -> None:
+    """Run the HTTP gateway (and the ClickHouse sink) on NOVA_GATEWAY_PORT."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+                log_level="warning")
+
+
+@app.command()
+def up() -> None:
+    """Run the whole stack in the foreground on embedded defaults; Ctrl-C stops all of it."""
+    from nova.stack import serve_forever
+
+    settings = _settings()
+    _guard(lambda: asyncio.run(serve_forever(settings)))
+
+
+@app.command()
+def demo(
+    requests: Annotated[int, typer.Option(help="how many scripted requests to submit")] = 30,
+) -> None:
+    """Start the stack, submit a scripted batch, print per-lane latency from ClickHouse, stop."""
+    from nova.demo import run_demo
+
+    settings = _settings()
+    code = 0
+
+    def run() -> None:
+        nonlocal code
+        code = asyncio.run(run_demo(settings, requests))
+
+    _guard(run)
+    raise typer.Exit(code)
+
+
+@app.command()
+def token(
+    identity: Annotated[str, typer.Option(help="identity the token acts for")],
+    role: Annotated[list[str], typer.Option(help="role(s): member, approver, admin, analyst")],
+    sub: Annotated[str | None, typer.Option(help="user id (default: the identity)")] = None,
+) -> None:
+    """Mint a JWT with the configured NOVA_JWT_SECRET (operators and scripts on this machine)."""
+    from datetime import UTC, datetime
+
+    from nova.auth.tokens import issue_token
+
+    settings = _settings()
+    _guard(lambda: typer.echo(issue_token(settings, sub or identity, identity, role,
+                                          datetime.now(UTC))))
+
+
+def main() -> None:
+    app(prog_name="nova")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

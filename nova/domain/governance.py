@@ -1,0 +1,334 @@
+"""Lane D: may this request run now, must a human approve it first, or is it refused?
+
+Governance runs before any provider sees the prompt. It combines built-in checks that no
+identity can switch off with the identity's own rules, and returns every reason, so the
+decision can be audited and explained to the user.
+
+Built-in checks (ids ``builtin:*`` in ``fired_rule_ids``):
+
+==============================  ==================  ==========================================
+check                           outcome             reason code
+==============================  ==================  ==========================================
+resource owned by another id    deny                ``IDENTITY_BOUNDARY``
+injection phrasing in prompt    deny                ``PROMPT_INJECTION``
+secret in prompt or context     deny                ``SECRET_DETECTED``
+injection phrasing in context   require_approval    ``INDIRECT_INJECTION``
+PII in prompt or context        require_approval    ``PII_DETECTED``
+DELETE/SEND/TRANSFER/PAYMENT    require_approval    ``CHECKPOINT_ACTION``
+==============================  ==================  ==========================================
+
+Injection in the *context* (the user's own documents) asks for approval rather than refusing:
+the user did not write it, and refusing would make one poisoned document block every request.
+
+Identity rules: a rule applies only when its ``identity_id`` is the request's identity (a rule
+of identity X never applies to identity Y, whatever else it matches) and its ``sphere_id`` is
+None or the request's sphere. A rule fires when every condition it sets holds (AND); within a
+set-valued condition any member suffices (OR); an unset condition matches anything. Cost bounds
+are inclusive. ``text_patterns`` fire when any pattern matches the prompt, case-insensitively,
+either as written or folded (lowercase, accents removed). A rule with ``providers`` set does
+not fire while the provider is still unknown; the router re-asks with the chosen provider.
+
+Precedence: deny beats require_approval beats allow, whatever the priorities. Priority only
+orders the fired rules and reasons (highest first, then rule id) so the most important one is
+cited first; it can never let an allow outrank a deny, because a forgotten low-priority deny
+silently overridden is exactly the failure governance exists to prevent. With nothing fired the
+outcome is allow: identity rules add restrictions on top of the built-ins.
+
+User-supplied ``text_patterns`` are bounded (count and length) and refused when they contain
+back-references or a quantified group that itself contains a quantifier (``(a+)+``), the
+classic catastrophic-backtracking shapes, since Python's ``re`` has no matching timeout.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal, get_args
+
+from nova.domain.detections import Detection, scan_injection, scan_sensitive
+from nova.domain.intent import ACTION_RISK_ORDER, TASK_TYPES, Action, TaskType, requires_checkpoint
+from nova.domain.roles import ROLES
+from nova.domain.textnorm import fold
+from nova.errors import NovaError, ProcessingError
+
+Effect = Literal["allow", "deny", "require_approval"]
+EFFECTS: Final[frozenset[str]] = frozenset(get_args(Effect))
+_EFFECT_RANK: Final[dict[str, int]] = {"allow": 0, "require_approval": 1, "deny": 2}
+
+MAX_PATTERNS: Final = 16
+MAX_PATTERN_LENGTH: Final = 256
+
+IDENTITY_BOUNDARY: Final = "IDENTITY_BOUNDARY"
+PROMPT_INJECTION: Final = "PROMPT_INJECTION"
+INDIRECT_INJECTION: Final = "INDIRECT_INJECTION"
+SECRET_DETECTED: Final = "SECRET_DETECTED"  # noqa: S105 - a reason code, not a secret
+PII_DETECTED: Final = "PII_DETECTED"
+CHECKPOINT_ACTION: Final = "CHECKPOINT_ACTION"
+
+_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
+# A group holding a quantifier, itself followed by a quantifier: (a+)+, (\w*x)*, (a{2,})+.
+_NESTED_QUANTIFIER = re.compile(
+    r"\((?:[^()\\]|\\.)*?(?:[+*]|\{\d*,?\d*\})(?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,?\d*\})"
+)
+
+
+class InvalidRuleError(NovaError, ValueError):
+    """A governance rule is malformed; it is also a ``ValueError`` so API validation maps it
+    to a 422 response. (Candidate for ``nova.errors``.)"""
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile one user-supplied text pattern, refusing shapes that backtrack badly."""
+    if not pattern:
+        raise InvalidRuleError("text pattern is empty")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise InvalidRuleError(f"text pattern longer than {MAX_PATTERN_LENGTH} characters")
+    if _BACKREF.search(pattern):
+        raise InvalidRuleError("text pattern uses a back-reference")
+    if _NESTED_QUANTIFIER.search(pattern):
+        raise InvalidRuleError("text pattern repeats a group that already repeats")
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise InvalidRuleError(f"text pattern does not compile: {exc.msg}") from exc
+
+
+def _check_members(
+    name: str, values: frozenset[str] | None, allowed: frozenset[str] | None
+) -> None:
+    if values is None:
+        return
+    if not values:
+        raise InvalidRuleError(f"{name} is empty; leave it unset to match anything")
+    if allowed is not None and not values <= allowed:
+        unknown = ", ".join(sorted(values - allowed))
+        raise InvalidRuleError(f"{name} has unknown values: {unknown}")
+    if any(not v for v in values):
+        raise InvalidRuleError(f"{name} has an empty value")
+
+
+def _check_cost(name: str, value: float | None) -> None:
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise InvalidRuleError(f"{name} must be a finite number >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """Conditions of a rule; None means "any". Validated and compiled at construction."""
+
+    actions: frozenset[Action] | None = None
+    task_types: frozenset[TaskType] | None = None
+    roles: frozenset[str] | None = None
+    providers: frozenset[str] | None = None
+    min_cost_usd: float | None = None
+    max_cost_usd: float | None = None
+    text_patterns: tuple[str, ...] = ()
+    _compiled: tuple[re.Pattern[str], ...] = field(
+        init=False, repr=False, compare=False, hash=False, default=()
+    )
+
+    def __post_init__(self) -> None:
+        _check_members("actions", self.actions, frozenset(ACTION_RISK_ORDER))
+        _check_members("task_types", self.task_types, TASK_TYPES)
+        _check_members("roles", self.roles, ROLES)
+        _check_members("providers", self.providers, None)
+        _check_cost("min_cost_usd", self.min_cost_usd)
+        _check_cost("max_cost_usd", self.max_cost_usd)
+        if (
+            self.min_cost_usd is not None
+            and self.max_cost_usd is not None
+            and self.min_cost_usd > self.max_cost_usd
+        ):
+            raise InvalidRuleError("min_cost_usd is greater than max_cost_usd")
+        if len(self.text_patterns) > MAX_PATTERNS:
+            raise InvalidRuleError(f"more than {MAX_PATTERNS} text patterns")
+        object.__setattr__(self, "_compiled", tuple(compile_pattern(p) for p in self.text_patterns))
+
+    def matches(self, facts: GovernanceFacts) -> bool:
+        """True when every set condition holds for ``facts``."""
+        if self.actions is not None and facts.action not in self.actions:
+            return False
+        if self.task_types is not None and facts.task_type not in self.task_types:
+            return False
+        if self.roles is not None and not (self.roles & facts.roles):
+            return False
+        if self.providers is not None and facts.provider not in self.providers:
+            return False
+        if self.min_cost_usd is not None and facts.cost_estimate_usd < self.min_cost_usd:
+            return False
+        if self.max_cost_usd is not None and facts.cost_estimate_usd > self.max_cost_usd:
+            return False
+        if self._compiled:
+            folded = fold(facts.prompt)
+            return any(p.search(facts.prompt) or p.search(folded) for p in self._compiled)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One governance rule of one identity, optionally limited to one of its spheres."""
+
+    rule_id: str
+    identity_id: str
+    sphere_id: str | None
+    effect: Effect
+    priority: int
+    match: RuleMatch
+
+    def __post_init__(self) -> None:
+        if not self.rule_id or not self.identity_id:
+            raise InvalidRuleError("rule_id and identity_id are required")
+        if self.rule_id.startswith("builtin:"):
+            raise InvalidRuleError("rule ids starting with 'builtin:' are reserved")
+        if self.effect not in EFFECTS:
+            raise InvalidRuleError(f"unknown effect {self.effect!r}")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise InvalidRuleError("priority must be an integer")
+
+    def applies_to(self, facts: GovernanceFacts) -> bool:
+        """Same identity, and either every sphere or the request's sphere."""
+        return self.identity_id == facts.identity_id and (
+            self.sphere_id is None or self.sphere_id == facts.sphere_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceFacts:
+    """What governance knows about one request.
+
+    ``resource_owners`` maps every resource the request references (thread, dataspace, item)
+    to the identity that owns it; ``context_text`` is the rendered context that would be sent
+    to the provider, scanned for secrets and PII like the prompt.
+    """
+
+    identity_id: str
+    sphere_id: str | None
+    action: Action
+    task_type: TaskType
+    roles: frozenset[str]
+    provider: str | None
+    cost_estimate_usd: float
+    prompt: str
+    resource_owners: Mapping[str, str] = field(default_factory=dict)
+    context_text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.identity_id:
+            raise ProcessingError("governance facts without identity_id")
+        if self.action not in ACTION_RISK_ORDER:
+            raise ProcessingError(f"unknown action {self.action!r}")
+        if self.task_type not in TASK_TYPES:
+            raise ProcessingError(f"unknown task type {self.task_type!r}")
+        if not math.isfinite(self.cost_estimate_usd) or self.cost_estimate_usd < 0:
+            raise ProcessingError("cost_estimate_usd must be a finite number >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceDecision:
+    """The outcome, every rule that fired (built-ins first) and why.
+
+    ``checkpoint_reason`` is set only when the outcome is require_approval: the reasons a
+    human is asked to look at, joined for display in the checkpoint.
+    """
+
+    outcome: Effect
+    fired_rule_ids: tuple[str, ...]
+    reasons: tuple[str, ...]
+    checkpoint_reason: str | None
+    detections: tuple[Detection, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "allow"
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    effect: Effect
+    rule_id: str
+    reason: str
+
+
+def _kinds(detections: Sequence[Detection]) -> str:
+    return ", ".join(dict.fromkeys(d.kind for d in detections))
+
+
+def _builtin_findings(facts: GovernanceFacts) -> tuple[list[_Finding], list[Detection]]:
+    findings: list[_Finding] = []
+    foreign = sorted(
+        rid for rid, owner in facts.resource_owners.items() if owner != facts.identity_id
+    )
+    for rid in foreign:
+        findings.append(
+            _Finding(
+                "deny",
+                "builtin:identity_boundary",
+                f"{IDENTITY_BOUNDARY}: resource {rid} belongs to another identity",
+            )
+        )
+
+    injection = scan_injection(facts.prompt)
+    if injection:
+        findings.append(
+            _Finding("deny", "builtin:prompt_injection", f"{PROMPT_INJECTION}: {_kinds(injection)}")
+        )
+    sensitive = scan_sensitive(facts.prompt)
+    indirect: tuple[Detection, ...] = ()
+    if facts.context_text:
+        indirect = scan_injection(facts.context_text)
+        sensitive += scan_sensitive(facts.context_text)
+    secrets = [d for d in sensitive if d.category == "secret"]
+    pii = [d for d in sensitive if d.category == "pii"]
+    if secrets:
+        findings.append(_Finding("deny", "builtin:secret", f"{SECRET_DETECTED}: {_kinds(secrets)}"))
+    if indirect:
+        findings.append(
+            _Finding(
+                "require_approval",
+                "builtin:indirect_injection",
+                f"{INDIRECT_INJECTION}: {_kinds(indirect)} in context",
+            )
+        )
+    if pii:
+        findings.append(
+            _Finding("require_approval", "builtin:pii", f"{PII_DETECTED}: {_kinds(pii)}")
+        )
+    if requires_checkpoint(facts.action):
+        findings.append(
+            _Finding(
+                "require_approval",
+                "builtin:checkpoint_action",
+                f"{CHECKPOINT_ACTION}: {facts.action} needs human approval",
+            )
+        )
+    return findings, [*injection, *indirect, *sensitive]
+
+
+def decide(facts: GovernanceFacts, rules: Sequence[Rule]) -> GovernanceDecision:
+    """Apply built-in checks and the identity's rules; deny > require_approval > allow."""
+    findings, detections = _builtin_findings(facts)
+    applicable = sorted(
+        (r for r in rules if r.applies_to(facts)), key=lambda r: (-r.priority, r.rule_id)
+    )
+    for rule in applicable:
+        if rule.match.matches(facts):
+            findings.append(
+                _Finding(rule.effect, rule.rule_id, f"RULE {rule.rule_id}: {rule.effect}")
+            )
+
+    outcome: Effect = "allow"
+    for finding in findings:
+        if _EFFECT_RANK[finding.effect] > _EFFECT_RANK[outcome]:
+            outcome = finding.effect
+    checkpoint_reason = None
+    if outcome == "require_approval":
+        checkpoint_reason = "; ".join(f.reason for f in findings if f.effect == "require_approval")
+    return GovernanceDecision(
+        outcome=outcome,
+        fired_rule_ids=tuple(f.rule_id for f in findings),
+        reasons=tuple(f.reason for f in findings),
+        checkpoint_reason=checkpoint_reason,
+        detections=tuple(detections),
+    )

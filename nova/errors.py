@@ -1,0 +1,94 @@
+"""One exception root for Nova.
+
+Every error Nova raises on purpose derives from :class:`NovaError`. Subclasses say whether a
+retry can help (``retriable``) so callers never inspect messages to decide.
+
+    NovaError
+    ├── ConfigError              settings or environment unusable (one-line fix in the message)
+    ├── LauncherError            the local Kafka broker could not be fetched, formatted or started
+    ├── SchemaError              a record does not match its Avro contract (never retriable)
+    │   └── UnknownSchemaError   a record names a writer schema we do not have
+    ├── ProcessingError          a lane could not process a record (goes to the dead-letter topic)
+    ├── NotFoundError            an entity id is unknown
+    ├── ForbiddenError           identity boundary crossed
+    ├── ConflictError            an operation contradicts an earlier one (opposite checkpoint decision)
+    ├── AuthError                missing, malformed, expired or wrongly signed credentials
+    ├── LimitError               a rate limit or budget says no; names the limit (retriable)
+    └── ProviderError            an LLM provider call failed (retriable unless stated)
+"""
+
+from __future__ import annotations
+
+
+class NovaError(Exception):
+    """Root of every error Nova raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(NovaError):
+    """Settings or environment cannot work; the message names the fix."""
+
+
+class LauncherError(NovaError):
+    """The project's own Kafka broker could not be fetched, formatted or started."""
+
+
+class SchemaError(NovaError):
+    """A record does not match its Avro contract."""
+
+
+class UnknownSchemaError(SchemaError):
+    """A record's header names a writer schema that this build does not know."""
+
+
+class ProcessingError(NovaError):
+    """A lane could not process a record; the record goes to the dead-letter topic."""
+
+
+class NotFoundError(NovaError):
+    """An entity id is unknown."""
+
+
+class ForbiddenError(NovaError):
+    """An identity tried to reach another identity's resource."""
+
+
+class ConflictError(NovaError):
+    """The operation contradicts an earlier one."""
+
+
+class AuthError(NovaError):
+    """Credentials are missing, malformed, expired or wrongly signed."""
+
+
+class LimitError(NovaError):
+    """A rate limit or budget refused the operation; ``limit`` names which one."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, limit: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class ProviderError(NovaError):
+    """An LLM provider call failed."""
+
+    retriable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        retriable: bool = True,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.retriable = retriable
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,34 @@
+"""Time-ordered identifiers (UUIDv7, RFC 9562).
+
+Request ids carry their creation time in the first 48 bits, so ClickHouse can partition every
+row of a request by the request's own date (all rows of one request share a partition and
+ReplacingMergeTree can deduplicate them) and ids sort by submission time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def uuid7(ms: int | None = None) -> str:
+    ts = (time.time_ns() // 1_000_000) if ms is None else ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ts & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def uuid7_ms(value: str) -> int | None:
+    """Milliseconds since the epoch encoded in a UUIDv7, or None for any other id."""
+    try:
+        u = uuid.UUID(value)
+    except ValueError:
+        return None
+    if u.version != 7:
+        return None
+    return u.int >> 80

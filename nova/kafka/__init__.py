@@ -1,0 +1,1 @@
+"""Kafka plumbing: the project's own broker launcher and topic administration."""

@@ -1,0 +1,103 @@
+"""Topic administration: create every declared topic idempotently at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from nova.errors import LauncherError
+from nova.settings import Settings
+from schemas.topics import TOPICS
+
+log = logging.getLogger(__name__)
+
+
+def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when the broker answers a metadata request (used for readiness)."""
+
+    async def probe() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        try:
+            await asyncio.wait_for(admin.start(), timeout_s)
+            await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+            return True
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    return asyncio.run(probe())
+
+
+async def kafka_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        return True
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create every topic in ``schemas.topics`` that does not exist yet; return those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=settings.topic(spec.name),
+                num_partitions=settings.topic_partitions,
+                replication_factor=1,
+                topic_configs=spec.config(),
+            )
+            for spec in TOPICS.values()
+            if settings.topic(spec.name) not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                log.info("topics created concurrently by another process")
+    finally:
+        await admin.close()
+    await wait_for_leaders(settings, [settings.topic(s) for s in TOPICS])
+    return [t.name for t in wanted]
+
+
+async def wait_for_leaders(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of ``topics`` has a leader.
+
+    A consumer group that joins while a new topic has no leader yet gets an empty assignment
+    and only notices the partitions at its next metadata refresh (minutes later), so starting
+    workers before this returns would leave them idle.
+    """
+    client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers)
+    await client.bootstrap()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            cluster = await client.fetch_all_metadata()
+            missing = [
+                t for t in topics
+                if not cluster.partitions_for_topic(t)
+                or any(cluster.leader_for_partition(TopicPartition(t, p)) in (None, -1)
+                       for p in cluster.partitions_for_topic(t) or ())
+            ]
+            if not missing:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise LauncherError(f"topics without a leader after {timeout_s}s: {missing}")
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()

@@ -1,0 +1,432 @@
+"""A fake LLM provider server that the official SDKs cannot tell from the real ones.
+
+Nova must never call real providers in tests or the offline demo, yet the code under test should
+be the production code, SDKs included. So instead of patching SDKs we point their base URLs here
+(``registry.fake_registry``): one server speaks the Anthropic Messages API at ``/anthropic/v1``
+and OpenAI Chat Completions at ``/{provider}/v1`` for every other provider. Answers are
+deterministic (``"[fake:{provider}/{model}] "`` plus the start of the prompt) with realistic usage
+(input ≈ prompt chars / 4). A JSON control API injects latency, error statuses, 429s with
+Retry-After, outages and context limits per provider, and counts the calls per provider and per
+``x-nova-request-id`` so tests can prove where a request did, and did not, go.
+
+Run it with ``python -m nova.llm.fake_server --port 8300``, :func:`serve`, or in tests with
+:class:`FakeServerThread`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from nova.llm.registry import Registry, load_registry
+
+REQUEST_ID_HEADER = "x-nova-request-id"
+CREATED = 1_760_000_000  # fixed so whole responses are deterministic
+
+
+class ControlBody(BaseModel):
+    """``POST /_control/{provider}``: fields left out keep their current value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: int | None = None
+    fail_status: int | None = None
+    rate_limit_retry_after: float | None = None
+    down: bool | None = None
+    fail_times: int | None = None
+    context_window: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderControl:
+    latency_ms: int = 0
+    fail_status: int | None = None
+    rate_limit_retry_after: float | None = None
+    down: bool = False
+    fail_times: int | None = None  # None: fail every call while a failure mode is set
+    context_window: int | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.down or self.fail_status is not None or self.rate_limit_retry_after is not None
+
+
+@dataclass(frozen=True)
+class Call:
+    provider: str
+    model: str
+    request_id: str | None
+    status: int
+
+
+@dataclass
+class FakeState:
+    """Controls and the call log, shared by the server thread and test code (hence the lock)."""
+
+    controls: dict[str, ProviderControl] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    probes: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def configure(self, provider: str, **changes: Any) -> ProviderControl:
+        with self.lock:
+            current = self.controls.get(provider, ProviderControl())
+            # An explicit null clears a nullable setting; latency and down have no null.
+            applied = {
+                k: v for k, v in changes.items() if v is not None or k not in ("latency_ms", "down")
+            }
+            updated = replace(current, **applied)
+            self.controls[provider] = updated
+            return updated
+
+    def reset(self) -> None:
+        with self.lock:
+            self.controls.clear()
+            self.calls.clear()
+            self.probes.clear()
+
+    def control(self, provider: str) -> ProviderControl:
+        with self.lock:
+            return self.controls.get(provider, ProviderControl())
+
+    def take_failure(self, provider: str) -> ProviderControl | None:
+        """The failure to serve now, if any; counts down ``fail_times`` and clears at zero."""
+        with self.lock:
+            control = self.controls.get(provider, ProviderControl())
+            if not control.failing:
+                return None
+            if control.fail_times is not None:
+                left = control.fail_times - 1
+                self.controls[provider] = (
+                    replace(control, fail_times=left)
+                    if left > 0
+                    else replace(
+                        control,
+                        fail_times=None,
+                        fail_status=None,
+                        rate_limit_retry_after=None,
+                        down=False,
+                    )
+                )
+            return control
+
+    def record(self, call: Call) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "total": len(self.calls),
+                "by_provider": dict(Counter(c.provider for c in self.calls)),
+                "by_request": dict(Counter(c.request_id or "" for c in self.calls)),
+                "probes": dict(self.probes),
+            }
+
+    def calls_for(self, request_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {"provider": c.provider, "model": c.model, "status": c.status}
+                for c in self.calls
+                if c.request_id == request_id
+            ]
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return ""
+
+
+def _tokens(chars: int) -> int:
+    return max(1, -(-chars // 4))
+
+
+def _answer(
+    provider: str, model: str, prompt: str, last_user: str, max_tokens: int
+) -> tuple[str, int, int, bool]:
+    """Deterministic reply text, input tokens, output tokens, and whether max_tokens cut it."""
+    words = last_user.split()
+    summary = " ".join(words[:12]) + (" …" if len(words) > 12 else "")
+    text = f"[fake:{provider}/{model}] {summary}".rstrip()
+    out = _tokens(len(text))
+    truncated = out > max_tokens
+    if truncated:
+        text, out = text[: max(1, max_tokens) * 4], max(1, max_tokens)
+    return text, _tokens(len(prompt)), out, truncated
+
+
+def _error(
+    anthropic_style: bool, status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    if anthropic_style:
+        kind = {
+            400: "invalid_request_error",
+            429: "rate_limit_error",
+            503: "overloaded_error",
+            529: "overloaded_error",
+        }.get(status, "api_error")
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    else:
+        kind = {400: "invalid_request_error", 429: "rate_limit_exceeded"}.get(
+            status, "server_error"
+        )
+        body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(registry: Registry | None = None, state: FakeState | None = None) -> FastAPI:
+    """The fake provider app; ``state`` is exposed as ``app.state.fake`` for in-process tests."""
+    fake = state or FakeState()
+    known = registry or load_registry()
+    app = FastAPI(title="Nova fake LLM providers", docs_url=None, redoc_url=None)
+    app.state.fake = fake
+
+    async def failure_or_none(
+        provider: str, anthropic_style: bool, prompt_tokens: int
+    ) -> JSONResponse | None:
+        control = fake.control(provider)
+        if control.latency_ms:
+            await asyncio.sleep(control.latency_ms / 1000)
+        failure = fake.take_failure(provider)
+        if failure is not None:
+            if failure.down:
+                return _error(anthropic_style, 503, f"{provider} is down (fake)")
+            if failure.rate_limit_retry_after is not None:
+                return _error(
+                    anthropic_style,
+                    429,
+                    "rate limit exceeded (fake)",
+                    {"retry-after": f"{failure.rate_limit_retry_after:g}"},
+                )
+            assert failure.fail_status is not None
+            return _error(
+                anthropic_style,
+                failure.fail_status,
+                f"injected failure {failure.fail_status} (fake)",
+            )
+        if control.context_window is not None and prompt_tokens > control.context_window:
+            message = (
+                f"prompt is too long: {prompt_tokens} tokens > {control.context_window} maximum"
+                if anthropic_style
+                else f"This model's maximum context length is {control.context_window} tokens. "
+                f"However, your messages resulted in {prompt_tokens} tokens."
+            )
+            return _error(anthropic_style, 400, message)
+        return None
+
+    @app.post("/_control/reset")
+    async def reset() -> dict[str, bool]:
+        fake.reset()
+        return {"ok": True}
+
+    @app.post("/_control/{provider}")
+    async def control(provider: str, body: ControlBody) -> dict[str, Any]:
+        updated = fake.configure(provider, **body.model_dump(exclude_unset=True))
+        return {"provider": provider, **asdict(updated)}
+
+    @app.get("/_calls")
+    async def calls() -> dict[str, Any]:
+        return fake.summary()
+
+    @app.get("/_calls/{request_id}")
+    async def calls_for(request_id: str) -> list[dict[str, Any]]:
+        return fake.calls_for(request_id)
+
+    @app.post("/{provider}/v1/messages", response_model=None)
+    async def messages(provider: str, request: Request) -> JSONResponse | dict[str, Any]:
+        body = await request.json()
+        model = str(body.get("model", ""))
+        turns = body.get("messages", [])
+        system = _text_of(body.get("system", ""))
+        prompt = system + "".join(_text_of(m.get("content")) for m in turns)
+        last_user = next(
+            (_text_of(m.get("content")) for m in reversed(turns) if m.get("role") == "user"), ""
+        )
+        text, tokens_in, tokens_out, truncated = _answer(
+            provider, model, prompt, last_user, int(body.get("max_tokens", 1024))
+        )
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        roles = {m.get("role") for m in turns}
+        if not roles <= {"user", "assistant"}:
+            # As the real Messages API does: system text belongs in the ``system`` parameter.
+            fake.record(Call(provider, model, request_id, 400))
+            return _error(True, 400, f"messages: unexpected roles {sorted(map(str, roles))}")
+        failed = await failure_or_none(provider, True, tokens_in)
+        fake.record(Call(provider, model, request_id, failed.status_code if failed else 200))
+        if failed is not None:
+            return failed
+        digest = hashlib.sha256(f"{provider}|{model}|{prompt}".encode()).hexdigest()[:24]
+        return {
+            "id": f"msg_fake_{digest}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "max_tokens" if truncated else "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+
+    @app.post("/{provider}/v1/chat/completions", response_model=None)
+    async def chat(provider: str, request: Request) -> JSONResponse | dict[str, Any]:
+        body = await request.json()
+        model = str(body.get("model", ""))
+        turns = body.get("messages", [])
+        prompt = "".join(_text_of(m.get("content")) for m in turns)
+        last_user = next(
+            (_text_of(m.get("content")) for m in reversed(turns) if m.get("role") == "user"), ""
+        )
+        limit = body.get("max_completion_tokens") or body.get("max_tokens") or 1024
+        text, tokens_in, tokens_out, truncated = _answer(
+            provider, model, prompt, last_user, int(limit)
+        )
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        failed = await failure_or_none(provider, False, tokens_in)
+        fake.record(Call(provider, model, request_id, failed.status_code if failed else 200))
+        if failed is not None:
+            return failed
+        digest = hashlib.sha256(f"{provider}|{model}|{prompt}".encode()).hexdigest()[:24]
+        return {
+            "id": f"chatcmpl-fake-{digest}",
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "finish_reason": "length" if truncated else "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            },
+        }
+
+    @app.get("/{provider}/v1/models", response_model=None)
+    async def models(provider: str, request: Request) -> JSONResponse | dict[str, Any]:
+        anthropic_style = "anthropic-version" in request.headers
+        with fake.lock:
+            fake.probes[provider] += 1
+        failed = await failure_or_none(provider, anthropic_style, 0)
+        if failed is not None:
+            return failed
+        ids = [m.id for m in known.provider(provider).models] if provider in known else []
+        if anthropic_style:
+            data = [
+                {
+                    "id": i,
+                    "type": "model",
+                    "display_name": i,
+                    "created_at": "2025-09-29T00:00:00Z",
+                    "lifecycle": "active",
+                }
+                for i in ids
+            ]
+            return {
+                "data": data,
+                "has_more": False,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            }
+        return {
+            "object": "list",
+            "data": [
+                {"id": i, "object": "model", "created": CREATED, "owned_by": provider} for i in ids
+            ],
+        }
+
+    return app
+
+
+def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", ws="none", access_log=False
+    )
+
+
+def serve(host: str = "127.0.0.1", port: int = 8300) -> None:
+    """Run the fake server in the foreground until interrupted (the ``nova fake-llm`` command)."""
+    uvicorn.Server(_config(create_app(), host, port)).run()
+
+
+class FakeServerThread:
+    """The fake server on a background thread, on a free port chosen by the OS (tests)."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, registry: Registry | None = None
+    ) -> None:
+        self.state = FakeState()
+        self.app = create_app(registry, self.state)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        self._server = uvicorn.Server(_config(self.app, self.host, self.port))
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="nova-fake-llm",
+            daemon=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> FakeServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the fake LLM server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self._socket.close()
+
+    def __enter__(self) -> FakeServerThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m nova.llm.fake_server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8300)
+    args = parser.parse_args(argv)
+    serve(args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

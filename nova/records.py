@@ -1,0 +1,214 @@
+"""Frozen, typed records for every message Nova puts on Kafka.
+
+Each model mirrors one Avro schema in ``schemas/``; ``to_avro``/``from_avro`` convert to and
+from the plain dicts fastavro reads and writes. Pydantic does the nested conversion, so a
+schema change is one field here plus the ``.avsc``. Records are immutable: a lane returns a
+new record (``model_copy(update=...)``) rather than mutating what it consumed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_avro(self) -> dict[str, Any]:
+        return self.model_dump(mode="python")
+
+    @classmethod
+    def from_avro(cls, data: dict[str, Any]) -> Self:
+        return cls.model_validate(data)
+
+
+class Intent(Record):
+    task_type: str
+    action: str
+    confidence: float
+    reasons: tuple[str, ...] = ()
+
+
+class ContextSnapshot(Record):
+    text: str
+    token_count: int
+    item_count: int
+    truncated: bool
+    sources: tuple[str, ...] = ()
+
+
+class Message(Record):
+    role: str
+    content: str
+
+
+class EncodedPrompt(Record):
+    messages: tuple[Message, ...]
+    token_estimate: int
+
+
+class GovernanceDecision(Record):
+    outcome: str  # allow | deny | require_approval
+    fired_rules: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+
+class CheckpointState(Record):
+    checkpoint_id: str
+    reason: str
+    status: str  # pending | approved | rejected | expired
+    created_at: int
+    expires_at: int
+    decided_by: str | None = None
+    decided_at: int | None = None
+    decision_reason: str | None = None
+
+
+class Execution(Record):
+    provider: str | None = None
+    model: str | None = None
+    text: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    attempts: int = 0
+
+
+class LaneTiming(Record):
+    lane: str
+    status: str
+    started_at: int
+    duration_ms: float
+
+
+FINAL_STATUSES = frozenset(
+    {"completed", "denied", "rejected", "expired", "failed", "budget_exceeded"}
+)
+
+
+class PipelineRecord(Record):
+    """One request travelling the lanes (schema ``pipeline_record``)."""
+
+    request_id: str
+    identity_id: str
+    user_id: str
+    submitted_at: int
+    prompt: str
+    declared_action: str | None = None
+    task_type_hint: str | None = None
+    role: str | None = None
+    thread_id: str | None = None
+    dataspace_ids: tuple[str, ...] = ()
+    status: str = "accepted"
+    intent: Intent | None = None
+    context: ContextSnapshot | None = None
+    encoded: EncodedPrompt | None = None
+    governance: GovernanceDecision | None = None
+    checkpoint: CheckpointState | None = None
+    execution: Execution | None = None
+    error: str | None = None
+    lanes: tuple[LaneTiming, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        """True once an outcome is decided; later lanes pass the record through."""
+        return self.status in FINAL_STATUSES
+
+
+class LaneEvent(Record):
+    lane: str
+    status: str
+    started_at: int
+    duration_ms: float
+    worker: str
+    error: str | None = None
+
+
+class LlmCall(Record):
+    provider: str
+    model: str
+    role: str | None = None
+    task_type: str | None = None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float
+    attempt: int
+    fallback_from: str | None = None
+    status: str
+    error: str | None = None
+
+
+class Alert(Record):
+    alert_type: str
+    subject: str
+    message: str
+    severity: str = "warning"
+
+
+class Event(Record):
+    """A lane, LLM or alert event (schema ``event``)."""
+
+    event_id: str
+    kind: str  # lane | llm | alert
+    request_id: str
+    identity_id: str
+    ts: int
+    lane: LaneEvent | None = None
+    llm: LlmCall | None = None
+    alert: Alert | None = None
+
+
+class CheckpointDecisionRecord(Record):
+    """Schema ``decision``."""
+
+    checkpoint_id: str
+    request_id: str
+    identity_id: str
+    decision: str  # approve | reject | expire
+    actor: str
+    reason: str | None = None
+    decided_at: int
+
+
+class AuditRecord(Record):
+    audit_id: str
+    kind: str
+    request_id: str | None = None
+    identity_id: str
+    actor: str | None = None
+    ts: int
+    detail: str
+    prev_hash: str
+    hash: str
+
+
+class DeadLetter(Record):
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: dict[str, bytes] = {}
+    lane: str
+    error_type: str
+    reason: str
+    failed_at: int
+
+
+class EntityEvent(Record):
+    entity_type: str
+    entity_id: str
+    owner_identity: str
+    version: int
+    ts: int
+    deleted: bool = False
+    body: str

@@ -1,0 +1,116 @@
+"""One typed, frozen settings object for every Nova process, read from the environment.
+
+Every component receives a :class:`Settings` instance; nothing reads ``os.environ`` on its own.
+``KAFKA_BOOTSTRAP_SERVERS`` keeps its conventional name (no ``NOVA_`` prefix) because tools and
+docker images already use it: when set, Nova uses that cluster and starts no broker.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "nova-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "nova"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nova"
+
+
+class Settings(BaseSettings):
+    """Nova's configuration. Environment variables are ``NOVA_<FIELD>`` unless aliased."""
+
+    model_config = SettingsConfigDict(env_prefix="NOVA_", frozen=True, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+
+    # Kafka
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "NOVA_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    kafka_port: int = 9092
+    kafka_controller_port: int | None = None
+    kafka_version: str = "4.1.1"
+    kafka_heap: str = "512m"
+    topic_prefix: str = "nova"
+    topic_partitions: int = 4
+
+    # Processes
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    worker_name: str = Field(default_factory=lambda: f"worker-{os.getpid()}")
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+
+    # ClickHouse
+    clickhouse_dsn: str | None = None
+    clickhouse_database: str = "nova"
+    run_sink: bool = True
+    sink_batch_size: int = 5000
+    sink_flush_interval_s: float = 0.5
+
+    # Auth
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "nova"
+    jwt_audience: str = "nova"
+    jwt_ttl_s: int = 3600
+
+    # Governance
+    checkpoint_ttl_s: int = 24 * 3600
+    context_token_budget: int = 2000
+
+    # LLM
+    llm_fake_url: str | None = None
+    llm_timeout_s: float = 30.0
+    llm_max_in_flight: int = 256
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            raise ValueError(
+                "NOVA_JWT_SECRET is the development placeholder; set a real secret in production"
+            )
+        return self
+
+    @cached_property
+    def clickhouse_url(self) -> str:
+        """The DSN in force: the configured one, else embedded chdb under the data dir."""
+        return self.clickhouse_dsn or f"chdb://{self.data_dir / 'clickhouse'}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_url.startswith("chdb:")
+
+    @property
+    def external_kafka(self) -> bool:
+        return bool(self.kafka_bootstrap_servers)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    def topic(self, name: str) -> str:
+        """The full Kafka topic name of a logical topic (prefix lets tests isolate runs)."""
+        return f"{self.topic_prefix}.{name}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides taking precedence."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,125 @@
+"""The whole stack in one foreground process tree: broker, worker, gateway (with the sink).
+
+``nova up`` and ``nova demo`` share this. The broker and worker are child processes that the
+kernel terminates if we die (PR_SET_PDEATHSIG), and that we stop in reverse order on the way
+out, so Ctrl-C, SIGTERM or a crash leaves no process behind. The gateway runs in this process
+because it owns the embedded ClickHouse (one process per chdb path) and serves read-only
+queries to everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from nova.errors import ConfigError
+from nova.kafka.admin import ensure_topics
+from nova.kafka.launcher import Broker, _die_with_parent, port_open
+from nova.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def spawn(module_args: list[str], settings: Settings, extra_env: dict[str, str] | None = None,
+          ) -> subprocess.Popen[bytes]:
+    """Start ``python -m nova <args>`` as a child that dies with us."""
+    env = dict(os.environ)
+    env["NOVA_DATA_DIR"] = str(settings.data_dir)
+    env["NOVA_TOPIC_PREFIX"] = settings.topic_prefix
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    env.update(extra_env or {})
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "nova", *module_args],
+        env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
+    )
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass
+class RunningStack:
+    settings: Settings
+    app: FastAPI
+    server: uvicorn.Server
+    worker: subprocess.Popen[bytes]
+    broker: Broker | None
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings, *, install_signal_handlers: bool) -> AsyncIterator[RunningStack]:
+    """Start broker (unless external), topics, worker and gateway; stop them all on exit."""
+    if port_open(settings.gateway_port, settings.gateway_host):
+        raise ConfigError(
+            f"port {settings.gateway_port} is in use: set NOVA_GATEWAY_PORT to a free port"
+        )
+    broker: Broker | None = None
+    if not settings.external_kafka:
+        broker = Broker(settings)
+        await asyncio.to_thread(broker.start, attached=True)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        await ensure_topics(settings)
+        worker = spawn(["worker"], settings)
+        app = create_app(settings)
+        config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
+                                log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        if not install_signal_handlers:
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        serving = asyncio.create_task(server.serve(), name="gateway")
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise ConfigError("the gateway stopped during start-up")
+            await asyncio.sleep(0.05)
+        try:
+            yield RunningStack(settings, app, server, worker, broker)
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, 30)
+    finally:
+        if worker is not None:
+            await asyncio.to_thread(terminate, worker)
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+
+
+async def serve_forever(settings: Settings) -> None:
+    """``nova up``: run until Ctrl-C or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_stack(settings, install_signal_handlers=False) as stack:
+        print(f"Nova is up: gateway {settings.gateway_url} (docs at /docs), Kafka "
+              f"{settings.bootstrap_servers}, ClickHouse {settings.clickhouse_url}. Ctrl-C stops.",
+              flush=True)
+        waiter = asyncio.create_task(stop.wait())
+        while not stop.is_set():
+            await asyncio.wait({waiter}, timeout=1.0)
+            if stack.worker.poll() is not None:
+                print(f"nova: the worker exited with {stack.worker.returncode}; stopping",
+                      file=sys.stderr)
+                break
+    print("Nova stopped.", flush=True)

@@ -1,0 +1,96 @@
+"""Every Kafka topic Nova uses, declared once: name, key, partitions, retention, value schema.
+
+Keying scheme: every pipeline topic (requests → … → completed, pending, decisions, events,
+audit) is keyed by ``request_id`` (audit records of non-request facts by identity id). Why:
+all records of one request land in the same partition number of every topic (the topics share
+a partition count), so a request's records stay ordered lane after lane, lane E can join a
+decision with its held request partition-locally, and load spreads evenly over partitions
+whatever the mix of identities. Per-identity state (rate limits, budgets) is not
+partition-local under this scheme; it lives in shared tables (see the router issue).
+
+Retention: hand-off topics between lanes are transient (7 days); requests, completed,
+decisions, events and audit are kept forever (-1) because replay rebuilds analytics from them
+and auditors walk them from the start; entity topics are compacted (latest state per id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+FOREVER = -1
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic's contract. ``name`` is logical; settings add the deployment prefix."""
+
+    name: str
+    value_schema: str
+    key: str
+    cleanup: Literal["delete", "compact"] = "delete"
+    retention_ms: int = WEEK_MS
+    doc: str = ""
+
+    def config(self) -> dict[str, str]:
+        """Broker-side topic configuration."""
+        cfg = {"cleanup.policy": self.cleanup}
+        if self.cleanup == "delete":
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+# Lane hand-offs, in order. LANE_TOPICS[i] is lane i's input.
+LANE_FLOW: tuple[tuple[str, str, str], ...] = (
+    # (lane, input topic, output topic)
+    ("A", "requests", "intents"),
+    ("B", "intents", "contexts"),
+    ("C", "contexts", "encoded"),
+    ("D", "encoded", "governed"),
+    ("E", "governed", "executable"),
+    ("F", "executable", "executed"),
+    ("G", "executed", "completed"),
+)
+
+LANE_NAMES = {
+    "A": "intent",
+    "B": "context",
+    "C": "encoding",
+    "D": "governance",
+    "E": "checkpoint",
+    "F": "execution",
+    "G": "audit",
+}
+
+_SPECS = [
+    TopicSpec("requests", "pipeline_record", "request_id", retention_ms=FOREVER,
+              doc="Requests accepted by the gateway (lane A input)."),
+    TopicSpec("intents", "pipeline_record", "request_id", doc="Lane A → B."),
+    TopicSpec("contexts", "pipeline_record", "request_id", doc="Lane B → C."),
+    TopicSpec("encoded", "pipeline_record", "request_id", doc="Lane C → D."),
+    TopicSpec("governed", "pipeline_record", "request_id", doc="Lane D → E."),
+    TopicSpec("executable", "pipeline_record", "request_id",
+              doc="Lane E → F: allowed or approved requests, and finished ones passing through."),
+    TopicSpec("executed", "pipeline_record", "request_id", doc="Lane F → G."),
+    TopicSpec("completed", "pipeline_record", "request_id", retention_ms=FOREVER,
+              doc="Lane G output: the final state of every request."),
+    TopicSpec("pending", "pipeline_record", "request_id", retention_ms=FOREVER,
+              doc="Requests held at a checkpoint, waiting for a decision."),
+    TopicSpec("decisions", "decision", "request_id", retention_ms=FOREVER,
+              doc="Checkpoint decisions (approve, reject, expire)."),
+    TopicSpec("events", "event", "request_id", retention_ms=FOREVER,
+              doc="Every lane event and LLM event; the analytics source of truth."),
+    TopicSpec("audit", "audit_record", "request_id", retention_ms=FOREVER,
+              doc="Hash-chained audit records; never deleted."),
+    TopicSpec("deadletter", "dead_letter", "source topic/partition/offset", retention_ms=FOREVER,
+              doc="Records a lane could not decode or process, with the reason and original bytes."),
+    TopicSpec("entities", "entity", "entity_type:entity_id", cleanup="compact",
+              doc="Identities, API keys, threads, dataspaces, rules and budgets (event-sourced)."),
+]
+
+TOPICS: dict[str, TopicSpec] = {s.name: s for s in _SPECS}
+
+
+def topic_spec(name: str) -> TopicSpec:
+    return TOPICS[name]

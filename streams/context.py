@@ -1,0 +1,94 @@
+"""What every lane agent shares: topics, codecs, the worker's name and the dead-letter path.
+
+Built once per worker in :func:`streams.app.build_app` and handed to each lane, so lanes never
+reach for globals and tests can build one against their own topic prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from nova.records import DeadLetter, Event, LaneEvent, PipelineRecord, Record, now_ms
+from nova.settings import Settings
+from schemas import TOPICS, SchemaSet
+
+log = logging.getLogger(__name__)
+
+RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                       "value_serializer": "raw"}
+
+
+@dataclass
+class LaneContext:
+    """Topics (by logical name), codecs and identity of this worker."""
+
+    app: faust.App
+    settings: Settings
+    schemas: SchemaSet
+    worker: str
+    topics: dict[str, faust.TopicT] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, name: str) -> faust.TopicT:
+        if name not in self.topics:
+            self.topics[name] = self.app.topic(self.settings.topic(name), **RAW)
+        return self.topics[name]
+
+    async def send(self, topic: str, key: str, record: Record) -> None:
+        codec = self.schemas[TOPICS[topic].value_schema]
+        await self.topic(topic).send(
+            key=key.encode(), value=codec.encode(record.to_avro()), headers=[codec.header]
+        )
+
+    async def emit_lane_event(
+        self, record: PipelineRecord, lane: str, status: str, started_at: int,
+        duration_ms: float, error: str | None = None,
+    ) -> None:
+        event = Event(
+            event_id=f"{record.request_id}/lane/{lane}",
+            kind="lane",
+            request_id=record.request_id,
+            identity_id=record.identity_id,
+            ts=now_ms(),
+            lane=LaneEvent(lane=lane, status=status, started_at=started_at,
+                           duration_ms=duration_ms, worker=self.worker, error=error),
+        )
+        await self.send("events", record.request_id, event)
+
+    async def emit(self, event: Event) -> None:
+        await self.send("events", event.request_id, event)
+
+    async def dead_letter(
+        self, message: Any, lane: str, exc: BaseException,
+    ) -> None:
+        """Park an unprocessable record with its reason and original bytes; never raise."""
+        headers = {k: bytes(v) for k, v in _headers(message.headers) if v is not None}
+        letter = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key if isinstance(message.key, bytes) else None,
+            value=message.value if isinstance(message.value, bytes) else None,
+            headers=headers,
+            lane=lane,
+            error_type=type(exc).__name__,
+            reason=str(exc)[:2000] or "".join(traceback.format_exception_only(exc)).strip(),
+            failed_at=now_ms(),
+        )
+        key = f"{message.topic}/{message.partition}/{message.offset}"
+        log.warning("lane %s: dead-lettered %s: %s", lane, key, letter.reason)
+        await self.send("deadletter", key, letter)
+
+
+def _headers(raw: Any) -> Iterable[tuple[str, Any]]:
+    if raw is None:
+        return ()
+    if isinstance(raw, dict):
+        return raw.items()
+    return raw  # type: ignore[no-any-return]

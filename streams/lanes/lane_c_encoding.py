@@ -1,0 +1,18 @@
+"""Lane C: placeholder that passes the request on (filled in by the governance issue)."""
+
+from __future__ import annotations
+
+from nova.records import PipelineRecord
+from streams.context import LaneContext
+from streams.runtime import LaneOutcome
+
+
+class EncodingLane:
+    code = "C"
+    source = "contexts"
+    output = "encoded"
+
+    async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
+        if record.finished:
+            return LaneOutcome(record, status="skipped")
+        return LaneOutcome(record)
