@@ -5,6 +5,14 @@ runs the sink (the gateway, in ``nova up``) owns it and serves read-only queries
 else (``nova sql``, the monitoring API). ``http(s)://`` DSNs use a real server that any client
 can query. chdb calls block, so :class:`ClickHouse` serialises them on a lock and runs them in a
 thread from async code.
+
+Read-only queries run on a second connection handle whose *session* is ``readonly=2``. Why not
+pass ``readonly=2`` per query: the chdb backend applies per-query settings with ``SET`` and
+restores them afterwards, but once ``readonly`` is set the session may no longer change it, so
+the restore fails silently and every later insert (the sink's) is refused. A dedicated handle
+makes the analyst's session read-only for good and leaves the writer's session alone; it also
+has its own lock, so a slow analyst query does not stall the sink. On an HTTP server each
+request is its own session, and ``readonly=2`` is passed with the request.
 """
 
 from __future__ import annotations
@@ -12,12 +20,50 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ProgrammingError
 
+from nova.errors import ConfigError
 from nova.settings import Settings
+
+READONLY_SETTINGS: dict[str, Any] = {"readonly": 2}
+
+
+def _connect(dsn: str) -> Any:
+    """One clickhouse-connect client; a locked chdb path becomes a one-line ConfigError."""
+    try:
+        return clickhouse_connect.get_client(dsn=dsn)
+    except ProgrammingError as exc:
+        path = dsn.removeprefix("chdb://")
+        raise ConfigError(
+            f"the embedded ClickHouse at {path} is open in another process (is `nova up` or "
+            "`nova gateway` running?): stop it, or point NOVA_CLICKHOUSE_DSN at an http(s) "
+            "ClickHouse server that several processes can share"
+        ) from exc
+
+
+@dataclass
+class _Connection:
+    """What every database twin shares: the writer handle, its lock, the lazy reader."""
+
+    dsn: str
+    client: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    reader: Any = None
+    reader_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def readonly_client(self) -> Any:
+        """The read-only handle, opened on first use (callers hold ``reader_lock``)."""
+        if self.reader is None:
+            reader = _connect(self.dsn)
+            if self.dsn.startswith("chdb:"):
+                reader.command("SET readonly = 2")
+            self.reader = reader
+        return self.reader
 
 
 class ClickHouse:
@@ -29,9 +75,18 @@ class ClickHouse:
         self.embedded = dsn.startswith("chdb:")
         if self.embedded:
             Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
-        self._client = clickhouse_connect.get_client(dsn=dsn)
-        self._lock = threading.Lock()
+        self._conn = _Connection(dsn, _connect(dsn))
+        self._client = self._conn.client
+        self._lock = self._conn.lock
         self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+    def with_database(self, database: str) -> ClickHouse:
+        """The same connection (and lock) bound to another database, created if missing."""
+        twin = object.__new__(ClickHouse)
+        twin.dsn, twin.database, twin.embedded = self.dsn, database, self.embedded
+        twin._conn, twin._client, twin._lock = self._conn, self._client, self._lock
+        twin.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        return twin
 
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
         with self._lock:
@@ -41,8 +96,30 @@ class ClickHouse:
         self, sql: str, parameters: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        if settings and "readonly" in settings:
+            # Never let ``readonly`` reach the writer's chdb session (see module docstring).
+            rest = {k: v for k, v in settings.items() if k != "readonly"}
+            return self.query_readonly(sql, parameters, rest or None)
         with self._lock:
             result = self._client.query(sql, parameters=parameters, settings=settings)
+            return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def query_readonly(
+        self, sql: str, parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run ``sql`` where writes, DDL and changing ``readonly`` are refused by ClickHouse.
+
+        Unqualified table names resolve in this wrapper's database.
+        """
+        conn = self._conn
+        with conn.reader_lock:
+            reader = conn.readonly_client()
+            extra = dict(settings or {})
+            if not self.embedded:
+                extra.update(READONLY_SETTINGS)
+            reader.database = self.database
+            result = reader.query(sql, parameters=parameters, settings=extra or None)
             return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -71,6 +148,10 @@ class ClickHouse:
         await asyncio.to_thread(self.insert, table, rows, columns)
 
     def close(self) -> None:
+        with self._conn.reader_lock:
+            if self._conn.reader is not None:
+                self._conn.reader.close()
+                self._conn.reader = None
         with self._lock:
             self._client.close()
 

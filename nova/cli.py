@@ -174,6 +174,16 @@ def token(
                                           datetime.now(UTC))))
 
 
+# Feature command groups register themselves here, one line each.
+from nova import cli_entities as _cli_entities  # noqa: E402  (keys, identities)
+from nova import cli_analytics as _cli_analytics  # noqa: E402  (sql, report, replay)
+from nova import cli_audit as _cli_audit  # noqa: E402  (audit verify)
+from nova import cli_llm as _cli_llm  # noqa: E402  (fake-llm)
+
+for _module in (_cli_entities, _cli_analytics, _cli_audit, _cli_llm):
+    _module.register(app)
+
+
 def main() -> None:
     app(prog_name="nova")
 

@@ -107,6 +107,11 @@ class PipelineRecord(Record):
     role: str | None = None
     thread_id: str | None = None
     dataspace_ids: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    sphere_id: str | None = None
+    provider_hint: str | None = None
+    model_hint: str | None = None
+    strategy: str | None = None
     status: str = "accepted"
     intent: Intent | None = None
     context: ContextSnapshot | None = None
@@ -177,6 +182,18 @@ class CheckpointDecisionRecord(Record):
     actor: str
     reason: str | None = None
     decided_at: int
+
+
+class AuditFact(Record):
+    """Schema ``audit_fact``: something lane G must append to the audit chain."""
+
+    fact_id: str
+    kind: str
+    request_id: str | None = None
+    identity_id: str
+    actor: str | None = None
+    ts: int
+    detail: str
 
 
 class AuditRecord(Record):

@@ -70,12 +70,15 @@ class Settings(BaseSettings):
 
     # Governance
     checkpoint_ttl_s: int = 24 * 3600
+    checkpoint_sweep_s: float = 2.0
     context_token_budget: int = 2000
 
     # LLM
     llm_fake_url: str | None = None
     llm_timeout_s: float = 30.0
     llm_max_in_flight: int = 256
+    llm_max_tokens: int = 1024
+    llm_probe_interval_s: float = 30.0
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
@@ -105,6 +108,18 @@ class Settings(BaseSettings):
     @property
     def gateway_url(self) -> str:
         return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, for child processes (worker, tests)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None or name == "kafka_bootstrap_servers":
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"NOVA_{name.upper()}"] = str(value)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
+        return env
 
     def topic(self, name: str) -> str:
         """The full Kafka topic name of a logical topic (prefix lets tests isolate runs)."""

@@ -26,6 +26,7 @@ from gateway.app import create_app
 from nova.errors import ConfigError
 from nova.kafka.admin import ensure_topics
 from nova.kafka.launcher import Broker, _die_with_parent, port_open
+from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,8 @@ log = logging.getLogger(__name__)
 def spawn(module_args: list[str], settings: Settings, extra_env: dict[str, str] | None = None,
           ) -> subprocess.Popen[bytes]:
     """Start ``python -m nova <args>`` as a child that dies with us."""
-    env = dict(os.environ)
-    env["NOVA_DATA_DIR"] = str(settings.data_dir)
-    env["NOVA_TOPIC_PREFIX"] = settings.topic_prefix
-    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    env.update(extra_env or {})
+    env = {**os.environ, **settings.to_env(), **(extra_env or {})}
+    env.pop("NOVA_WORKER_NAME", None)  # each child names itself after its own pid
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "nova", *module_args],
         env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
@@ -63,6 +61,15 @@ class RunningStack:
     server: uvicorn.Server
     worker: subprocess.Popen[bytes]
     broker: Broker | None
+    fake_llm: FakeServerThread | None = None
+
+
+def has_provider_keys(env: dict[str, str] | None = None) -> bool:
+    """True when any provider's API key is set, so real providers can be called."""
+    from nova.llm.registry import load_registry
+
+    source = os.environ if env is None else env
+    return any(spec.api_key_env and source.get(spec.api_key_env) for spec in load_registry())
 
 
 @contextlib.asynccontextmanager
@@ -72,6 +79,12 @@ async def running_stack(settings: Settings, *, install_signal_handlers: bool) ->
         raise ConfigError(
             f"port {settings.gateway_port} is in use: set NOVA_GATEWAY_PORT to a free port"
         )
+    fake: FakeServerThread | None = None
+    if not settings.llm_fake_url and not has_provider_keys():
+        fake = FakeServerThread().start()
+        settings = settings.model_copy(update={"llm_fake_url": fake.url})
+        print(f"No LLM provider API key is set: using Nova's fake provider server at {fake.url} "
+              "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, … to call real providers).", flush=True)
     broker: Broker | None = None
     if not settings.external_kafka:
         broker = Broker(settings)
@@ -93,7 +106,7 @@ async def running_stack(settings: Settings, *, install_signal_handlers: bool) ->
                 raise ConfigError("the gateway stopped during start-up")
             await asyncio.sleep(0.05)
         try:
-            yield RunningStack(settings, app, server, worker, broker)
+            yield RunningStack(settings, app, server, worker, broker, fake)
         finally:
             server.should_exit = True
             with contextlib.suppress(Exception):
@@ -103,6 +116,8 @@ async def running_stack(settings: Settings, *, install_signal_handlers: bool) ->
             await asyncio.to_thread(terminate, worker)
         if broker is not None:
             await asyncio.to_thread(broker.stop)
+        if fake is not None:
+            fake.stop()
 
 
 async def serve_forever(settings: Settings) -> None:

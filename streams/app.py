@@ -2,19 +2,24 @@
 
 Agents are registered by :func:`build_app` rather than at import time so the topic prefix,
 broker and services come from one :class:`~nova.settings.Settings` (tests run isolated
-pipelines on unique prefixes in the same broker).
+pipelines on unique prefixes in the same broker). Besides the seven lane agents, lane E has a
+second agent for checkpoint decisions and a timer for expiry; lane G's agent consumes both
+outcomes and audit facts so that one agent owns each audit partition.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import faust
+from faust.streams import current_event
 
 from nova.settings import Settings
 from schemas import load_schema_set
-from streams.context import LaneContext
+from streams.context import RAW, LaneContext
+from streams.execution import ExecutionService
 from streams.lanes import (
     AuditLane,
     CheckpointLane,
@@ -24,7 +29,20 @@ from streams.lanes import (
     GovernanceLane,
     IntentLane,
 )
+from streams.lanes.lane_e_checkpoint import on_decision, sweep_expired
+from streams.lanes.lane_f_execution import run_concurrently
+from streams.lanes.lane_g_audit import AuditChain, on_fact
 from streams.runtime import Lane, handle
+
+log = logging.getLogger(__name__)
+Agent = Callable[[faust.StreamT], Coroutine[Any, Any, None]]
+
+
+def _current_partition() -> int:
+    event = current_event()
+    if event is None:
+        raise RuntimeError("no current event: partition unknown")
+    return int(event.message.partition)
 
 
 def build_app(settings: Settings, services: dict[str, Any] | None = None) -> faust.App:
@@ -49,21 +67,75 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
     )
     ctx = LaneContext(
         app=app, settings=settings, schemas=load_schema_set(), worker=settings.worker_name,
-        services=services or {},
+        services=dict(services or {}),
     )
-    lanes: list[Lane] = [
-        IntentLane(), ContextLane(), EncodingLane(), GovernanceLane(), CheckpointLane(),
-        ExecutionLane(), AuditLane(),
-    ]
+    table_opts: dict[str, Any] = {"default": None, "partitions": settings.topic_partitions,
+                                  "key_type": bytes, "value_type": bytes}
+    ctx.services["held"] = app.Table("held", **table_opts)
+    ctx.services["llm_results"] = app.Table("llm_results", **table_opts)
+    ctx.services["current_partition"] = _current_partition
+    chain = AuditChain(ctx)
+    ctx.services["audit_chain"] = chain
+    if "execution" not in ctx.services:
+        ctx.services["execution"] = ExecutionService.build(settings)
+    execution: ExecutionService = ctx.services["execution"]
+    ctx.services.setdefault("cost_estimator", execution.estimate_cost)
+
+    lanes: list[Lane] = [IntentLane(), ContextLane(), EncodingLane(), GovernanceLane(),
+                         CheckpointLane()]
     for lane in lanes:
         app.agent(ctx.topic(lane.source), name=f"lane-{lane.code}")(_agent_for(lane, ctx))
+
+    lane_f = ExecutionLane()
+
+    async def lane_f_agent(stream: faust.StreamT) -> None:
+        async def one(message: Any) -> None:
+            await handle(lane_f, ctx, message)
+
+        await run_concurrently(stream, one, settings.llm_max_in_flight)
+
+    app.agent(ctx.topic("executable"), name="lane-F")(lane_f_agent)
+
+    lane_g = AuditLane()
+    g_topic = app.topic(settings.topic("executed"), settings.topic("facts"), **RAW)
+    facts_name = settings.topic("facts")
+
+    async def lane_g_agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            if event.message.topic == facts_name:
+                await on_fact(ctx, event.message)
+            else:
+                await handle(lane_g, ctx, event.message)
+
+    app.agent(g_topic, name="lane-G")(lane_g_agent)
+
+    async def decisions_agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await on_decision(ctx, event.message)
+
+    app.agent(ctx.topic("decisions"), name="lane-E-decisions")(decisions_agent)
+
+    expiry_sent: set[str] = set()
+
+    async def expiry_timer() -> None:
+        await sweep_expired(ctx, expiry_sent)
+
+    app.timer(settings.checkpoint_sweep_s, name="checkpoint-expiry")(expiry_timer)
+
+    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == settings.topic("executable")}
+        execution.set_share(len(mine) / settings.topic_partitions if mine else 1.0)
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        chain.forget()
+
     app.nova_context = ctx  # type: ignore[attr-defined]  # tests and extra agents reach it here
     return app
 
 
-def _agent_for(
-    lane: Lane, ctx: LaneContext
-) -> Callable[[faust.StreamT], Coroutine[Any, Any, None]]:
+def _agent_for(lane: Lane, ctx: LaneContext) -> Agent:
     async def agent(stream: faust.StreamT) -> None:
         events: AsyncIterator[Any] = stream.events()
         async for event in events:

@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from nova.records import DeadLetter, Event, LaneEvent, PipelineRecord, Record, now_ms
+from nova.records import AuditFact, DeadLetter, Event, LaneEvent, PipelineRecord, Record, now_ms
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
 
@@ -60,6 +60,15 @@ class LaneContext:
                            duration_ms=duration_ms, worker=self.worker, error=error),
         )
         await self.send("events", record.request_id, event)
+
+    def estimate_cost(self, record: PipelineRecord, tokens: int) -> float:
+        """Expected cost in USD of executing ``record`` (0 when no router is configured)."""
+        estimator = self.services.get("cost_estimator")
+        return float(estimator(record, tokens)) if estimator is not None else 0.0
+
+    async def audit(self, fact: AuditFact) -> None:
+        """Hand a fact to lane G, the single writer of the hash-chained audit topic."""
+        await self.send("facts", fact.request_id or fact.identity_id, fact)
 
     async def emit(self, event: Event) -> None:
         await self.send("events", event.request_id, event)

@@ -81,9 +81,15 @@ def encode(
     prompt: str, snapshot: ContextSnapshot | None, sphere: str | None = None
 ) -> EncodedPrompt:
     """Build system, context (when non-empty) and user messages, with a token estimate."""
+    rendered = render_context(snapshot) if snapshot is not None and snapshot.items else ""
+    return encode_rendered(prompt, rendered, sphere)
+
+
+def encode_rendered(prompt: str, context_text: str, sphere: str | None = None) -> EncodedPrompt:
+    """Like :func:`encode`, from a context already rendered by lane B (as it travels on Kafka)."""
     messages = [Message("system", system_prompt(sphere))]
-    if snapshot is not None and snapshot.items:
-        messages.append(Message("user", render_context(snapshot)))
+    if context_text:
+        messages.append(Message("user", context_text))
     messages.append(Message("user", prompt))
     estimate = sum(estimate_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages)
     return EncodedPrompt(messages=tuple(messages), token_estimate=estimate)

@@ -1,9 +1,15 @@
-"""Lane A: placeholder that passes the request on (filled in by the governance issue)."""
+"""Lane A, intent: what kind of task is this, and how risky is the action it asks for?
+
+Deterministic rules (``nova.domain.intent``); a client-declared action can raise the risk,
+never lower it.
+"""
 
 from __future__ import annotations
 
+from nova.domain.intent import classify
 from nova.records import PipelineRecord
 from streams.context import LaneContext
+from streams.convert import intent_record
 from streams.runtime import LaneOutcome
 
 
@@ -15,4 +21,6 @@ class IntentLane:
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         if record.finished:
             return LaneOutcome(record, status="skipped")
-        return LaneOutcome(record)
+        intent = classify(record.prompt, record.declared_action, record.task_type_hint)
+        return LaneOutcome(record.model_copy(update={
+            "intent": intent_record(intent), "status": "in_flight"}))

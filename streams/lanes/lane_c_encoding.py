@@ -1,9 +1,11 @@
-"""Lane C: placeholder that passes the request on (filled in by the governance issue)."""
+"""Lane C, semantic encoding: the provider-neutral message list and its token estimate."""
 
 from __future__ import annotations
 
+from nova.domain.encoding import encode_rendered
 from nova.records import PipelineRecord
 from streams.context import LaneContext
+from streams.convert import encoded_record
 from streams.runtime import LaneOutcome
 
 
@@ -15,4 +17,6 @@ class EncodingLane:
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         if record.finished:
             return LaneOutcome(record, status="skipped")
-        return LaneOutcome(record)
+        context_text = record.context.text if record.context else ""
+        encoded = encode_rendered(record.prompt, context_text, record.sphere_id)
+        return LaneOutcome(record.model_copy(update={"encoded": encoded_record(encoded)}))

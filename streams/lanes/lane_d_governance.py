@@ -1,9 +1,19 @@
-"""Lane D: placeholder that passes the request on (filled in by the governance issue)."""
+"""Lane D, governance: allow, deny, or require a person's approval — before any model runs.
+
+Combines built-in checks (injection, secrets, PII, risky actions, the identity boundary) with
+the identity's own rules. The identity boundary is enforced here again, independently of the
+gateway, so a request that reaches Kafka with foreign references is stopped too. The decision
+becomes an audit fact whatever it is.
+"""
 
 from __future__ import annotations
 
+from nova.domain.governance import GovernanceFacts, decide
+from nova.entities.view import EntityView
 from nova.records import PipelineRecord
+from streams.audit_facts import governance_fact
 from streams.context import LaneContext
+from streams.convert import governance_record
 from streams.runtime import LaneOutcome
 
 
@@ -15,4 +25,38 @@ class GovernanceLane:
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         if record.finished:
             return LaneOutcome(record, status="skipped")
-        return LaneOutcome(record)
+        entities: EntityView | None = ctx.services.get("entities")
+        owners: dict[str, str] = {}
+        rules = ()
+        if entities is not None:
+            if record.thread_id or record.dataspace_ids:
+                await entities.sync()
+            refs = [("thread", record.thread_id)] if record.thread_id else []
+            refs += [("dataspace", d) for d in record.dataspace_ids]
+            for kind, rid in refs:
+                owners[f"{kind}:{rid}"] = entities.owner(kind, rid) or "<unknown>"
+            rules = tuple(entities.rules_for(record.identity_id))
+        intent = record.intent
+        assert intent is not None, "lane A always sets the intent"
+        estimate = record.encoded.token_estimate if record.encoded else 0
+        facts = GovernanceFacts(
+            identity_id=record.identity_id,
+            sphere_id=record.sphere_id,
+            action=intent.action,  # type: ignore[arg-type]
+            task_type=intent.task_type,  # type: ignore[arg-type]
+            roles=frozenset(record.roles),
+            provider=record.provider_hint,
+            cost_estimate_usd=ctx.estimate_cost(record, estimate),
+            prompt=record.prompt,
+            resource_owners=owners,
+            context_text=record.context.text if record.context else "",
+        )
+        decision = decide(facts, rules)
+        gov = governance_record(decision)
+        update: dict[str, object] = {"governance": gov}
+        status = "ok"
+        if decision.outcome == "deny":
+            update.update(status="denied", error="; ".join(decision.reasons) or "denied")
+            status = "denied"
+        await ctx.audit(governance_fact(record, gov))
+        return LaneOutcome(record.model_copy(update=update), status=status)

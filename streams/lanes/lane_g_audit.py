@@ -1,10 +1,95 @@
-"""Lane G: placeholder that passes the request on (filled in by the governance issue)."""
+"""Lane G, audit: every outcome and every audit fact, appended to a hash-chained audit topic.
+
+Lane G is the only writer of the ``audit`` topic, and it writes a record to the same partition
+number it consumed the fact or outcome from, so each audit partition has exactly one writer at
+a time and its chain (``nova.audit.chain``) is linear. The chain head of a partition is read
+back from the audit topic itself the first time the partition is written after start-up or a
+rebalance, so a restart continues the chain instead of forking it. A record re-processed
+after a crash is appended again under the same ``audit_id``: the chain stays valid and
+auditors can see the duplicate for what it is.
+"""
 
 from __future__ import annotations
 
-from nova.records import PipelineRecord
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from nova.audit.chain import GENESIS_HASH, link_hash
+from nova.errors import SchemaError
+from nova.records import AuditFact, AuditRecord, PipelineRecord
+from schemas import TOPICS
+from streams.audit_facts import outcome_fact
 from streams.context import LaneContext
 from streams.runtime import LaneOutcome
+
+log = logging.getLogger(__name__)
+
+
+def audit_entry(rec: AuditRecord) -> dict[str, Any]:
+    """The hashed part of an audit record: every field but the two hashes."""
+    data = rec.to_avro()
+    data.pop("prev_hash")
+    data.pop("hash")
+    return data
+
+
+class AuditChain:
+    """Chain heads per audit partition, recovered lazily from the topic's last record."""
+
+    def __init__(self, ctx: LaneContext) -> None:
+        self.ctx = ctx
+        self.heads: dict[int, str] = {}
+        self.locks: dict[int, asyncio.Lock] = {}
+
+    def forget(self) -> None:
+        self.heads.clear()
+
+    async def _recover(self, partition: int) -> str:
+        settings = self.ctx.settings
+        tp = TopicPartition(settings.topic("audit"), partition)
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                    enable_auto_commit=False, isolation_level="read_uncommitted")
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            if end == 0:
+                return GENESIS_HASH
+            consumer.seek(tp, end - 1)
+            batch = await consumer.getmany(tp, timeout_ms=10_000)
+            msgs = batch.get(tp, [])
+            if not msgs:
+                raise SchemaError(f"audit partition {partition}: cannot read the chain head")
+            codec = self.ctx.schemas["audit_record"]
+            return str(codec.decode(msgs[-1].value, msgs[-1].headers)["hash"])
+        finally:
+            await consumer.stop()
+
+    async def append(self, partition: int, fact: AuditFact) -> AuditRecord:
+        lock = self.locks.setdefault(partition, asyncio.Lock())
+        async with lock:
+            if partition not in self.heads:
+                # Make sure our own earlier appends are on the broker before reading the head.
+                await self.ctx.app.producer.flush()
+                self.heads[partition] = await self._recover(partition)
+            prev = self.heads[partition]
+            unsigned = AuditRecord(audit_id=fact.fact_id, kind=fact.kind,
+                                   request_id=fact.request_id, identity_id=fact.identity_id,
+                                   actor=fact.actor, ts=fact.ts, detail=fact.detail,
+                                   prev_hash=prev, hash="")
+            digest = link_hash(prev, audit_entry(unsigned))
+            record = unsigned.model_copy(update={"hash": digest})
+            codec = self.ctx.schemas["audit_record"]
+            await self.ctx.topic("audit").send(
+                key=(fact.request_id or fact.identity_id).encode(),
+                value=codec.encode(record.to_avro()), headers=[codec.header],
+                partition=partition)
+            self.heads[partition] = digest
+            return record
 
 
 class AuditLane:
@@ -13,6 +98,18 @@ class AuditLane:
     output = "completed"
 
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
-        if record.finished:
-            return LaneOutcome(record, status="skipped")
-        return LaneOutcome(record)
+        final = record if record.finished else record.model_copy(update={"status": "completed"})
+        partition = ctx.services["current_partition"]()
+        await ctx.services["audit_chain"].append(partition, outcome_fact(final))
+        return LaneOutcome(final, status="ok")
+
+
+async def on_fact(ctx: LaneContext, message: Any) -> None:
+    codec = ctx.schemas[TOPICS["facts"].value_schema]
+    try:
+        fact = AuditFact.from_avro(codec.decode(message.value, message.headers))
+        json.loads(fact.detail)
+    except (SchemaError, ValueError) as exc:
+        await ctx.dead_letter(message, "G", exc)
+        return
+    await ctx.services["audit_chain"].append(message.partition, fact)

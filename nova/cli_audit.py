@@ -1,0 +1,9 @@
+"""Command-line group: audit verify."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to the ``nova`` app."""

@@ -1,0 +1,1 @@
+"""Event-sourced entities: identities, spheres, API keys, threads, dataspaces, rules."""

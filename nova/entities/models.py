@@ -1,0 +1,396 @@
+"""Entity states as frozen typed models, and their pure (de)serialization to ``EntityEvent``.
+
+Entities are event-sourced on the compacted ``entities`` topic: each record carries the whole
+state of one entity after a change (``body``, canonical JSON), so the latest record per key is
+enough to rebuild it and compaction can drop the history. The key is ``entity_type:entity_id``.
+
+Why whole states rather than deltas: compaction keeps only the last record per key, so a
+record must stand on its own. Why canonical JSON (sorted keys, no spaces, timestamps as UTC
+milliseconds): the same state always gives the same bytes, which keeps replays, hashes and
+tests byte-stable.
+
+Every model knows its ``entity_type``, ``entity_id`` and ``owner_identity`` (the identity
+whose boundary the entity lives in). An identity owns itself; every other entity is owned by
+the identity that created it, and a child (thread message, dataspace item) by its parent's
+owner. Unknown ``entity_type`` values decode to None, so a newer writer (budgets, say) never
+breaks an older reader.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Final, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from nova.auth.keys import ApiKeyRecord
+from nova.domain.context import DataspaceItem, ThreadMessage
+from nova.domain.governance import Effect, Rule, RuleMatch
+from nova.domain.intent import Action, TaskType
+from nova.errors import SchemaError
+from nova.records import EntityEvent
+
+# Ids are server-generated (UUIDv7 or operator-chosen slugs); the key separator ``:`` only
+# ever appears in child ids, between the parent id and the child's own id.
+_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+_CHILD_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}:[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+EntityId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+ChildId = Annotated[str, StringConstraints(pattern=_CHILD_ID_PATTERN)]
+Millis = Annotated[int, Field(ge=0)]
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _sorted(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(sorted(set(values)))
+
+
+class Entity(BaseModel):
+    """Base of every entity state: frozen, closed (unknown fields are a contract error)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ENTITY_TYPE: ClassVar[str]
+
+    @property
+    def entity_id(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def owner_identity(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        return entity_key(self.ENTITY_TYPE, self.entity_id)
+
+    def canonical_json(self) -> str:
+        return json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+
+
+class IdentityEntity(Entity):
+    """One identity of a user, living in one sphere (personal, business, ...)."""
+
+    ENTITY_TYPE: ClassVar[str] = "identity"
+
+    id: EntityId
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    sphere_id: EntityId
+    created_at: Millis
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.id
+
+
+class ApiKeyEntity(Entity):
+    """A stored API key: the salted hash only, never the plaintext."""
+
+    ENTITY_TYPE: ClassVar[str] = "api_key"
+
+    key_id: EntityId
+    identity_id: EntityId
+    roles: tuple[str, ...]
+    hash: str
+    created_at: Millis
+
+    def __repr__(self) -> str:  # the hash stays out of logs
+        return f"ApiKeyEntity(key_id={self.key_id!r}, identity_id={self.identity_id!r})"
+
+    __str__ = __repr__
+
+    @property
+    def entity_id(self) -> str:
+        return self.key_id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.identity_id
+
+    @classmethod
+    def from_record(cls, record: ApiKeyRecord) -> ApiKeyEntity:
+        return cls(
+            key_id=record.key_id,
+            identity_id=record.identity_id,
+            roles=tuple(sorted(record.roles)),
+            hash=record.hash,
+            created_at=int(record.created_at.timestamp() * 1000),
+        )
+
+    def to_record(self) -> ApiKeyRecord:
+        return ApiKeyRecord(
+            key_id=self.key_id,
+            identity_id=self.identity_id,
+            roles=frozenset(self.roles),
+            hash=self.hash,
+            created_at=ms_to_datetime(self.created_at),
+        )
+
+
+class ThreadEntity(Entity):
+    ENTITY_TYPE: ClassVar[str] = "thread"
+
+    id: EntityId
+    owner: EntityId
+    title: Annotated[str, StringConstraints(max_length=200)]
+    created_at: Millis
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.owner
+
+
+class ThreadMessageEntity(Entity):
+    """One message of a thread; ``id`` is ``<thread_id>:<message_id>``."""
+
+    ENTITY_TYPE: ClassVar[str] = "thread_message"
+
+    id: ChildId
+    owner: EntityId
+    thread_id: EntityId
+    author: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    text: str
+    created_at: Millis
+
+    @model_validator(mode="after")
+    def _id_names_parent(self) -> ThreadMessageEntity:
+        if not self.id.startswith(f"{self.thread_id}:"):
+            raise ValueError("thread message id must be '<thread_id>:<message_id>'")
+        return self
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.owner
+
+    @property
+    def message_id(self) -> str:
+        return self.id[len(self.thread_id) + 1 :]
+
+    def to_domain(self) -> ThreadMessage:
+        return ThreadMessage(
+            thread_id=self.thread_id,
+            message_id=self.message_id,
+            author=self.author,
+            text=self.text,
+            created_at=ms_to_datetime(self.created_at),
+        )
+
+
+class DataspaceEntity(Entity):
+    ENTITY_TYPE: ClassVar[str] = "dataspace"
+
+    id: EntityId
+    owner: EntityId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    created_at: Millis = 0
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.owner
+
+
+class DataspaceItemEntity(Entity):
+    """One document of a dataspace; ``id`` is ``<dataspace_id>:<item_id>``."""
+
+    ENTITY_TYPE: ClassVar[str] = "dataspace_item"
+
+    id: ChildId
+    owner: EntityId
+    dataspace_id: EntityId
+    title: Annotated[str, StringConstraints(max_length=200)]
+    text: str
+    created_at: Millis
+
+    @model_validator(mode="after")
+    def _id_names_parent(self) -> DataspaceItemEntity:
+        if not self.id.startswith(f"{self.dataspace_id}:"):
+            raise ValueError("dataspace item id must be '<dataspace_id>:<item_id>'")
+        return self
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.owner
+
+    @property
+    def item_id(self) -> str:
+        return self.id[len(self.dataspace_id) + 1 :]
+
+    def to_domain(self) -> DataspaceItem:
+        return DataspaceItem(
+            dataspace_id=self.dataspace_id,
+            item_id=self.item_id,
+            title=self.title,
+            text=self.text,
+            created_at=ms_to_datetime(self.created_at),
+        )
+
+
+class RuleEntity(Entity):
+    """A governance :class:`Rule`, flattened: the match conditions sit beside the rule fields.
+
+    Set-valued conditions are stored sorted so equal rules serialize identically. The model
+    checks shapes; :meth:`to_rule` runs the domain validation (patterns, known roles, ...).
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "rule"
+
+    rule_id: EntityId
+    identity_id: EntityId
+    sphere_id: EntityId | None = None
+    effect: Effect
+    priority: int
+    actions: tuple[Action, ...] | None = None
+    task_types: tuple[TaskType, ...] | None = None
+    roles: tuple[str, ...] | None = None
+    providers: tuple[str, ...] | None = None
+    min_cost_usd: float | None = None
+    max_cost_usd: float | None = None
+    text_patterns: tuple[str, ...] = ()
+
+    @property
+    def entity_id(self) -> str:
+        return self.rule_id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.identity_id
+
+    def to_rule(self) -> Rule:
+        """The domain rule; raises ``InvalidRuleError`` when the conditions are malformed."""
+        return Rule(
+            rule_id=self.rule_id,
+            identity_id=self.identity_id,
+            sphere_id=self.sphere_id,
+            effect=self.effect,
+            priority=self.priority,
+            match=RuleMatch(
+                actions=None if self.actions is None else frozenset(self.actions),
+                task_types=None if self.task_types is None else frozenset(self.task_types),
+                roles=None if self.roles is None else frozenset(self.roles),
+                providers=None if self.providers is None else frozenset(self.providers),
+                min_cost_usd=self.min_cost_usd,
+                max_cost_usd=self.max_cost_usd,
+                text_patterns=self.text_patterns,
+            ),
+        )
+
+    @classmethod
+    def from_rule(cls, rule: Rule) -> RuleEntity:
+        m = rule.match
+        return cls(
+            rule_id=rule.rule_id,
+            identity_id=rule.identity_id,
+            sphere_id=rule.sphere_id,
+            effect=rule.effect,
+            priority=rule.priority,
+            actions=_sorted(m.actions),  # type: ignore[arg-type]
+            task_types=_sorted(m.task_types),  # type: ignore[arg-type]
+            roles=_sorted(m.roles),
+            providers=_sorted(m.providers),
+            min_cost_usd=m.min_cost_usd,
+            max_cost_usd=m.max_cost_usd,
+            text_patterns=m.text_patterns,
+        )
+
+
+AnyEntity: TypeAlias = (
+    IdentityEntity
+    | ApiKeyEntity
+    | ThreadEntity
+    | ThreadMessageEntity
+    | DataspaceEntity
+    | DataspaceItemEntity
+    | RuleEntity
+)
+
+ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
+    cls.ENTITY_TYPE: cls
+    for cls in (
+        IdentityEntity,
+        ApiKeyEntity,
+        ThreadEntity,
+        ThreadMessageEntity,
+        DataspaceEntity,
+        DataspaceItemEntity,
+        RuleEntity,
+    )
+}
+
+EntityType = Literal[
+    "identity", "api_key", "thread", "thread_message", "dataspace", "dataspace_item", "rule"
+]
+
+
+def entity_key(entity_type: str, entity_id: str) -> str:
+    """The Kafka key of an entity: ``entity_type:entity_id``."""
+    return f"{entity_type}:{entity_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(entity_type, entity_id)`` of a key; the type never contains ``:``, the id may."""
+    entity_type, sep, entity_id = key.partition(":")
+    if not sep or not entity_type or not entity_id:
+        raise SchemaError(f"malformed entity key {key!r}")
+    return entity_type, entity_id
+
+
+def to_event(entity: AnyEntity, *, version: int, ts: int, deleted: bool = False) -> EntityEvent:
+    """The record stating ``entity`` at ``version``; ``deleted`` keeps the last state as body."""
+    if version < 1:
+        raise ValueError("entity versions start at 1")
+    return EntityEvent(
+        entity_type=entity.ENTITY_TYPE,
+        entity_id=entity.entity_id,
+        owner_identity=entity.owner_identity,
+        version=version,
+        ts=ts,
+        deleted=deleted,
+        body=entity.canonical_json(),
+    )
+
+
+def from_event(event: EntityEvent) -> AnyEntity | None:
+    """The entity state an event carries; None for an entity type this build does not know.
+
+    Raises ``SchemaError`` when the body does not parse or contradicts the event's envelope
+    (id or owner), so a forged or corrupted record is never applied under another key.
+    """
+    cls = ENTITY_TYPES.get(event.entity_type)
+    if cls is None:
+        return None
+    try:
+        entity = cls.model_validate_json(event.body)
+    except ValueError as exc:
+        raise SchemaError(f"{event.entity_type} {event.entity_id}: invalid body: {exc}") from exc
+    if entity.entity_id != event.entity_id:
+        raise SchemaError(f"{event.entity_type} {event.entity_id}: body names another id")
+    if entity.owner_identity != event.owner_identity:
+        raise SchemaError(f"{event.entity_type} {event.entity_id}: body names another owner")
+    return entity

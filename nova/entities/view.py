@@ -1,0 +1,31 @@
+"""What lanes B and D need to know about entities, as a protocol.
+
+The worker's implementation tails the compacted ``entities`` topic into memory; tests may pass
+any object with these methods. ``sync`` is the read-your-writes barrier: it returns once every
+entity record produced before the call has been applied, so a thread message appended just
+before a request was submitted is visible to lane B.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from nova.domain.context import DataspaceItem, ThreadMessage
+from nova.domain.governance import Rule
+
+
+class EntityView(Protocol):
+    async def sync(self) -> None: ...
+
+    def owner(self, kind: str, entity_id: str) -> str | None:
+        """Owning identity of a ``thread`` / ``dataspace`` / ``rule`` / … or None if unknown."""
+        ...
+
+    def sphere_of(self, identity_id: str) -> str | None: ...
+
+    def thread_messages(self, thread_id: str) -> Sequence[ThreadMessage]: ...
+
+    def dataspace_items(self, dataspace_id: str) -> Sequence[DataspaceItem]: ...
+
+    def rules_for(self, identity_id: str) -> Sequence[Rule]: ...

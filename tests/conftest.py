@@ -1,0 +1,1 @@
+"""Shared test configuration: nothing here starts a service (see integration/conftest.py)."""

@@ -1,0 +1,198 @@
+"""Real components for integration tests, started by the project's own launcher.
+
+- ``broker``: one real Kafka broker per session (free ports, temporary directory), or the
+  cluster named by KAFKA_BOOTSTRAP_SERVERS. Never skipped: if it cannot start, tests fail.
+- ``clickhouse``: one embedded ClickHouse (chdb) per session (a process may own one chdb path);
+  each test gets its own database.
+- ``settings``: unique topic prefix, data dir and database per test, so tests never see each
+  other's records.
+- ``worker_factory``: the lane worker as a real subprocess (``python -m nova worker``) that
+  tests can SIGKILL and restart.
+- ``gateway``: the FastAPI gateway served by uvicorn in the test's event loop on a free port,
+  sharing the session's ClickHouse (it runs the sink too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from analytics.client import ClickHouse
+from gateway.app import create_app
+from nova.auth.tokens import issue_token
+from nova.kafka.admin import ensure_topics
+from nova.kafka.launcher import Broker, BrokerLayout, free_port
+from nova.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    home = tmp_path_factory.mktemp("kafka")
+    settings = load_settings(data_dir=home)
+    layout = BrokerLayout(home=home / "kafka", port=free_port(), controller_port=free_port())
+    b = Broker(settings, layout)
+    b.start(attached=True)
+    try:
+        yield layout.bootstrap
+    finally:
+        b.stop()
+
+
+@pytest.fixture(scope="session")
+def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
+    path = tmp_path_factory.mktemp("chdb")
+    ch = ClickHouse(f"chdb://{path}", database="nova_session")
+    yield ch
+    ch.close()
+
+
+@pytest.fixture
+def settings(broker: str, tmp_path: Path) -> Settings:
+    tag = uuid.uuid4().hex[:10]
+    return load_settings(
+        environment="test",
+        kafka_bootstrap_servers=broker,
+        data_dir=tmp_path / "data",
+        topic_prefix=f"t{tag}",
+        topic_partitions=4,
+        clickhouse_database=f"t_{tag}",
+        gateway_port=free_port(),
+        sink_flush_interval_s=0.2,
+        log_level="warning",
+    )
+
+
+@dataclass
+class WorkerProcess:
+    """A lane worker subprocess that tests may kill (SIGKILL) and restart."""
+
+    settings: Settings
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.settings.to_env(), **self.extra_env}
+        env.pop("NOVA_WORKER_NAME", None)
+        self.log_path = self.settings.data_dir / f"worker-{time.monotonic_ns()}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nova", "worker"], cwd=REPO, env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+@pytest.fixture
+def worker_factory(settings: Settings) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def make(extra_env: dict[str, str] | None = None, s: Settings | None = None) -> WorkerProcess:
+        w = WorkerProcess(s or settings, dict(extra_env or {})).start()
+        started.append(w)
+        return w
+
+    yield make
+    for w in started:
+        w.stop()
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    url: str
+    app: Any
+    http: httpx.AsyncClient
+    clickhouse: ClickHouse
+
+    def token(self, identity: str, *roles: str, sub: str | None = None) -> str:
+        return issue_token(self.settings, sub=sub or f"user-{identity}", identity=identity,
+                           roles=roles or ("member",), now=datetime.now(UTC))
+
+    def auth(self, identity: str, *roles: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(identity, *roles)}"}
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(settings: Settings, ch: ClickHouse) -> AsyncIterator[Gateway]:
+    await ensure_topics(settings)
+    app = create_app(settings, clickhouse=ch)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port,
+                            log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    url = f"http://127.0.0.1:{settings.gateway_port}"
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        try:
+            yield Gateway(settings, url, app, http, ch)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+async def gateway(settings: Settings, clickhouse: ClickHouse) -> AsyncIterator[Gateway]:
+    ch = clickhouse.with_database(settings.clickhouse_database)
+    async with serve_gateway(settings, ch) as gw:
+        yield gw
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0,
+                     interval_s: float = 0.2, message: str = "condition") -> Any:
+    """Poll ``check`` until it returns a truthy value; fail with ``message`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {message} (last: {last!r})")
