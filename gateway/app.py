@@ -9,7 +9,17 @@ from fastapi import FastAPI
 
 from analytics.client import ClickHouse
 from gateway import problems
-from gateway.routes import analytics, health, requests
+from gateway.routes import (
+    analytics,
+    auth,
+    checkpoints,
+    dataspaces,
+    health,
+    identities,
+    requests,
+    rules,
+    threads,
+)
 from gateway.services import start_services, stop_services
 from nova import __version__
 from nova.settings import Settings
@@ -40,4 +50,10 @@ def create_app(settings: Settings, *, clickhouse: ClickHouse | None = None) -> F
     app.include_router(health.router)
     app.include_router(requests.router)
     app.include_router(analytics.router)
+    app.include_router(checkpoints.router)
+    app.include_router(auth.router)
+    app.include_router(identities.router)
+    app.include_router(threads.router)
+    app.include_router(dataspaces.router)
+    app.include_router(rules.router)
     return app

@@ -15,6 +15,8 @@ from typing import Any
 from analytics.client import ClickHouse, build_clickhouse
 from analytics.migrate import migrate
 from analytics.sink import ClickHouseSink, SinkRunner
+from gateway.boundary import start_entities, stop_entities
+from gateway.checkpoints import CheckpointBook
 from gateway.tracker import RequestTracker
 from nova.kafka.admin import ensure_topics
 from nova.kafka.producer import RecordProducer
@@ -48,14 +50,27 @@ async def start_services(settings: Settings, clickhouse: ClickHouse | None = Non
         await producer.stop()
         raise
     services = Services(settings=settings, schemas=schemas, producer=producer, tracker=tracker)
-    if clickhouse is None and settings.run_sink:
-        clickhouse = await asyncio.to_thread(build_clickhouse, settings)
-    if clickhouse is not None:
-        await asyncio.to_thread(migrate, clickhouse)
-        services.clickhouse = clickhouse
-    if settings.run_sink and clickhouse is not None:
-        services.sink = SinkRunner(settings, ClickHouseSink(clickhouse), producer)
-        services._tasks.append(asyncio.create_task(services.sink.run(), name="sink"))
+    try:
+        await start_entities(services)  # entity store + identity boundary guard in extras
+    except BaseException:
+        await tracker.stop()
+        await producer.stop()
+        raise
+    try:
+        checkpoints = CheckpointBook(settings, schemas)
+        await checkpoints.start()
+        services.extras["checkpoints"] = checkpoints
+        if clickhouse is None and settings.run_sink:
+            clickhouse = await asyncio.to_thread(build_clickhouse, settings)
+        if clickhouse is not None:
+            await asyncio.to_thread(migrate, clickhouse)
+            services.clickhouse = clickhouse
+        if settings.run_sink and clickhouse is not None:
+            services.sink = SinkRunner(settings, ClickHouseSink(clickhouse), producer)
+            services._tasks.append(asyncio.create_task(services.sink.run(), name="sink"))
+    except BaseException:
+        await stop_services(services)
+        raise
     return services
 
 
@@ -69,7 +84,10 @@ async def stop_services(services: Services) -> None:
             task.cancel()
         except Exception:  # noqa: BLE001 - shutting down; log and carry on closing the rest
             log.exception("background task %s failed", task.get_name())
+    await stop_entities(services)
     await services.tracker.stop()
+    if "checkpoints" in services.extras:
+        await services.extras["checkpoints"].stop()
     await services.producer.stop()
     if services.clickhouse is not None and services.extras.get("owns_clickhouse", True):
         with contextlib.suppress(Exception):

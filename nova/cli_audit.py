@@ -1,9 +1,37 @@
-"""Command-line group: audit verify."""
+"""Command-line group: audit verification."""
 
 from __future__ import annotations
+
+import asyncio
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the ``nova`` app."""
+    audit_app = typer.Typer(help="The hash-chained audit topic.", no_args_is_help=True)
+    app.add_typer(audit_app, name="audit")
+
+    @audit_app.command("verify")
+    def verify() -> None:
+        """Walk the audit topic from the start; exit 1 naming the first broken link."""
+        from nova.audit.verify import verify_audit
+        from nova.errors import NovaError
+        from nova.settings import load_settings
+
+        settings = load_settings()
+        try:
+            result = asyncio.run(verify_audit(settings))
+        except (NovaError, OSError) as exc:
+            typer.echo(f"nova: cannot read the audit topic ({exc}); is Kafka running "
+                       "(`nova kafka start` or KAFKA_BOOTSTRAP_SERVERS)?", err=True)
+            raise typer.Exit(2) from exc
+        report = result.report
+        typer.echo(f"checked {report.checked} audit records in {result.partitions} partitions")
+        if report.ok:
+            typer.echo("audit chain intact")
+            return
+        for brk in report.breaks:
+            typer.echo(f"BROKEN: partition {brk.partition}, offset {brk.offset}: {brk.reason}",
+                       err=True)
+        raise typer.Exit(1)

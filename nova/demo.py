@@ -17,6 +17,7 @@ from rich.table import Table
 
 from analytics.client import ClickHouse
 from analytics.queries import lane_row_count, lane_summary, status_counts
+from nova.audit.verify import verify_audit
 from nova.auth.tokens import issue_token
 from nova.settings import Settings
 from nova.stack import running_stack
@@ -29,6 +30,63 @@ PROMPTS = [
     ("Analyse last week's support tickets and compare with the week before", None),
     ("Write a short poem about Kafka topics", None),
 ]
+
+
+async def governance_scenarios(
+    http: httpx.AsyncClient, alice: dict[str, str], bob: dict[str, str], out: Console,
+    ids: list[str],
+) -> bool:
+    """Held → approved → completed; held → rejected; another identity's thread → 403."""
+    out.rule("Governance before execution")
+    scenarios = [("Pay invoice INV-2041 of 1,200 EUR to ACME Corp", "approve"),
+                 ("Delete the file quarterly-draft.docx from the shared drive", "reject")]
+    for prompt, decision in scenarios:
+        r = await http.post("/api/v2/nova/requests", headers=alice,
+                            json={"prompt": prompt, "wait_ms": 15000})
+        if r.status_code != 423:
+            out.print(f"[red]expected 423 for {prompt!r}, got {r.status_code}: {r.text}[/red]")
+            return False
+        held = r.json()
+        out.print(f"423 Locked  {prompt!r}\n            checkpoint {held['checkpoint_id']}: "
+                  f"{held['reason']}")
+        d = await http.post(f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/{decision}",
+                            headers=alice, json={"reason": f"demo {decision}"})
+        d.raise_for_status()
+        rid = held["request_id"]
+        ids.append(rid)
+
+        async def finished(rid: str = rid) -> bool:
+            g = await http.get(f"/api/v2/nova/requests/{rid}", headers=alice)
+            return g.status_code == 200 and g.json()["status"] in ("completed", "rejected")
+
+        if not await wait_for(finished, 60):
+            out.print(f"[red]request {rid} did not finish after {decision}[/red]")
+            return False
+        final = (await http.get(f"/api/v2/nova/requests/{rid}", headers=alice)).json()
+        detail = final.get("execution", {})
+        done = {"approve": "approved", "reject": "rejected"}[decision]
+        out.print(f"{done} → {final['status']}"
+                  + (f" by {detail.get('provider')}/{detail.get('model')}" if detail else
+                     " without any LLM call"))
+    thread = await http.post("/api/v2/threads", headers=alice, json={"title": "Board minutes"})
+    thread.raise_for_status()
+    tid = thread.json()["id"]
+    await http.post(f"/api/v2/threads/{tid}/messages", headers=alice,
+                    json={"text": "Confidential: the board approved the acquisition."})
+    r = await http.post("/api/v2/nova/requests", headers=bob,
+                        json={"prompt": "Summarise this thread", "thread_id": tid})
+    out.print(f"identity-bob asks about identity-alice's thread → {r.status_code} "
+              f"{r.json().get('title', '')}: {r.json().get('detail', '')}")
+    if r.status_code != 403:
+        return False
+    r = await http.post("/api/v2/nova/requests", headers=alice,
+                        json={"prompt": "Summarise this thread", "thread_id": tid,
+                              "wait_ms": 15000})
+    body = r.json()
+    out.print(f"identity-alice asks about her own thread → {r.status_code} {body.get('status')}")
+    if "request_id" in body:
+        ids.append(body["request_id"])
+    return r.status_code in (200, 202)
 
 
 def token_for(settings: Settings, identity: str, *roles: str) -> str:
@@ -76,6 +134,10 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
                 out.print("[red]not every request finished within 120 s[/red]")
                 return 1
             elapsed = time.perf_counter() - t0
+            bob = {"Authorization": f"Bearer {token_for(settings, 'identity-bob', 'member')}"}
+            ok = await governance_scenarios(http, headers, bob, out, ids)
+            if not ok:
+                return 1
 
         async def landed() -> bool:
             rows = await asyncio.to_thread(lane_row_count, ch, ids)
@@ -88,6 +150,9 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
         summary = await asyncio.to_thread(lane_summary, ch, ids)
         statuses = await asyncio.to_thread(status_counts, ch, ids)
         total_rows = await asyncio.to_thread(lane_row_count, ch, ids)
+        verified = await verify_audit(settings)
+        audit_line = (f"{verified.report.checked} records verified, intact"
+                      if verified.report.ok else f"BROKEN {verified.report.breaks}")
 
     table = Table(title=f"Per-lane latency, {len(ids)} requests (read back from ClickHouse)")
     for col in ("lane", "rows", "p50 ms", "p99 ms"):
@@ -97,5 +162,6 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
                       f"{row['p99_ms']:.2f}")
     out.print(table)
     out.print(f"lane rows: {total_rows} (expected {7 * len(ids)}); request outcomes: {statuses}")
+    out.print(f"audit chain: {audit_line}")
     out.print(f"all {len(ids)} requests finished in {elapsed:.1f} s")
     return 0 if total_rows == 7 * len(ids) else 1

@@ -19,6 +19,8 @@ from faust.streams import current_event
 from nova.settings import Settings
 from schemas import load_schema_set
 from streams.context import RAW, LaneContext
+from nova.entities.store import EntityStore
+from streams.entities import WorkerEntities
 from streams.execution import ExecutionService
 from streams.lanes import (
     AuditLane,
@@ -80,6 +82,10 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         ctx.services["execution"] = ExecutionService.build(settings)
     execution: ExecutionService = ctx.services["execution"]
     ctx.services.setdefault("cost_estimator", execution.estimate_cost)
+    if "entities" not in ctx.services:
+        entities = WorkerEntities(EntityStore(settings, ctx.schemas))
+        ctx.services["entities"] = entities
+        app.task(entities.run)
 
     lanes: list[Lane] = [IntentLane(), ContextLane(), EncodingLane(), GovernanceLane(),
                          CheckpointLane()]

@@ -33,6 +33,10 @@ class SubmitRequest(BaseModel):
     role: str | None = Field(default=None, max_length=64)
     thread_id: str | None = Field(default=None, max_length=128)
     dataspace_ids: list[str] = Field(default_factory=list, max_length=32)
+    provider: str | None = Field(default=None, max_length=64,
+                                 description="route to this provider (the nova role stays on Claude)")
+    model: str | None = Field(default=None, max_length=128)
+    strategy: Literal["task", "cheapest", "fastest", "priority"] | None = None
     wait_ms: int = Field(default=0, ge=0, le=120_000,
                          description="wait up to this long for the request to be held or done")
 
@@ -69,6 +73,11 @@ async def submit(body: SubmitRequest, principal: PrincipalDep, services: Service
         role=body.role,
         thread_id=body.thread_id,
         dataspace_ids=tuple(body.dataspace_ids),
+        roles=tuple(sorted(principal.roles)),
+        sphere_id=_sphere_of(services, principal.identity),
+        provider_hint=body.provider,
+        model_hint=body.model,
+        strategy=body.strategy,
     )
     services.tracker.accepted(record)
     await services.producer.send("requests", record.request_id, record)
@@ -85,6 +94,11 @@ async def submit(body: SubmitRequest, principal: PrincipalDep, services: Service
         if view is not None and view.finished:
             return JSONResponse(view.to_json(), status_code=200)
     return JSONResponse({"request_id": record.request_id, "status": "accepted"}, status_code=202)
+
+
+def _sphere_of(services: Services, identity_id: str) -> str | None:
+    entities = services.extras.get("entities")
+    return entities.sphere_of(identity_id) if entities is not None else None
 
 
 async def find_view(services: Services, request_id: str) -> RequestView | None:

@@ -18,6 +18,10 @@ from nova.domain.governance import Rule
 class EntityView(Protocol):
     async def sync(self) -> None: ...
 
+    async def ready(self) -> None:
+        """Wait until the first catch-up with the entities topic is done."""
+        ...
+
     def owner(self, kind: str, entity_id: str) -> str | None:
         """Owning identity of a ``thread`` / ``dataspace`` / ``rule`` / … or None if unknown."""
         ...

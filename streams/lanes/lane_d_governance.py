@@ -31,6 +31,8 @@ class GovernanceLane:
         if entities is not None:
             if record.thread_id or record.dataspace_ids:
                 await entities.sync()
+            else:
+                await entities.ready()
             refs = [("thread", record.thread_id)] if record.thread_id else []
             refs += [("dataspace", d) for d in record.dataspace_ids]
             for kind, rid in refs:

@@ -1,0 +1,173 @@
+"""The gateway's view of checkpoints: every held request and every decision, folded in order.
+
+Tails the ``pending`` and ``decisions`` topics from the beginning (both keep everything), so
+a restarted gateway knows every checkpoint and its state. The fold uses the same domain state
+machine as lane E (``nova.domain.checkpoints``), so the gateway can answer "already decided"
+(harmless repeat), "decided the other way" (409) and "expired" (409) exactly as the worker
+will apply them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from nova.domain.checkpoints import Checkpoint, apply_decision, expire
+from nova.errors import ConflictError, SchemaError
+from nova.records import CheckpointDecisionRecord, PipelineRecord
+from nova.settings import Settings
+from schemas import TOPICS, SchemaSet
+from streams.convert import checkpoint_domain, from_ms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    checkpoint: Checkpoint
+    record: PipelineRecord
+
+    @property
+    def user_id(self) -> str:
+        return self.record.user_id
+
+    def to_json(self) -> dict[str, object]:
+        cp = self.checkpoint
+        return {
+            "checkpoint_id": cp.checkpoint_id, "request_id": cp.request_id,
+            "identity_id": cp.identity_id, "user_id": self.record.user_id,
+            "status": cp.status, "reason": cp.reason,
+            "created_at": cp.created_at.isoformat(), "expires_at": cp.expires_at.isoformat(),
+            "decided_by": cp.decided_by,
+            "decided_at": cp.decided_at.isoformat() if cp.decided_at else None,
+            "decision_reason": cp.decision_reason,
+            "action": self.record.intent.action if self.record.intent else None,
+            "prompt": self.record.prompt,
+        }
+
+
+def fold_decision(held: HeldRequest, decision: CheckpointDecisionRecord) -> HeldRequest:
+    """Apply a decision as lane E does; conflicting or late ones leave the state unchanged."""
+    cp = held.checkpoint
+    when = from_ms(decision.decided_at)
+    if decision.decision == "expire":
+        return replace(held, checkpoint=expire(cp, max(when, cp.expires_at)).checkpoint)
+    try:
+        changed = apply_decision(cp, decision.decision,  # type: ignore[arg-type]
+                                 decision.actor, when, decision.reason)
+    except ConflictError:
+        return held
+    return replace(held, checkpoint=changed.checkpoint)
+
+
+class CheckpointBook:
+    TOPICS = ("pending", "decisions")
+
+    def __init__(self, settings: Settings, schemas: SchemaSet) -> None:
+        self.settings = settings
+        self.schemas = schemas
+        self.by_id: dict[str, HeldRequest] = {}
+        self._names = {settings.topic(t): t for t in self.TOPICS}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._early: dict[str, list[CheckpointDecisionRecord]] = {}
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
+                                    enable_auto_commit=False, group_id=None,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(n, p) for n in self._names
+                 for p in sorted(cluster.partitions_for_topic(n) or ())]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        self._consumer = consumer
+        while await self._behind(consumer, ends):
+            self._apply(await consumer.getmany(timeout_ms=500, max_records=5000))
+        self._task = asyncio.create_task(self._run(consumer), name="checkpoint-book")
+
+    @staticmethod
+    async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return True
+        return False
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def get(self, checkpoint_id: str) -> HeldRequest | None:
+        return self.by_id.get(checkpoint_id)
+
+    def for_identity(self, identity_id: str) -> list[HeldRequest]:
+        now = datetime.now(UTC)
+        return sorted(
+            (self._as_of(h, now) for h in self.by_id.values()
+             if h.checkpoint.identity_id == identity_id),
+            key=lambda h: h.checkpoint.created_at,
+        )
+
+    @staticmethod
+    def _as_of(held: HeldRequest, now: datetime) -> HeldRequest:
+        """Show an overdue checkpoint as expired even before the expiry decision lands."""
+        return replace(held, checkpoint=expire(held.checkpoint, now).checkpoint)
+
+    def record_decision(self, decision: CheckpointDecisionRecord) -> None:
+        """Apply our own decision at once so the caller reads its own write."""
+        held = self.by_id.get(decision.checkpoint_id)
+        if held is not None:
+            self.by_id[decision.checkpoint_id] = fold_decision(held, decision)
+
+    def _apply(self, polled: dict[TopicPartition, list[object]]) -> None:
+        for tp, messages in polled.items():
+            topic = self._names[tp.topic]
+            codec = self.schemas[TOPICS[topic].value_schema]
+            for msg in messages:
+                try:
+                    data = codec.decode(msg.value, msg.headers)  # type: ignore[attr-defined]
+                    if topic == "pending":
+                        self._on_pending(PipelineRecord.from_avro(data))
+                    else:
+                        self._on_decision(CheckpointDecisionRecord.from_avro(data))
+                except (SchemaError, ValueError) as exc:
+                    log.debug("checkpoint book skipped a record: %s", exc)
+
+    def _on_pending(self, record: PipelineRecord) -> None:
+        if record.checkpoint is None:
+            return
+        cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id)
+        if cp.checkpoint_id in self.by_id:
+            return  # a re-sent hold (lane E re-processing) changes nothing
+        held = HeldRequest(cp, record)
+        for decision in self._early.pop(cp.checkpoint_id, []):
+            held = fold_decision(held, decision)
+        self.by_id[cp.checkpoint_id] = held
+
+    def _on_decision(self, decision: CheckpointDecisionRecord) -> None:
+        held = self.by_id.get(decision.checkpoint_id)
+        if held is None:  # decisions and holds are different topics: a decision may come first
+            self._early.setdefault(decision.checkpoint_id, []).append(decision)
+            return
+        self.by_id[decision.checkpoint_id] = fold_decision(held, decision)
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                self._apply(await consumer.getmany(timeout_ms=1000, max_records=5000))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep tailing; the broker may be restarting
+                log.exception("checkpoint book poll failed")
+                await asyncio.sleep(1)

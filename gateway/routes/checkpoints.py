@@ -1,0 +1,111 @@
+"""Checkpoint decisions: ``/api/v2/governance/checkpoints``.
+
+Only an approver (or admin) of the identity that owns the held request may decide it; another
+identity gets 403 (and an IDENTITY_BOUNDARY audit fact), whatever its roles. Deciding twice the
+same way is harmless; the opposite decision, or any decision after expiry, is 409.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.checkpoints import CheckpointBook, HeldRequest
+from gateway.deps import PrincipalDep, ServicesDep
+from gateway.services import Services
+from nova.auth.tokens import Principal
+from nova.domain.checkpoints import apply_decision, expire, may_decide
+from nova.errors import ConflictError, ForbiddenError, NotFoundError
+from nova.records import CheckpointDecisionRecord, now_ms
+
+router = APIRouter(prefix="/api/v2/governance/checkpoints", tags=["checkpoints"])
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+def book(services: Services) -> CheckpointBook:
+    found: CheckpointBook = services.extras["checkpoints"]
+    return found
+
+
+def visible(held: HeldRequest, principal: Principal) -> bool:
+    """Approvers see every checkpoint of their identity; members see their own requests'."""
+    return principal.has_role("approver", "admin") or held.user_id == principal.sub
+
+
+@router.get("")
+async def list_checkpoints(
+    principal: PrincipalDep, services: ServicesDep,
+    status: Literal["pending", "approved", "rejected", "expired"] | None = Query(default=None),
+) -> dict[str, Any]:
+    items = [h for h in book(services).for_identity(principal.identity) if visible(h, principal)]
+    if status is not None:
+        items = [h for h in items if h.checkpoint.status == status]
+    return {"checkpoints": [h.to_json() for h in items]}
+
+
+async def owned(services: Services, principal: Principal, checkpoint_id: str) -> HeldRequest:
+    held = book(services).get(checkpoint_id)
+    if held is None:
+        raise NotFoundError(f"no checkpoint {checkpoint_id}")
+    if held.checkpoint.identity_id != principal.identity:
+        guard = services.extras.get("boundary")
+        if guard is not None:
+            await guard.violation(principal, "checkpoint", checkpoint_id,
+                                  held.checkpoint.identity_id)
+        raise ForbiddenError("this checkpoint belongs to another identity")
+    return held
+
+
+@router.get("/{checkpoint_id}", responses={403: {}, 404: {}})
+async def get_checkpoint(checkpoint_id: str, principal: PrincipalDep,
+                         services: ServicesDep) -> dict[str, Any]:
+    held = await owned(services, principal, checkpoint_id)
+    if not visible(held, principal):
+        raise ForbiddenError("only approvers see other members' checkpoints")
+    return CheckpointBook._as_of(held, datetime.now(UTC)).to_json()
+
+
+async def decide(checkpoint_id: str, decision: Literal["approve", "reject"], body: DecisionBody,
+                 principal: Principal, services: Services) -> dict[str, Any]:
+    held = await owned(services, principal, checkpoint_id)
+    if not may_decide(held.checkpoint, principal.identity, principal.roles):
+        raise ForbiddenError("deciding a checkpoint needs the approver role of its identity")
+    now = datetime.now(UTC)
+    cp = expire(held.checkpoint, now).checkpoint
+    if cp.status == "expired":
+        raise ConflictError("this checkpoint has expired")
+    transition = apply_decision(cp, decision, principal.sub, now, body.reason)  # 409 if opposite
+    if transition.changed:
+        record = CheckpointDecisionRecord(
+            checkpoint_id=cp.checkpoint_id, request_id=cp.request_id, identity_id=cp.identity_id,
+            decision=decision, actor=principal.sub, reason=body.reason, decided_at=now_ms())
+        await services.producer.send("decisions", cp.request_id, record)
+        book(services).record_decision(record)
+        from streams.audit_facts import fact
+
+        await services.producer.send("facts", cp.request_id, fact(
+            "CHECKPOINT_DECISION", cp.identity_id,
+            {"checkpoint_id": cp.checkpoint_id, "decision": decision, "reason": body.reason},
+            request_id=cp.request_id, actor=principal.sub, suffix=decision))
+    current = book(services).get(checkpoint_id) or held
+    return current.to_json()
+
+
+@router.post("/{checkpoint_id}/approve", responses={403: {}, 404: {}, 409: {}})
+async def approve(checkpoint_id: str, principal: PrincipalDep, services: ServicesDep,
+                  body: DecisionBody | None = None) -> dict[str, Any]:
+    return await decide(checkpoint_id, "approve", body or DecisionBody(), principal, services)
+
+
+@router.post("/{checkpoint_id}/reject", responses={403: {}, 404: {}, 409: {}})
+async def reject(checkpoint_id: str, principal: PrincipalDep, services: ServicesDep,
+                 body: DecisionBody | None = None) -> dict[str, Any]:
+    return await decide(checkpoint_id, "reject", body or DecisionBody(), principal, services)
