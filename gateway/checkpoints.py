@@ -39,10 +39,14 @@ class HeldRequest:
     def to_json(self) -> dict[str, object]:
         cp = self.checkpoint
         return {
-            "checkpoint_id": cp.checkpoint_id, "request_id": cp.request_id,
-            "identity_id": cp.identity_id, "user_id": self.record.user_id,
-            "status": cp.status, "reason": cp.reason,
-            "created_at": cp.created_at.isoformat(), "expires_at": cp.expires_at.isoformat(),
+            "checkpoint_id": cp.checkpoint_id,
+            "request_id": cp.request_id,
+            "identity_id": cp.identity_id,
+            "user_id": self.record.user_id,
+            "status": cp.status,
+            "reason": cp.reason,
+            "created_at": cp.created_at.isoformat(),
+            "expires_at": cp.expires_at.isoformat(),
             "decided_by": cp.decided_by,
             "decided_at": cp.decided_at.isoformat() if cp.decided_at else None,
             "decision_reason": cp.decision_reason,
@@ -58,8 +62,13 @@ def fold_decision(held: HeldRequest, decision: CheckpointDecisionRecord) -> Held
     if decision.decision == "expire":
         return replace(held, checkpoint=expire(cp, max(when, cp.expires_at)).checkpoint)
     try:
-        changed = apply_decision(cp, decision.decision,  # type: ignore[arg-type]
-                                 decision.actor, when, decision.reason)
+        changed = apply_decision(
+            cp,
+            decision.decision,  # type: ignore[arg-type]
+            decision.actor,
+            when,
+            decision.reason,
+        )
     except ConflictError:
         return held
     return replace(held, checkpoint=changed.checkpoint)
@@ -78,13 +87,19 @@ class CheckpointBook:
         self._early: dict[str, list[CheckpointDecisionRecord]] = {}
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
-                                    enable_auto_commit=False, group_id=None,
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(n, p) for n in self._names
-                 for p in sorted(cluster.partitions_for_topic(n) or ())]
+        parts = [
+            TopicPartition(n, p)
+            for n in self._names
+            for p in sorted(cluster.partitions_for_topic(n) or ())
+        ]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
@@ -114,8 +129,11 @@ class CheckpointBook:
     def for_identity(self, identity_id: str) -> list[HeldRequest]:
         now = datetime.now(UTC)
         return sorted(
-            (self._as_of(h, now) for h in self.by_id.values()
-             if h.checkpoint.identity_id == identity_id),
+            (
+                self._as_of(h, now)
+                for h in self.by_id.values()
+                if h.checkpoint.identity_id == identity_id
+            ),
             key=lambda h: h.checkpoint.created_at,
         )
 
@@ -168,6 +186,6 @@ class CheckpointBook:
                 self._apply(await consumer.getmany(timeout_ms=1000, max_records=5000))
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep tailing; the broker may be restarting
+            except Exception:
                 log.exception("checkpoint book poll failed")
                 await asyncio.sleep(1)

@@ -29,9 +29,17 @@ PROBLEM_TYPE_BASE = "https://nova.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 _TITLES = {
-    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 422: "Invalid request", 423: "Locked",
-    429: "Too many requests", 500: "Internal error", 503: "Service unavailable",
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Invalid request",
+    423: "Locked",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
 }
 
 
@@ -57,23 +65,38 @@ def problem(
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail) if exc.detail else None,
-                       headers=dict(exc.headers) if exc.headers else None)
+        return problem(
+            exc.status_code,
+            str(exc.detail) if exc.detail else None,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in exc.errors()
         ]
-        return problem(422, "the request body or parameters do not match the contract",
-                       slug="validation", errors=errors)
+        return problem(
+            422,
+            "the request body or parameters do not match the contract",
+            slug="validation",
+            errors=errors,
+        )
 
     @app.exception_handler(NovaError)
     async def nova_error(_: Request, exc: NovaError) -> JSONResponse:
         if isinstance(exc, AuthError):
-            return problem(401, str(exc), slug="unauthorized",
-                           headers={"WWW-Authenticate": 'Bearer realm="nova"'})
+            return problem(
+                401,
+                str(exc),
+                slug="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="nova"'},
+            )
         if isinstance(exc, ForbiddenError):
             return problem(403, str(exc), slug="identity-boundary")
         if isinstance(exc, NotFoundError):

@@ -74,17 +74,27 @@ class RequestView:
         if self.record is not None:
             rec = self.record
             if rec.intent:
-                body["intent"] = {"task_type": rec.intent.task_type, "action": rec.intent.action,
-                                  "confidence": rec.intent.confidence}
+                body["intent"] = {
+                    "task_type": rec.intent.task_type,
+                    "action": rec.intent.action,
+                    "confidence": rec.intent.confidence,
+                }
             if rec.governance:
-                body["governance"] = {"outcome": rec.governance.outcome,
-                                      "fired_rules": list(rec.governance.fired_rules),
-                                      "reasons": list(rec.governance.reasons)}
+                body["governance"] = {
+                    "outcome": rec.governance.outcome,
+                    "fired_rules": list(rec.governance.fired_rules),
+                    "reasons": list(rec.governance.reasons),
+                }
             if rec.execution and rec.execution.provider:
                 ex = rec.execution
-                body["execution"] = {"provider": ex.provider, "model": ex.model,
-                                     "tokens_in": ex.tokens_in, "tokens_out": ex.tokens_out,
-                                     "cost_usd": ex.cost_usd, "attempts": ex.attempts}
+                body["execution"] = {
+                    "provider": ex.provider,
+                    "model": ex.model,
+                    "tokens_in": ex.tokens_in,
+                    "tokens_out": ex.tokens_out,
+                    "cost_usd": ex.cost_usd,
+                    "attempts": ex.attempts,
+                }
         return body
 
 
@@ -92,9 +102,14 @@ def view_from_record(rec: PipelineRecord, status: str | None = None) -> RequestV
     lanes = {t.lane: LaneView(t.lane, t.status, t.duration_ms) for t in rec.lanes}
     cp = rec.checkpoint
     return RequestView(
-        request_id=rec.request_id, identity_id=rec.identity_id, status=status or rec.status,
-        lanes=lanes, result=rec.execution.text if rec.execution else None, error=rec.error,
-        checkpoint_id=cp.checkpoint_id if cp else None, checkpoint_reason=cp.reason if cp else None,
+        request_id=rec.request_id,
+        identity_id=rec.identity_id,
+        status=status or rec.status,
+        lanes=lanes,
+        result=rec.execution.text if rec.execution else None,
+        error=rec.error,
+        checkpoint_id=cp.checkpoint_id if cp else None,
+        checkpoint_reason=cp.reason if cp else None,
         record=rec,
     )
 
@@ -116,8 +131,11 @@ class RequestTracker:
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
-                                    enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            enable_auto_commit=False,
+            group_id=None,
+        )
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()  # every topic, not just assigned
         parts = [
@@ -149,7 +167,10 @@ class RequestTracker:
         return self._views.get(request_id)
 
     async def wait_until(
-        self, request_id: str, done: Callable[[RequestView], bool], timeout_s: float,
+        self,
+        request_id: str,
+        done: Callable[[RequestView], bool],
+        timeout_s: float,
     ) -> RequestView | None:
         """Wait until ``done(view)`` holds or the timeout passes; return the latest view."""
         loop = asyncio.get_running_loop()
@@ -168,8 +189,9 @@ class RequestTracker:
 
     # -- write side --------------------------------------------------------------------
     def accepted(self, rec: PipelineRecord) -> None:
-        self._put(RequestView(request_id=rec.request_id, identity_id=rec.identity_id,
-                              status="accepted"))
+        self._put(
+            RequestView(request_id=rec.request_id, identity_id=rec.identity_id, status="accepted")
+        )
 
     def _put(self, view: RequestView) -> None:
         self._views[view.request_id] = view
@@ -185,7 +207,8 @@ class RequestTracker:
         if ev.lane is None:
             return
         view = self._views.get(ev.request_id) or RequestView(
-            request_id=ev.request_id, identity_id=ev.identity_id, status="in_flight")
+            request_id=ev.request_id, identity_id=ev.identity_id, status="in_flight"
+        )
         lanes = dict(view.lanes)
         lanes[ev.lane.lane] = LaneView(ev.lane.lane, ev.lane.status, ev.lane.duration_ms)
         if view.finished:
@@ -214,7 +237,7 @@ class RequestTracker:
                 polled = await consumer.getmany(timeout_ms=1000, max_records=5000)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep tailing; the broker may be restarting
+            except Exception:
                 log.exception("tracker poll failed")
                 await asyncio.sleep(1)
                 continue

@@ -7,7 +7,6 @@ for a configuration problem.
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Annotated
 
 import typer
@@ -15,8 +14,11 @@ import typer
 from nova.errors import ConfigError, LauncherError, NovaError
 from nova.settings import Settings, load_settings
 
-app = typer.Typer(help="Nova: governance-first LLM request pipeline on Kafka.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Nova: governance-first LLM request pipeline on Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 kafka_app = typer.Typer(help="The project's own single-node Kafka broker.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 
@@ -69,8 +71,10 @@ def kafka_start() -> None:
 
     settings = _settings()
     if settings.external_kafka:
-        _fail(f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.bootstrap_servers}): "
-              "unset it to run a local broker")
+        _fail(
+            f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.bootstrap_servers}): "
+            "unset it to run a local broker"
+        )
 
     def run() -> None:
         broker = Broker(settings)
@@ -99,7 +103,9 @@ def kafka_status() -> None:
     settings = _settings()
     if settings.external_kafka:
         ok = broker_answers(settings.bootstrap_servers)
-        typer.echo(f"external Kafka {settings.bootstrap_servers}: {'answers' if ok else 'does not answer'}")
+        typer.echo(
+            f"external Kafka {settings.bootstrap_servers}: {'answers' if ok else 'does not answer'}"
+        )
         raise typer.Exit(0 if ok else 1)
     broker = Broker(settings)
     pid = broker.running_pid()
@@ -107,7 +113,9 @@ def kafka_status() -> None:
         typer.echo("no local broker is running")
         raise typer.Exit(1)
     ok = broker_answers(broker.layout.bootstrap)
-    typer.echo(f"broker pid {pid} on {broker.layout.bootstrap}: {'ready' if ok else 'not answering'}")
+    typer.echo(
+        f"broker pid {pid} on {broker.layout.bootstrap}: {'ready' if ok else 'not answering'}"
+    )
     raise typer.Exit(0 if ok else 1)
 
 
@@ -127,8 +135,12 @@ def gateway() -> None:
     from gateway.app import create_app
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level="warning",
+    )
 
 
 @app.command()
@@ -170,14 +182,17 @@ def token(
     from nova.auth.tokens import issue_token
 
     settings = _settings()
-    _guard(lambda: typer.echo(issue_token(settings, sub or identity, identity, role,
-                                          datetime.now(UTC))))
+    _guard(
+        lambda: typer.echo(
+            issue_token(settings, sub or identity, identity, role, datetime.now(UTC))
+        )
+    )
 
 
 # Feature command groups register themselves here, one line each.
-from nova import cli_entities as _cli_entities  # noqa: E402  (keys, identities)
 from nova import cli_analytics as _cli_analytics  # noqa: E402  (sql, report, replay)
 from nova import cli_audit as _cli_audit  # noqa: E402  (audit verify)
+from nova import cli_entities as _cli_entities  # noqa: E402  (keys, identities)
 from nova import cli_llm as _cli_llm  # noqa: E402  (fake-llm)
 
 for _module in (_cli_entities, _cli_analytics, _cli_audit, _cli_llm):
@@ -189,4 +204,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -33,24 +33,35 @@ PROMPTS = [
 
 
 async def governance_scenarios(
-    http: httpx.AsyncClient, alice: dict[str, str], bob: dict[str, str], out: Console,
+    http: httpx.AsyncClient,
+    alice: dict[str, str],
+    bob: dict[str, str],
+    out: Console,
     ids: list[str],
 ) -> bool:
     """Held → approved → completed; held → rejected; another identity's thread → 403."""
     out.rule("Governance before execution")
-    scenarios = [("Pay invoice INV-2041 of 1,200 EUR to ACME Corp", "approve"),
-                 ("Delete the file quarterly-draft.docx from the shared drive", "reject")]
+    scenarios = [
+        ("Pay invoice INV-2041 of 1,200 EUR to ACME Corp", "approve"),
+        ("Delete the file quarterly-draft.docx from the shared drive", "reject"),
+    ]
     for prompt, decision in scenarios:
-        r = await http.post("/api/v2/nova/requests", headers=alice,
-                            json={"prompt": prompt, "wait_ms": 15000})
+        r = await http.post(
+            "/api/v2/nova/requests", headers=alice, json={"prompt": prompt, "wait_ms": 15000}
+        )
         if r.status_code != 423:
             out.print(f"[red]expected 423 for {prompt!r}, got {r.status_code}: {r.text}[/red]")
             return False
         held = r.json()
-        out.print(f"423 Locked  {prompt!r}\n            checkpoint {held['checkpoint_id']}: "
-                  f"{held['reason']}")
-        d = await http.post(f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/{decision}",
-                            headers=alice, json={"reason": f"demo {decision}"})
+        out.print(
+            f"423 Locked  {prompt!r}\n            checkpoint {held['checkpoint_id']}: "
+            f"{held['reason']}"
+        )
+        d = await http.post(
+            f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/{decision}",
+            headers=alice,
+            json={"reason": f"demo {decision}"},
+        )
         d.raise_for_status()
         rid = held["request_id"]
         ids.append(rid)
@@ -65,23 +76,38 @@ async def governance_scenarios(
         final = (await http.get(f"/api/v2/nova/requests/{rid}", headers=alice)).json()
         detail = final.get("execution", {})
         done = {"approve": "approved", "reject": "rejected"}[decision]
-        out.print(f"{done} → {final['status']}"
-                  + (f" by {detail.get('provider')}/{detail.get('model')}" if detail else
-                     " without any LLM call"))
+        out.print(
+            f"{done} → {final['status']}"
+            + (
+                f" by {detail.get('provider')}/{detail.get('model')}"
+                if detail
+                else " without any LLM call"
+            )
+        )
     thread = await http.post("/api/v2/threads", headers=alice, json={"title": "Board minutes"})
     thread.raise_for_status()
     tid = thread.json()["id"]
-    await http.post(f"/api/v2/threads/{tid}/messages", headers=alice,
-                    json={"text": "Confidential: the board approved the acquisition."})
-    r = await http.post("/api/v2/nova/requests", headers=bob,
-                        json={"prompt": "Summarise this thread", "thread_id": tid})
-    out.print(f"identity-bob asks about identity-alice's thread → {r.status_code} "
-              f"{r.json().get('title', '')}: {r.json().get('detail', '')}")
+    await http.post(
+        f"/api/v2/threads/{tid}/messages",
+        headers=alice,
+        json={"text": "Confidential: the board approved the acquisition."},
+    )
+    r = await http.post(
+        "/api/v2/nova/requests",
+        headers=bob,
+        json={"prompt": "Summarise this thread", "thread_id": tid},
+    )
+    out.print(
+        f"identity-bob asks about identity-alice's thread → {r.status_code} "
+        f"{r.json().get('title', '')}: {r.json().get('detail', '')}"
+    )
     if r.status_code != 403:
         return False
-    r = await http.post("/api/v2/nova/requests", headers=alice,
-                        json={"prompt": "Summarise this thread", "thread_id": tid,
-                              "wait_ms": 15000})
+    r = await http.post(
+        "/api/v2/nova/requests",
+        headers=alice,
+        json={"prompt": "Summarise this thread", "thread_id": tid, "wait_ms": 15000},
+    )
     body = r.json()
     out.print(f"identity-alice asks about her own thread → {r.status_code} {body.get('status')}")
     if "request_id" in body:
@@ -90,8 +116,13 @@ async def governance_scenarios(
 
 
 def token_for(settings: Settings, identity: str, *roles: str) -> str:
-    return issue_token(settings, sub=f"user-{identity}", identity=identity,
-                       roles=roles or ("member",), now=datetime.now(UTC))
+    return issue_token(
+        settings,
+        sub=f"user-{identity}",
+        identity=identity,
+        roles=roles or ("member",),
+        now=datetime.now(UTC),
+    )
 
 
 async def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.2) -> bool:
@@ -105,7 +136,7 @@ async def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.2) ->
 
 async def run_demo(settings: Settings, n_requests: int = 30, console: Console | None = None) -> int:
     out = console or Console()
-    async with running_stack(settings, install_signal_handlers=False) as stack:
+    async with running_stack(settings) as stack:
         services = stack.app.state.services
         ch: ClickHouse = services.clickhouse
         alice = token_for(settings, "identity-alice", "member", "approver")
@@ -126,7 +157,11 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
             async def all_done() -> bool:
                 for rid in ids:
                     r = await http.get(f"/api/v2/nova/requests/{rid}", headers=headers)
-                    if r.status_code != 200 or r.json()["status"] not in ("completed", "denied", "failed"):
+                    if r.status_code != 200 or r.json()["status"] not in (
+                        "completed",
+                        "denied",
+                        "failed",
+                    ):
                         return False
                 return True
 
@@ -151,15 +186,19 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
         statuses = await asyncio.to_thread(status_counts, ch, ids)
         total_rows = await asyncio.to_thread(lane_row_count, ch, ids)
         verified = await verify_audit(settings)
-        audit_line = (f"{verified.report.checked} records verified, intact"
-                      if verified.report.ok else f"BROKEN {verified.report.breaks}")
+        audit_line = (
+            f"{verified.report.checked} records verified, intact"
+            if verified.report.ok
+            else f"BROKEN {verified.report.breaks}"
+        )
 
     table = Table(title=f"Per-lane latency, {len(ids)} requests (read back from ClickHouse)")
     for col in ("lane", "rows", "p50 ms", "p99 ms"):
         table.add_column(col, justify="right" if col != "lane" else "left")
     for row in summary:
-        table.add_row(str(row["lane"]), str(row["rows"]), f"{row['p50_ms']:.2f}",
-                      f"{row['p99_ms']:.2f}")
+        table.add_row(
+            str(row["lane"]), str(row["rows"]), f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}"
+        )
     out.print(table)
     out.print(f"lane rows: {total_rows} (expected {7 * len(ids)}); request outcomes: {statuses}")
     out.print(f"audit chain: {audit_line}")

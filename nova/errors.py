@@ -11,7 +11,7 @@ retry can help (``retriable``) so callers never inspect messages to decide.
     ├── ProcessingError          a lane could not process a record (goes to the dead-letter topic)
     ├── NotFoundError            an entity id is unknown
     ├── ForbiddenError           identity boundary crossed
-    ├── ConflictError            an operation contradicts an earlier one (opposite checkpoint decision)
+    ├── ConflictError            contradicts an earlier operation (opposite checkpoint decision)
     ├── AuthError                missing, malformed, expired or wrongly signed credentials
     ├── LimitError               a rate limit or budget says no; names the limit (retriable)
     └── ProviderError            an LLM provider call failed (retriable unless stated)

@@ -82,7 +82,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
-        if self.environment == "production" and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+        if (
+            self.environment == "production"
+            and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+        ):
             raise ValueError(
                 "NOVA_JWT_SECRET is the development placeholder; set a real secret in production"
             )

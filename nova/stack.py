@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from gateway.app import create_app
 from nova.errors import ConfigError
+from nova.kafka import quiet_kafka_client
 from nova.kafka.admin import ensure_topics
 from nova.kafka.launcher import Broker, _die_with_parent, port_open
 from nova.llm.fake_server import FakeServerThread
@@ -32,14 +33,19 @@ from nova.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def spawn(module_args: list[str], settings: Settings, extra_env: dict[str, str] | None = None,
-          ) -> subprocess.Popen[bytes]:
+def spawn(
+    module_args: list[str],
+    settings: Settings,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start ``python -m nova <args>`` as a child that dies with us."""
     env = {**os.environ, **settings.to_env(), **(extra_env or {})}
     env.pop("NOVA_WORKER_NAME", None)  # each child names itself after its own pid
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "nova", *module_args],
-        env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
 
 
@@ -73,8 +79,9 @@ def has_provider_keys(env: dict[str, str] | None = None) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(settings: Settings, *, install_signal_handlers: bool) -> AsyncIterator[RunningStack]:
+async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
     """Start broker (unless external), topics, worker and gateway; stop them all on exit."""
+    quiet_kafka_client(settings)
     if port_open(settings.gateway_port, settings.gateway_host):
         raise ConfigError(
             f"port {settings.gateway_port} is in use: set NOVA_GATEWAY_PORT to a free port"
@@ -83,8 +90,11 @@ async def running_stack(settings: Settings, *, install_signal_handlers: bool) ->
     if not settings.llm_fake_url and not has_provider_keys():
         fake = FakeServerThread().start()
         settings = settings.model_copy(update={"llm_fake_url": fake.url})
-        print(f"No LLM provider API key is set: using Nova's fake provider server at {fake.url} "
-              "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, … to call real providers).", flush=True)
+        print(
+            f"No LLM provider API key is set: using Nova's fake provider server at {fake.url} "
+            "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, … to call real providers).",
+            flush=True,
+        )
     broker: Broker | None = None
     if not settings.external_kafka:
         broker = Broker(settings)
@@ -94,11 +104,14 @@ async def running_stack(settings: Settings, *, install_signal_handlers: bool) ->
         await ensure_topics(settings)
         worker = spawn(["worker"], settings)
         app = create_app(settings)
-        config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host=settings.gateway_host,
+            port=settings.gateway_port,
+            log_level="warning",
+            lifespan="on",
+        )
         server = uvicorn.Server(config)
-        if not install_signal_handlers:
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         serving = asyncio.create_task(server.serve(), name="gateway")
         while not server.started:
             if serving.done():
@@ -126,15 +139,19 @@ async def serve_forever(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_stack(settings, install_signal_handlers=False) as stack:
-        print(f"Nova is up: gateway {settings.gateway_url} (docs at /docs), Kafka "
-              f"{settings.bootstrap_servers}, ClickHouse {settings.clickhouse_url}. Ctrl-C stops.",
-              flush=True)
+    async with running_stack(settings) as stack:
+        print(
+            f"Nova is up: gateway {settings.gateway_url} (docs at /docs), Kafka "
+            f"{settings.bootstrap_servers}, ClickHouse {settings.clickhouse_url}. Ctrl-C stops.",
+            flush=True,
+        )
         waiter = asyncio.create_task(stop.wait())
         while not stop.is_set():
             await asyncio.wait({waiter}, timeout=1.0)
             if stack.worker.poll() is not None:
-                print(f"nova: the worker exited with {stack.worker.returncode}; stopping",
-                      file=sys.stderr)
+                print(
+                    f"nova: the worker exited with {stack.worker.returncode}; stopping",
+                    file=sys.stderr,
+                )
                 break
     print("Nova stopped.", flush=True)

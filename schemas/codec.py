@@ -73,10 +73,14 @@ class AvroCodec:
         buf = io.BytesIO(payload)
         try:
             value = fastavro.schemaless_reader(buf, writer, self.current)
-        except Exception as exc:  # noqa: BLE001 - fastavro raises bare errors on garbage input
-            raise SchemaError(f"{self.name}: undecodable record: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            raise SchemaError(
+                f"{self.name}: undecodable record: {type(exc).__name__}: {exc}"
+            ) from exc
         if buf.tell() != len(payload):
-            raise SchemaError(f"{self.name}: {len(payload) - buf.tell()} trailing bytes after record")
+            raise SchemaError(
+                f"{self.name}: {len(payload) - buf.tell()} trailing bytes after record"
+            )
         if not isinstance(value, dict):
             raise SchemaError(f"{self.name}: decoded value is not a record")
         return value

@@ -35,7 +35,7 @@ class TopicSpec:
 
     def config(self) -> dict[str, str]:
         """Broker-side topic configuration."""
-        cfg = {"cleanup.policy": self.cleanup}
+        cfg: dict[str, str] = {"cleanup.policy": self.cleanup}
         if self.cleanup == "delete":
             cfg["retention.ms"] = str(self.retention_ms)
         return cfg
@@ -64,32 +64,80 @@ LANE_NAMES = {
 }
 
 _SPECS = [
-    TopicSpec("requests", "pipeline_record", "request_id", retention_ms=FOREVER,
-              doc="Requests accepted by the gateway (lane A input)."),
+    TopicSpec(
+        "requests",
+        "pipeline_record",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Requests accepted by the gateway (lane A input).",
+    ),
     TopicSpec("intents", "pipeline_record", "request_id", doc="Lane A → B."),
     TopicSpec("contexts", "pipeline_record", "request_id", doc="Lane B → C."),
     TopicSpec("encoded", "pipeline_record", "request_id", doc="Lane C → D."),
     TopicSpec("governed", "pipeline_record", "request_id", doc="Lane D → E."),
-    TopicSpec("executable", "pipeline_record", "request_id",
-              doc="Lane E → F: allowed or approved requests, and finished ones passing through."),
+    TopicSpec(
+        "executable",
+        "pipeline_record",
+        "request_id",
+        doc="Lane E → F: allowed or approved requests, and finished ones passing through.",
+    ),
     TopicSpec("executed", "pipeline_record", "request_id", doc="Lane F → G."),
-    TopicSpec("completed", "pipeline_record", "request_id", retention_ms=FOREVER,
-              doc="Lane G output: the final state of every request."),
-    TopicSpec("pending", "pipeline_record", "request_id", retention_ms=FOREVER,
-              doc="Requests held at a checkpoint, waiting for a decision."),
-    TopicSpec("decisions", "decision", "request_id", retention_ms=FOREVER,
-              doc="Checkpoint decisions (approve, reject, expire)."),
-    TopicSpec("events", "event", "request_id", retention_ms=FOREVER,
-              doc="Every lane event and LLM event; the analytics source of truth."),
-    TopicSpec("facts", "audit_fact", "request_id (identity id when no request)",
-              retention_ms=FOREVER,
-              doc="Facts to audit, from the gateway and lanes D/E, for lane G to chain."),
-    TopicSpec("audit", "audit_record", "request_id", retention_ms=FOREVER,
-              doc="Hash-chained audit records; never deleted."),
-    TopicSpec("deadletter", "dead_letter", "source topic/partition/offset", retention_ms=FOREVER,
-              doc="Records a lane could not decode or process, with the reason and original bytes."),
-    TopicSpec("entities", "entity", "entity_type:entity_id", cleanup="compact",
-              doc="Identities, API keys, threads, dataspaces, rules and budgets (event-sourced)."),
+    TopicSpec(
+        "completed",
+        "pipeline_record",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Lane G output: the final state of every request.",
+    ),
+    TopicSpec(
+        "pending",
+        "pipeline_record",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Requests held at a checkpoint, waiting for a decision.",
+    ),
+    TopicSpec(
+        "decisions",
+        "decision",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Checkpoint decisions (approve, reject, expire).",
+    ),
+    TopicSpec(
+        "events",
+        "event",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Every lane event and LLM event; the analytics source of truth.",
+    ),
+    TopicSpec(
+        "facts",
+        "audit_fact",
+        "request_id (identity id when no request)",
+        retention_ms=FOREVER,
+        doc="Facts to audit, from the gateway and lanes D/E, for lane G to chain.",
+    ),
+    TopicSpec(
+        "audit",
+        "audit_record",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Hash-chained audit records; never deleted.",
+    ),
+    TopicSpec(
+        "deadletter",
+        "dead_letter",
+        "source topic/partition/offset",
+        retention_ms=FOREVER,
+        doc="Records a lane could not decode or process, with the reason and original bytes.",
+    ),
+    TopicSpec(
+        "entities",
+        "entity",
+        "entity_type:entity_id",
+        cleanup="compact",
+        doc="Identities, API keys, threads, dataspaces, rules and budgets (event-sourced).",
+    ),
 ]
 
 TOPICS: dict[str, TopicSpec] = {s.name: s for s in _SPECS}

@@ -37,7 +37,7 @@ from streams.lanes.lane_g_audit import AuditChain, on_fact
 from streams.runtime import Lane, handle
 
 log = logging.getLogger(__name__)
-Agent = Callable[[faust.StreamT], Coroutine[Any, Any, None]]
+Agent = Callable[[faust.StreamT[Any]], Coroutine[Any, Any, None]]
 
 
 def _current_partition() -> int:
@@ -94,7 +94,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
 
     lane_f = ExecutionLane()
 
-    async def lane_f_agent(stream: faust.StreamT) -> None:
+    async def lane_f_agent(stream: faust.StreamT[Any]) -> None:
         async def one(message: Any) -> None:
             await handle(lane_f, ctx, message)
 
@@ -106,7 +106,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
     g_topic = app.topic(settings.topic("executed"), settings.topic("facts"), **RAW)
     facts_name = settings.topic("facts")
 
-    async def lane_g_agent(stream: faust.StreamT) -> None:
+    async def lane_g_agent(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             if event.message.topic == facts_name:
                 await on_fact(ctx, event.message)
@@ -115,7 +115,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
 
     app.agent(g_topic, name="lane-G")(lane_g_agent)
 
-    async def decisions_agent(stream: faust.StreamT) -> None:
+    async def decisions_agent(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             await on_decision(ctx, event.message)
 
@@ -128,12 +128,12 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
 
     app.timer(settings.checkpoint_sweep_s, name="checkpoint-expiry")(expiry_timer)
 
-    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == settings.topic("executable")}
         execution.set_share(len(mine) / settings.topic_partitions if mine else 1.0)
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         chain.forget()
 
@@ -142,7 +142,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
 
 
 def _agent_for(lane: Lane, ctx: LaneContext) -> Agent:
-    async def agent(stream: faust.StreamT) -> None:
+    async def agent(stream: faust.StreamT[Any]) -> None:
         events: AsyncIterator[Any] = stream.events()
         async for event in events:
             await handle(lane, ctx, event.message)

@@ -20,8 +20,12 @@ from schemas import TOPICS, SchemaSet
 
 log = logging.getLogger(__name__)
 
-RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-                       "value_serializer": "raw"}
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 @dataclass
@@ -47,8 +51,13 @@ class LaneContext:
         )
 
     async def emit_lane_event(
-        self, record: PipelineRecord, lane: str, status: str, started_at: int,
-        duration_ms: float, error: str | None = None,
+        self,
+        record: PipelineRecord,
+        lane: str,
+        status: str,
+        started_at: int,
+        duration_ms: float,
+        error: str | None = None,
     ) -> None:
         event = Event(
             event_id=f"{record.request_id}/lane/{lane}",
@@ -56,8 +65,14 @@ class LaneContext:
             request_id=record.request_id,
             identity_id=record.identity_id,
             ts=now_ms(),
-            lane=LaneEvent(lane=lane, status=status, started_at=started_at,
-                           duration_ms=duration_ms, worker=self.worker, error=error),
+            lane=LaneEvent(
+                lane=lane,
+                status=status,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                worker=self.worker,
+                error=error,
+            ),
         )
         await self.send("events", record.request_id, event)
 
@@ -74,7 +89,10 @@ class LaneContext:
         await self.send("events", event.request_id, event)
 
     async def dead_letter(
-        self, message: Any, lane: str, exc: BaseException,
+        self,
+        message: Any,
+        lane: str,
+        exc: BaseException,
     ) -> None:
         """Park an unprocessable record with its reason and original bytes; never raise."""
         headers = {k: bytes(v) for k, v in _headers(message.headers) if v is not None}

@@ -32,13 +32,19 @@ def from_ms(value: int) -> datetime:
 
 
 def intent_record(i: DomainIntent) -> Intent:
-    return Intent(task_type=i.task_type, action=i.action, confidence=i.confidence,
-                  reasons=tuple(i.reasons))
+    return Intent(
+        task_type=i.task_type, action=i.action, confidence=i.confidence, reasons=tuple(i.reasons)
+    )
 
 
 def context_record(s: DomainSnapshot, text: str) -> ContextSnapshot:
-    return ContextSnapshot(text=text, token_count=s.total_tokens, item_count=s.item_count,
-                           truncated=s.truncated, sources=s.sources)
+    return ContextSnapshot(
+        text=text,
+        token_count=s.total_tokens,
+        item_count=s.item_count,
+        truncated=s.truncated,
+        sources=s.sources,
+    )
 
 
 def encoded_record(e: DomainEncoded) -> EncodedPrompt:
@@ -49,14 +55,18 @@ def encoded_record(e: DomainEncoded) -> EncodedPrompt:
 
 
 def governance_record(d: DomainDecision) -> GovernanceDecision:
-    return GovernanceDecision(outcome=d.outcome, fired_rules=tuple(d.fired_rule_ids),
-                              reasons=tuple(d.reasons))
+    return GovernanceDecision(
+        outcome=d.outcome, fired_rules=tuple(d.fired_rule_ids), reasons=tuple(d.reasons)
+    )
 
 
 def checkpoint_record(cp: Checkpoint) -> CheckpointState:
     return CheckpointState(
-        checkpoint_id=cp.checkpoint_id, reason=cp.reason, status=cp.status,
-        created_at=to_ms(cp.created_at), expires_at=to_ms(cp.expires_at),
+        checkpoint_id=cp.checkpoint_id,
+        reason=cp.reason,
+        status=cp.status,
+        created_at=to_ms(cp.created_at),
+        expires_at=to_ms(cp.expires_at),
         decided_by=cp.decided_by,
         decided_at=to_ms(cp.decided_at) if cp.decided_at else None,
         decision_reason=cp.decision_reason,
@@ -65,9 +75,13 @@ def checkpoint_record(cp: Checkpoint) -> CheckpointState:
 
 def checkpoint_domain(state: CheckpointState, request_id: str, identity_id: str) -> Checkpoint:
     return Checkpoint(
-        checkpoint_id=state.checkpoint_id, request_id=request_id, identity_id=identity_id,
-        reason=state.reason, created_at=from_ms(state.created_at),
-        expires_at=from_ms(state.expires_at), status=state.status,  # type: ignore[arg-type]
+        checkpoint_id=state.checkpoint_id,
+        request_id=request_id,
+        identity_id=identity_id,
+        reason=state.reason,
+        created_at=from_ms(state.created_at),
+        expires_at=from_ms(state.expires_at),
+        status=state.status,  # type: ignore[arg-type]
         decided_by=state.decided_by,
         decided_at=from_ms(state.decided_at) if state.decided_at else None,
         decision_reason=state.decision_reason,

@@ -64,21 +64,27 @@ async def handle(lane: Lane, ctx: LaneContext, message: Any) -> None:
     except NovaError as exc:
         await _failed(lane, ctx, message, record, started, t0, exc)
         return
-    except Exception as exc:  # noqa: BLE001 - a lane bug must not stop the agent; it is dead-lettered
+    except Exception as exc:
         log.exception("lane %s crashed on %s", lane.code, record.request_id)
         await _failed(lane, ctx, message, record, started, t0, exc)
         return
     duration = (time.perf_counter() - t0) * 1000
-    timing = LaneTiming(lane=lane.code, status=outcome.status, started_at=started,
-                        duration_ms=duration)
+    timing = LaneTiming(
+        lane=lane.code, status=outcome.status, started_at=started, duration_ms=duration
+    )
     out = outcome.record.model_copy(update={"lanes": (*outcome.record.lanes, timing)})
     await ctx.send(outcome.target or lane.output, out.request_id, out)
     await ctx.emit_lane_event(out, lane.code, outcome.status, started, duration)
 
 
 async def _failed(
-    lane: Lane, ctx: LaneContext, message: Any, record: PipelineRecord, started: int,
-    t0: float, exc: BaseException,
+    lane: Lane,
+    ctx: LaneContext,
+    message: Any,
+    record: PipelineRecord,
+    started: int,
+    t0: float,
+    exc: BaseException,
 ) -> None:
     """Dead-letter the input, then let the request finish as ``failed`` so nobody waits forever."""
     duration = (time.perf_counter() - t0) * 1000

@@ -42,7 +42,8 @@ def visible(held: HeldRequest, principal: Principal) -> bool:
 
 @router.get("")
 async def list_checkpoints(
-    principal: PrincipalDep, services: ServicesDep,
+    principal: PrincipalDep,
+    services: ServicesDep,
     status: Literal["pending", "approved", "rejected", "expired"] | None = Query(default=None),
 ) -> dict[str, Any]:
     items = [h for h in book(services).for_identity(principal.identity) if visible(h, principal)]
@@ -58,23 +59,30 @@ async def owned(services: Services, principal: Principal, checkpoint_id: str) ->
     if held.checkpoint.identity_id != principal.identity:
         guard = services.extras.get("boundary")
         if guard is not None:
-            await guard.violation(principal, "checkpoint", checkpoint_id,
-                                  held.checkpoint.identity_id)
+            await guard.violation(
+                principal, "checkpoint", checkpoint_id, held.checkpoint.identity_id
+            )
         raise ForbiddenError("this checkpoint belongs to another identity")
     return held
 
 
 @router.get("/{checkpoint_id}", responses={403: {}, 404: {}})
-async def get_checkpoint(checkpoint_id: str, principal: PrincipalDep,
-                         services: ServicesDep) -> dict[str, Any]:
+async def get_checkpoint(
+    checkpoint_id: str, principal: PrincipalDep, services: ServicesDep
+) -> dict[str, Any]:
     held = await owned(services, principal, checkpoint_id)
     if not visible(held, principal):
         raise ForbiddenError("only approvers see other members' checkpoints")
     return CheckpointBook._as_of(held, datetime.now(UTC)).to_json()
 
 
-async def decide(checkpoint_id: str, decision: Literal["approve", "reject"], body: DecisionBody,
-                 principal: Principal, services: Services) -> dict[str, Any]:
+async def decide(
+    checkpoint_id: str,
+    decision: Literal["approve", "reject"],
+    body: DecisionBody,
+    principal: Principal,
+    services: Services,
+) -> dict[str, Any]:
     held = await owned(services, principal, checkpoint_id)
     if not may_decide(held.checkpoint, principal.identity, principal.roles):
         raise ForbiddenError("deciding a checkpoint needs the approver role of its identity")
@@ -85,27 +93,49 @@ async def decide(checkpoint_id: str, decision: Literal["approve", "reject"], bod
     transition = apply_decision(cp, decision, principal.sub, now, body.reason)  # 409 if opposite
     if transition.changed:
         record = CheckpointDecisionRecord(
-            checkpoint_id=cp.checkpoint_id, request_id=cp.request_id, identity_id=cp.identity_id,
-            decision=decision, actor=principal.sub, reason=body.reason, decided_at=now_ms())
+            checkpoint_id=cp.checkpoint_id,
+            request_id=cp.request_id,
+            identity_id=cp.identity_id,
+            decision=decision,
+            actor=principal.sub,
+            reason=body.reason,
+            decided_at=now_ms(),
+        )
         await services.producer.send("decisions", cp.request_id, record)
         book(services).record_decision(record)
         from streams.audit_facts import fact
 
-        await services.producer.send("facts", cp.request_id, fact(
-            "CHECKPOINT_DECISION", cp.identity_id,
-            {"checkpoint_id": cp.checkpoint_id, "decision": decision, "reason": body.reason},
-            request_id=cp.request_id, actor=principal.sub, suffix=decision))
+        await services.producer.send(
+            "facts",
+            cp.request_id,
+            fact(
+                "CHECKPOINT_DECISION",
+                cp.identity_id,
+                {"checkpoint_id": cp.checkpoint_id, "decision": decision, "reason": body.reason},
+                request_id=cp.request_id,
+                actor=principal.sub,
+                suffix=decision,
+            ),
+        )
     current = book(services).get(checkpoint_id) or held
     return current.to_json()
 
 
 @router.post("/{checkpoint_id}/approve", responses={403: {}, 404: {}, 409: {}})
-async def approve(checkpoint_id: str, principal: PrincipalDep, services: ServicesDep,
-                  body: DecisionBody | None = None) -> dict[str, Any]:
+async def approve(
+    checkpoint_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: DecisionBody | None = None,
+) -> dict[str, Any]:
     return await decide(checkpoint_id, "approve", body or DecisionBody(), principal, services)
 
 
 @router.post("/{checkpoint_id}/reject", responses={403: {}, 404: {}, 409: {}})
-async def reject(checkpoint_id: str, principal: PrincipalDep, services: ServicesDep,
-                 body: DecisionBody | None = None) -> dict[str, Any]:
+async def reject(
+    checkpoint_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: DecisionBody | None = None,
+) -> dict[str, Any]:
     return await decide(checkpoint_id, "reject", body or DecisionBody(), principal, services)

@@ -23,5 +23,10 @@ async def health() -> dict[str, str]:
 async def ready(services: ServicesDep) -> Any:
     if not await kafka_ready(services.settings.bootstrap_servers):
         return problem(503, "Kafka does not answer", slug="not-ready")
-    return JSONResponse({"status": "ready", "kafka": "ok",
-                         "clickhouse": "ok" if services.clickhouse else "not in this process"})
+    return JSONResponse(
+        {
+            "status": "ready",
+            "kafka": "ok",
+            "clickhouse": "ok" if services.clickhouse else "not in this process",
+        }
+    )

@@ -33,12 +33,19 @@ class SubmitRequest(BaseModel):
     role: str | None = Field(default=None, max_length=64)
     thread_id: str | None = Field(default=None, max_length=128)
     dataspace_ids: list[str] = Field(default_factory=list, max_length=32)
-    provider: str | None = Field(default=None, max_length=64,
-                                 description="route to this provider (the nova role stays on Claude)")
+    provider: str | None = Field(
+        default=None,
+        max_length=64,
+        description="route to this provider (the nova role stays on Claude)",
+    )
     model: str | None = Field(default=None, max_length=128)
     strategy: Literal["task", "cheapest", "fastest", "priority"] | None = None
-    wait_ms: int = Field(default=0, ge=0, le=120_000,
-                         description="wait up to this long for the request to be held or done")
+    wait_ms: int = Field(
+        default=0,
+        ge=0,
+        le=120_000,
+        description="wait up to this long for the request to be held or done",
+    )
 
 
 class Accepted(BaseModel):
@@ -87,8 +94,12 @@ async def submit(body: SubmitRequest, principal: PrincipalDep, services: Service
         )
         if view is not None and view.held:
             return JSONResponse(
-                {"checkpoint_id": view.checkpoint_id, "request_id": record.request_id,
-                 "reason": view.checkpoint_reason, "status": "held"},
+                {
+                    "checkpoint_id": view.checkpoint_id,
+                    "request_id": record.request_id,
+                    "reason": view.checkpoint_reason,
+                    "status": "held",
+                },
                 status_code=423,
             )
         if view is not None and view.finished:
@@ -112,14 +123,25 @@ async def find_view(services: Services, request_id: str) -> RequestView | None:
     )
     if final is None and not lanes:
         return None
-    lane_views = {r["lane"]: LaneView(r["lane"], r["status"], float(r["duration_ms"])) for r in lanes}
+    lane_views = {
+        r["lane"]: LaneView(r["lane"], r["status"], float(r["duration_ms"])) for r in lanes
+    }
     if final is not None:
-        return RequestView(request_id=request_id, identity_id=final["identity_id"],
-                           status=final["status"], lanes=lane_views, result=final["result"],
-                           error=final["error"])
+        return RequestView(
+            request_id=request_id,
+            identity_id=final["identity_id"],
+            status=final["status"],
+            lanes=lane_views,
+            result=final["result"],
+            error=final["error"],
+        )
     held = any(v.status == "held" for v in lane_views.values())
-    return RequestView(request_id=request_id, identity_id=lanes[0]["identity_id"],
-                       status="held" if held else "in_flight", lanes=lane_views)
+    return RequestView(
+        request_id=request_id,
+        identity_id=lanes[0]["identity_id"],
+        status="held" if held else "in_flight",
+        lanes=lane_views,
+    )
 
 
 async def owned_view(services: Services, principal: Principal, request_id: str) -> RequestView:

@@ -21,7 +21,9 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
     """True when the broker answers a metadata request (used for readiness)."""
 
     async def probe() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        )
         try:
             await asyncio.wait_for(admin.start(), timeout_s)
             await asyncio.wait_for(admin.describe_cluster(), timeout_s)
@@ -36,7 +38,9 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
 
 
 async def kafka_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.describe_cluster(), timeout_s)
@@ -89,10 +93,13 @@ async def wait_for_leaders(settings: Settings, topics: list[str], timeout_s: flo
         while True:
             cluster = await client.fetch_all_metadata()
             missing = [
-                t for t in topics
+                t
+                for t in topics
                 if not cluster.partitions_for_topic(t)
-                or any(cluster.leader_for_partition(TopicPartition(t, p)) in (None, -1)
-                       for p in cluster.partitions_for_topic(t) or ())
+                or any(
+                    cluster.leader_for_partition(TopicPartition(t, p)) in (None, -1)
+                    for p in cluster.partitions_for_topic(t) or ()
+                )
             ]
             if not missing:
                 return

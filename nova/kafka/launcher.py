@@ -94,8 +94,14 @@ def fetch_kafka(settings: Settings) -> Path:
     lib.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nova-kafka-pom-") as tmp:
         (Path(tmp) / "pom.xml").write_text(_POM.format(version=settings.kafka_version))
-        cmd = [mvn, "-q", "-B", "dependency:copy-dependencies",
-               f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+            "-DincludeScope=runtime",
+        ]
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)  # noqa: S603
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
@@ -148,29 +154,31 @@ class BrokerLayout:
 
 
 def _server_properties(layout: BrokerLayout) -> str:
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{layout.controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{layout.controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        f"log.dirs={layout.log_dirs}",
-        "num.partitions=4",
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=8",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "transaction.state.log.num.partitions=4",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "auto.create.topics.enable=true",
-        "log.retention.check.interval.ms=60000",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{layout.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{layout.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={layout.log_dirs}",
+            "num.partitions=4",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=8",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=4",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.check.interval.ms=60000",
+            "",
+        ]
+    )
 
 
 def _cluster_id() -> str:
@@ -180,9 +188,16 @@ def _cluster_id() -> str:
 def _java_cmd(lib: Path, layout: BrokerLayout, heap: str, main: str, *args: str) -> list[str]:
     log4j = layout.home / "log4j2.yaml"
     return [
-        _require("java"), f"-Xmx{heap}", f"-Xms{min_heap(heap)}", "-XX:+UseG1GC",
-        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
-        "-cp", f"{lib}/*", main, *args,
+        _require("java"),
+        f"-Xmx{heap}",
+        f"-Xms{min_heap(heap)}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        f"{lib}/*",
+        main,
+        *args,
     ]
 
 
@@ -197,8 +212,17 @@ def prepare(settings: Settings, layout: BrokerLayout) -> Path:
     layout.properties.write_text(_server_properties(layout))
     (layout.home / "log4j2.yaml").write_text(_LOG4J2)
     if not (layout.log_dirs / "meta.properties").exists():
-        cmd = _java_cmd(lib, layout, "256m", "kafka.tools.StorageTool", "format",
-                        "-t", _cluster_id(), "-c", str(layout.properties))
+        cmd = _java_cmd(
+            lib,
+            layout,
+            "256m",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            _cluster_id(),
+            "-c",
+            str(layout.properties),
+        )
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if proc.returncode != 0:
             raise LauncherError(f"formatting Kafka storage failed: {proc.stderr.strip()[-500:]}")
@@ -242,12 +266,13 @@ class Broker:
             raise LauncherError(f"a broker (pid {pid}) owns {self.layout.home} but does not answer")
         if port_open(self.layout.port):
             raise LauncherError(
-                f"port {self.layout.port} is taken by another program: set NOVA_KAFKA_PORT to a free "
-                "port, or KAFKA_BOOTSTRAP_SERVERS to use the broker already there"
+                f"port {self.layout.port} is taken by another program: set NOVA_KAFKA_PORT to a "
+                "free port, or KAFKA_BOOTSTRAP_SERVERS to use the broker already there"
             )
         lib = prepare(self.settings, self.layout)
-        cmd = _java_cmd(lib, self.layout, self.settings.kafka_heap, "kafka.Kafka",
-                        str(self.layout.properties))
+        cmd = _java_cmd(
+            lib, self.layout, self.settings.kafka_heap, "kafka.Kafka", str(self.layout.properties)
+        )
         out = self.layout.stdout_log.open("ab")
         self.process = subprocess.Popen(  # noqa: S603
             cmd,
@@ -255,7 +280,7 @@ class Broker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=not attached,
-            preexec_fn=_die_with_parent if attached else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if attached else None,
         )
         out.close()
         self.layout.pid_file.write_text(str(self.process.pid))

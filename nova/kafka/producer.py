@@ -41,7 +41,10 @@ class RecordProducer:
         )
 
     async def send_raw(
-        self, topic: str, key: bytes | None, value: bytes,
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         await self._producer.send_and_wait(

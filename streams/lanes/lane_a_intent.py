@@ -22,5 +22,6 @@ class IntentLane:
         if record.finished:
             return LaneOutcome(record, status="skipped")
         intent = classify(record.prompt, record.declared_action, record.task_type_hint)
-        return LaneOutcome(record.model_copy(update={
-            "intent": intent_record(intent), "status": "in_flight"}))
+        return LaneOutcome(
+            record.model_copy(update={"intent": intent_record(intent), "status": "in_flight"})
+        )

@@ -6,7 +6,7 @@ here and refused by lane D, which sees the owners.
 
 from __future__ import annotations
 
-from nova.domain.context import build_snapshot
+from nova.domain.context import DataspaceItem, ThreadMessage, build_snapshot
 from nova.domain.encoding import render_context
 from nova.entities.view import EntityView
 from nova.records import PipelineRecord
@@ -24,7 +24,8 @@ class ContextLane:
         if record.finished:
             return LaneOutcome(record, status="skipped")
         entities: EntityView | None = ctx.services.get("entities")
-        messages, items = [], []
+        messages: list[ThreadMessage] = []
+        items: list[DataspaceItem] = []
         if entities is not None and (record.thread_id or record.dataspace_ids):
             await entities.sync()
             owner = record.identity_id

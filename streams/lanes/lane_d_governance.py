@@ -8,7 +8,7 @@ becomes an audit fact whatever it is.
 
 from __future__ import annotations
 
-from nova.domain.governance import GovernanceFacts, decide
+from nova.domain.governance import GovernanceFacts, Rule, decide
 from nova.entities.view import EntityView
 from nova.records import PipelineRecord
 from streams.audit_facts import governance_fact
@@ -27,7 +27,7 @@ class GovernanceLane:
             return LaneOutcome(record, status="skipped")
         entities: EntityView | None = ctx.services.get("entities")
         owners: dict[str, str] = {}
-        rules = ()
+        rules: tuple[Rule, ...] = ()
         if entities is not None:
             if record.thread_id or record.dataspace_ids:
                 await entities.sync()

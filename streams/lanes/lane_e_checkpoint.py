@@ -51,8 +51,13 @@ class CheckpointLane:
         if gov is None or gov.outcome != "require_approval":
             return LaneOutcome(record)
         reason = "; ".join(gov.reasons) or "approval required"
-        cp = open_checkpoint(record.request_id, record.identity_id, reason,
-                             datetime.now(UTC), ctx.settings.checkpoint_ttl_s)
+        cp = open_checkpoint(
+            record.request_id,
+            record.identity_id,
+            reason,
+            datetime.now(UTC),
+            ctx.settings.checkpoint_ttl_s,
+        )
         state = checkpoint_record(cp)
         held = record.model_copy(update={"checkpoint": state, "status": "held"})
         ctx.services["held"][record.request_id.encode()] = held_entry(held, "pending")
@@ -84,22 +89,35 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
         transition = expire(cp, now)
     else:
         try:
-            transition = apply_decision(cp, decision.decision,  # type: ignore[arg-type]
-                                        decision.actor, now, decision.reason)
+            transition = apply_decision(
+                cp,
+                decision.decision,  # type: ignore[arg-type]
+                decision.actor,
+                now,
+                decision.reason,
+            )
         except ConflictError:
             transition = expire(cp, now)  # decided too late: the checkpoint had expired
     if not transition.changed:
         return
     new_cp = checkpoint_record(transition.checkpoint)
     status = {"approved": "in_flight", "rejected": "rejected", "expired": "expired"}[new_cp.status]
-    error = None if status == "in_flight" else f"checkpoint {new_cp.status}" + (
-        f": {new_cp.decision_reason}" if new_cp.decision_reason else "")
+    error = (
+        None
+        if status == "in_flight"
+        else f"checkpoint {new_cp.status}"
+        + (f": {new_cp.decision_reason}" if new_cp.decision_reason else "")
+    )
     duration = float(now_ms() - started)
     timing = LaneTiming(lane="E", status=new_cp.status, started_at=started, duration_ms=duration)
-    resumed = record.model_copy(update={
-        "checkpoint": new_cp, "status": status, "error": error,
-        "lanes": (*record.lanes, timing),
-    })
+    resumed = record.model_copy(
+        update={
+            "checkpoint": new_cp,
+            "status": status,
+            "error": error,
+            "lanes": (*record.lanes, timing),
+        }
+    )
     table[key] = held_entry(resumed, new_cp.status)
     await ctx.send("executable", resumed.request_id, resumed)
     await ctx.emit_lane_event(resumed, "E", new_cp.status, started, duration)
@@ -115,10 +133,19 @@ async def sweep_expired(ctx: LaneContext, sent: set[str]) -> int:
         cp = record.checkpoint
         if state != "pending" or cp is None or cp.expires_at > now or cp.checkpoint_id in sent:
             continue
-        await ctx.send("decisions", record.request_id, CheckpointDecisionRecord(
-            checkpoint_id=cp.checkpoint_id, request_id=record.request_id,
-            identity_id=record.identity_id, decision="expire", actor=EXPIRY_ACTOR,
-            reason="expired", decided_at=now))
+        await ctx.send(
+            "decisions",
+            record.request_id,
+            CheckpointDecisionRecord(
+                checkpoint_id=cp.checkpoint_id,
+                request_id=record.request_id,
+                identity_id=record.identity_id,
+                decision="expire",
+                actor=EXPIRY_ACTOR,
+                reason="expired",
+                decided_at=now,
+            ),
+        )
         sent.add(cp.checkpoint_id)
         count += 1
         del key

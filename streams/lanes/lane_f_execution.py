@@ -37,20 +37,29 @@ class ExecutionLane:
         done = results.get(key)
         if done is not None:
             stored = json.loads(done)
-            return LaneOutcome(record.model_copy(update={
-                "status": stored["status"], "error": stored["error"],
-                "execution": Execution.model_validate(stored["execution"])}),
-                status="ok" if stored["status"] == "completed" else "error")
+            return LaneOutcome(
+                record.model_copy(
+                    update={
+                        "status": stored["status"],
+                        "error": stored["error"],
+                        "execution": Execution.model_validate(stored["execution"]),
+                    }
+                ),
+                status="ok" if stored["status"] == "completed" else "error",
+            )
         service: ExecutionService = ctx.services["execution"]
         result = await service.execute(record)
         out = result.record
         for event in result.events:
             await ctx.emit(event)
         if result.called:
-            results[key] = json.dumps({
-                "status": out.status, "error": out.error,
-                "execution": out.execution.model_dump(mode="json") if out.execution else None,
-            }).encode()
+            results[key] = json.dumps(
+                {
+                    "status": out.status,
+                    "error": out.error,
+                    "execution": out.execution.model_dump(mode="json") if out.execution else None,
+                }
+            ).encode()
         return LaneOutcome(out, status="ok" if out.status == "completed" else "error")
 
 

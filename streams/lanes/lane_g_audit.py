@@ -51,8 +51,11 @@ class AuditChain:
     async def _recover(self, partition: int) -> str:
         settings = self.ctx.settings
         tp = TopicPartition(settings.topic("audit"), partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                                    enable_auto_commit=False, isolation_level="read_uncommitted")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_uncommitted",
+        )
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -77,17 +80,26 @@ class AuditChain:
                 await self.ctx.app.producer.flush()
                 self.heads[partition] = await self._recover(partition)
             prev = self.heads[partition]
-            unsigned = AuditRecord(audit_id=fact.fact_id, kind=fact.kind,
-                                   request_id=fact.request_id, identity_id=fact.identity_id,
-                                   actor=fact.actor, ts=fact.ts, detail=fact.detail,
-                                   prev_hash=prev, hash="")
+            unsigned = AuditRecord(
+                audit_id=fact.fact_id,
+                kind=fact.kind,
+                request_id=fact.request_id,
+                identity_id=fact.identity_id,
+                actor=fact.actor,
+                ts=fact.ts,
+                detail=fact.detail,
+                prev_hash=prev,
+                hash="",
+            )
             digest = link_hash(prev, audit_entry(unsigned))
             record = unsigned.model_copy(update={"hash": digest})
             codec = self.ctx.schemas["audit_record"]
             await self.ctx.topic("audit").send(
                 key=(fact.request_id or fact.identity_id).encode(),
-                value=codec.encode(record.to_avro()), headers=[codec.header],
-                partition=partition)
+                value=codec.encode(record.to_avro()),
+                headers=[codec.header],
+                partition=partition,
+            )
             self.heads[partition] = digest
             return record
 
