@@ -108,8 +108,10 @@ def install(app: FastAPI) -> None:
             if exc.retry_after_s is not None:
                 headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
             return problem(429, str(exc), slug="limit", headers=headers, limit=exc.limit)
-        if isinstance(exc, SchemaError):
+        if isinstance(exc, SchemaError | ValueError):
             return problem(422, str(exc), slug="schema")
+        if exc.retriable:
+            return problem(503, str(exc), slug="unavailable", headers={"Retry-After": "1"})
         log.error("unhandled Nova error: %s", exc)
         return problem(500, "internal error", slug="internal")
 

@@ -23,8 +23,11 @@ def register(app: typer.Typer) -> None:
         try:
             result = asyncio.run(verify_audit(settings))
         except (NovaError, OSError) as exc:
-            typer.echo(f"nova: cannot read the audit topic ({exc}); is Kafka running "
-                       "(`nova kafka start` or KAFKA_BOOTSTRAP_SERVERS)?", err=True)
+            typer.echo(
+                f"nova: cannot read the audit topic ({exc}); is Kafka running "
+                "(`nova kafka start` or KAFKA_BOOTSTRAP_SERVERS)?",
+                err=True,
+            )
             raise typer.Exit(2) from exc
         report = result.report
         typer.echo(f"checked {report.checked} audit records in {result.partitions} partitions")
@@ -32,6 +35,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("audit chain intact")
             return
         for brk in report.breaks:
-            typer.echo(f"BROKEN: partition {brk.partition}, offset {brk.offset}: {brk.reason}",
-                       err=True)
+            typer.echo(
+                f"BROKEN: partition {brk.partition}, offset {brk.offset}: {brk.reason}", err=True
+            )
         raise typer.Exit(1)

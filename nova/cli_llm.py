@@ -13,10 +13,14 @@ def register(app: typer.Typer) -> None:
     @app.command("fake-llm")
     def fake_llm(
         port: Annotated[int, typer.Option(help="loopback port to listen on")] = 8300,
-        host: Annotated[str, typer.Option(help="address to bind (keep it on loopback)")] = "127.0.0.1",
+        host: Annotated[
+            str, typer.Option(help="address to bind (keep it on loopback)")
+        ] = "127.0.0.1",
     ) -> None:
         """Serve the Anthropic Messages and OpenAI Chat Completions APIs, deterministically."""
         from nova.llm.fake_server import serve
 
-        typer.echo(f"fake LLM providers on http://{host}:{port} (control: POST /_control/<provider>)")
+        typer.echo(
+            f"fake LLM providers on http://{host}:{port} (control: POST /_control/<provider>)"
+        )
         serve(host, port)

@@ -142,6 +142,20 @@ _SPECS = [
 
 TOPICS: dict[str, TopicSpec] = {s.name: s for s in _SPECS}
 
+# Faust tables of the worker (lane E's held requests, lane F's idempotency records). Their
+# changelog topics are Faust's own format (not part of the Avro contract) but are created with
+# the others, compacted, before any worker starts: a worker whose first table write races the
+# topic's creation fails with PartitionsMismatch.
+WORKER_TABLES = ("held", "llm_results")
+
+
+def worker_app_id(prefix: str) -> str:
+    return f"{prefix}-worker"
+
+
+def changelog_topics(prefix: str) -> list[str]:
+    return [f"{worker_app_id(prefix)}-{table}-changelog" for table in WORKER_TABLES]
+
 
 def topic_spec(name: str) -> TopicSpec:
     return TOPICS[name]

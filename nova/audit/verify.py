@@ -31,16 +31,23 @@ class VerifyResult:
     partitions: int
 
 
-async def verify_audit(settings: Settings,
-                       progress: Callable[[int], None] | None = None) -> VerifyResult:
+async def verify_audit(
+    settings: Settings, progress: Callable[[int], None] | None = None
+) -> VerifyResult:
     codec = load_schema_set()["audit_record"]
     topic = settings.topic("audit")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        parts = [
+            TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())
+        ]
         if not parts:
             raise SchemaError(f"topic {topic} does not exist")
         consumer.assign(parts)
@@ -57,11 +64,17 @@ async def verify_audit(settings: Settings,
                         break
                     try:
                         rec = AuditRecord.from_avro(codec.decode(msg.value, msg.headers))
-                        verifier.feed(tp.partition, msg.offset, entry_of(rec), rec.prev_hash,
-                                      rec.hash)
+                        verifier.feed(
+                            tp.partition, msg.offset, entry_of(rec), rec.prev_hash, rec.hash
+                        )
                     except (SchemaError, ValueError) as exc:
-                        verifier.feed(tp.partition, msg.offset, {"undecodable": str(exc)},
-                                      "undecodable", "undecodable")
+                        verifier.feed(
+                            tp.partition,
+                            msg.offset,
+                            {"undecodable": str(exc)},
+                            "undecodable",
+                            "undecodable",
+                        )
                     if progress is not None:
                         progress(1)
             for tp in list(remaining):

@@ -310,14 +310,49 @@ class RuleEntity(Entity):
             sphere_id=rule.sphere_id,
             effect=rule.effect,
             priority=rule.priority,
-            actions=_sorted(m.actions),  # type: ignore[arg-type]
-            task_types=_sorted(m.task_types),  # type: ignore[arg-type]
+            actions=_sorted(m.actions),
+            task_types=_sorted(m.task_types),
             roles=_sorted(m.roles),
             providers=_sorted(m.providers),
             min_cost_usd=m.min_cost_usd,
             max_cost_usd=m.max_cost_usd,
             text_patterns=m.text_patterns,
         )
+
+
+class BudgetEntity(Entity):
+    """A spend budget (:class:`nova.llm.budgets.Budget`) kept by its owner identity.
+
+    Workers enforce every live budget whoever owns it; who may create which scope is the
+    gateway's decision (``gateway/routes/llm.py``). ``id`` is the budget's name in spend state
+    and in ``budget_exceeded`` errors, so renaming (``name``) never resets its spend.
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "budget"
+
+    id: EntityId
+    owner: EntityId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    scope: Literal["identity", "sphere", "provider"]
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    period: Literal["day", "week", "month"]
+    soft_usd: Annotated[float, Field(ge=0)]
+    hard_usd: Annotated[float, Field(ge=0)]
+    created_at: Millis
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> BudgetEntity:
+        if self.soft_usd > self.hard_usd:
+            raise ValueError("soft_usd must not exceed hard_usd")
+        return self
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.owner
 
 
 AnyEntity: TypeAlias = (
@@ -328,6 +363,7 @@ AnyEntity: TypeAlias = (
     | DataspaceEntity
     | DataspaceItemEntity
     | RuleEntity
+    | BudgetEntity
 )
 
 ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
@@ -340,11 +376,13 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
         DataspaceEntity,
         DataspaceItemEntity,
         RuleEntity,
+        BudgetEntity,
     )
 }
 
 EntityType = Literal[
-    "identity", "api_key", "thread", "thread_message", "dataspace", "dataspace_item", "rule"
+    "identity", "api_key", "thread", "thread_message", "dataspace", "dataspace_item", "rule",
+    "budget",
 ]
 
 

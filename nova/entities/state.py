@@ -32,6 +32,7 @@ from nova.domain.governance import Rule
 from nova.entities.models import (
     AnyEntity,
     ApiKeyEntity,
+    BudgetEntity,
     DataspaceEntity,
     DataspaceItemEntity,
     IdentityEntity,
@@ -159,10 +160,14 @@ class EntityState:
         """The last applied version of a key (0 if never seen); deleted keys keep theirs."""
         return self._versions.get(entity_key(entity_type, entity_id), 0)
 
-    def owner(self, entity_type: str, entity_id: str) -> str | None:
-        """Owning identity of a live entity, or None if unknown or deleted."""
-        stored = self._live.get(entity_key(entity_type, entity_id))
+    def owner(self, kind: str, entity_id: str) -> str | None:
+        """Owning identity of a live entity of type ``kind``, or None if unknown or deleted."""
+        stored = self._live.get(entity_key(kind, entity_id))
         return None if stored is None else stored.entity.owner_identity
+
+    def pinned_owner(self, entity_type: str, entity_id: str) -> str | None:
+        """The owner a key was first written with, even after deletion; None if never seen."""
+        return self._owners.get(entity_key(entity_type, entity_id))
 
     def owned(self, cls: type[E], owner: str) -> list[E]:
         """Live entities of type ``cls`` owned by ``owner``, oldest id first."""
@@ -220,3 +225,15 @@ class EntityState:
         ids = self._owned.get((RuleEntity.ENTITY_TYPE, identity_id), ())
         rules = [r for r in (self._rules.get(i) for i in ids) if r is not None]
         return sorted(rules, key=lambda r: (-r.priority, r.rule_id))
+
+    def budgets(self) -> list[BudgetEntity]:
+        """Every live budget of every owner, by id: the worker enforces all of them.
+
+        Walks the (type, owner) index, not every entity, so it is cheap enough to call before
+        each execution; callers compare the result to what they loaded last.
+        """
+        ids = sorted(
+            i for (etype, _), owned in self._owned.items()
+            if etype == BudgetEntity.ENTITY_TYPE for i in owned
+        )
+        return [b for b in (self.get(BudgetEntity, i) for i in ids) if b is not None]

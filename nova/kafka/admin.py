@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from nova.errors import LauncherError
 from nova.settings import Settings
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, changelog_topics
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
             for spec in TOPICS.values()
             if settings.topic(spec.name) not in existing
         ]
+        wanted += [
+            NewTopic(name=name, num_partitions=settings.topic_partitions, replication_factor=1,
+                     topic_configs={"cleanup.policy": "compact"})
+            for name in changelog_topics(settings.topic_prefix)
+            if name not in existing
+        ]
         if wanted:
             try:
                 await admin.create_topics(wanted)
@@ -75,7 +81,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 log.info("topics created concurrently by another process")
     finally:
         await admin.close()
-    await wait_for_leaders(settings, [settings.topic(s) for s in TOPICS])
+    await wait_for_leaders(
+        settings, [settings.topic(s) for s in TOPICS] + changelog_topics(settings.topic_prefix)
+    )
     return [t.name for t in wanted]
 
 

@@ -1,0 +1,205 @@
+"""The identity boundary at the gateway: one identity never reads or acts on another's data.
+
+Every route that takes a resource id resolves it through :class:`BoundaryGuard` before doing
+anything else, so the check cannot be forgotten in one handler and the refusal is the same
+everywhere (OWASP API1, broken object-level authorization):
+
+- the resource is the caller identity's own → it is returned and the route proceeds;
+- it is unknown (or deleted) → ``NotFoundError`` (404);
+- it exists and belongs to another identity → an ``IDENTITY_BOUNDARY`` audit fact is produced,
+  then ``ForbiddenError`` (403) whose message names only the kind of resource. Nothing of the
+  resource (owner, title, content) is in the answer and the route has no side effect.
+
+Why 403 and not 404 for a foreign id: the refusal is an audit event the owner and operators
+must see, and 403 states it honestly. The price is that a caller can tell "exists elsewhere"
+from "does not exist"; ids are server-generated UUIDv7 (74 random bits), so that oracle
+cannot be used to enumerate anything, and every probe leaves a fact.
+
+Identities are the one resource shared across identities of the same user: a user may see the
+metadata (id, display name, sphere) of their own identities in every sphere, never another
+user's. Data inside an identity (threads, dataspaces, rules, keys) stays strictly per identity.
+
+A failure to produce the audit fact is logged and does not turn the refusal into an allow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Final, TypeVar
+
+from fastapi import Depends, Request
+
+from nova.auth.tokens import Principal
+from nova.domain.governance import IDENTITY_BOUNDARY
+from nova.entities.audit_facts import RecordSender, emit_audit_fact
+from nova.entities.models import AnyEntity, DataspaceEntity, IdentityEntity, ThreadEntity
+from nova.entities.store import EntityStore, EntityWriter
+from nova.errors import ForbiddenError, NotFoundError, NovaError
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=AnyEntity)
+
+# How a resource kind is named to the caller ("this thread belongs to another identity").
+_NOUNS: Final = {
+    "identity": "identity",
+    "api_key": "API key",
+    "thread": "thread",
+    "thread_message": "message",
+    "dataspace": "dataspace",
+    "dataspace_item": "item",
+    "rule": "rule",
+    "request": "request",
+}
+
+
+class BoundaryGuard:
+    """Resolves resource ids for a principal, refusing and recording boundary crossings."""
+
+    def __init__(self, store: EntityStore, writer: EntityWriter, producer: RecordSender) -> None:
+        self.store = store
+        self.writer = writer
+        self.producer = producer
+
+    # -- recording -----------------------------------------------------------------------
+    async def violation(
+        self,
+        principal: Principal,
+        kind: str,
+        resource_id: str,
+        owner_identity: str,
+        *,
+        operation: str = "read",
+        request_id: str | None = None,
+    ) -> None:
+        """Record that ``principal`` tried to reach another identity's resource.
+
+        Only records; the caller raises ``ForbiddenError`` (see :meth:`refuse`).
+        """
+        detail = {
+            "resource_kind": kind,
+            "resource_id": resource_id,
+            "owner_identity": owner_identity,
+            "operation": operation,
+        }
+        try:
+            await emit_audit_fact(self.producer, IDENTITY_BOUNDARY, principal.identity,
+                                  principal.sub, request_id, detail)
+        except Exception:  # the refusal stands even if the fact cannot be sent
+            log.exception("could not record an identity boundary fact for %s %s",
+                          kind, resource_id)
+
+    async def refuse(
+        self, principal: Principal, kind: str, resource_id: str, owner_identity: str,
+        *, operation: str,
+    ) -> ForbiddenError:
+        """Record the crossing and return the error to raise (names only the kind)."""
+        await self.violation(principal, kind, resource_id, owner_identity, operation=operation)
+        return ForbiddenError(f"this {_NOUNS.get(kind, kind)} belongs to another identity")
+
+    # -- resolving -----------------------------------------------------------------------
+    async def _find(self, cls: type[E], entity_id: str) -> E | None:
+        entity = self.store.get(cls, entity_id)
+        if entity is None:  # written by another gateway a moment ago?
+            await self.store.sync()
+            entity = self.store.get(cls, entity_id)
+        return entity
+
+    async def owned(
+        self, principal: Principal, cls: type[E], entity_id: str, *, operation: str = "read"
+    ) -> E:
+        """The caller's own entity with this id; 404 if unknown, 403 + fact if foreign."""
+        entity = await self._find(cls, entity_id)
+        if entity is None:
+            raise NotFoundError(f"no {_NOUNS.get(cls.ENTITY_TYPE, cls.ENTITY_TYPE)} {entity_id}")
+        if entity.owner_identity != principal.identity:
+            raise await self.refuse(principal, cls.ENTITY_TYPE, entity_id,
+                                    entity.owner_identity, operation=operation)
+        return entity
+
+    def user_of(self, principal: Principal) -> str:
+        """The caller's user: from its identity record, else the token's subject."""
+        ident = self.store.identity(principal.identity)
+        return ident.user_id if ident is not None else principal.sub
+
+    async def identity(
+        self, principal: Principal, identity_id: str, *, operation: str = "read"
+    ) -> IdentityEntity:
+        """An identity of the caller's own user; 404 if unknown, 403 + fact otherwise."""
+        ident = await self._find(IdentityEntity, identity_id)
+        if ident is None:
+            raise NotFoundError(f"no identity {identity_id}")
+        if ident.id != principal.identity and ident.user_id != self.user_of(principal):
+            raise await self.refuse(principal, "identity", identity_id, ident.id,
+                                    operation=operation)
+        return ident
+
+    async def listing(self, principal: Principal, kind: str, owner: str | None) -> str:
+        """The owner whose ``kind`` list the caller may read: only its own identity."""
+        if owner is None or owner == principal.identity:
+            return principal.identity
+        raise await self.refuse(principal, kind, f"list:{owner}", owner, operation="list")
+
+    async def check_request(
+        self, principal: Principal, thread_id: str | None, dataspace_ids: Iterable[str]
+    ) -> None:
+        """Refuse a pipeline request that references a resource it does not own.
+
+        Every reference is checked before answering, so one request naming several foreign
+        resources leaves one fact per resource. A foreign reference wins over an unknown one.
+        """
+        refs: list[tuple[type[AnyEntity], str]] = []
+        if thread_id is not None:
+            refs.append((ThreadEntity, thread_id))
+        refs += [(DataspaceEntity, d) for d in dict.fromkeys(dataspace_ids)]
+        if not refs:
+            return
+        if any(self.store.get(cls, rid) is None for cls, rid in refs):
+            await self.store.sync()
+        unknown: list[str] = []
+        foreign: list[tuple[str, str, str]] = []
+        for cls, rid in refs:
+            entity = self.store.get(cls, rid)
+            if entity is None:
+                unknown.append(f"{_NOUNS[cls.ENTITY_TYPE]} {rid}")
+            elif entity.owner_identity != principal.identity:
+                foreign.append((cls.ENTITY_TYPE, rid, entity.owner_identity))
+        for kind, rid, owner in foreign:
+            await self.violation(principal, kind, rid, owner, operation="submit")
+        if foreign:
+            raise ForbiddenError("the request references a resource of another identity")
+        if unknown:
+            raise NotFoundError(f"no {', '.join(unknown)}")
+
+
+# -- wiring ----------------------------------------------------------------------------
+def get_guard(request: Request) -> BoundaryGuard:
+    guard: BoundaryGuard | None = request.app.state.services.extras.get("boundary")
+    if guard is None:
+        raise NovaError("entities are not available in this gateway process")
+    return guard
+
+
+GuardDep = Annotated[BoundaryGuard, Depends(get_guard)]
+
+
+async def start_entities(services: Services) -> None:
+    """Build and start the entity store, its writer and the guard; put them in ``extras``."""
+    store = EntityStore(services.settings, services.schemas)
+    await store.start()
+    writer = EntityWriter(services.producer, store)
+    services.extras["entities"] = store
+    services.extras["entity_writer"] = writer
+    services.extras["boundary"] = BoundaryGuard(store, writer, services.producer)
+
+
+async def stop_entities(services: Services) -> None:
+    store: EntityStore | None = services.extras.pop("entities", None)
+    services.extras.pop("boundary", None)
+    services.extras.pop("entity_writer", None)
+    if store is not None:
+        await store.stop()

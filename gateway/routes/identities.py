@@ -1,0 +1,89 @@
+"""Identities and their spheres: ``/api/v2/identities``.
+
+A user may hold several identities, each in one sphere (personal, business, ...). Identities
+are the unit of the boundary: threads, dataspaces and rules belong to exactly one of them.
+
+Decisions:
+
+- **Creating an identity is an admin operation** (function-level authorization). An identity
+  is a security principal: letting members mint them would let anyone create boundaries, and
+  an identity is only usable with an API key, which an operator issues anyway
+  (``nova keys create``). The admin role grants provisioning, not reading: an admin sees other
+  users' identities only in the answer to their own POST.
+- **Reading is per user**: the list holds the identities of the caller's own user (every
+  sphere), and reading one of another user's identities is a boundary crossing (403 + fact).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from gateway.boundary import GuardDep
+from gateway.deps import PrincipalDep, require_role
+from nova.entities.models import IdentityEntity, ms_to_datetime
+from nova.errors import ConflictError
+from nova.ids import uuid7
+from nova.records import now_ms
+
+router = APIRouter(prefix="/api/v2/identities", tags=["identities"])
+
+MAX_IDENTITIES_PER_USER = 16
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")]
+
+
+class IdentityCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Slug | None = None
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    sphere_id: Slug = "personal"
+
+
+class IdentityOut(BaseModel):
+    id: str
+    user_id: str
+    display_name: str
+    sphere_id: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, ident: IdentityEntity) -> IdentityOut:
+        return cls(id=ident.id, user_id=ident.user_id, display_name=ident.display_name,
+                   sphere_id=ident.sphere_id, created_at=ms_to_datetime(ident.created_at))
+
+
+@router.post("", status_code=201, response_model=IdentityOut,
+             responses={401: {}, 403: {}, 409: {}, 422: {}})
+async def create_identity(
+    body: IdentityCreate, principal: PrincipalDep, guard: GuardDep
+) -> IdentityOut:
+    """Provision an identity for a user in a sphere (admin only)."""
+    require_role(principal, "admin")
+    store = guard.store
+    if len(store.identities_of_user(body.user_id)) >= MAX_IDENTITIES_PER_USER:
+        raise ConflictError(f"a user holds at most {MAX_IDENTITIES_PER_USER} identities")
+    ident = IdentityEntity(
+        id=body.id or uuid7(),
+        user_id=body.user_id,
+        display_name=body.display_name,
+        sphere_id=body.sphere_id,
+        created_at=now_ms(),
+    )
+    await guard.writer.put(ident, create=True)
+    return IdentityOut.of(ident)
+
+
+@router.get("", response_model=list[IdentityOut], responses={401: {}})
+async def list_identities(principal: PrincipalDep, guard: GuardDep) -> list[IdentityOut]:
+    """The identities of the caller's own user, in every sphere."""
+    return [IdentityOut.of(i) for i in guard.store.identities_of_user(guard.user_of(principal))]
+
+
+@router.get("/{identity_id}", response_model=IdentityOut, responses={401: {}, 403: {}, 404: {}})
+async def get_identity(identity_id: str, principal: PrincipalDep, guard: GuardDep) -> IdentityOut:
+    return IdentityOut.of(await guard.identity(principal, identity_id))

@@ -1,0 +1,186 @@
+"""The caller identity's own governance rules: ``/api/v2/governance/rules``.
+
+Lane D applies an identity's rules on top of the built-in checks (see
+``nova.domain.governance``). Rules are validated here with the same domain code lane D uses,
+so a rule the lane would refuse (unknown action or role, a pattern that does not compile or
+backtracks catastrophically) is a 422 at the API instead of a rule that silently never fires.
+
+A rule belongs to the identity of the token that created it; the body cannot name another
+identity (unknown fields are refused). Reading, replacing or deleting another identity's rule
+is a boundary crossing (403 + fact) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, TypeVar
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from gateway.boundary import GuardDep
+from gateway.deps import PrincipalDep, require_role
+from nova.domain.governance import MAX_PATTERNS, Effect, RuleMatch
+from nova.domain.intent import Action, TaskType
+from nova.domain.roles import Role
+from nova.entities.models import RuleEntity
+from nova.errors import ConflictError
+from nova.ids import uuid7
+
+router = APIRouter(prefix="/api/v2/governance/rules", tags=["governance"])
+
+MAX_RULES_PER_IDENTITY: Final = 100
+WRITER_ROLES: Final = ("member", "approver")
+Provider = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class MatchBody(BaseModel):
+    """Conditions; unset means "any". All set conditions must hold for the rule to fire."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actions: list[Action] | None = Field(default=None, max_length=16)
+    task_types: list[TaskType] | None = Field(default=None, max_length=16)
+    roles: list[Role] | None = Field(default=None, max_length=16)
+    providers: list[Provider] | None = Field(default=None, max_length=32)
+    min_cost_usd: float | None = None
+    max_cost_usd: float | None = None
+    text_patterns: list[str] = Field(default_factory=list, max_length=MAX_PATTERNS)
+
+    def to_match(self) -> RuleMatch:
+        """The domain conditions; raises ``InvalidRuleError`` (a ``ValueError``)."""
+        return RuleMatch(
+            actions=None if self.actions is None else frozenset(self.actions),
+            task_types=None if self.task_types is None else frozenset(self.task_types),
+            roles=None if self.roles is None else frozenset(self.roles),
+            providers=None if self.providers is None else frozenset(self.providers),
+            min_cost_usd=self.min_cost_usd,
+            max_cost_usd=self.max_cost_usd,
+            text_patterns=tuple(self.text_patterns),
+        )
+
+
+class RuleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    effect: Effect
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    sphere_id: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+    ] | None = None
+    match: MatchBody = Field(default_factory=MatchBody)
+
+    @model_validator(mode="after")
+    def _domain_valid(self) -> RuleBody:
+        self.match.to_match()  # InvalidRuleError is a ValueError: pydantic reports a 422
+        return self
+
+    def entity(self, rule_id: str, identity_id: str) -> RuleEntity:
+        m = self.match
+        return RuleEntity(
+            rule_id=rule_id,
+            identity_id=identity_id,
+            sphere_id=self.sphere_id,
+            effect=self.effect,
+            priority=self.priority,
+            actions=_sorted(m.actions),
+            task_types=_sorted(m.task_types),
+            roles=_sorted(m.roles),
+            providers=_sorted(m.providers),
+            min_cost_usd=m.min_cost_usd,
+            max_cost_usd=m.max_cost_usd,
+            text_patterns=tuple(m.text_patterns),
+        )
+
+
+S = TypeVar("S", bound=str)
+
+
+def _sorted(values: list[S] | None) -> tuple[S, ...] | None:
+    return None if values is None else tuple(sorted(set(values)))
+
+
+class MatchOut(BaseModel):
+    actions: list[str] | None
+    task_types: list[str] | None
+    roles: list[str] | None
+    providers: list[str] | None
+    min_cost_usd: float | None
+    max_cost_usd: float | None
+    text_patterns: list[str]
+
+
+class RuleOut(BaseModel):
+    rule_id: str
+    identity_id: str
+    sphere_id: str | None
+    effect: str
+    priority: int
+    match: MatchOut
+    version: int
+
+    @classmethod
+    def of(cls, r: RuleEntity, version: int) -> RuleOut:
+        def opt(values: tuple[str, ...] | None) -> list[str] | None:
+            return None if values is None else list(values)
+
+        return cls(
+            rule_id=r.rule_id, identity_id=r.identity_id, sphere_id=r.sphere_id,
+            effect=r.effect, priority=r.priority, version=version,
+            match=MatchOut(
+                actions=opt(r.actions), task_types=opt(r.task_types), roles=opt(r.roles),
+                providers=opt(r.providers), min_cost_usd=r.min_cost_usd,
+                max_cost_usd=r.max_cost_usd, text_patterns=list(r.text_patterns),
+            ),
+        )
+
+
+@router.post("", status_code=201, response_model=RuleOut,
+             responses={401: {}, 403: {}, 409: {}, 422: {}})
+async def create_rule(body: RuleBody, principal: PrincipalDep, guard: GuardDep) -> RuleOut:
+    require_role(principal, *WRITER_ROLES)
+    if guard.store.count_owned(RuleEntity.ENTITY_TYPE, principal.identity) >= (
+        MAX_RULES_PER_IDENTITY
+    ):
+        raise ConflictError(f"an identity holds at most {MAX_RULES_PER_IDENTITY} rules")
+    rule = body.entity(uuid7(), principal.identity)
+    stored = await guard.writer.put(rule)
+    return RuleOut.of(rule, stored.version)
+
+
+@router.get("", response_model=list[RuleOut], responses={401: {}, 403: {}})
+async def list_rules(
+    principal: PrincipalDep,
+    guard: GuardDep,
+    identity: Annotated[str | None, Query(description="must be the caller's identity")] = None,
+) -> list[RuleOut]:
+    """The caller identity's rules, highest priority first."""
+    owner = await guard.listing(principal, "rule", identity)
+    rules = sorted(guard.store.owned(RuleEntity, owner), key=lambda r: (-r.priority, r.rule_id))
+    store = guard.store
+    return [RuleOut.of(r, store.version(RuleEntity.ENTITY_TYPE, r.rule_id)) for r in rules]
+
+
+@router.get("/{rule_id}", response_model=RuleOut, responses={401: {}, 403: {}, 404: {}})
+async def get_rule(rule_id: str, principal: PrincipalDep, guard: GuardDep) -> RuleOut:
+    rule = await guard.owned(principal, RuleEntity, rule_id)
+    return RuleOut.of(rule, guard.store.version(RuleEntity.ENTITY_TYPE, rule_id))
+
+
+@router.put("/{rule_id}", response_model=RuleOut, responses={401: {}, 403: {}, 404: {}, 422: {}})
+async def replace_rule(
+    rule_id: str, body: RuleBody, principal: PrincipalDep, guard: GuardDep
+) -> RuleOut:
+    """Replace the rule's effect, priority, sphere and conditions (the id and owner stay)."""
+    require_role(principal, *WRITER_ROLES)
+    current = await guard.owned(principal, RuleEntity, rule_id, operation="replace")
+    rule = body.entity(current.rule_id, current.identity_id)
+    stored = await guard.writer.put(rule)
+    return RuleOut.of(rule, stored.version)
+
+
+@router.delete("/{rule_id}", status_code=204, responses={401: {}, 403: {}, 404: {}})
+async def delete_rule(rule_id: str, principal: PrincipalDep, guard: GuardDep) -> Response:
+    require_role(principal, *WRITER_ROLES)
+    current = await guard.owned(principal, RuleEntity, rule_id, operation="delete")
+    await guard.writer.delete(current)
+    return Response(status_code=204)

@@ -1,0 +1,249 @@
+"""The entities read model: the compacted ``entities`` topic tailed into memory, and its writer.
+
+Every process that needs entities (the gateway for its routes and the identity boundary, the
+worker for lanes B and D) builds one :class:`EntityStore`. It reads every partition of the
+topic from the beginning with a group-less consumer (each replica needs the whole state, not a
+share of it), folds records with :class:`~nova.entities.state.EntityState` and keeps tailing.
+``start()`` returns only once the state has caught up with the end of the topic, so a gateway
+never answers from a half-loaded view.
+
+``sync()`` is the read-your-writes barrier of :class:`~nova.entities.view.EntityView`: it asks
+the broker for the current end offsets and waits until the consumed positions reach them. A
+record acknowledged anywhere before the call is therefore applied when it returns, whichever
+process wrote it. It costs one offsets request per call; callers that already see what they
+need locally skip it.
+
+Writes go through :class:`EntityWriter`: the record is produced with the idempotent producer,
+acknowledged by the broker (``acks=all``), then applied locally at once, so the writer reads
+its own write without waiting for the consumer. The fold ignores versions older than the one
+applied, so the consumer later seeing the same record (or an older one still in flight) never
+rolls the state back.
+
+Bounds: the state is as large as the entities, which the gateway caps per identity (threads,
+messages per thread, rules, ...); the consumer fetches at most ``max_records`` per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from nova.entities.audit_facts import RecordSender
+from nova.entities.models import AnyEntity, entity_key, to_event
+from nova.entities.state import EntityState, Outcome, Stored
+from nova.errors import ConfigError, ConflictError, NovaError, SchemaError
+from nova.records import EntityEvent, now_ms
+from nova.settings import Settings
+from schemas import TOPICS, SchemaSet, load_schema_set
+
+log = logging.getLogger(__name__)
+
+TOPIC = "entities"
+
+
+class EntitiesUnavailableError(NovaError):
+    """The entity store is not started or could not catch up in time (candidate for
+    ``nova.errors``); retrying later can help."""
+
+    retriable = True
+
+
+class EntityStore(EntityState):
+    """An :class:`EntityState` kept current from Kafka; implements ``EntityView``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        schemas: SchemaSet | None = None,
+        *,
+        sync_timeout_s: float = 15.0,
+        max_records: int = 5000,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.sync_timeout_s = sync_timeout_s
+        self.max_records = max_records
+        self._codec = (schemas or load_schema_set())[TOPICS[TOPIC].value_schema]
+        self._topic = settings.topic(TOPIC)
+        self._consumer: Any = None
+        self._offsets: Any = None
+        self._parts: list[TopicPartition] = []
+        self._positions: dict[TopicPartition, int] = {}
+        self._progress = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    # -- life cycle ----------------------------------------------------------------------
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Assign every partition, read from the beginning, return once caught up."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        # End offsets come from a second, never-fetching client: the broker answers the
+        # requests of one connection in order, so on the tailing consumer's connection a
+        # ListOffsets would queue behind the long-poll fetch (up to fetch_max_wait_ms).
+        offsets = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            await offsets.start()
+            cluster = await consumer._client.fetch_all_metadata()  # every topic, not assigned ones
+            parts = [
+                TopicPartition(self._topic, p)
+                for p in sorted(cluster.partitions_for_topic(self._topic) or ())
+            ]
+            if not parts:
+                raise ConfigError(f"topic {self._topic} does not exist; run ensure_topics first")
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            for tp in parts:
+                self._positions[tp] = await consumer.position(tp)
+        except BaseException:
+            await offsets.stop()
+            await consumer.stop()
+            raise
+        self._consumer, self._offsets, self._parts = consumer, offsets, parts
+        self._task = asyncio.create_task(self._run(consumer), name="entity-store")
+        await self.sync(timeout_s)
+        self._ready.set()
+
+    async def ready(self) -> None:
+        """Wait until :meth:`start` has caught up with the topic (for callers started early)."""
+        await self._ready.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for client in (self._offsets, self._consumer):
+            if client is not None:
+                await client.stop()
+        self._consumer = self._offsets = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # -- the barrier ---------------------------------------------------------------------
+    async def sync(self, timeout_s: float | None = None) -> None:
+        """Return once every record acknowledged before this call has been applied."""
+        if self._offsets is None or self._task is None:
+            raise EntitiesUnavailableError("the entity store is not started")
+        ends: dict[TopicPartition, int] = await self._offsets.end_offsets(self._parts)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.sync_timeout_s if timeout_s is None else timeout_s)
+        while True:
+            progress = self._progress
+            if all(self._positions.get(tp, 0) >= end for tp, end in ends.items()):
+                return
+            if self._task.done():
+                raise EntitiesUnavailableError("the entity store stopped tailing")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise EntitiesUnavailableError("the entity store could not catch up in time")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.wait(), remaining)
+
+    # -- tailing -------------------------------------------------------------------------
+    async def _run(self, consumer: Any) -> None:
+        while True:
+            try:
+                polled = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+                for messages in polled.values():
+                    for msg in messages:
+                        self.apply_message(msg.key, msg.value, msg.headers)
+                for tp in self._parts:  # past gaps too (compacted offsets), not just last + 1
+                    self._positions[tp] = await consumer.position(tp)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("entity store poll failed")
+                await asyncio.sleep(1)
+                continue
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
+
+    def apply_message(
+        self, key: bytes | None, value: bytes | None, headers: Any
+    ) -> Outcome | None:
+        """Decode and fold one Kafka record; bad records are logged and skipped."""
+        text_key = key.decode("utf-8", "replace") if key is not None else None
+        if value is None:  # a real Kafka tombstone: forget the key entirely
+            if text_key:
+                self.forget(text_key)
+            return None
+        try:
+            event = EntityEvent.from_avro(self._codec.decode(value, headers))
+        except (SchemaError, ValueError) as exc:
+            log.warning("entity record %s skipped: %s", text_key, exc)
+            return "rejected"
+        if text_key is not None and text_key != entity_key(event.entity_type, event.entity_id):
+            log.warning("entity record %s skipped: key and body disagree", text_key)
+            return "rejected"
+        return self.apply(event)
+
+
+class EntityWriter:
+    """Produces entity records and applies them locally, so the writer reads its own write.
+
+    Writes to one key are serialized within the process (the version is read, incremented and
+    applied under a per-key lock). Updates first ``sync()`` so the next version follows every
+    write already acknowledged by another process; two processes updating the same key at the
+    same instant can still both claim a version, and then the log order decides.
+    """
+
+    def __init__(self, producer: RecordSender, store: EntityStore) -> None:
+        self.producer = producer
+        self.store = store
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def put(self, entity: AnyEntity, *, create: bool = False) -> Stored:
+        """Write the entity's new state; with ``create``, refuse an id already used."""
+        return await self._write(entity, deleted=False, create=create)
+
+    async def delete(self, entity: AnyEntity) -> None:
+        """Mark the entity deleted (its last state stays as body, for audit and owner pins)."""
+        await self._write(entity, deleted=True, create=False)
+
+    async def _write(self, entity: AnyEntity, *, deleted: bool, create: bool) -> Stored:
+        etype, eid = entity.ENTITY_TYPE, entity.entity_id
+        key = entity_key(etype, eid)
+        async with self._lock(key):
+            if create or self.store.version(etype, eid) > 0:
+                # Catch up with writes other processes already made to this key (an update,
+                # or an operator-chosen id that may be taken); fresh server ids skip this.
+                await self.store.sync()
+            version = self.store.version(etype, eid)
+            if create and version > 0:
+                raise ConflictError(f"{etype} {eid} already exists")
+            pinned = self.store.pinned_owner(etype, eid)
+            if pinned is not None and pinned != entity.owner_identity:
+                raise ConflictError(f"{etype} {eid} cannot change owner")
+            event = to_event(entity, version=version + 1, ts=now_ms(), deleted=deleted)
+            await self.producer.send(TOPIC, key, event)
+            outcome = self.store.apply(event)
+            if outcome != "applied":
+                log.error("own entity write %s was not applied locally: %s", key, outcome)
+            return Stored(entity, event.version, event.ts)

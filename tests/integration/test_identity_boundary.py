@@ -1,0 +1,294 @@
+"""The identity boundary on the real broker: identity B's token on identity A's ids.
+
+Every resource endpoint, read and write, must answer 403 problem+json carrying nothing of the
+resource, change nothing, and leave an IDENTITY_BOUNDARY fact on the events topic. One gateway
+serves the whole module; each test builds its own pair of identities, so tests stay
+independent and can run in any order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from nova.records import Event
+from schemas import TOPICS
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+@dataclass
+class World:
+    """Identity A's resources, and the headers of A, B (another user) and A's sibling."""
+
+    tag: str
+    a: str
+    b: str
+    a_headers: dict[str, str]
+    b_headers: dict[str, str]
+    thread: str
+    dataspace: str
+    rule: str
+    secrets: tuple[str, ...]
+
+
+async def admin_headers(gw: Any) -> dict[str, str]:
+    headers: dict[str, str] = gw.auth(f"ops-{uuid.uuid4().hex[:8]}", "admin")
+    return headers
+
+
+async def make_world(gw: Any) -> World:
+    tag = uuid.uuid4().hex[:10]
+    http, admin = gw.http, await admin_headers(gw)
+    a, b = f"a-{tag}", f"b-{tag}"
+    for ident, user in ((a, f"alice-{tag}"), (b, f"bob-{tag}")):
+        r = await http.post("/api/v2/identities", headers=admin, json={
+            "id": ident, "user_id": user, "display_name": f"{ident} name", "sphere_id": "personal"})
+        assert r.status_code == 201, r.text
+    ah, bh = gw.auth(a), gw.auth(b)
+    secrets = (f"title-{tag}", f"message-{tag}", f"dsname-{tag}", f"item-{tag}",
+               f"pattern{tag}", f"alice-{tag}")
+    r = await http.post("/api/v2/threads", headers=ah, json={"title": secrets[0]})
+    assert r.status_code == 201, r.text
+    thread = r.json()["id"]
+    r = await http.post(f"/api/v2/threads/{thread}/messages", headers=ah,
+                        json={"text": secrets[1]})
+    assert r.status_code == 201, r.text
+    r = await http.post("/api/v2/dataspaces", headers=ah, json={"name": secrets[2]})
+    assert r.status_code == 201, r.text
+    dataspace = r.json()["id"]
+    r = await http.post(f"/api/v2/dataspaces/{dataspace}/items", headers=ah,
+                        json={"title": "t", "text": secrets[3]})
+    assert r.status_code == 201, r.text
+    r = await http.post("/api/v2/governance/rules", headers=ah, json={
+        "effect": "deny", "priority": 3, "match": {"text_patterns": [secrets[4]]}})
+    assert r.status_code == 201, r.text
+    rule = r.json()["rule_id"]
+    return World(tag, a, b, ah, bh, thread, dataspace, rule, secrets)
+
+
+async def snapshot(gw: Any, w: World) -> dict[str, Any]:
+    """Everything A can see of its own resources (the 'nothing changed' baseline)."""
+    http, h = gw.http, w.a_headers
+    out: dict[str, Any] = {}
+    for name, path in (("thread", f"/api/v2/threads/{w.thread}"),
+                       ("dataspace", f"/api/v2/dataspaces/{w.dataspace}"),
+                       ("rule", f"/api/v2/governance/rules/{w.rule}"),
+                       ("threads", "/api/v2/threads"), ("dataspaces", "/api/v2/dataspaces"),
+                       ("rules", "/api/v2/governance/rules"),
+                       ("identity", f"/api/v2/identities/{w.a}")):
+        r = await http.get(path, headers=h)
+        assert r.status_code == 200, (path, r.text)
+        out[name] = r.json()
+    return out
+
+
+async def boundary_facts(gw: Any, identity: str) -> list[Event]:
+    """IDENTITY_BOUNDARY alerts on the events topic raised by ``identity``."""
+    settings = gw.settings
+    topic = settings.topic("events")
+    codec = gw.services.schemas[TOPICS["events"].value_schema]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        facts: list[Event] = []
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+        while await behind():
+            batch = await consumer.getmany(timeout_ms=1000)
+            for messages in batch.values():
+                for msg in messages:
+                    event = Event.from_avro(codec.decode(msg.value, msg.headers))
+                    if (event.alert is not None and event.identity_id == identity
+                            and event.alert.alert_type == "IDENTITY_BOUNDARY"):
+                        facts.append(event)
+        return facts
+    finally:
+        await consumer.stop()
+
+
+# (method, path template, json body, subject of the expected fact)
+MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
+    ("GET", "/api/v2/identities/{a}", None, "identity:{a}"),
+    ("GET", "/api/v2/threads?identity={a}", None, "thread:list:{a}"),
+    ("GET", "/api/v2/threads/{thread}", None, "thread:{thread}"),
+    ("POST", "/api/v2/threads/{thread}/messages", {"text": "from B"}, "thread:{thread}"),
+    ("GET", "/api/v2/dataspaces?identity={a}", None, "dataspace:list:{a}"),
+    ("GET", "/api/v2/dataspaces/{dataspace}", None, "dataspace:{dataspace}"),
+    ("POST", "/api/v2/dataspaces/{dataspace}/items", {"text": "from B"},
+     "dataspace:{dataspace}"),
+    ("GET", "/api/v2/governance/rules?identity={a}", None, "rule:list:{a}"),
+    ("GET", "/api/v2/governance/rules/{rule}", None, "rule:{rule}"),
+    ("PUT", "/api/v2/governance/rules/{rule}", {"effect": "allow"}, "rule:{rule}"),
+    ("DELETE", "/api/v2/governance/rules/{rule}", None, "rule:{rule}"),
+    ("POST", "/api/v2/nova/requests", {"prompt": "summarise", "thread_id": "{thread}"},
+     "thread:{thread}"),
+    ("POST", "/api/v2/nova/requests", {"prompt": "summarise", "dataspace_ids": ["{dataspace}"]},
+     "dataspace:{dataspace}"),
+]
+
+
+def fill(value: Any, w: World) -> Any:
+    names = {"a": w.a, "thread": w.thread, "dataspace": w.dataspace, "rule": w.rule}
+    if isinstance(value, str):
+        return value.format(**names)
+    if isinstance(value, list):
+        return [fill(v, w) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, w) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("method", "path", "body", "subject"), MATRIX,
+                         ids=[f"{m} {p.split('?')[0]}{'?list' if '?' in p else ''}"
+                              f"{'' if b is None else ' ' + '+'.join(sorted(b))}"
+                              for m, p, b, _ in MATRIX])
+async def test_cross_identity_access_is_refused_recorded_and_harmless(
+    module_gateway: Any, method: str, path: str, body: dict[str, Any] | None, subject: str
+) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    before = await snapshot(gw, w)
+
+    r = await gw.http.request(method, fill(path, w), headers=w.b_headers, json=fill(body, w))
+
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    problem = r.json()
+    assert problem["status"] == 403
+    assert problem["type"].endswith("identity-boundary")
+    text = r.text
+    for secret in (*w.secrets, w.a):
+        assert secret not in text, f"403 body leaks {secret!r}: {text}"
+    assert await snapshot(gw, w) == before
+    facts = await boundary_facts(gw, w.b)
+    assert [f.alert.subject for f in facts if f.alert] == [fill(subject, w)]
+
+
+async def test_own_resources_work_and_lists_hold_only_own(module_gateway: Any) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    http = gw.http
+    r = await http.get(f"/api/v2/threads/{w.thread}", headers=w.a_headers)
+    body = r.json()
+    assert body["title"] == w.secrets[0]
+    assert [m["text"] for m in body["messages"]] == [w.secrets[1]]
+    r = await http.get(f"/api/v2/dataspaces/{w.dataspace}", headers=w.a_headers)
+    assert [i["text"] for i in r.json()["items"]] == [w.secrets[3]]
+    for path in ("/api/v2/threads", "/api/v2/dataspaces", "/api/v2/governance/rules"):
+        r = await http.get(path, headers=w.b_headers)
+        assert (r.status_code, r.json()) == (200, []), path
+    r = await http.get("/api/v2/identities", headers=w.b_headers)
+    assert [i["id"] for i in r.json()] == [w.b]
+    r = await http.post("/api/v2/nova/requests", headers=w.a_headers,
+                        json={"prompt": "summarise", "thread_id": w.thread,
+                              "dataspace_ids": [w.dataspace]})
+    assert r.status_code == 202, r.text
+    assert await boundary_facts(gw, w.a) == []
+
+
+async def test_unknown_ids_are_404_without_a_fact(module_gateway: Any) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    for method, path, body in (
+        ("GET", "/api/v2/threads/nope", None),
+        ("POST", "/api/v2/threads/nope/messages", {"text": "x"}),
+        ("GET", "/api/v2/dataspaces/nope", None),
+        ("GET", "/api/v2/governance/rules/nope", None),
+        ("DELETE", "/api/v2/governance/rules/nope", None),
+        ("GET", "/api/v2/identities/nope", None),
+        ("POST", "/api/v2/nova/requests", {"prompt": "x", "thread_id": "nope"}),
+    ):
+        r = await gw.http.request(method, path, headers=w.b_headers, json=body)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+    assert await boundary_facts(gw, w.b) == []
+
+
+async def test_a_request_naming_own_and_foreign_resources_is_refused(module_gateway: Any) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    r = await gw.http.post("/api/v2/threads", headers=w.b_headers, json={"title": "b's"})
+    own = r.json()["id"]
+    r = await gw.http.post("/api/v2/nova/requests", headers=w.b_headers,
+                           json={"prompt": "x", "thread_id": own,
+                                 "dataspace_ids": [w.dataspace]})
+    assert r.status_code == 403
+    assert [f.alert.subject for f in await boundary_facts(gw, w.b) if f.alert] == [
+        f"dataspace:{w.dataspace}"]
+
+
+async def test_identities_of_one_user_see_each_other_but_not_their_data(
+    module_gateway: Any,
+) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    sibling = f"a2-{w.tag}"
+    r = await gw.http.post("/api/v2/identities", headers=await admin_headers(gw), json={
+        "id": sibling, "user_id": f"alice-{w.tag}", "display_name": "work",
+        "sphere_id": "business"})
+    assert r.status_code == 201, r.text
+    sh = gw.auth(sibling)
+    r = await gw.http.get("/api/v2/identities", headers=sh)
+    assert sorted(i["id"] for i in r.json()) == sorted([w.a, sibling])
+    r = await gw.http.get(f"/api/v2/identities/{w.a}", headers=sh)
+    assert r.status_code == 200
+    assert r.json()["sphere_id"] == "personal"
+    r = await gw.http.get(f"/api/v2/threads/{w.thread}", headers=sh)
+    assert r.status_code == 403  # spheres do not share data
+    r = await gw.http.get("/api/v2/auth/me", headers=sh)
+    assert r.json()["sphere"] == "business"
+
+
+async def test_identity_creation_is_admin_only_and_ids_are_unique(module_gateway: Any) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    new = {"id": f"x-{w.tag}", "user_id": f"bob-{w.tag}", "display_name": "x"}
+    r = await gw.http.post("/api/v2/identities", headers=w.b_headers, json=new)
+    assert r.status_code == 403
+    r = await gw.http.post("/api/v2/identities", headers=await admin_headers(gw),
+                           json={**new, "id": w.a})
+    assert r.status_code == 409
+    r = await gw.http.get(f"/api/v2/identities/{w.a}", headers=w.a_headers)
+    assert r.json()["user_id"] == f"alice-{w.tag}"
+
+
+async def test_rule_validation_and_crud(module_gateway: Any) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    http, h = gw.http, w.a_headers
+    for bad in ({"effect": "deny", "match": {"text_patterns": ["(unclosed"]}},
+                {"effect": "deny", "match": {"text_patterns": ["(a+)+"]}},
+                {"effect": "deny", "match": {"actions": ["LAUNCH"]}},
+                {"effect": "maybe"},
+                {"effect": "deny", "identity_id": w.b}):
+        r = await http.post("/api/v2/governance/rules", headers=h, json=bad)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+    path = f"/api/v2/governance/rules/{w.rule}"
+    r = await http.put(path, headers=h, json={"effect": "require_approval", "priority": 7,
+                                              "match": {"actions": ["SEND", "PAYMENT"]}})
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 2
+    assert r.json()["match"]["actions"] == ["PAYMENT", "SEND"]
+    r = await http.put(path, headers=h, json={"effect": "deny", "match": {"roles": ["boss"]}})
+    assert r.status_code == 422
+    store = gw.services.extras["entities"]
+    assert [(r.rule_id, r.effect) for r in store.rules_for(w.a)] == [
+        (w.rule, "require_approval")]
+    assert (await http.delete(path, headers=h)).status_code == 204
+    assert (await http.get(path, headers=h)).status_code == 404
+    assert store.rules_for(w.a) == []

@@ -1,0 +1,225 @@
+"""The writer reads its own writes; the boundary guard refuses, records and leaks nothing.
+
+Kafka is replaced by a list that records what would be produced; the store's ``sync`` is a
+no-op because nothing else writes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.boundary import BoundaryGuard
+from nova.auth.tokens import Principal
+from nova.entities.audit_facts import emit_audit_fact
+from nova.entities.models import (
+    DataspaceEntity,
+    IdentityEntity,
+    RuleEntity,
+    ThreadEntity,
+)
+from nova.entities.store import EntitiesUnavailableError, EntityStore, EntityWriter
+from nova.entities.view import EntityView
+from nova.errors import ConflictError, ForbiddenError, NotFoundError
+from nova.records import EntityEvent, Event, Record
+from nova.settings import Settings
+
+T0 = 1_750_000_000_000
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Record]] = []
+        self.fail = False
+
+    async def send(self, topic: str, key: str, record: Record) -> None:
+        if self.fail:
+            raise OSError("broker down")
+        self.sent.append((topic, key, record))
+
+    def on(self, topic: str) -> list[tuple[str, Record]]:
+        return [(k, r) for t, k, r in self.sent if t == topic]
+
+
+class LocalStore(EntityStore):
+    syncs = 0
+
+    async def sync(self, timeout_s: float | None = None) -> None:
+        self.syncs += 1
+
+
+def principal(identity: str, sub: str | None = None) -> Principal:
+    return Principal(sub=sub or f"user-{identity}", identity=identity,
+                     roles=frozenset({"member"}), expires_at=datetime.now(UTC))
+
+
+@pytest.fixture
+def producer() -> FakeProducer:
+    return FakeProducer()
+
+
+@pytest.fixture
+def store() -> LocalStore:
+    return LocalStore(Settings(environment="test"))
+
+
+@pytest.fixture
+def writer(producer: FakeProducer, store: LocalStore) -> EntityWriter:
+    return EntityWriter(producer, store)
+
+
+@pytest.fixture
+def guard(producer: FakeProducer, store: LocalStore, writer: EntityWriter) -> BoundaryGuard:
+    return BoundaryGuard(store, writer, producer)
+
+
+def thread(tid: str, owner: str) -> ThreadEntity:
+    return ThreadEntity(id=tid, owner=owner, title=f"secret title of {tid}", created_at=T0)
+
+
+async def test_writer_produces_then_reads_its_own_write(
+    writer: EntityWriter, producer: FakeProducer, store: LocalStore
+) -> None:
+    stored = await writer.put(thread("t1", "a"))
+    assert stored.version == 1
+    assert store.get(ThreadEntity, "t1") == thread("t1", "a")
+    [(key, event)] = producer.on("entities")
+    assert key == "thread:t1"
+    assert isinstance(event, EntityEvent)
+    assert (event.version, event.owner_identity, event.deleted) == (1, "a", False)
+    assert store.syncs == 0  # a fresh id needs no catch-up
+
+    again = await writer.put(thread("t1", "a").model_copy(update={"title": "new"}))
+    assert again.version == 2
+    assert store.syncs == 1  # an update catches up with other writers first
+    await writer.delete(thread("t1", "a"))
+    assert store.get(ThreadEntity, "t1") is None
+    assert store.version("thread", "t1") == 3
+
+
+async def test_writer_refuses_taken_ids_and_owner_changes(writer: EntityWriter,
+                                                          producer: FakeProducer) -> None:
+    ident = IdentityEntity(id="al", user_id="alice", display_name="A", sphere_id="personal",
+                           created_at=T0)
+    await writer.put(ident, create=True)
+    with pytest.raises(ConflictError, match="already exists"):
+        await writer.put(ident, create=True)
+    await writer.put(thread("t1", "a"))
+    with pytest.raises(ConflictError, match="owner"):
+        await writer.put(thread("t1", "b"))
+    assert len(producer.on("entities")) == 2
+
+
+async def test_sync_before_start_is_an_explicit_error() -> None:
+    with pytest.raises(EntitiesUnavailableError):
+        await EntityStore(Settings(environment="test")).sync()
+
+
+async def test_emit_audit_fact(producer: FakeProducer) -> None:
+    detail = {"resource_kind": "thread", "resource_id": "t1", "owner_identity": "a",
+              "operation": "read"}
+    event = await emit_audit_fact(producer, "IDENTITY_BOUNDARY", "b", "user-b", None, detail)
+    [(key, sent)] = producer.on("events")
+    assert key == "b"
+    assert sent == event
+    assert event.kind == "alert"
+    assert event.alert is not None
+    assert event.alert.alert_type == "IDENTITY_BOUNDARY"
+    assert event.alert.subject == "thread:t1"
+    assert event.alert.severity == "high"
+    assert json.loads(event.alert.message) == {"actor": "user-b", **detail}
+    await emit_audit_fact(producer, "IDENTITY_BOUNDARY", "b", "user-b", "req-1", detail)
+    assert producer.on("events")[1][0] == "req-1"
+
+
+async def test_guard_returns_own_resources(guard: BoundaryGuard, writer: EntityWriter,
+                                           producer: FakeProducer) -> None:
+    await writer.put(thread("t1", "a"))
+    assert await guard.owned(principal("a"), ThreadEntity, "t1") == thread("t1", "a")
+    assert producer.on("events") == []
+
+
+async def test_guard_refuses_foreign_resources_with_a_fact_and_no_data(
+    guard: BoundaryGuard, writer: EntityWriter, producer: FakeProducer
+) -> None:
+    await writer.put(thread("t1", "a"))
+    with pytest.raises(ForbiddenError) as refused:
+        await guard.owned(principal("b"), ThreadEntity, "t1", operation="append")
+    assert "secret title" not in str(refused.value)
+    assert "a" not in str(refused.value).split()  # the owner is not named
+    [(key, fact)] = producer.on("events")
+    assert key == "b"
+    assert isinstance(fact, Event)
+    assert fact.alert is not None
+    assert fact.identity_id == "b"
+    assert json.loads(fact.alert.message)["operation"] == "append"
+    assert json.loads(fact.alert.message)["owner_identity"] == "a"
+
+
+async def test_guard_unknown_is_not_found_and_wrong_kind_is_unknown(
+    guard: BoundaryGuard, writer: EntityWriter, producer: FakeProducer
+) -> None:
+    await writer.put(thread("t1", "a"))
+    with pytest.raises(NotFoundError):
+        await guard.owned(principal("a"), ThreadEntity, "nope")
+    with pytest.raises(NotFoundError):
+        await guard.owned(principal("a"), RuleEntity, "t1")
+    assert producer.on("events") == []
+
+
+async def test_refusal_stands_when_the_fact_cannot_be_sent(
+    guard: BoundaryGuard, writer: EntityWriter, producer: FakeProducer
+) -> None:
+    await writer.put(thread("t1", "a"))
+    producer.fail = True
+    with pytest.raises(ForbiddenError):
+        await guard.owned(principal("b"), ThreadEntity, "t1")
+
+
+async def test_check_request(guard: BoundaryGuard, writer: EntityWriter,
+                             producer: FakeProducer) -> None:
+    await writer.put(thread("t1", "a"))
+    await writer.put(DataspaceEntity(id="d1", owner="a", name="n", created_at=T0))
+    await writer.put(DataspaceEntity(id="d2", owner="b", name="n", created_at=T0))
+    await guard.check_request(principal("a"), "t1", ["d1", "d1"])
+    await guard.check_request(principal("a"), None, [])
+    with pytest.raises(NotFoundError):
+        await guard.check_request(principal("a"), "t9", ["d1"])
+    assert producer.on("events") == []
+    with pytest.raises(ForbiddenError):
+        await guard.check_request(principal("b"), "t1", ["d1", "d2", "d9"])
+    subjects = sorted(f.alert.subject for _, f in producer.on("events")
+                      if isinstance(f, Event) and f.alert)
+    assert subjects == ["dataspace:d1", "thread:t1"]
+
+
+async def test_identities_are_visible_within_one_user_only(
+    guard: BoundaryGuard, writer: EntityWriter, producer: FakeProducer
+) -> None:
+    for iid, user, sphere in (("al-p", "alice", "personal"), ("al-b", "alice", "business"),
+                              ("bo-p", "bob", "personal")):
+        await writer.put(IdentityEntity(id=iid, user_id=user, display_name=iid,
+                                        sphere_id=sphere, created_at=T0))
+    assert (await guard.identity(principal("al-p"), "al-b")).sphere_id == "business"
+    with pytest.raises(ForbiddenError):
+        await guard.identity(principal("al-p"), "bo-p")
+    with pytest.raises(NotFoundError):
+        await guard.identity(principal("al-p"), "nobody")
+    assert len(producer.on("events")) == 1
+
+
+async def test_listing_another_identity_is_refused(guard: BoundaryGuard,
+                                                   producer: FakeProducer) -> None:
+    assert await guard.listing(principal("a"), "thread", None) == "a"
+    assert await guard.listing(principal("a"), "thread", "a") == "a"
+    with pytest.raises(ForbiddenError):
+        await guard.listing(principal("a"), "thread", "b")
+    assert len(producer.on("events")) == 1
+
+
+def test_the_store_is_what_lanes_b_and_d_expect() -> None:
+    view: EntityView = EntityStore(Settings(environment="test"))  # mypy checks the protocol
+    assert view.owner("thread", "t1") is None
+    assert list(view.rules_for("a")) == []
