@@ -69,7 +69,7 @@ class _Connection:
 class ClickHouse:
     """A thin, thread-safe wrapper: ``query``/``command``/``insert`` plus async twins."""
 
-    def __init__(self, dsn: str, database: str = "nova") -> None:
+    def __init__(self, dsn: str, database: str = "nova", *, create: bool = True) -> None:
         self.dsn = dsn
         self.database = database
         self.embedded = dsn.startswith("chdb:")
@@ -78,7 +78,8 @@ class ClickHouse:
         self._conn = _Connection(dsn, _connect(dsn))
         self._client = self._conn.client
         self._lock = self._conn.lock
-        self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        if create:  # readers (nova sql on a server) may hold a read-only account
+            self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
 
     def with_database(self, database: str) -> ClickHouse:
         """The same connection (and lock) bound to another database, created if missing."""
@@ -141,10 +142,14 @@ class ClickHouse:
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         return await asyncio.to_thread(self.query, sql, parameters)
 
-    async def arows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def arows(
+        self, sql: str, parameters: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.rows, sql, parameters)
 
-    async def ainsert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+    async def ainsert(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
+    ) -> None:
         await asyncio.to_thread(self.insert, table, rows, columns)
 
     def close(self) -> None:

@@ -23,9 +23,8 @@ class Migration:
     path: Path
 
     def statements(self, database: str) -> list[str]:
-        text = "\n".join(
-            line for line in self.path.read_text().splitlines() if not line.lstrip().startswith("--")
-        )
+        lines = self.path.read_text().splitlines()
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
         return [s.strip().replace("{db}", database) for s in text.split(";") if s.strip()]
 
 
@@ -46,7 +45,8 @@ def migrate(ch: ClickHouse) -> list[int]:
         "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
-    done = {int(r[0]) for r in ch.query(f"SELECT version FROM {db}.schema_migrations FINAL")[1]}
+    applied_sql = f"SELECT version FROM {db}.schema_migrations FINAL"  # noqa: S608 - our db name
+    done = {int(r[0]) for r in ch.query(applied_sql)[1]}
     applied = []
     for mig in discover():
         if mig.version in done:

@@ -23,12 +23,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from analytics.client import ClickHouse
-from analytics.rows import COLUMNS, MAPPERS, Row
+from analytics.rows import COLUMNS, SOURCE_TOPICS, Position, Row, message_rows
 from nova.errors import NovaError, SchemaError
 from nova.kafka.producer import RecordProducer
 from nova.records import DeadLetter, now_ms
 from nova.settings import Settings
-from schemas import TOPICS, SchemaSet, load_schema_set
+from schemas import SchemaSet, load_schema_set
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ class BatchingSink(ABC):
 
 
 class ClickHouseSink(BatchingSink):
+    """One insert per table per batch (ClickHouse wants few, large inserts)."""
+
     def __init__(self, ch: ClickHouse) -> None:
         self.ch = ch
 
@@ -68,7 +70,7 @@ class ClickHouseSink(BatchingSink):
         for table, rows in batch.tables.items():
             try:
                 await self.ch.ainsert(table, rows, COLUMNS[table])
-            except Exception as exc:  # noqa: BLE001 - any driver failure means "try again later"
+            except Exception as exc:
                 raise SinkBackpressure(f"insert into {table} failed: {exc}") from exc
 
 
@@ -81,7 +83,7 @@ class SinkRunner:
         sink: BatchingSink,
         dead_letters: RecordProducer | None,
         *,
-        topics: tuple[str, ...] = tuple(MAPPERS),
+        topics: tuple[str, ...] = SOURCE_TOPICS,
         group: str | None = None,
         schemas: SchemaSet | None = None,
     ) -> None:
@@ -95,6 +97,8 @@ class SinkRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self.rows_written = 0
+        self.messages_consumed = 0
+        self.committed: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -117,6 +121,23 @@ class SinkRunner:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def lag(self) -> int | None:
+        """Messages not yet landed and committed, or None before partitions are assigned.
+
+        Lets tests and operators wait for "the sink has caught up" instead of sleeping.
+        """
+        consumer = self._consumer
+        if consumer is None or not consumer.assignment():
+            return None
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        behind = 0
+        for tp, end in ends.items():
+            done = self.committed.get(tp)
+            if done is None:
+                done = await consumer.committed(tp) or 0
+            behind += max(end - done, 0)
+        return behind
+
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         batch = Batch()
         interval = self.settings.sink_flush_interval_s
@@ -138,14 +159,14 @@ class SinkRunner:
 
     async def _add(self, batch: Batch, msg: ConsumerRecord[Any, Any]) -> None:
         topic = self._by_kafka_name[msg.topic]
-        record_cls, mapper = MAPPERS[topic]
+        self.messages_consumed += 1
         try:
-            data = self.schemas[TOPICS[topic].value_schema].decode(msg.value, msg.headers)
-            record = record_cls.from_avro(data)
+            rows = message_rows(self.schemas, topic, msg.value, msg.headers,
+                                Position(msg.partition, msg.offset))
         except (SchemaError, ValueError) as exc:
             await self._dead_letter(msg, exc)
             return
-        for table, row in mapper(record):
+        for table, row in rows:
             batch.add(table, row)
 
     async def _flush(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
@@ -162,6 +183,7 @@ class SinkRunner:
                 consumer.resume(*parts)
                 delay = min(delay * 2, 10.0)
         await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in batch.offsets.items()})
+        self.committed.update(batch.offsets)
         self.rows_written += batch.size
 
     async def _dead_letter(self, msg: ConsumerRecord[Any, Any], exc: Exception) -> None:
@@ -175,4 +197,5 @@ class SinkRunner:
             lane="sink", error_type=type(exc).__name__, reason=str(exc)[:2000],
             failed_at=now_ms(),
         )
-        await self.dead_letters.send("deadletter", f"{msg.topic}/{msg.partition}/{msg.offset}", letter)
+        key = f"{msg.topic}/{msg.partition}/{msg.offset}"
+        await self.dead_letters.send("deadletter", key, letter)

@@ -1,0 +1,153 @@
+"""Shared steps for the analytics integration tests (not a test module)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from analytics.client import ClickHouse
+from analytics.queries import table_counts
+from analytics.rows import COLUMNS
+from nova.records import (
+    AuditRecord,
+    CheckpointDecisionRecord,
+    CheckpointState,
+    Event,
+    LlmCall,
+    PipelineRecord,
+    now_ms,
+)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0,
+                     interval_s: float = 0.2, message: str = "condition") -> Any:
+    """Poll ``check`` until truthy (same contract as conftest.eventually, importable here)."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {message} (last: {last!r})")
+
+
+VIEWS = ("v_cost_daily", "v_cost_per_request_by_task", "v_lane_latency_hourly",
+         "v_provider_latency_hourly", "v_provider_health_daily", "v_checkpoint_decisions_daily",
+         "v_governance_denials_daily")
+ROLLUPS = ("rollup_cost_daily",)
+TABLES = tuple(COLUMNS)
+
+
+async def submit(gw: Any, n: int, identities: tuple[str, ...] = ("id-a", "id-b")) -> list[str]:
+    ids = []
+    for i in range(n):
+        ident = identities[i % len(identities)]
+        r = await gw.http.post("/api/v2/nova/requests", json={"prompt": f"summarise note {i}"},
+                               headers=gw.auth(ident, "member"))
+        assert r.status_code in (200, 202), r.text
+        ids.append(r.json()["request_id"])
+    return ids
+
+
+async def inject_side_records(gw: Any, ids: list[str]) -> dict[str, int]:
+    """LLM, checkpoint, decision and audit records for ``ids``.
+
+    The lanes emit some of these too (as they are filled in); the test adds its own, with ids
+    the lanes never use (attempts 10+, ``cp-inj-``, ``audit-inj-``), so every mapper and
+    every view is exercised live and in replay whatever the lanes do. Returns how many rows
+    per table the injected records alone make.
+    """
+    producer = gw.services.producer
+    t = now_ms()
+    expected = {"llm_calls": 0, "checkpoints": 0, "audit_events": 0}
+    for i, rid in enumerate(ids):
+        ident = "id-a" if i % 2 == 0 else "id-b"
+        attempts = [("anthropic", "claude-x", "error", None), ("openai", "gpt-y", "ok",
+                                                               "anthropic")] \
+            if i % 3 == 0 else [("anthropic", "claude-x", "ok", None)]
+        for n, (prov, model, status, fb) in enumerate(attempts, start=10):
+            call = LlmCall(provider=prov, model=model, task_type="summarise", tokens_in=100 + i,
+                           tokens_out=50 + n, cost_usd=0.001 * (i + 1), latency_ms=100.0 + i,
+                           attempt=n, fallback_from=fb, status=status,
+                           error="overloaded" if status == "error" else None)
+            ev = Event(event_id=f"{rid}/llm/{n}", kind="llm", request_id=rid, identity_id=ident,
+                       ts=t + n, llm=call)
+            await producer.send("events", rid, ev)
+            expected["llm_calls"] += 1
+        if i % 2 == 0:
+            cp = CheckpointState(checkpoint_id=f"cp-inj-{rid}", reason="high_cost",
+                                 status="pending",
+                                 created_at=t, expires_at=t + 86_400_000)
+            held = PipelineRecord(request_id=rid, identity_id=ident, user_id=f"user-{ident}",
+                                  submitted_at=t, prompt="p", status="held", checkpoint=cp)
+            await producer.send("pending", rid, held)
+            expected["checkpoints"] += 1
+            if i % 4 == 0:
+                dec = CheckpointDecisionRecord(
+                    checkpoint_id=f"cp-inj-{rid}", request_id=rid, identity_id=ident,
+                    decision="approve" if i % 8 == 0 else "reject", actor="approver-1",
+                    decided_at=t + 1500 + i)
+                await producer.send("decisions", rid, dec)
+        audit = AuditRecord(audit_id=f"audit-inj-{rid}", kind="OUTCOME", request_id=rid,
+                            identity_id=ident, actor=None, ts=t, detail='{"ok":true}',
+                            prev_hash="0" * 64, hash=f"{i:064x}")
+        await producer.send("audit", rid, audit)
+        expected["audit_events"] += 1
+    return expected
+
+
+def normalise(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Round floats so sums added in another order compare equal; sort for set equality."""
+    def fix(v: Any) -> Any:
+        if isinstance(v, float):
+            return None if math.isnan(v) else round(v, 9)
+        if isinstance(v, list | tuple):
+            return tuple(fix(x) for x in v)
+        return v
+    return sorted((tuple(fix(v) for v in r) for r in rows), key=repr)
+
+
+async def wait_landed(gw: Any, n: int, injected: dict[str, int], timeout_s: float = 120) -> None:
+    """Until the live sink has committed everything produced so far for ``n`` requests.
+
+    Every request finished (7 lane rows each, one ``requests`` row), at least the injected
+    rows present, sink lag 0, and the counts unchanged across two polls (the lanes' own
+    events for a request may trail its completion by a moment).
+    """
+    ch = gw.clickhouse
+    seen: list[Any] = []
+
+    async def landed() -> bool:
+        counts = await asyncio.to_thread(table_counts, ch, TABLES)
+        lag = await gw.services.sink.lag()
+        stable = bool(seen) and seen[0] == counts
+        seen[:] = [counts, lag]
+        return (counts["lane_events"] == 7 * n and counts["requests"] == n and lag == 0
+                and all(counts[t] >= k for t, k in injected.items()) and stable)
+
+    try:
+        await eventually(landed, timeout_s=timeout_s, interval_s=0.5,
+                         message="the live sink to land every record")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last counts and lag {seen}") from None
+
+
+async def snapshot(ch: ClickHouse) -> dict[str, Any]:
+    """Counts per table, every table's deduplicated content, every view's answer."""
+    def take() -> dict[str, Any]:
+        out: dict[str, Any] = {"counts": table_counts(ch, TABLES)}
+        for t in (*TABLES, *ROLLUPS):
+            final = "" if t.startswith("rollup") else " FINAL"
+            out[t] = normalise(ch.query(f"SELECT * FROM {ch.database}.{t}{final}")[1])  # noqa: S608
+        for v in VIEWS:
+            out[v] = normalise(ch.query(f"SELECT * FROM {ch.database}.{v}")[1])  # noqa: S608
+        out["latency_rollup"] = normalise(ch.query(
+            "SELECT kind, subject, sum(events), sum(errors), "  # noqa: S608
+            "arrayMap(x -> round(x, 3), quantilesTDigestMerge(0.5, 0.95, 0.99)(q)) "
+            f"FROM {ch.database}.rollup_latency_hourly GROUP BY kind, subject")[1])
+        return out
+    return await asyncio.to_thread(take)

@@ -1,0 +1,64 @@
+"""``nova sql`` answers through the running gateway, read-only, without disturbing the sink."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from analytics_helpers import eventually, submit
+from typer.testing import CliRunner
+
+from analytics.access import QueryError
+from analytics.queries import lane_row_count
+from nova.cli import app
+from nova.cli_analytics import run_sql
+
+pytestmark = pytest.mark.integration
+
+
+async def test_nova_sql_answers_while_the_gateway_runs(gateway, worker_factory, settings) -> None:
+    worker_factory()
+    first = await submit(gateway, 3)
+    await eventually(lambda: asyncio.to_thread(lambda: lane_row_count(gateway.clickhouse) >= 21),
+                     timeout_s=90, message="lane events for the first batch")
+
+    out = await asyncio.to_thread(
+        run_sql, settings, "SELECT count() AS n FROM lane_events FINAL", "json")
+    assert json.loads(out) == [{"n": 21}]
+
+    # Writes and DDL are refused by ClickHouse itself, and say so in one line.
+    for statement in ("DROP TABLE lane_events", "INSERT INTO alerts (event_id) VALUES ('x')",
+                      "SELECT 1 SETTINGS readonly = 0"):
+        with pytest.raises(QueryError, match="query refused"):
+            await asyncio.to_thread(run_sql, settings, statement, "csv")
+
+    # The analyst's read-only session did not leak into the sink's: new requests still land.
+    second = await submit(gateway, 2)
+    await eventually(lambda: asyncio.to_thread(
+        lambda: lane_row_count(gateway.clickhouse, first + second) == 35),
+        timeout_s=90, message="lane events after the analyst queries")
+
+    # The command itself, as a user runs it (settings from the environment).
+    env = settings.to_env()
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app,
+        ["sql", "--format", "csv", "SELECT lane, count() AS n FROM lane_events FINAL "
+         "GROUP BY lane ORDER BY lane"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == ["lane,n", "A,5"]
+
+    bad = await asyncio.to_thread(CliRunner().invoke, app, ["sql", "SELEKT 1"], env=env)
+    assert bad.exit_code == 2
+    assert bad.output.count("\n") == 1
+    assert "query refused" in bad.output
+
+
+async def test_sql_endpoint_needs_the_analyst_role(gateway) -> None:
+    r = await gateway.http.post("/api/v2/analytics/sql", json={"sql": "SELECT 1"},
+                                headers=gateway.auth("id-a", "member"))
+    assert r.status_code == 403
+    r = await gateway.http.post("/api/v2/analytics/sql", json={"sql": "SELECT 1 AS one"},
+                                headers=gateway.auth("id-a", "analyst"))
+    assert r.status_code == 200
+    assert r.json() == {"columns": ["one"], "rows": [[1]]}

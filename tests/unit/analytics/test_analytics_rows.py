@@ -1,0 +1,181 @@
+"""Row mapping is pure: the same record always gives the same rows, shaped like COLUMNS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from analytics.rows import (
+    COLUMNS,
+    MAPPERS,
+    NO_POSITION,
+    Position,
+    audit_rows,
+    completed_rows,
+    decision_rows,
+    decode_message,
+    event_rows,
+    message_rows,
+    pending_rows,
+    sphere_of,
+)
+from nova.errors import SchemaError
+from nova.ids import uuid7, uuid7_ms
+from nova.records import (
+    Alert,
+    AuditRecord,
+    CheckpointDecisionRecord,
+    CheckpointState,
+    Event,
+    Execution,
+    GovernanceDecision,
+    Intent,
+    LaneEvent,
+    LaneTiming,
+    LlmCall,
+    PipelineRecord,
+)
+from schemas import TOPICS, load_schema_set
+
+RID = uuid7(1_735_689_600_000)  # 2025-01-01T00:00:00Z
+
+
+def _named(table: str, row: list[object]) -> dict[str, object]:
+    assert len(row) == len(COLUMNS[table]), table
+    return dict(zip(COLUMNS[table], row, strict=True))
+
+
+def _record(**update: object) -> PipelineRecord:
+    base = PipelineRecord(
+        request_id=RID, identity_id="id-1", user_id="u-1", submitted_at=1_735_689_600_000,
+        prompt="hello", status="completed",
+        intent=Intent(task_type="summarise", action="read", confidence=0.9),
+        governance=GovernanceDecision(outcome="allow"),
+        execution=Execution(provider="anthropic", model="m", cost_usd=0.01, tokens_in=3,
+                            tokens_out=4, attempts=2),
+        lanes=(LaneTiming(lane="A", status="ok", started_at=1_735_689_600_010, duration_ms=5.5),),
+    )
+    return base.model_copy(update=update)
+
+
+def test_every_source_topic_has_a_mapper_and_every_table_columns() -> None:
+    assert set(MAPPERS) == {"events", "completed", "pending", "decisions", "audit"}
+    for table in ("lane_events", "llm_calls", "requests", "checkpoints", "audit_events"):
+        assert table in COLUMNS
+
+
+def test_lane_event_row_keeps_identity_and_dates_by_request_id() -> None:
+    ev = Event(event_id=f"{RID}/lane/B", kind="lane", request_id=RID, identity_id="id-1",
+               ts=1_735_689_700_000, lane=LaneEvent(lane="B", status="ok",
+                                                    started_at=1_735_689_650_000,
+                                                    duration_ms=2.5, worker="w1"))
+    [(table, row)] = event_rows(ev)
+    r = _named(table, row)
+    assert table == "lane_events"
+    assert r["request_ts"] == datetime(2025, 1, 1, tzinfo=UTC)
+    assert r["version"] == ev.ts
+    assert r["sphere_id"] is None
+    assert event_rows(ev) == event_rows(ev)  # pure: re-consumption yields the same row
+
+
+def test_llm_event_maps_every_attempt_field() -> None:
+    call = LlmCall(provider="openai", model="gpt", role="member", task_type="code", tokens_in=10,
+                   tokens_out=20, cost_usd=0.002, latency_ms=123.0, attempt=2,
+                   fallback_from="anthropic", status="ok")
+    ev = Event(event_id=f"{RID}/llm/2", kind="llm", request_id=RID, identity_id="id-1",
+               ts=1_735_689_700_000, llm=call)
+    [(table, row)] = event_rows(ev)
+    r = _named(table, row)
+    assert table == "llm_calls"
+    assert (r["provider"], r["attempt"], r["fallback_from"], r["cost_usd"]) == (
+        "openai", 2, "anthropic", 0.002)
+
+
+def test_alert_and_empty_events() -> None:
+    alert = Event(event_id="e1", kind="alert", request_id=RID, identity_id="id-1", ts=1,
+                  alert=Alert(alert_type="budget", subject="id-1", message="80%"))
+    assert event_rows(alert)[0][0] == "alerts"
+    empty = Event(event_id="e2", kind="lane", request_id=RID, identity_id="i", ts=1)
+    assert event_rows(empty) == []
+
+
+def test_completed_row_summarises_the_request() -> None:
+    [(table, row)] = completed_rows(_record(
+        status="denied",
+        governance=GovernanceDecision(outcome="deny", fired_rules=("no-secrets", "pii")),
+    ))
+    r = _named(table, row)
+    assert table == "requests"
+    assert r["fired_rules"] == ["no-secrets", "pii"]
+    assert r["governance"] == "deny"
+    assert r["latency_ms"] == 15.0  # submitted +10 ms, lane A took 5.5 ms (truncated to 5)
+    assert r["version"] == 1_735_689_600_015
+
+
+def test_pending_row_brings_reason_and_clock_but_no_decision() -> None:
+    cp = CheckpointState(checkpoint_id="cp-1", reason="high_cost", status="pending",
+                         created_at=1_735_689_601_000, expires_at=1_735_776_001_000)
+    [(table, row)] = pending_rows(_record(status="held", checkpoint=cp))
+    r = _named(table, row)
+    assert table == "checkpoints"
+    assert r["reason"] == "high_cost"
+    assert r["decided_status"] is None  # 'pending' is derived, so a late decision wins
+    assert r["decided_by"] is None
+    assert pending_rows(_record(status="held")) == []  # no checkpoint section, no row
+
+
+def test_decision_row_leaves_pending_columns_null() -> None:
+    dec = CheckpointDecisionRecord(checkpoint_id="cp-1", request_id=RID, identity_id="id-1",
+                                   decision="reject", actor="bob", reason="too dear",
+                                   decided_at=1_735_689_900_000)
+    [(table, row)] = decision_rows(dec)
+    r = _named(table, row)
+    assert r["decided_status"] == "rejected"
+    assert (r["reason"], r["created_at"], r["expires_at"]) == (None, None, None)
+    assert r["decided_by"] == "bob"
+    assert r["decision_reason"] == "too dear"
+
+
+@pytest.mark.parametrize(("decision", "status"),
+                         [("approve", "approved"), ("reject", "rejected"), ("expire", "expired")])
+def test_decision_vocabulary(decision: str, status: str) -> None:
+    dec = CheckpointDecisionRecord(checkpoint_id="c", request_id=RID, identity_id="i",
+                                   decision=decision, actor="a", decided_at=1)
+    assert _named("checkpoints", decision_rows(dec)[0][1])["decided_status"] == status
+
+
+def test_audit_row_keeps_kafka_position() -> None:
+    rec = AuditRecord(audit_id="a1", kind="GOVERNANCE", request_id=RID, identity_id="id-1",
+                      ts=1_735_689_600_000, detail="{}", prev_hash="0" * 64, hash="f" * 64)
+    r = _named("audit_events", audit_rows(rec, Position(3, 42))[0][1])
+    assert (r["partition"], r["offset"]) == (3, 42)
+    assert _named("audit_events", audit_rows(rec, NO_POSITION)[0][1])["offset"] == 0
+
+
+def test_sphere_is_read_when_a_record_carries_one() -> None:
+    class WithSphere(Event):
+        sphere_id: str | None = None
+
+    ev = WithSphere(event_id="e", kind="lane", request_id=RID, identity_id="i", ts=1,
+                    sphere_id="sphere-9",
+                    lane=LaneEvent(lane="A", status="ok", started_at=1, duration_ms=1, worker="w"))
+    assert sphere_of(ev) == "sphere-9"
+    assert _named("lane_events", event_rows(ev)[0][1])["sphere_id"] == "sphere-9"
+
+
+def test_decode_then_map_is_the_shared_path() -> None:
+    schemas = load_schema_set()
+    codec = schemas[TOPICS["decisions"].value_schema]
+    dec = CheckpointDecisionRecord(checkpoint_id="c", request_id=RID, identity_id="i",
+                                   decision="approve", actor="a", decided_at=5)
+    value = codec.encode(dec.to_avro())
+    assert decode_message(schemas, "decisions", value, [codec.header]) == dec
+    assert message_rows(schemas, "decisions", value, [codec.header], NO_POSITION) == \
+        decision_rows(dec)
+    with pytest.raises(SchemaError):
+        decode_message(schemas, "decisions", b"\x00garbage", [codec.header])
+
+
+def test_request_ts_comes_from_the_uuid7() -> None:
+    assert uuid7_ms(RID) == 1_735_689_600_000
