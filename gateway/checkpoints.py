@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from nova.domain.checkpoints import Checkpoint, apply_decision, expire
 from nova.errors import ConflictError, SchemaError
+from nova.kafka.admin import all_partitions
 from nova.records import CheckpointDecisionRecord, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
@@ -94,12 +95,7 @@ class CheckpointBook:
             auto_offset_reset="earliest",
         )
         await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [
-            TopicPartition(n, p)
-            for n in self._names
-            for p in sorted(cluster.partitions_for_topic(n) or ())
-        ]
+        parts = await all_partitions(consumer, self._names)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from nova.errors import ConfigError, SchemaError
+from nova.kafka.admin import all_partitions
 from nova.records import FINAL_STATUSES, Event, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
@@ -137,12 +138,7 @@ class RequestTracker:
             group_id=None,
         )
         await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()  # every topic, not just assigned
-        parts = [
-            TopicPartition(name, p)
-            for name in self._names
-            for p in sorted(cluster.partitions_for_topic(name) or ())
-        ]
+        parts = await all_partitions(consumer, self._names)
         if not parts:
             await consumer.stop()
             raise ConfigError(f"topics {sorted(self._names)} do not exist; run ensure_topics first")

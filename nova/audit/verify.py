@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from nova.audit.chain import ChainReport, ChainVerifier
 from nova.errors import SchemaError
+from nova.kafka.admin import all_partitions
 from nova.records import AuditRecord
 from nova.settings import Settings
 from schemas import load_schema_set
@@ -44,10 +45,7 @@ async def verify_audit(
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [
-            TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())
-        ]
+        parts = await all_partitions(consumer, [topic])
         if not parts:
             raise SchemaError(f"topic {topic} does not exist")
         consumer.assign(parts)

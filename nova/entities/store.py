@@ -37,6 +37,7 @@ from nova.entities.audit_facts import RecordSender
 from nova.entities.models import AnyEntity, entity_key, to_event
 from nova.entities.state import EntityState, Outcome, Stored
 from nova.errors import ConfigError, ConflictError, NovaError, SchemaError
+from nova.kafka.admin import all_partitions
 from nova.records import EntityEvent, now_ms
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet, load_schema_set
@@ -98,11 +99,7 @@ class EntityStore(EntityState):
         await consumer.start()
         try:
             await offsets.start()
-            cluster = await consumer._client.fetch_all_metadata()  # every topic, not assigned ones
-            parts = [
-                TopicPartition(self._topic, p)
-                for p in sorted(cluster.partitions_for_topic(self._topic) or ())
-            ]
+            parts = await all_partitions(consumer, [self._topic])
             if not parts:
                 raise ConfigError(f"topic {self._topic} does not exist; run ensure_topics first")
             consumer.assign(parts)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 
-from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -19,25 +20,11 @@ log = logging.getLogger(__name__)
 
 def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
     """True when the broker answers a metadata request (used for readiness)."""
-
-    async def probe() -> bool:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-        )
-        try:
-            await asyncio.wait_for(admin.start(), timeout_s)
-            await asyncio.wait_for(admin.describe_cluster(), timeout_s)
-            return True
-        except (KafkaError, OSError, TimeoutError):
-            return False
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-
-    return asyncio.run(probe())
+    return asyncio.run(kafka_ready(bootstrap, timeout_s))
 
 
 async def kafka_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when the broker answers a cluster description within ``timeout_s``."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
     )
@@ -50,6 +37,14 @@ async def kafka_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+async def all_partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, from fresh cluster metadata (not just assigned ones)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return [
+        TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())
+    ]
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -69,8 +64,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
             if settings.topic(spec.name) not in existing
         ]
         wanted += [
-            NewTopic(name=name, num_partitions=settings.topic_partitions, replication_factor=1,
-                     topic_configs={"cleanup.policy": "compact"})
+            NewTopic(
+                name=name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"},
+            )
             for name in changelog_topics(settings.topic_prefix)
             if name not in existing
         ]
