@@ -1,0 +1,355 @@
+"""Pipeline benchmark: N requests through the seven lanes, next to a raw Kafka relay of 7 hops.
+
+Run with ``make bench`` (or ``python bench/pipeline.py --requests 1000``). Both figures come from
+the same broker in the same run, so the ratio says what Nova's lanes cost on top of Kafka itself:
+
+- **pipeline**: PipelineRecords are produced to ``requests`` with Nova's RecordProducer; the
+  real worker (``python -m nova worker``, a subprocess running the seven Faust lanes, calling
+  Nova's fake LLM provider server) carries them to ``completed``, which this process consumes.
+- **relay**: seven consumer → producer stages written directly on aiokafka, in this process,
+  forwarding the same encoded bytes (same headers, same keys) through eight topics.
+
+Requests are submitted as one burst, so the throughput is the sustained rate at saturation and
+the latency (receive time minus ``submitted_at``) includes queueing behind the burst. A short
+warm-up before each measured run lets consumer groups settle first.
+
+The broker is the launcher's own on free ports in a temporary directory (removed afterwards),
+unless KAFKA_BOOTSTRAP_SERVERS names one; topics get a fresh unique prefix either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from nova.ids import uuid7
+from nova.kafka.admin import ensure_topics, wait_for_leaders
+from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_port, port_open
+from nova.kafka.producer import RecordProducer
+from nova.records import LaneTiming, PipelineRecord, now_ms
+from nova.settings import Settings, load_settings
+from schemas import TOPICS, load_schema_set
+
+HOPS = 7
+PROMPT = "Summarise this thread about the Q3 roadmap"
+WARMUP = 20
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    n: int
+    seconds: float
+    latencies_ms: list[float]
+    submitted: list[int]
+    lanes: list[tuple[LaneTiming, ...]]
+    cpu_s: dict[str, float]  # CPU seconds each process used during the measured burst
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds
+
+    def quantile(self, q: float) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+def request(i: int) -> PipelineRecord:
+    return PipelineRecord(request_id=uuid7(), identity_id="identity-bench",
+                          user_id=f"user-bench-{i % 10}", submitted_at=now_ms(), prompt=PROMPT)
+
+
+class Receiver:
+    """Consumes ``topic`` from its current end; records when each request id first arrives."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.topic = topic
+        self.parts = [TopicPartition(topic, p) for p in range(partitions)]
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                         enable_auto_commit=False)
+        self.codec = load_schema_set()["pipeline_record"]
+        # id → (submitted_at, received ms, lane timings)
+        self.arrived: dict[str, tuple[int, int, tuple[LaneTiming, ...]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Receiver:
+        await self.consumer.start()
+        self.consumer.assign(self.parts)
+        await self.consumer.seek_to_end(*self.parts)
+        for tp in self.parts:  # resolve positions now, so nothing produced later is missed
+            await self.consumer.position(tp)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            polled = await self.consumer.getmany(timeout_ms=200)
+            received = now_ms()
+            for messages in polled.values():
+                for m in messages:
+                    rec = PipelineRecord.from_avro(self.codec.decode(m.value, m.headers))
+                    self.arrived.setdefault(rec.request_id,
+                                            (rec.submitted_at, received, rec.lanes))
+
+    async def wait_for(self, ids: list[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(i in self.arrived for i in ids):
+            if self._task is not None and self._task.done():
+                self._task.result()
+            if time.monotonic() > deadline:
+                missing = sum(1 for i in ids if i not in self.arrived)
+                raise SystemExit(f"bench: {missing}/{len(ids)} requests did not arrive on "
+                                 f"{self.topic} within {timeout_s:.0f}s")
+            await asyncio.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    name: str, receiver: Receiver, send: object, n: int, timeout_s: float, pids: dict[str, int],
+) -> Result:
+    """Warm up, then send ``n`` requests at once and time their arrival."""
+    warm = [request(i) for i in range(WARMUP)]
+    await asyncio.gather(*(send(r) for r in warm))  # type: ignore[operator]
+    await receiver.wait_for([r.request_id for r in warm], timeout_s)
+    records = [request(i) for i in range(n)]
+    cpu0 = {k: cpu_seconds(pid) for k, pid in pids.items()}
+    t0 = now_ms()
+    await asyncio.gather(*(send(r) for r in records))  # type: ignore[operator]
+    ids = [r.request_id for r in records]
+    await receiver.wait_for(ids, timeout_s)
+    arrivals = [receiver.arrived[i] for i in ids]
+    last = max(received for _, received, _ in arrivals)
+    return Result(name, n, max(last - t0, 1) / 1000,
+                  [float(received - submitted) for submitted, received, _ in arrivals],
+                  [submitted for submitted, _, _ in arrivals],
+                  [lanes for _, _, lanes in arrivals],
+                  {k: cpu_seconds(pid) - cpu0[k] for k, pid in pids.items()})
+
+
+# -- the pipeline: the real worker -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process that dies with us and is terminated when the block ends."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # our own interpreter and modules
+            [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def run_pipeline(
+    settings: Settings, n: int, timeout_s: float, logs: Path, broker_pid: dict[str, int],
+) -> Result:
+    await ensure_topics(settings)
+    fake_port = free_port()
+    env = {**os.environ, **settings.to_env(),
+           "NOVA_LLM_FAKE_URL": f"http://127.0.0.1:{fake_port}"}
+    env.pop("NOVA_WORKER_NAME", None)
+    with child(["-m", "nova.llm.fake_server", "--port", str(fake_port)], env,
+               logs / "fake-llm.log") as fake, \
+            child(["-m", "nova", "worker"], env, logs / "worker.log") as worker:
+        deadline = time.monotonic() + 30
+        while not port_open(fake_port):
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: the fake LLM server did not start")
+            await asyncio.sleep(0.1)
+        producer = RecordProducer(settings)
+        await producer.start()
+        try:
+            async with Receiver(settings.bootstrap_servers, settings.topic("completed"),
+                                settings.topic_partitions) as receiver:
+
+                async def send(rec: PipelineRecord) -> None:
+                    await producer.send("requests", rec.request_id, rec)
+
+                pids = {"worker": worker.pid, "fake LLM": fake.pid, **broker_pid}
+                return await measure("pipeline", receiver, send, n, timeout_s, pids)
+        finally:
+            await producer.stop()
+
+
+# -- the baseline: a raw aiokafka relay ------------------------------------------------------
+
+
+async def relay_stage(bootstrap: str, source: str, target: str, group: str) -> None:
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=True,
+                                auto_commit_interval_ms=1000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            polled = await consumer.getmany(timeout_ms=100)
+            futures = [await producer.send(target, m.value, key=m.key, headers=list(m.headers))
+                       for messages in polled.values() for m in messages]
+            if futures:
+                await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def relay(settings: Settings, topics: list[str]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(relay_stage(settings.bootstrap_servers, topics[i],
+                                             topics[i + 1], f"{topics[i]}-relay"))
+             for i in range(HOPS)]
+    try:
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_relay(
+    settings: Settings, n: int, timeout_s: float, broker_pid: dict[str, int],
+) -> Result:
+    topics = [settings.topic(f"relay{i}") for i in range(HOPS + 1)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in topics])
+    finally:
+        await admin.close()
+    await wait_for_leaders(settings, topics)
+    codec = load_schema_set()[TOPICS["requests"].value_schema]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                                enable_idempotence=True, linger_ms=2)
+    await producer.start()
+    try:
+        async with relay(settings, topics), Receiver(
+            settings.bootstrap_servers, topics[-1], settings.topic_partitions,
+        ) as receiver:
+
+            async def send(rec: PipelineRecord) -> None:
+                # Byte for byte what RecordProducer sends to `requests`.
+                await producer.send_and_wait(topics[0], codec.encode(rec.to_avro()),
+                                             key=rec.request_id.encode(), headers=[codec.header])
+
+            pids = {"relay (this process)": os.getpid(), **broker_pid}
+            return await measure("relay", receiver, send, n, timeout_s, pids)
+    finally:
+        await producer.stop()
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def row(label: str, rate: str, p50: str, p99: str) -> str:
+    return f"  {label:<30} {rate:>10} {p50:>10} {p99:>10}"
+
+
+def report(pipe: Result, base: Result, settings: Settings, external: bool) -> None:
+    where = "external" if external else "launcher's own"
+    print(f"\nNova pipeline benchmark: {pipe.n} requests, {settings.topic_partitions} partitions, "
+          f"{where} broker {settings.bootstrap_servers}, {os.cpu_count()} CPUs")
+    print(row("", "req/s", "p50 ms", "p99 ms"))
+    for r, label in ((pipe, "pipeline (7 Faust lanes)"), (base, "raw aiokafka relay (7 hops)")):
+        print(row(label, f"{r.rate:,.0f}", f"{r.quantile(0.5):,.0f}", f"{r.quantile(0.99):,.0f}"))
+    print(row("pipeline / relay", f"{pipe.rate / base.rate:.2f}x",
+              f"{pipe.quantile(0.5) / max(base.quantile(0.5), 1):.1f}x",
+              f"{pipe.quantile(0.99) / max(base.quantile(0.99), 1):.1f}x"))
+    print(f"  ({pipe.n} requests in {pipe.seconds:.1f}s through the lanes, "
+          f"{base.seconds:.1f}s through the relay; latency = arrival - submitted_at)")
+    for r in (pipe, base):
+        used = ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_s.items())
+        print(f"  CPU seconds during the {r.name} burst: {used}")
+    print("\nWhere a pipeline request spends its time, p50 ms from its lane timings "
+          "(queue: since the previous lane finished, or since submission for A):")
+    print("  lane  " + "".join(f"{lane:>8}" for lane in "ABCDEFG"))
+    waits: dict[str, list[float]] = {}
+    work: dict[str, list[float]] = {}
+    for submitted, timings in zip(pipe.submitted, pipe.lanes, strict=True):
+        prev = float(submitted)
+        for t in timings:
+            waits.setdefault(t.lane, []).append(t.started_at - prev)
+            work.setdefault(t.lane, []).append(t.duration_ms)
+            prev = t.started_at + t.duration_ms
+    print("  queue " + "".join(f"{statistics.median(waits.get(x, [0])):>8.1f}" for x in "ABCDEFG"))
+    print("  work  " + "".join(f"{statistics.median(work.get(x, [0])):>8.2f}" for x in "ABCDEFG"))
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> None:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    tag = uuid.uuid4().hex[:8]
+    settings = load_settings(
+        environment="test", data_dir=tmp / "data", topic_prefix=f"bench{tag}",
+        topic_partitions=args.partitions, run_sink=False, log_level="error",
+        **({} if external else {"kafka_port": free_port(), "kafka_controller_port": free_port()}),
+    )
+    broker: Broker | None = None
+    if not external:
+        print(f"starting a Kafka broker on {settings.bootstrap_servers} ...", flush=True)
+        broker = Broker(settings, BrokerLayout.from_settings(settings))
+        await asyncio.to_thread(broker.start, attached=True)
+    try:
+        print(f"pipeline: {args.requests} requests through the seven lanes ...", flush=True)
+        broker_pid = ({"broker": broker.process.pid}
+                      if broker is not None and broker.process is not None else {})
+        pipe = await run_pipeline(settings, args.requests, args.timeout, tmp, broker_pid)
+        print(f"relay: {args.requests} records through {HOPS} raw hops ...", flush=True)
+        base = await run_relay(settings, args.requests, args.timeout, broker_pid)
+    finally:
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+    report(pipe, base, settings, bool(external))
+
+
+def main(argv: list[str] | None = None) -> None:
+    # Fresh topics answer "not leader" for a moment; aiokafka logs each retry at ERROR. A real
+    # failure still ends the run (a request missing at the deadline), so keep only CRITICAL.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=1000, help="requests per run (1000)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions per topic (4)")
+    parser.add_argument("--timeout", type=float, default=240, help="seconds allowed per run")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="nova-bench-") as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""What the pipeline tests read back: whole topics from Kafka and lane rows from ClickHouse.
+
+Every check reads what the system recorded (a topic from offset 0, a ClickHouse table with
+FINAL), never what the test believes it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from analytics.client import ClickHouse
+from nova.settings import Settings
+from schemas import TOPICS, load_schema_set
+
+LANES = tuple("ABCDEFG")
+# Harmless prompts: no declared action, nothing a governance rule should hold or deny.
+PROMPTS = (
+    "Summarise this thread",
+    "Summarise this thread about the Q3 roadmap",
+    "Translate 'good morning' into French",
+    "Write a short poem about the sea",
+)
+# Where a harmless request may legitimately end once the lanes are filled in.
+DONE = ("completed",)
+
+
+@dataclass(frozen=True)
+class Raw:
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+
+
+async def read_topic(settings: Settings, name: str) -> list[Raw]:
+    """Every record on ``name`` from offset 0 up to the end offsets at the time of the call."""
+    topic = settings.topic(name)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        # ensure_topics created every topic with this many partitions
+        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        out: list[Raw] = []
+        remaining = {tp for tp in parts if end[tp] > 0}
+        while remaining:
+            polled = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, messages in polled.items():
+                for m in messages:
+                    if m.offset < end[tp]:
+                        out.append(Raw(m.key, m.value, {k: bytes(v) for k, v in m.headers},
+                                       m.partition, m.offset))
+                if messages and messages[-1].offset + 1 >= end[tp]:
+                    remaining.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def read_records(settings: Settings, name: str, cls: Any) -> list[Any]:
+    """``read_topic`` decoded with the topic's codec into ``cls`` (a record class)."""
+    codec = load_schema_set()[TOPICS[name].value_schema]
+    return [cls.from_avro(codec.decode(r.value, r.headers))
+            for r in await read_topic(settings, name)]
+
+
+async def post_requests(gateway: Any, n: int, identity: str = "identity-alice") -> list[str]:
+    """Submit ``n`` harmless requests over HTTP (ten at a time); return their ids in order."""
+    headers = gateway.auth(identity, "member")
+    http: httpx.AsyncClient = gateway.http
+    sem = asyncio.Semaphore(10)
+
+    async def one(i: int) -> str:
+        async with sem:
+            r = await http.post("/api/v2/nova/requests",
+                                json={"prompt": PROMPTS[i % len(PROMPTS)]}, headers=headers)
+        assert r.status_code == 202, r.text
+        return str(r.json()["request_id"])
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+def lane_counts(ch: ClickHouse, request_ids: list[str]) -> dict[str, int]:
+    """Rows in ``lane_events`` for these requests: deduplicated (FINAL), distinct keys, raw."""
+    params = {"ids": request_ids}
+    table = f"{ch.database}.lane_events"
+    where = "WHERE request_id IN %(ids)s"
+    final = ch.scalar(f"SELECT count() FROM {table} FINAL {where}", params)  # noqa: S608
+    distinct = ch.scalar(f"SELECT uniqExact(request_id, lane) FROM {table} {where}",  # noqa: S608
+                         params)
+    raw = ch.scalar(f"SELECT count() FROM {table} {where}", params)  # noqa: S608
+    return {"final": int(final or 0), "distinct": int(distinct or 0), "raw": int(raw or 0)}
+
+
+def lanes_per_request(ch: ClickHouse, request_ids: list[str]) -> dict[str, str]:
+    """request id → its lanes in ClickHouse (FINAL), concatenated in order, e.g. "ABCDEFG"."""
+    _, rows = ch.query(
+        "SELECT request_id, arrayStringConcat(arraySort(groupArray(lane))) "  # noqa: S608
+        f"FROM {ch.database}.lane_events FINAL WHERE request_id IN %(ids)s GROUP BY request_id",
+        {"ids": request_ids})
+    return {str(r[0]): str(r[1]) for r in rows}
