@@ -34,6 +34,7 @@ lint: install ## ruff and mypy --strict on application code
 bench: kafka-jars ## benchmarks: each prints its figure next to a baseline measured in the same run
 	$(PY) bench/pipeline.py
 	$(PY) bench/analytics.py
+	$(PY) bench/router.py
 
 up: kafka-jars ## run the stack in the foreground (Ctrl-C stops all of it)
 	$(NOVA) up

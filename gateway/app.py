@@ -16,6 +16,8 @@ from gateway.routes import (
     dataspaces,
     health,
     identities,
+    llm,
+    monitoring,
     requests,
     rules,
     threads,
@@ -56,4 +58,6 @@ def create_app(settings: Settings, *, clickhouse: ClickHouse | None = None) -> F
     app.include_router(threads.router)
     app.include_router(dataspaces.router)
     app.include_router(rules.router)
+    app.include_router(llm.router)
+    app.include_router(monitoring.router)
     return app

@@ -17,6 +17,8 @@ from analytics.migrate import migrate
 from analytics.sink import ClickHouseSink, SinkRunner
 from gateway.boundary import start_entities, stop_entities
 from gateway.checkpoints import CheckpointBook
+from gateway.llm_state import build_llm_state
+from gateway.ratelimit import build_rate_limiter
 from gateway.tracker import RequestTracker
 from nova.kafka.admin import ensure_topics
 from nova.kafka.producer import RecordProducer
@@ -50,6 +52,8 @@ async def start_services(settings: Settings, clickhouse: ClickHouse | None = Non
         await producer.stop()
         raise
     services = Services(settings=settings, schemas=schemas, producer=producer, tracker=tracker)
+    services.extras["llm"] = build_llm_state(settings)  # router + health view (LLM routes)
+    services.extras["rate_limiter"] = build_rate_limiter(settings)
     try:
         await start_entities(services)  # entity store + identity boundary guard in extras
     except BaseException:
@@ -82,7 +86,7 @@ async def stop_services(services: Services) -> None:
             await asyncio.wait_for(task, 10)
         except (TimeoutError, asyncio.CancelledError):
             task.cancel()
-        except Exception:  # noqa: BLE001 - shutting down; log and carry on closing the rest
+        except Exception:
             log.exception("background task %s failed", task.get_name())
     await stop_entities(services)
     await services.tracker.stop()

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     # Processes
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    gateway_rpm_per_identity: float = 600.0
     worker_name: str = Field(default_factory=lambda: f"worker-{os.getpid()}")
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 

@@ -16,12 +16,14 @@ from typing import Any
 import faust
 from faust.streams import current_event
 
+from nova.entities.store import EntityStore
 from nova.settings import Settings
 from schemas import load_schema_set
+from schemas.topics import worker_app_id
 from streams.context import RAW, LaneContext
-from nova.entities.store import EntityStore
 from streams.entities import WorkerEntities
 from streams.execution import ExecutionService
+from streams.health_probe import HealthProbe
 from streams.lanes import (
     AuditLane,
     CheckpointLane,
@@ -35,6 +37,7 @@ from streams.lanes.lane_e_checkpoint import on_decision, sweep_expired
 from streams.lanes.lane_f_execution import run_concurrently
 from streams.lanes.lane_g_audit import AuditChain, on_fact
 from streams.runtime import Lane, handle
+from streams.spend import SpendTracker
 
 log = logging.getLogger(__name__)
 Agent = Callable[[faust.StreamT[Any]], Coroutine[Any, Any, None]]
@@ -51,7 +54,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
     datadir = settings.data_dir / "faust" / settings.topic_prefix
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        f"{settings.topic_prefix}-worker",
+        worker_app_id(settings.topic_prefix),
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
         datadir=str(datadir),
@@ -65,6 +68,10 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # A SIGKILLed worker's partitions stay with its ghost until the session times out;
+        # 10 s (not Faust's 60 s) lets a restarted worker take over quickly.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         stream_wait_empty=False,
     )
     ctx = LaneContext(
@@ -86,6 +93,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         entities = WorkerEntities(EntityStore(settings, ctx.schemas))
         ctx.services["entities"] = entities
         app.task(entities.run)
+    _llm_background(app, ctx, execution)
 
     lanes: list[Lane] = [IntentLane(), ContextLane(), EncodingLane(), GovernanceLane(),
                          CheckpointLane()]
@@ -149,3 +157,24 @@ def _agent_for(lane: Lane, ctx: LaneContext) -> Agent:
 
     agent.__name__ = f"lane_{lane.code.lower()}"
     return agent
+
+
+def _llm_background(app: faust.App, ctx: LaneContext, execution: ExecutionService) -> None:
+    """Lane F's shared state: budgets and spend (``streams.spend``), provider health probes."""
+    entities = ctx.services.get("entities")
+    sphere_of = getattr(entities, "sphere_of", None)
+    spend = SpendTracker(ctx.settings, execution, schemas=ctx.schemas,
+                         sphere_of=sphere_of if callable(sphere_of) else (lambda _: None))
+    ctx.services["spend"] = spend
+    execution.attach(entities, spend.ready)
+    app.task(spend.run)
+    probe = HealthProbe(execution.registry, execution.pool, execution.board, ctx.emit)
+    ctx.services["health_probe"] = probe
+
+    async def health_probe_timer() -> None:
+        try:
+            await probe.tick()
+        except Exception:  # a failed round must not stop the timer
+            log.exception("provider health probe round failed")
+
+    app.timer(ctx.settings.llm_probe_interval_s, name="llm-health-probe")(health_probe_timer)

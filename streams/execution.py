@@ -8,17 +8,35 @@ Rate limits across several workers: each worker enforces ``share`` = (partitions
 ``executable`` topic it holds) / (all partitions) of every provider's rpm/tpm. Requests are
 keyed by random request ids, so they spread evenly over partitions and the shares add up to
 the provider's limit without any coordination between workers; the share is recomputed on
-every rebalance.
+every rebalance. Why this is right: the ``executable`` topic is keyed by request id (a
+UUIDv7, hashed by murmur2), so a partition carries 1/n of the traffic and a worker holding k
+of n partitions carries k/n of it; its k/n share of the quota is exactly its part. Limits are
+never oversubscribed, because Kafka assigns each partition to exactly one member, so the
+shares of a group sum to at most 1 (a worker holding none keeps 1.0 but receives nothing).
+The price: a rebalance starts fresh, full buckets (a one-off burst of at most one share), and
+quota idles on a worker whose partitions are quiet. Identity limits are the gateway's
+(``gateway/ratelimit.py``), on submission, not here.
+
+Budgets come from the entities topic (:class:`~nova.entities.models.BudgetEntity`, every
+owner's) and are reloaded before an execution when the set of live budgets changed; spend
+comes from this worker's own calls plus everyone's, read back from ``events`` by
+:class:`streams.spend.SpendTracker` (see that module). Both are in a
+:class:`~streams.spend.SpendLedger` from which the budget book's spend is derived.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from nova.entities.models import BudgetEntity
 from nova.errors import ProviderError
 from nova.llm.budgets import Budget, BudgetBook
 from nova.llm.clients import ClientPool, Message
@@ -27,9 +45,10 @@ from nova.llm.executor import ExecutionRequest, Executor, Outcome, provider_limi
 from nova.llm.health import HealthBoard
 from nova.llm.limits import RateLimiter
 from nova.llm.registry import Registry, fake_registry, load_registry
-from nova.llm.routing import RouteRequest, Router, RoutingDecision
+from nova.llm.routing import Router, RouteRequest, RoutingDecision
 from nova.records import Alert, Event, Execution, LlmCall, PipelineRecord, now_ms
 from nova.settings import Settings
+from streams.spend import Charge, SpendLedger
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +58,41 @@ class ExecutionResult:
     record: PipelineRecord
     events: tuple[Event, ...]
     called: bool
+
+
+OWN_EVENTS_KEPT = 100_000  # own charged event ids awaiting their echo from the topic
+SEEN_EVENTS_KEPT = 200_000  # charged event ids remembered against redelivered duplicates
+RESULTS_KEPT = 10_000  # recent results replayed to a redelivered request in this process
+READY_TIMEOUT_S = 60.0  # how long an execution waits for budgets and spend to load at start
+
+
+class BudgetSource(Protocol):
+    """Where live budgets come from: the worker's entity store (``EntityState.budgets``)."""
+
+    def budgets(self) -> Sequence[BudgetEntity]: ...
+
+
+def to_budget(entity: BudgetEntity) -> Budget:
+    """The enforceable budget of an entity; its id is its name (stable across renames)."""
+    return Budget(name=entity.id, scope=entity.scope, subject=entity.subject,
+                  period=entity.period, soft_usd=entity.soft_usd, hard_usd=entity.hard_usd)
+
+
+Wait = Callable[[], Awaitable[Any]]
+
+
+def budget_source_of(entities: Any) -> tuple[BudgetSource | None, Wait | None]:
+    """The budget source and readiness wait of the worker's entities service, if it has them.
+
+    The worker hands in either an ``EntityStore`` or a wrapper holding one as ``.store``
+    (``streams.entities.WorkerEntities``, whose ``ready()`` waits for the first catch-up).
+    """
+    if entities is None:
+        return None, None
+    store = getattr(entities, "store", entities)
+    source = store if callable(getattr(store, "budgets", None)) else None
+    ready = getattr(entities, "ready", None)
+    return source, ready if callable(ready) else None
 
 
 class ExecutionService:
@@ -52,6 +106,16 @@ class ExecutionService:
         self.budgets = BudgetBook(())
         self.executor = Executor(pool, registry, limiter=self.limiter, budgets=self.budgets,
                                  board=self.board)
+        self.ledger = SpendLedger()
+        self.budget_source: BudgetSource | None = None
+        self.waits: list[Wait] = []  # readiness gates (entities, spend)
+        self._loaded: tuple[BudgetEntity, ...] = ()
+        self._labels: dict[str, str] = {}
+        self._own: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._inflight: dict[str, asyncio.Event] = {}
+        self._recent: OrderedDict[str, ExecutionResult] = OrderedDict()
+        self._ready = False
 
     @classmethod
     def build(cls, settings: Settings) -> ExecutionService:
@@ -60,6 +124,19 @@ class ExecutionService:
             registry = fake_registry(settings.llm_fake_url, registry)
         pool = ClientPool.from_settings(settings, os.environ, registry=registry)
         return cls(settings, registry, pool)
+
+    def attach(
+        self,
+        entities: Any = None,
+        spend_ready: asyncio.Event | None = None,
+    ) -> None:
+        """Wire the worker's shared state: budgets from ``entities``, spend readiness."""
+        source, ready = budget_source_of(entities)
+        self.budget_source = source
+        if ready is not None:
+            self.waits.append(ready)
+        if spend_ready is not None:
+            self.waits.append(spend_ready.wait)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -71,6 +148,73 @@ class ExecutionService:
 
     def set_budgets(self, budgets: Iterable[Budget]) -> None:
         self.budgets.budgets = tuple(budgets)
+        self._derive_spend()
+
+    # -- shared state ------------------------------------------------------------------
+    async def _await_ready(self) -> None:
+        """Before the first execution: budgets and spend loaded, or a bounded wait for them.
+
+        Redelivered requests reach lane F straight after a restart; without this gate they
+        would run before the worker knows the budgets or the month's spend.
+        """
+        if self._ready:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*(w() for w in self.waits)), READY_TIMEOUT_S)
+        except TimeoutError:
+            log.error("budgets or spend not loaded after %ss; executing without them",
+                      READY_TIMEOUT_S)
+        self._ready = True
+
+    def refresh_budgets(self) -> bool:
+        """Reload budgets when the live set changed; True when it did. O(budgets)."""
+        if self.budget_source is None:
+            return False
+        live = tuple(self.budget_source.budgets())
+        if live == self._loaded:
+            return False
+        self._loaded = live
+        self._labels = {b.id: b.name for b in live}
+        self.set_budgets(to_budget(b) for b in live)
+        return True
+
+    def budget_label(self, budget_id: str | None) -> str:
+        if budget_id is None:
+            return "unknown"
+        name = self._labels.get(budget_id)
+        return f"{name} ({budget_id})" if name and name != budget_id else budget_id
+
+    def _derive_spend(self) -> None:
+        self.budgets.spend = self.ledger.book_spend(self.budgets.budgets, datetime.now(UTC))
+
+    def charge(self, charges: Iterable[Charge]) -> int:
+        """Charge other workers' (and earlier incarnations') calls; skip our own. ChargeSink."""
+        applied = 0
+        for c in charges:
+            own = c.event_id in self._own
+            if own:
+                del self._own[c.event_id]
+            if own or c.event_id in self._seen:  # ours, or a redelivered duplicate's echo
+                _remember(self._seen, c.event_id, None, SEEN_EVENTS_KEPT)
+                continue
+            _remember(self._seen, c.event_id, None, SEEN_EVENTS_KEPT)
+            self.ledger.add(c.subjects, c.cost_usd, c.at)
+            applied += 1
+        if applied:
+            self._derive_spend()
+        return applied
+
+    def _charge_own(self, record: PipelineRecord, outcome: Outcome) -> None:
+        """Our calls were charged to the budget book by the executor; the ledger too, here."""
+        at = datetime.now(UTC)
+        for a in outcome.calls:
+            if a.status != "ok" or a.cost_usd <= 0:
+                continue
+            subjects = {"provider": a.provider, "identity": record.identity_id}
+            if record.sphere_id:
+                subjects["sphere"] = record.sphere_id
+            self.ledger.add(subjects, a.cost_usd, at)
+            _remember(self._own, event_id(record.request_id, a.number), None, OWN_EVENTS_KEPT)
 
     def route(self, record: PipelineRecord, tokens: int) -> RoutingDecision:
         intent = record.intent
@@ -96,6 +240,36 @@ class ExecutionService:
         return cost_usd(model, input_tokens=tokens, output_tokens=self.settings.llm_max_tokens)
 
     async def execute(self, record: PipelineRecord) -> ExecutionResult:
+        """Execute ``record`` at most once in this process, however often it is delivered.
+
+        A consumer-group rebalance redelivers uncommitted records while their first delivery
+        may still be in flight here (lane F acknowledges in order, after the call): a second
+        delivery waits for the first and gets its result instead of calling the provider
+        again. The copy carries no events (the first emits them) and ``called=False`` (the
+        first records the idempotency entry). Across processes, lane F's ``llm_results``
+        table and ClickHouse's row identity take over.
+        """
+        rid = record.request_id
+        running = self._inflight.get(rid)
+        if running is not None:
+            await running.wait()
+        done = self._recent.get(rid)
+        if done is not None:
+            return replace(done, events=(), called=False)
+        gate = asyncio.Event()
+        self._inflight[rid] = gate
+        try:
+            result = await self._execute(record)
+            _remember(self._recent, rid, result, RESULTS_KEPT)
+            return result
+        finally:
+            if self._inflight.get(rid) is gate:
+                del self._inflight[rid]
+            gate.set()
+
+    async def _execute(self, record: PipelineRecord) -> ExecutionResult:
+        await self._await_ready()
+        self.refresh_budgets()
         tokens = record.encoded.token_estimate if record.encoded else 0
         try:
             decision = self.route(record, tokens)
@@ -112,10 +286,13 @@ class ExecutionService:
             request_id=record.request_id, messages=messages,
             max_tokens=self.settings.llm_max_tokens, identity=record.identity_id,
             sphere=record.sphere_id))
-        return ExecutionResult(self._apply(record, outcome), self._events(record, outcome),
-                               called=bool(outcome.calls))
+        self._charge_own(record, outcome)  # no await since the executor charged the book
+        return ExecutionResult(self._apply(record, outcome, decision),
+                               self._events(record, outcome), called=bool(outcome.calls))
 
-    def _apply(self, record: PipelineRecord, outcome: Outcome) -> PipelineRecord:
+    def _apply(
+        self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision
+    ) -> PipelineRecord:
         c = outcome.completion
         last = outcome.calls[-1] if outcome.calls else None
         execution = Execution(
@@ -130,18 +307,21 @@ class ExecutionService:
         )
         error = None
         if outcome.status == "budget_exceeded":
-            error = f"budget exceeded: {outcome.budget}"
+            error = f"budget exceeded: {self.budget_label(outcome.budget)}"
         elif outcome.status == "failed":
             error = outcome.reason or "every provider failed"
             if outcome.limit:
                 error = f"{error} (limit: {outcome.limit})"
+            if decision.locked_to is not None:
+                error = (f"role {record.role!r} is locked to {decision.locked_to}, which could "
+                         f"not serve it; no other provider may: {error}")
         return record.model_copy(update={"execution": execution, "status": outcome.status,
                                          "error": error})
 
     def _events(self, record: PipelineRecord, outcome: Outcome) -> tuple[Event, ...]:
         events = [
             Event(
-                event_id=f"{record.request_id}/llm/{a.number}", kind="llm",
+                event_id=event_id(record.request_id, a.number), kind="llm",
                 request_id=record.request_id, identity_id=record.identity_id, ts=now_ms(),
                 llm=LlmCall(
                     provider=a.provider, model=a.model, role=record.role,
@@ -157,14 +337,29 @@ class ExecutionService:
                 event_id=f"{record.request_id}/alert/{i}", kind="alert",
                 request_id=record.request_id, identity_id=record.identity_id, ts=now_ms(),
                 alert=Alert(alert_type="BUDGET_SOFT_LIMIT", subject=alert.budget,
-                            message=f"budget {alert.budget} for {alert.subject}: spent "
-                                    f"{alert.spent_usd:.6f} of soft limit {alert.limit_usd:.6f} USD",
+                            message=f"budget {self.budget_label(alert.budget)} for "
+                                    f"{alert.subject}: spent {alert.spent_usd:.6f} of soft "
+                                    f"limit {alert.limit_usd:.6f} USD",
                             severity="warning")))
         if outcome.status == "budget_exceeded":
             events.append(Event(
                 event_id=f"{record.request_id}/alert/budget", kind="alert",
                 request_id=record.request_id, identity_id=record.identity_id, ts=now_ms(),
                 alert=Alert(alert_type="BUDGET_EXCEEDED", subject=outcome.budget or "",
-                            message=f"request blocked by budget {outcome.budget}",
+                            message="request blocked by budget "
+                                    f"{self.budget_label(outcome.budget)}",
                             severity="high")))
         return tuple(events)
+
+
+def event_id(request_id: str, attempt: int) -> str:
+    """The id of a request's n-th LLM attempt event (what the spend tracker recognises)."""
+    return f"{request_id}/llm/{attempt}"
+
+
+def _remember(store: OrderedDict[str, Any], key: str, value: Any, keep: int) -> None:
+    """Insert into a bounded LRU: the oldest entries go first."""
+    store[key] = value
+    store.move_to_end(key)
+    while len(store) > keep:
+        store.popitem(last=False)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.queries import request_final, request_lanes
 from gateway.deps import PrincipalDep, ServicesDep
+from gateway.ratelimit import enforce as enforce_rate_limit
 from gateway.services import Services
 from gateway.tracker import LaneView, RequestView
 from nova.auth.tokens import Principal
@@ -63,9 +64,11 @@ class Accepted(BaseModel):
         403: {"description": "references another identity's resource"},
         422: {"description": "invalid body"},
         423: {"description": "held at a checkpoint within wait_ms"},
+        429: {"description": "over the identity's request rate limit"},
     },
 )
 async def submit(body: SubmitRequest, principal: PrincipalDep, services: ServicesDep) -> Any:
+    enforce_rate_limit(services.extras, principal.identity)  # 429 + Retry-After when over
     guard = services.extras.get("boundary")
     if guard is not None:
         await guard.check_request(principal, body.thread_id, body.dataspace_ids)

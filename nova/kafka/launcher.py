@@ -182,7 +182,12 @@ def _server_properties(layout: BrokerLayout) -> str:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id (base64url of 16 random bytes). One starting with "-" would be read
+    as an option by the storage tool's argument parser, so draw again in that case."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if cid[0].isalnum():
+            return cid
 
 
 def _java_cmd(lib: Path, layout: BrokerLayout, heap: str, main: str, *args: str) -> list[str]:

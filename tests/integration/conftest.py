@@ -5,7 +5,7 @@
 - ``clickhouse``: one embedded ClickHouse (chdb) per session (a process may own one chdb path);
   each test gets its own database.
 - ``settings``: unique topic prefix, data dir and database per test, so tests never see each
-  other's records.
+  other's records; LLM calls go to the session's fake provider server (``fake_llm``).
 - ``worker_factory``: the lane worker as a real subprocess (``python -m nova worker``) that
   tests can SIGKILL and restart.
 - ``gateway``: the FastAPI gateway served by uvicorn in the test's event loop on a free port,
@@ -37,6 +37,7 @@ from gateway.app import create_app
 from nova.auth.tokens import issue_token
 from nova.kafka.admin import ensure_topics
 from nova.kafka.launcher import Broker, BrokerLayout, free_port
+from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +68,16 @@ def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]
     ch.close()
 
 
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeServerThread]:
+    """Nova's fake provider server (Anthropic and OpenAI-compatible APIs) on loopback."""
+    server = FakeServerThread().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(broker: str, tmp_path: Path) -> Settings:
+def settings(broker: str, tmp_path: Path, fake_llm: FakeServerThread) -> Settings:
     tag = uuid.uuid4().hex[:10]
     return load_settings(
         environment="test",
@@ -80,6 +89,8 @@ def settings(broker: str, tmp_path: Path) -> Settings:
         gateway_port=free_port(),
         sink_flush_interval_s=0.2,
         log_level="warning",
+        llm_fake_url=fake_llm.url,
+        checkpoint_sweep_s=0.5,
     )
 
 
@@ -196,3 +207,100 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {message} (last: {last!r})")
+
+
+# --------------------------------------------------------------------------------------------
+# Added for the entity / identity boundary tests: one gateway shared by a whole test module.
+# Tests using it stay independent by creating their own uniquely named identities.
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+async def module_gateway(
+    broker: str, clickhouse: ClickHouse, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Gateway]:
+    tag = uuid.uuid4().hex[:10]
+    module_settings = load_settings(
+        environment="test",
+        kafka_bootstrap_servers=broker,
+        data_dir=tmp_path_factory.mktemp("gateway") / "data",
+        topic_prefix=f"t{tag}",
+        topic_partitions=4,
+        clickhouse_database=f"t_{tag}",
+        gateway_port=free_port(),
+        run_sink=False,
+        log_level="warning",
+    )
+    ch = clickhouse.with_database(module_settings.clickhouse_database)
+    async with serve_gateway(module_settings, ch) as gw:
+        yield gw
+
+
+# ==== LLM routing (tests/integration/test_llm_*.py) ========================================
+# Tests drive the session's fake provider server (``fake_llm``, already in every test's
+# settings as ``llm_fake_url``) through its HTTP control API. ``llm_fake`` resets controls and
+# the call log before and after each test; tests use fresh request ids, so they stay apart.
+
+
+@dataclass
+class FakeLlm:
+    """The fake server's control API, as the LLM tests use it."""
+
+    url: str
+
+    def control(self, provider: str, **changes: Any) -> dict[str, Any]:
+        r = httpx.post(f"{self.url}/_control/{provider}", json=changes, timeout=10)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_control/reset", timeout=10).raise_for_status()
+
+    def calls(self, request_id: str) -> list[dict[str, Any]]:
+        r = httpx.get(f"{self.url}/_calls/{request_id}", timeout=10)
+        r.raise_for_status()
+        return list(r.json())
+
+    def summary(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/_calls", timeout=10).json())
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Worker environment pointing lane F at this server (plus ``extra`` settings)."""
+        return {"NOVA_LLM_FAKE_URL": self.url, **extra}
+
+
+@pytest.fixture
+def llm_fake(fake_llm: FakeServerThread) -> Iterator[FakeLlm]:
+    fake = FakeLlm(fake_llm.url)
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+async def submit(gw: Gateway, identity: str, prompt: str = "Summarise this thread",
+                 **body: Any) -> str:
+    """Submit one request as ``identity`` (a member); its request id."""
+    r = await gw.http.post("/api/v2/nova/requests", json={"prompt": prompt, **body},
+                           headers=gw.auth(identity, "member"))
+    assert r.status_code == 202, r.text
+    return str(r.json()["request_id"])
+
+
+async def finished(gw: Gateway, request_ids: list[str], timeout_s: float = 90.0) -> dict[str, Any]:
+    """Wait until every request is final (gateway tracker); request id → its view."""
+
+    async def all_done() -> dict[str, Any] | None:
+        views = {rid: gw.services.tracker.get(rid) for rid in request_ids}
+        if all(v is not None and v.finished for v in views.values()):
+            return views
+        return None
+
+    views: dict[str, Any] = await eventually(all_done, timeout_s, 0.1,
+                                             message=f"{len(request_ids)} requests to finish")
+    return views
+
+
+def llm_rows(ch: ClickHouse, request_ids: list[str]) -> list[dict[str, Any]]:
+    """``llm_calls`` rows (FINAL) of these requests, by request then attempt."""
+    return ch.rows(
+        "SELECT request_id, attempt, provider, model, status, error, fallback_from, cost_usd "  # noqa: S608
+        f"FROM {ch.database}.llm_calls FINAL WHERE request_id IN %(ids)s "
+        "ORDER BY request_id, attempt", {"ids": request_ids})

@@ -18,7 +18,8 @@ async def submit_held(gw: Gateway, prompt: str, **extra: Any) -> dict[str, Any]:
                            json={"prompt": prompt, "wait_ms": 30_000, **extra})
     assert r.status_code == 423, r.text
     body = r.json()
-    assert body["checkpoint_id"] and body["reason"]
+    assert body["checkpoint_id"]
+    assert body["reason"]
     return body
 
 
@@ -57,7 +58,8 @@ async def test_payment_is_held_then_approved_and_completes_with_one_llm_call(
 
     url = f"/api/v2/governance/checkpoints/{held['checkpoint_id']}"
     first = await gateway.http.post(f"{url}/approve", headers=approver, json={"reason": "ok"})
-    assert first.status_code == 200 and first.json()["status"] == "approved"
+    assert first.status_code == 200
+    assert first.json()["status"] == "approved"
     again = await gateway.http.post(f"{url}/approve", headers=approver)
     assert again.status_code == 200, "approving twice is harmless"
     opposite = await gateway.http.post(f"{url}/reject", headers=approver)
@@ -77,7 +79,8 @@ async def test_rejected_request_completes_without_any_llm_call(
     r = await gateway.http.post(
         f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/reject",
         headers=gateway.auth(ALICE, "approver"), json={"reason": "keep it"})
-    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    assert r.status_code == 200
+    assert r.json()["status"] == "rejected"
     done = await final_status(gateway, held["request_id"], "rejected")
     assert "rejected" in done["error"]
     assert [lane["lane"] for lane in done["lanes"]] == list("ABCDEFG")
@@ -131,7 +134,8 @@ async def test_only_an_approver_of_the_owning_identity_may_decide(
     for verb in ("approve", "reject"):
         r = await gateway.http.post(f"{url}/{verb}", headers=other)
         assert r.status_code == 403
-        assert held["request_id"] not in r.text and "rent" not in r.text
+        assert held["request_id"] not in r.text
+        assert "rent" not in r.text
     seen = await gateway.http.get(url, headers=other)
     assert seen.status_code == 403
     listed = await gateway.http.get("/api/v2/governance/checkpoints", headers=other)

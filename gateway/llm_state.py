@@ -1,0 +1,218 @@
+"""The gateway's view of LLM routing: its own router and the providers' health, in one place.
+
+The gateway answers routing questions (``POST /api/v2/llm/routing/decide``) and monitoring
+ones without calling any provider, so it needs the same registry and routing tables the
+workers use (built here exactly as ``streams.execution.ExecutionService.build`` does) and a
+view of provider health. That view must not be one process's memory: the gateway makes no
+calls, and several workers each see their own. It is read from ClickHouse instead:
+
+- the latest ``PROVIDER_HEALTH`` alert per provider (``argMax`` over ``ts``), which workers
+  emit when their probe or live calls change a provider's status (``streams.health_probe``);
+- the error rate of live calls over the last ``window_min`` minutes (``llm_calls``), counting
+  only failures that say "not there" (5xx, timeouts, refused connections), as the breaker does;
+  a 429 or another 4xx proves the provider is up.
+
+The effective status is the worse of the two. The answer is cached for ``ttl_s`` so a burst of
+decisions costs one query, and stays usable (all healthy, ``source: none``) when this gateway
+has no ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final
+
+from fastapi import Depends, Request
+
+from analytics.client import ClickHouse
+from nova.auth.tokens import Principal
+from nova.errors import ForbiddenError, NovaError
+from nova.llm.health import BreakerConfig
+from nova.llm.registry import Registry, fake_registry, load_registry
+from nova.llm.routing import HealthStatus, Router, StateSnapshot
+from nova.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HEALTH_ALERT: Final = "PROVIDER_HEALTH"
+STATUSES: Final[tuple[HealthStatus, ...]] = ("healthy", "degraded", "down")
+_RANK: Final = {s: i for i, s in enumerate(STATUSES)}
+MIN_CALLS_FOR_RATE: Final = 5  # fewer calls say nothing about a rate
+# A failure that counts against health: an error row whose message is not an HTTP 4xx.
+HEALTH_FAILURE_SQL: Final = (
+    "status = 'error' AND NOT match(ifNull(error, ''), 'HTTP 4[0-9][0-9]')"
+)
+
+
+def worse(a: HealthStatus, b: HealthStatus) -> HealthStatus:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    """One provider's health as the gateway sees it, with where each part came from."""
+
+    provider: str
+    status: HealthStatus
+    probe_status: HealthStatus | None = None  # None: no worker has announced one yet
+    probe_at: str | None = None
+    calls: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    p50_latency_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.calls if self.calls else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider, "status": self.status,
+            "probe_status": self.probe_status, "probe_at": self.probe_at,
+            "calls": self.calls, "failures": self.failures, "rate_limited": self.rate_limited,
+            "error_rate": round(self.error_rate, 4), "p50_latency_ms": self.p50_latency_ms,
+        }
+
+
+def combine(
+    provider: str,
+    probe: tuple[str, str] | None,
+    calls: tuple[int, int, int, float | None] | None,
+    degraded_rate: float,
+) -> ProviderHealth:
+    """Pure: the effective health from the latest probe alert and recent call counts."""
+    probe_status: HealthStatus | None = None
+    probe_at = None
+    if probe is not None:
+        probe_status = next((s for s in STATUSES if s == probe[0]), None)
+        probe_at = probe[1]
+    n, failures, limited, p50 = calls or (0, 0, 0, None)
+    rate_status: HealthStatus = "healthy"
+    if n >= MIN_CALLS_FOR_RATE and failures / n >= degraded_rate:
+        rate_status = "down" if failures == n else "degraded"
+    status = worse(probe_status or "healthy", rate_status)
+    return ProviderHealth(provider, status, probe_status, probe_at, n, failures, limited, p50)
+
+
+def health_rows(ch: ClickHouse, window_min: int) -> tuple[
+    dict[str, tuple[str, str]], dict[str, tuple[int, int, int, float | None]]
+]:
+    """Latest probe status per provider and live-call counts over the window (blocking)."""
+    db = ch.database
+    _, probes = ch.query(
+        "SELECT subject, argMax(message, ts), toString(max(ts)) "  # noqa: S608 - our db name
+        f"FROM {db}.alerts FINAL WHERE alert_type = {{t:String}} GROUP BY subject",
+        {"t": HEALTH_ALERT},
+    )
+    _, calls = ch.query(
+        "SELECT provider, countIf(status != 'skipped') AS n, "  # noqa: S608 - our db name
+        f"countIf({HEALTH_FAILURE_SQL}) AS failures, "
+        "countIf(status = 'error' AND match(ifNull(error, ''), 'HTTP 429')) AS limited, "
+        "quantileIf(0.5)(latency_ms, status = 'ok') AS p50 "
+        f"FROM {db}.llm_calls FINAL WHERE ts >= now64(3) - toIntervalMinute({{m:UInt32}}) "
+        "GROUP BY provider",
+        {"m": window_min},
+    )
+    return (
+        {str(r[0]): (str(r[1]), str(r[2])) for r in probes},
+        {
+            str(r[0]): (int(r[1]), int(r[2]), int(r[3]),
+                        None if r[4] is None or r[4] != r[4] else round(float(r[4]), 3))
+            for r in calls
+        },
+    )
+
+
+@dataclass
+class HealthView:
+    """Provider health from ClickHouse, cached for ``ttl_s``."""
+
+    registry: Registry
+    window_min: int = 5
+    ttl_s: float = 2.0
+    degraded_rate: float = BreakerConfig().degraded_failure_rate
+    _cached: dict[str, ProviderHealth] = field(default_factory=dict)
+    _at: float = float("-inf")
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def providers(self, ch: ClickHouse | None) -> dict[str, ProviderHealth]:
+        """Every registry provider's health (cached; recomputed when older than ``ttl_s``)."""
+        async with self._lock:
+            if time.monotonic() - self._at < self.ttl_s and self._cached:
+                return self._cached
+            probes: dict[str, tuple[str, str]] = {}
+            calls: dict[str, tuple[int, int, int, float | None]] = {}
+            if ch is not None:
+                try:
+                    probes, calls = await asyncio.to_thread(health_rows, ch, self.window_min)
+                except Exception:  # health must not take the gateway down; say so instead
+                    log.exception("provider health query failed; answering from no data")
+            self._cached = {
+                p: combine(p, probes.get(p), calls.get(p), self.degraded_rate)
+                for p in self.registry.names
+            }
+            self._at = time.monotonic()
+            return self._cached
+
+    async def snapshot(self, ch: ClickHouse | None) -> StateSnapshot:
+        """The router's :class:`ProviderState`: statuses and latencies (no limits here)."""
+        health = await self.providers(ch)
+        return StateSnapshot(
+            statuses={p: h.status for p, h in health.items()},
+            latencies_ms={p: h.p50_latency_ms for p, h in health.items()
+                          if h.p50_latency_ms is not None},
+        )
+
+    def invalidate(self) -> None:
+        self._at = float("-inf")
+
+
+@dataclass
+class LlmState:
+    """What the LLM routes share: ``services.extras["llm"]``."""
+
+    registry: Registry
+    router: Router
+    health: HealthView
+
+
+def build_registry(settings: Settings) -> Registry:
+    """The registry the workers use: the fake server's when ``llm_fake_url`` is set."""
+    registry = load_registry()
+    return fake_registry(settings.llm_fake_url, registry) if settings.llm_fake_url else registry
+
+
+def build_llm_state(settings: Settings) -> LlmState:
+    registry = build_registry(settings)
+    return LlmState(registry=registry, router=Router(registry), health=HealthView(registry))
+
+
+# -- what the LLM and monitoring routes share ---------------------------------------------
+SEE_ALL_ROLES: Final = ("admin", "analyst")
+
+
+def get_llm(request: Request) -> LlmState:
+    state: LlmState | None = request.app.state.services.extras.get("llm")
+    if state is None:
+        raise NovaError("LLM routing state is not available in this gateway process")
+    return state
+
+
+LlmDep = Annotated[LlmState, Depends(get_llm)]
+
+
+def data_scope(principal: Principal, identity: str | None) -> str | None:
+    """Whose data a monitoring answer covers: an identity, or None for every identity.
+
+    Members see their own identity only (asking for another is a 403). Admins and analysts
+    see every identity, or one when they pass ``identity``: operators and analysts need the
+    whole picture, and the figures hold costs and counts, never prompts or answers.
+    """
+    if principal.has_role(*SEE_ALL_ROLES):
+        return identity
+    if identity is not None and identity != principal.identity:
+        raise ForbiddenError("members may only read their own identity's figures")
+    return principal.identity

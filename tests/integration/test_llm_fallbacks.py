@@ -1,0 +1,172 @@
+"""LLM routing on the real broker and the fake provider server: fallbacks, 429 storms, the
+``nova`` role's lock, provider health from probes, the gateway's identity limit, and the
+monitoring API reading it all back from ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from conftest import eventually, finished, llm_rows, submit
+
+from gateway.ratelimit import IdentityRateLimiter
+
+pytestmark = pytest.mark.integration
+
+PROBE_RARELY = "600"  # probes would eat fail_times meant for live calls
+TO_ANTHROPIC = "Write a short poem about the sea"  # creative: Anthropic first, then OpenAI
+
+
+def ident(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def rows_when(ch: Any, ids: list[str], n: int) -> list[dict[str, Any]]:
+    async def enough() -> list[dict[str, Any]] | None:
+        rows = await asyncio.to_thread(llm_rows, ch, ids)
+        return rows if len(rows) >= n else None
+
+    rows: list[dict[str, Any]] = await eventually(enough, 60, 0.2, message=f"{n} llm_calls rows")
+    return rows
+
+
+async def test_429_storm_then_fallback_and_monitoring(
+    gateway: Any, worker_factory: Any, llm_fake: Any,
+):
+    ch = gateway.clickhouse
+    worker_factory(llm_fake.env(NOVA_LLM_PROBE_INTERVAL_S=PROBE_RARELY))
+    alice, bob = ident("alice"), ident("bob")
+
+    # A 429 storm with Retry-After: 1 on the primary: every request waits as told, none is lost.
+    llm_fake.control("anthropic", rate_limit_retry_after=1, fail_times=8)
+    storm = await asyncio.gather(*(submit(gateway, alice, TO_ANTHROPIC) for _ in range(8)))
+    views = await finished(gateway, storm)
+    assert {v.status for v in views.values()} == {"completed"}
+    rows = await rows_when(ch, storm, 8 + 8)  # each: at least one 429 call and one ok call
+    assert sum(r["status"] == "ok" for r in rows) == 8
+    assert {r["request_id"] for r in rows if r["status"] == "ok"} == set(storm)
+    limited = {r["request_id"] for r in rows if "429" in (r["error"] or "")}
+    assert limited, rows
+    lane_f = dict(await asyncio.to_thread(lambda: ch.query(
+        f"SELECT request_id, duration_ms FROM {ch.database}.lane_events FINAL "  # noqa: S608
+        "WHERE lane = 'F' AND request_id IN %(ids)s", {"ids": list(limited)})[1]))
+    assert all(lane_f[rid] >= 950 for rid in limited), lane_f  # waited the Retry-After second
+    summary = llm_fake.summary()
+    assert summary["by_provider"]["anthropic"] >= 8 + 8 - summary["by_provider"].get("openai", 0)
+
+    # The primary now answers 503: the fallback serves, both attempts are in ClickHouse.
+    llm_fake.control("anthropic", rate_limit_retry_after=None, fail_times=None, fail_status=503)
+    rid = await submit(gateway, alice, TO_ANTHROPIC)
+    assert (await finished(gateway, [rid]))[rid].status == "completed"
+    assert [c["provider"] for c in llm_fake.calls(rid)] == ["anthropic", "openai"]
+    rows = await rows_when(ch, [rid], 2)
+    assert [(r["provider"], r["status"]) for r in rows] == [
+        ("anthropic", "error"), ("openai", "ok")]
+    assert rows[1]["fallback_from"] == "anthropic/claude-sonnet-4-6"
+
+    # The pipeline's trail: its owner sees lanes and both attempts, another identity gets 403.
+    async def trail() -> Any:
+        r = await gateway.http.get(f"/api/v2/nova/monitoring/pipelines/{rid}",
+                                   headers=gateway.auth(alice))
+        body = r.json()
+        return body if r.status_code == 200 and len(body["lanes"]) == 7 else None
+
+    body = await eventually(trail, 30, 0.2, message="the pipeline's seven lanes")
+    assert [c["provider"] for c in body["llm_calls"]] == ["anthropic", "openai"]
+    r = await gateway.http.get(f"/api/v2/nova/monitoring/pipelines/{rid}",
+                               headers=gateway.auth(bob))
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "anthropic" not in r.text
+
+    # Figures from ClickHouse, scoped to the caller.
+    stats = (await gateway.http.get("/api/v2/llm/monitoring/fallback/stats",
+                                    headers=gateway.auth(alice))).json()
+    assert stats["served"] == 9
+    assert stats["served_by_fallback"] >= 1
+    assert any(m["fallback_from"] == "anthropic/claude-sonnet-4-6" and m["provider"] == "openai"
+               for m in stats["moves"])
+    costs = (await gateway.http.get("/api/v2/llm/monitoring/costs?hours=1",
+                                    headers=gateway.auth(alice))).json()
+    assert costs["total_usd"] > 0
+    assert [r["identity_id"] for r in costs["by_identity"]] == [alice]
+    assert (await gateway.http.get("/api/v2/llm/monitoring/costs",
+                                   headers=gateway.auth(bob))).json()["total_usd"] == 0
+    assert (await gateway.http.get(f"/api/v2/llm/monitoring/costs?identity={alice}",
+                                   headers=gateway.auth(bob))).status_code == 403
+    admin = (await gateway.http.get(f"/api/v2/llm/monitoring/costs?identity={alice}",
+                                    headers=gateway.auth(bob, "admin"))).json()
+    assert admin["total_usd"] == costs["total_usd"]
+    for path in ("/api/v2/llm/providers", "/api/v2/llm/monitoring/dashboard",
+                 "/api/v2/llm/monitoring/health", "/api/v2/llm/monitoring/health/openai",
+                 "/api/v2/llm/monitoring/rate-limits", "/api/v2/llm/monitoring/rate-limits/openai",
+                 "/api/v2/llm/monitoring/costs/summary", "/api/v2/llm/monitoring/fallback",
+                 "/api/v2/llm/monitoring/alerts", "/api/v2/nova/monitoring/dashboard",
+                 "/api/v2/nova/monitoring/stats", "/api/v2/nova/monitoring/costs"):
+        r = await gateway.http.get(path, headers=gateway.auth(alice))
+        assert r.status_code == 200, (path, r.text)
+    dash = (await gateway.http.get("/api/v2/nova/monitoring/dashboard",
+                                   headers=gateway.auth(alice))).json()
+    assert dash["requests"] == 9
+    limits = (await gateway.http.get("/api/v2/llm/monitoring/rate-limits/anthropic",
+                                     headers=gateway.auth(alice))).json()
+    assert limits["http_429_last_hour"] >= 8
+
+
+async def test_nova_role_is_refused_not_rerouted_when_anthropic_is_down(
+    gateway: Any, worker_factory: Any, llm_fake: Any,
+):
+    llm_fake.control("anthropic", down=True)
+    worker_factory(llm_fake.env(NOVA_LLM_PROBE_INTERVAL_S="0.5"))
+    alice = ident("alice")
+    headers = gateway.auth(alice)
+
+    async def anthropic_down() -> Any:
+        r = await gateway.http.get("/api/v2/llm/monitoring/health/anthropic", headers=headers)
+        body = r.json()
+        return body if body["probe_status"] == "down" else None
+
+    health = await eventually(anthropic_down, 60, 0.5, message="anthropic announced down")
+    assert health["status"] == "down"
+    assert health["history"][0]["status"] == "down"
+
+    r = await gateway.http.post("/api/v2/llm/routing/decide", json={"role": "nova"},
+                                headers=headers)
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "locked to anthropic" in r.json()["detail"]
+    assert "health is down" in r.json()["detail"]
+    r = await gateway.http.post("/api/v2/llm/routing/decide",
+                                json={"task_type": "code", "estimated_tokens": 1000},
+                                headers=headers)
+    decision = r.json()
+    assert r.status_code == 200, decision
+    assert decision["provider"] == "openai"
+    assert all(c["provider"] != "anthropic" for c in decision["chain"])
+    assert any("anthropic" in reason and "down" in reason for reason in decision["reasons"])
+
+    rid = await submit(gateway, alice, role="nova", task_type="code")
+    view = (await finished(gateway, [rid]))[rid]
+    assert view.status == "failed"
+    assert "locked to anthropic" in view.error
+    assert {c["provider"] for c in llm_fake.calls(rid)} <= {"anthropic"}
+
+    alerts = (await gateway.http.get("/api/v2/llm/monitoring/alerts?type=PROVIDER_HEALTH",
+                                     headers=headers)).json()["alerts"]
+    assert any(a["subject"] == "anthropic" and a["message"] == "down" for a in alerts)
+
+
+async def test_gateway_refuses_an_identity_over_its_rate_with_429(gateway: Any):
+    gateway.services.extras["rate_limiter"] = IdentityRateLimiter(2)
+    alice, bob = ident("alice"), ident("bob")
+    for _ in range(2):
+        await submit(gateway, alice)
+    r = await gateway.http.post("/api/v2/nova/requests", json={"prompt": "one more"},
+                                headers=gateway.auth(alice))
+    assert r.status_code == 429
+    assert r.headers["content-type"] == "application/problem+json"
+    assert int(r.headers["retry-after"]) >= 1
+    assert r.json()["limit"] == f"identity:{alice}:rpm"
+    await submit(gateway, bob)  # another identity is not affected

@@ -1,0 +1,125 @@
+"""ExecutionService: budgets reloaded from entities, spend shared through the ledger."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from nova.entities.models import BudgetEntity
+from nova.llm.clients import ClientPool, Completion
+from nova.records import EncodedPrompt, Intent, Message, PipelineRecord
+from nova.settings import load_settings
+from streams.execution import ExecutionService, event_id
+from streams.spend import Charge
+
+
+class Source:
+    def __init__(self):
+        self.calls = []
+
+    async def complete(self, provider, model, messages, max_tokens, request_id):
+        self.calls.append((provider, request_id))
+        return Completion("hi", 1000, 100, 0, 5.0, provider, model)
+
+
+@dataclass
+class Store:
+    live: list = field(default_factory=list)
+
+    def budgets(self):
+        return list(self.live)
+
+
+def service():
+    settings = load_settings(environment="test", llm_max_tokens=100)
+    svc = ExecutionService.build(settings.model_copy(update={"llm_fake_url": "http://127.0.0.1:9"}))
+    source = Source()
+    svc.executor.source = source
+    return svc, source
+
+
+def record(rid, identity="alice"):
+    return PipelineRecord(
+        request_id=rid, identity_id=identity, user_id="u", submitted_at=0, prompt="hello",
+        intent=Intent(task_type="general", action="READ", confidence=1.0),
+        encoded=EncodedPrompt(messages=(Message(role="user", content="hello"),),
+                              token_estimate=2))
+
+
+def entity(hard, soft=None, bid="b-1", name="monthly cap"):
+    return BudgetEntity(id=bid, owner="alice", name=name, scope="identity", subject="alice",
+                        period="month", soft_usd=hard if soft is None else soft, hard_usd=hard,
+                        created_at=0)
+
+
+async def test_budgets_reload_when_the_live_set_changes_and_block_naming_the_budget():
+    svc, source = service()
+    store = Store()
+    svc.attach(store)
+    first = await svc.execute(record("r1"))
+    assert first.record.status == "completed"
+    spent = first.record.execution.cost_usd
+    store.live = [entity(hard=spent)]
+    blocked = await svc.execute(record("r2"))
+    assert blocked.record.status == "budget_exceeded"
+    assert blocked.record.error == "budget exceeded: monthly cap (b-1)"
+    assert [c[1] for c in source.calls] == ["r1"]
+    assert not svc.refresh_budgets()  # unchanged set: nothing reloaded
+
+
+async def test_own_events_are_not_charged_twice_but_foreign_ones_are():
+    svc, _ = service()
+    result = await svc.execute(record("r1"))
+    cost = result.record.execution.cost_usd
+    own = Charge(event_id("r1", 1), {"identity": "alice"}, cost, _now())
+    foreign = Charge("other/llm/1", {"identity": "alice"}, 0.5, _now())
+    assert svc.charge([own, foreign]) == 1
+    assert svc.ledger.spent("identity", "alice", "month", datetime.now(UTC)) == round(
+        cost + 0.5, 9)
+
+
+async def test_soft_limit_emits_an_alert_event_naming_the_budget():
+    svc, _ = service()
+    svc.attach(Store([entity(hard=10.0, soft=0.0)]))
+    result = await svc.execute(record("r1"))
+    alerts = [e for e in result.events if e.kind == "alert"]
+    assert [a.alert.alert_type for a in alerts] == ["BUDGET_SOFT_LIMIT"]
+    assert alerts[0].alert.subject == "b-1"
+    assert "monthly cap" in alerts[0].alert.message
+
+
+def _now():
+    return datetime.now(UTC)
+
+
+def test_share_scales_provider_limits():
+    svc, _ = service()
+    svc.set_share(0.25)
+    spec = svc.registry.provider("openai")
+    assert svc.executor.limiter is svc.limiter
+    assert svc.limiter.check(["provider:openai"], int(spec.tpm * 0.25) + 1, 0.0).allowed is False
+    assert svc.limiter.check(["provider:openai"], int(spec.tpm * 0.25) - 10, 0.0).allowed
+
+
+def test_pool_is_the_fake_when_configured():
+    svc, _ = service()
+    assert isinstance(svc.pool, ClientPool)
+    assert all(p.base_url.startswith("http://127.0.0.1:9/") for p in svc.registry)
+
+
+async def test_a_redelivered_request_in_flight_is_not_called_twice():
+    import asyncio
+
+    svc, source = service()
+    first, second = await asyncio.gather(svc.execute(record("r1")), svc.execute(record("r1")))
+    assert [c[1] for c in source.calls] == ["r1"]
+    assert first.called
+    assert not second.called
+    assert second.events == ()
+    assert second.record.status == "completed"
+
+
+def test_a_foreign_event_seen_twice_is_charged_once():
+    svc, _ = service()
+    charge = Charge("other/llm/1", {"identity": "alice"}, 0.5, _now())
+    assert svc.charge([charge]) == 1
+    assert svc.charge([charge]) == 0
+    assert svc.ledger.spent("identity", "alice", "month", _now()) == 0.5

@@ -1,0 +1,55 @@
+"""The gateway's pure LLM pieces: health from ClickHouse rows, identity limits, data scope."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.llm_state import combine, data_scope
+from gateway.ratelimit import IdentityRateLimiter, rpm_per_identity
+from nova.auth.tokens import Principal
+from nova.errors import ForbiddenError, LimitError
+from nova.settings import load_settings
+
+
+def test_health_is_the_worse_of_probe_and_live_error_rate():
+    assert combine("openai", None, None, 0.25).status == "healthy"
+    assert combine("openai", ("down", "t"), None, 0.25).status == "down"
+    assert combine("openai", ("healthy", "t"), (10, 3, 0, 5.0), 0.25).status == "degraded"
+    assert combine("openai", ("healthy", "t"), (5, 5, 0, None), 0.25).status == "down"
+    few = combine("openai", ("healthy", "t"), (2, 2, 0, None), 0.25)
+    assert few.status == "healthy"
+    assert few.error_rate == 1.0
+
+
+def test_identity_limit_refuses_with_the_bucket_and_the_wait():
+    now = [0.0]
+    limiter = IdentityRateLimiter(2, clock=lambda: now[0])
+    limiter.check("alice")
+    limiter.check("alice")
+    limiter.check("bob")  # buckets are per identity
+    with pytest.raises(LimitError) as refused:
+        limiter.check("alice")
+    assert refused.value.limit == "identity:alice:rpm"
+    assert refused.value.retry_after_s == pytest.approx(30.0)
+    now[0] = 30.0
+    limiter.check("alice")
+
+
+def test_rpm_setting_defaults_until_it_exists():
+    settings = load_settings(environment="test")
+    assert rpm_per_identity(settings) == 600
+    assert rpm_per_identity(settings.model_copy(update={"gateway_rpm_per_identity": 3})) == 3
+
+
+def _principal(*roles):
+    return Principal(sub="u", identity="alice", roles=frozenset(roles),
+                     expires_at=datetime.now(UTC))
+
+
+def test_members_see_their_identity_admins_and_analysts_everyone():
+    assert data_scope(_principal("member"), None) == "alice"
+    assert data_scope(_principal("member"), "alice") == "alice"
+    with pytest.raises(ForbiddenError):
+        data_scope(_principal("member"), "bob")
+    assert data_scope(_principal("analyst"), None) is None
+    assert data_scope(_principal("admin"), "bob") == "bob"
