@@ -9,20 +9,17 @@ will apply them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from typing import Any
 
 from nova.domain.checkpoints import Checkpoint, apply_decision, expire
-from nova.errors import ConflictError, SchemaError
-from nova.kafka.admin import all_partitions
+from nova.errors import ConflictError
+from nova.kafka.tail import TopicTail
 from nova.records import CheckpointDecisionRecord, PipelineRecord
 from nova.settings import Settings
-from schemas import TOPICS, SchemaSet
+from schemas import SchemaSet
 from streams.convert import checkpoint_domain, from_ms
 
 log = logging.getLogger(__name__)
@@ -75,49 +72,16 @@ def fold_decision(held: HeldRequest, decision: CheckpointDecisionRecord) -> Held
     return replace(held, checkpoint=changed.checkpoint)
 
 
-class CheckpointBook:
+class CheckpointBook(TopicTail):
+    """Every checkpoint since the beginning, by id; read to the end before the gateway serves."""
+
     TOPICS = ("pending", "decisions")
+    START = "beginning"
 
     def __init__(self, settings: Settings, schemas: SchemaSet) -> None:
-        self.settings = settings
-        self.schemas = schemas
+        super().__init__(settings, schemas)
         self.by_id: dict[str, HeldRequest] = {}
-        self._names = {settings.topic(t): t for t in self.TOPICS}
-        self._task: asyncio.Task[None] | None = None
-        self._consumer: AIOKafkaConsumer | None = None
         self._early: dict[str, list[CheckpointDecisionRecord]] = {}
-
-    async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            enable_auto_commit=False,
-            group_id=None,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        parts = await all_partitions(consumer, self._names)
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        self._consumer = consumer
-        while await self._behind(consumer, ends):
-            self._apply(await consumer.getmany(timeout_ms=500, max_records=5000))
-        self._task = asyncio.create_task(self._run(consumer), name="checkpoint-book")
-
-    @staticmethod
-    async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-        for tp, end in ends.items():
-            if await consumer.position(tp) < end:
-                return True
-        return False
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
 
     def get(self, checkpoint_id: str) -> HeldRequest | None:
         return self.by_id.get(checkpoint_id)
@@ -144,19 +108,11 @@ class CheckpointBook:
         if held is not None:
             self.by_id[decision.checkpoint_id] = fold_decision(held, decision)
 
-    def _apply(self, polled: dict[TopicPartition, list[object]]) -> None:
-        for tp, messages in polled.items():
-            topic = self._names[tp.topic]
-            codec = self.schemas[TOPICS[topic].value_schema]
-            for msg in messages:
-                try:
-                    data = codec.decode(msg.value, msg.headers)  # type: ignore[attr-defined]
-                    if topic == "pending":
-                        self._on_pending(PipelineRecord.from_avro(data))
-                    else:
-                        self._on_decision(CheckpointDecisionRecord.from_avro(data))
-                except (SchemaError, ValueError) as exc:
-                    log.debug("checkpoint book skipped a record: %s", exc)
+    def apply(self, topic: str, data: dict[str, Any]) -> None:
+        if topic == "pending":
+            self._on_pending(PipelineRecord.from_avro(data))
+        else:
+            self._on_decision(CheckpointDecisionRecord.from_avro(data))
 
     def _on_pending(self, record: PipelineRecord) -> None:
         if record.checkpoint is None:
@@ -175,13 +131,3 @@ class CheckpointBook:
             self._early.setdefault(decision.checkpoint_id, []).append(decision)
             return
         self.by_id[decision.checkpoint_id] = fold_decision(held, decision)
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                self._apply(await consumer.getmany(timeout_ms=1000, max_records=5000))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("checkpoint book poll failed")
-                await asyncio.sleep(1)

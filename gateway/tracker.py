@@ -17,13 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
-from nova.errors import ConfigError, SchemaError
-from nova.kafka.admin import all_partitions
+from nova.kafka.tail import TopicTail
 from nova.records import FINAL_STATUSES, Event, PipelineRecord
 from nova.settings import Settings
-from schemas import TOPICS, SchemaSet
+from schemas import SchemaSet
 
 log = logging.getLogger(__name__)
 
@@ -115,48 +112,17 @@ def view_from_record(rec: PipelineRecord, status: str | None = None) -> RequestV
     )
 
 
-class RequestTracker:
-    """Bounded map request id → view, fed by Kafka, with waiters."""
+class RequestTracker(TopicTail):
+    """Bounded map request id → view, fed by Kafka from the moment the gateway starts."""
 
     TOPICS = ("events", "pending", "completed")
+    START = "end"
 
     def __init__(self, settings: Settings, schemas: SchemaSet, capacity: int = 200_000) -> None:
-        self.settings = settings
-        self.schemas = schemas
+        super().__init__(settings, schemas)
         self.capacity = capacity
         self._views: OrderedDict[str, RequestView] = OrderedDict()
         self._changed: dict[str, asyncio.Event] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._names = {settings.topic(t): t for t in self.TOPICS}
-        self.ready = asyncio.Event()
-
-    async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await consumer.start()
-        parts = await all_partitions(consumer, self._names)
-        if not parts:
-            await consumer.stop()
-            raise ConfigError(f"topics {sorted(self._names)} do not exist; run ensure_topics first")
-        consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
-        for tp in parts:  # resolve positions now, so records produced after start are all seen
-            await consumer.position(tp)
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(consumer), name="request-tracker")
-        self.ready.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
 
     # -- read side ---------------------------------------------------------------------
     def get(self, request_id: str) -> RequestView | None:
@@ -227,27 +193,10 @@ class RequestTracker:
     def apply_completed(self, rec: PipelineRecord) -> None:
         self._put(view_from_record(rec))
 
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                polled = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tracker poll failed")
-                await asyncio.sleep(1)
-                continue
-            for tp, messages in polled.items():
-                topic = self._names[tp.topic]
-                codec = self.schemas[TOPICS[topic].value_schema]
-                for msg in messages:
-                    try:
-                        data = codec.decode(msg.value, msg.headers)
-                        if topic == "events":
-                            self.apply_event(Event.from_avro(data))
-                        elif topic == "pending":
-                            self.apply_pending(PipelineRecord.from_avro(data))
-                        else:
-                            self.apply_completed(PipelineRecord.from_avro(data))
-                    except (SchemaError, ValueError) as exc:
-                        log.debug("tracker skipped %s/%s: %s", tp, msg.offset, exc)
+    def apply(self, topic: str, data: dict[str, Any]) -> None:
+        if topic == "events":
+            self.apply_event(Event.from_avro(data))
+        elif topic == "pending":
+            self.apply_pending(PipelineRecord.from_avro(data))
+        else:
+            self.apply_completed(PipelineRecord.from_avro(data))

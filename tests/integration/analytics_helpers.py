@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
+
+from conftest import eventually
 
 from analytics.client import ClickHouse
 from analytics.queries import table_counts
@@ -20,20 +20,6 @@ from nova.records import (
     PipelineRecord,
     now_ms,
 )
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0,
-                     interval_s: float = 0.2, message: str = "condition") -> Any:
-    """Poll ``check`` until truthy (same contract as conftest.eventually, importable here)."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {message} (last: {last!r})")
-
 
 VIEWS = ("v_cost_daily", "v_cost_per_request_by_task", "v_lane_latency_hourly",
          "v_provider_latency_hourly", "v_provider_health_daily", "v_checkpoint_decisions_daily",

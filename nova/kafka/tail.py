@@ -1,0 +1,106 @@
+"""A read model fed by tailing topics: every partition, no consumer group, one task.
+
+Each gateway process keeps its own views (request status, checkpoints), so every replica
+must see every partition: no group, all partitions assigned. ``start`` positions the consumer
+(at the end for live-only views, at the beginning for views that must know the past, reading
+up to the current end before returning), then a task applies records as they arrive. A record
+that does not decode is skipped with a debug line: a read model must keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from nova.errors import ConfigError, SchemaError
+from nova.kafka.admin import all_partitions
+from nova.settings import Settings
+from schemas import TOPICS, SchemaSet
+
+log = logging.getLogger(__name__)
+
+
+class TopicTail(ABC):
+    """Override :meth:`apply`; ``TOPICS`` names the logical topics to tail."""
+
+    TOPICS: tuple[str, ...] = ()
+    START: Literal["beginning", "end"] = "end"
+
+    def __init__(self, settings: Settings, schemas: SchemaSet) -> None:
+        self.settings = settings
+        self.schemas = schemas
+        self._names = {settings.topic(t): t for t in self.TOPICS}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @abstractmethod
+    def apply(self, topic: str, data: dict[str, Any]) -> None:
+        """Fold one decoded record of logical ``topic`` into the view."""
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            parts = await all_partitions(consumer, self._names)
+            if not parts:
+                raise ConfigError(f"topics {sorted(self._names)} do not exist; create them first")
+            consumer.assign(parts)
+            if self.START == "end":
+                await consumer.seek_to_end(*parts)
+                for tp in parts:  # resolve now, so every record produced after start is seen
+                    await consumer.position(tp)
+            else:
+                await consumer.seek_to_beginning(*parts)
+                ends = await consumer.end_offsets(parts)
+                while await _behind(consumer, ends):
+                    self._apply_batch(await consumer.getmany(timeout_ms=500, max_records=5000))
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer), name=type(self).__name__)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def _apply_batch(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        for tp, messages in polled.items():
+            topic = self._names[tp.topic]
+            codec = self.schemas[TOPICS[topic].value_schema]
+            for msg in messages:
+                try:
+                    self.apply(topic, codec.decode(msg.value, msg.headers))
+                except (SchemaError, ValueError) as exc:
+                    log.debug("%s skipped %s/%s: %s", type(self).__name__, tp, msg.offset, exc)
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                self._apply_batch(await consumer.getmany(timeout_ms=1000, max_records=5000))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: poll failed", type(self).__name__)
+                await asyncio.sleep(1)
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return True
+    return False
