@@ -68,6 +68,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        producer_linger=0.005,  # batch the lane hand-offs, events and facts of a burst
         # A SIGKILLed worker's partitions stay with its ghost until the session times out;
         # 10 s (not Faust's 60 s) lets a restarted worker take over quickly.
         broker_session_timeout=10.0,
