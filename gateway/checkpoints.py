@@ -9,6 +9,7 @@ will apply them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -82,6 +83,12 @@ class CheckpointBook(TopicTail):
         super().__init__(settings, schemas)
         self.by_id: dict[str, HeldRequest] = {}
         self._early: dict[str, list[CheckpointDecisionRecord]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, checkpoint_id: str) -> asyncio.Lock:
+        """Serialises decisions on one checkpoint in this gateway: of an approve and a reject
+        racing, the second sees the first and gets 409 instead of a misleading 200."""
+        return self._locks.setdefault(checkpoint_id, asyncio.Lock())
 
     def get(self, checkpoint_id: str) -> HeldRequest | None:
         return self.by_id.get(checkpoint_id)

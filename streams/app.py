@@ -90,6 +90,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         ctx.services["execution"] = ExecutionService.build(settings)
     execution: ExecutionService = ctx.services["execution"]
     ctx.services.setdefault("cost_estimator", execution.estimate_cost)
+    ctx.services.setdefault("primary_provider", execution.primary_provider)
     if "entities" not in ctx.services:
         entities = WorkerEntities(EntityStore(settings, ctx.schemas))
         ctx.services["entities"] = entities

@@ -81,6 +81,11 @@ class LaneContext:
         estimator = self.services.get("cost_estimator")
         return float(estimator(record, tokens)) if estimator is not None else 0.0
 
+    def primary_provider(self, record: PipelineRecord, tokens: int) -> str | None:
+        """The provider lane F would try first, so provider rules apply to routed requests."""
+        route = self.services.get("primary_provider")
+        return route(record, tokens) if route is not None else None
+
     async def audit(self, fact: AuditFact) -> None:
         """Hand a fact to lane G, the single writer of the hash-chained audit topic."""
         await self.send("facts", fact.request_id or fact.identity_id, fact)

@@ -230,6 +230,13 @@ class ExecutionService:
         return self.router.decide(request, provider_state(self.board, self.limiter,
                                                           self.registry, now))
 
+    def primary_provider(self, record: PipelineRecord, tokens: int) -> str | None:
+        """The routed primary provider (None when nothing can serve the request)."""
+        try:
+            return self.route(record, tokens).provider
+        except ProviderError:
+            return None
+
     def estimate_cost(self, record: PipelineRecord, tokens: int) -> float:
         """Expected cost of the routed primary model (0 when nothing can serve it)."""
         try:

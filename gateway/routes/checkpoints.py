@@ -20,6 +20,7 @@ from nova.auth.tokens import Principal
 from nova.domain.checkpoints import apply_decision, expire, may_decide
 from nova.errors import ConflictError, ForbiddenError, NotFoundError
 from nova.records import CheckpointDecisionRecord, now_ms
+from streams.audit_facts import fact
 
 router = APIRouter(prefix="/api/v2/governance/checkpoints", tags=["checkpoints"])
 
@@ -86,37 +87,43 @@ async def decide(
     held = await owned(services, principal, checkpoint_id)
     if not may_decide(held.checkpoint, principal.identity, principal.roles):
         raise ForbiddenError("deciding a checkpoint needs the approver role of its identity")
-    now = datetime.now(UTC)
-    cp = expire(held.checkpoint, now).checkpoint
-    if cp.status == "expired":
-        raise ConflictError("this checkpoint has expired")
-    transition = apply_decision(cp, decision, principal.sub, now, body.reason)  # 409 if opposite
-    if transition.changed:
-        record = CheckpointDecisionRecord(
-            checkpoint_id=cp.checkpoint_id,
-            request_id=cp.request_id,
-            identity_id=cp.identity_id,
-            decision=decision,
-            actor=principal.sub,
-            reason=body.reason,
-            decided_at=now_ms(),
-        )
-        await services.producer.send("decisions", cp.request_id, record)
-        book(services).record_decision(record)
-        from streams.audit_facts import fact
-
-        await services.producer.send(
-            "facts",
-            cp.request_id,
-            fact(
-                "CHECKPOINT_DECISION",
-                cp.identity_id,
-                {"checkpoint_id": cp.checkpoint_id, "decision": decision, "reason": body.reason},
+    async with book(services).lock(checkpoint_id):
+        held = book(services).get(checkpoint_id) or held  # the state after any decision ahead
+        now = datetime.now(UTC)
+        cp = expire(held.checkpoint, now).checkpoint
+        if cp.status == "expired":
+            raise ConflictError("this checkpoint has expired")
+        transition = apply_decision(
+            cp, decision, principal.sub, now, body.reason
+        )  # 409 if opposite
+        if transition.changed:
+            record = CheckpointDecisionRecord(
+                checkpoint_id=cp.checkpoint_id,
                 request_id=cp.request_id,
+                identity_id=cp.identity_id,
+                decision=decision,
                 actor=principal.sub,
-                suffix=decision,
-            ),
-        )
+                reason=body.reason,
+                decided_at=now_ms(),
+            )
+            await services.producer.send("decisions", cp.request_id, record)
+            book(services).record_decision(record)
+            await services.producer.send(
+                "facts",
+                cp.request_id,
+                fact(
+                    "CHECKPOINT_DECISION",
+                    cp.identity_id,
+                    {
+                        "checkpoint_id": cp.checkpoint_id,
+                        "decision": decision,
+                        "reason": body.reason,
+                    },
+                    request_id=cp.request_id,
+                    actor=principal.sub,
+                    suffix=decision,
+                ),
+            )
     current = book(services).get(checkpoint_id) or held
     return current.to_json()
 

@@ -29,10 +29,8 @@ class GovernanceLane:
         owners: dict[str, str] = {}
         rules: tuple[Rule, ...] = ()
         if entities is not None:
-            if record.thread_id or record.dataspace_ids:
-                await entities.sync()
-            else:
-                await entities.ready()
+            # Always the full barrier: a rule created just before this request must apply.
+            await entities.sync()
             refs = [("thread", record.thread_id)] if record.thread_id else []
             refs += [("dataspace", d) for d in record.dataspace_ids]
             for kind, rid in refs:
@@ -47,7 +45,7 @@ class GovernanceLane:
             action=intent.action,  # type: ignore[arg-type]
             task_type=intent.task_type,  # type: ignore[arg-type]
             roles=frozenset(record.roles),
-            provider=record.provider_hint,
+            provider=record.provider_hint or ctx.primary_provider(record, estimate),
             cost_estimate_usd=ctx.estimate_cost(record, estimate),
             prompt=record.prompt,
             resource_owners=owners,

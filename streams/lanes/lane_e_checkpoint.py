@@ -22,12 +22,13 @@ from nova.errors import ConflictError, SchemaError
 from nova.records import CheckpointDecisionRecord, LaneTiming, PipelineRecord, now_ms
 from streams.audit_facts import checkpoint_fact
 from streams.context import LaneContext
-from streams.convert import checkpoint_domain, checkpoint_record
+from streams.convert import checkpoint_domain, checkpoint_record, from_ms
 from streams.runtime import LaneOutcome
 
 log = logging.getLogger(__name__)
 
 EXPIRY_ACTOR = "system:expiry"
+TARGET = {"approve": "approved", "reject": "rejected", "expire": "expired"}
 
 
 def held_entry(record: PipelineRecord, state: str) -> bytes:
@@ -50,6 +51,15 @@ class CheckpointLane:
         gov = record.governance
         if gov is None or gov.outcome != "require_approval":
             return LaneOutcome(record)
+        key = record.request_id.encode()
+        existing = ctx.services["held"].get(key)
+        if existing is not None:
+            # Re-delivered after a crash: never reopen (or re-date) a checkpoint. A pending one
+            # stays pending; a decided one goes on as decided (lane F will not call twice).
+            state_name, stored = parse_entry(existing)
+            if state_name == "pending":
+                return LaneOutcome(stored, status="held", target="pending")
+            return LaneOutcome(stored, status=state_name)
         reason = "; ".join(gov.reasons) or "approval required"
         cp = open_checkpoint(
             record.request_id,
@@ -60,7 +70,7 @@ class CheckpointLane:
         )
         state = checkpoint_record(cp)
         held = record.model_copy(update={"checkpoint": state, "status": "held"})
-        ctx.services["held"][record.request_id.encode()] = held_entry(held, "pending")
+        ctx.services["held"][key] = held_entry(held, "pending")
         await ctx.audit(checkpoint_fact(held, state, actor=None))
         return LaneOutcome(held, status="held", target="pending")
 
@@ -80,10 +90,18 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
         log.warning("decision for unknown held request %s ignored", decision.request_id)
         return
     state, record = parse_entry(raw)
-    if state != "pending" or record.checkpoint is None:
-        return  # already resolved: a duplicate or contradicting decision changes nothing
+    if record.checkpoint is None:
+        return
+    if state != "pending":
+        if state == TARGET.get(decision.decision):
+            # The same decision again: after a crash the resumed record may never have reached
+            # the broker, so send it once more (lane F's idempotency record prevents a 2nd call).
+            await ctx.send("executable", record.request_id, record)
+        return  # a contradicting decision after the first one changes nothing
     started = now_ms()
-    now = datetime.now(UTC)
+    # Judge expiry at the moment the person decided, not when this worker got to it: an
+    # approval given in time stays valid even if the worker was down or behind.
+    now = from_ms(decision.decided_at)
     cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id)
     if decision.decision == "expire":
         transition = expire(cp, now)

@@ -85,8 +85,16 @@ class InOrderAcks:
         return sum(len(q) for q in self._queues.values())
 
 
-async def run_concurrently(stream: Any, handler: Any, limit: int) -> None:
-    """Consume ``stream`` without auto-ack, run ``handler(message)`` as tasks, ack in order."""
+async def run_concurrently(
+    stream: Any, handler: Any, limit: int, drain_timeout_s: float = 30.0
+) -> None:
+    """Consume ``stream`` without auto-ack, run ``handler(message)`` as tasks, ack in order.
+
+    A record whose handler raised is never acknowledged: its partition's offset stops there
+    and the record is delivered again after a restart, rather than skipped. On shutdown or
+    rebalance the calls in flight are given ``drain_timeout_s`` to finish, so a completed
+    provider call is recorded instead of being made again by the next owner.
+    """
     acks = InOrderAcks()
     slots = asyncio.Semaphore(limit)
     tasks: set[asyncio.Task[None]] = set()
@@ -94,12 +102,19 @@ async def run_concurrently(stream: Any, handler: Any, limit: int) -> None:
     async def one(entry: list[Any]) -> None:
         try:
             await handler(entry[0].message)
-        finally:
+        except Exception:
+            log.exception("lane F: a record failed outside the dead-letter path; not acknowledged")
             slots.release()
-            acks.done(entry)
+            return
+        slots.release()
+        acks.done(entry)
 
-    async for event in stream.noack().events():
-        await slots.acquire()
-        task = asyncio.create_task(one(acks.add(event)))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+    try:
+        async for event in stream.noack().events():
+            await slots.acquire()
+            task = asyncio.create_task(one(acks.add(event)))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=drain_timeout_s)

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from nova.audit.chain import GENESIS_HASH, link_hash
 from nova.errors import SchemaError
@@ -48,6 +49,20 @@ class AuditChain:
     def forget(self) -> None:
         self.heads.clear()
 
+    async def _recover_with_retries(self, partition: int, attempts: int = 6) -> str:
+        """The chain head, retried with backoff: a slow broker must not fail a request."""
+        delay = 0.5
+        for attempt in range(attempts):
+            try:
+                return await self._recover(partition)
+            except (SchemaError, KafkaError, OSError) as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning("audit partition %s: chain head not readable yet (%s)", partition, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")
+
     async def _recover(self, partition: int) -> str:
         settings = self.ctx.settings
         tp = TopicPartition(settings.topic("audit"), partition)
@@ -78,7 +93,7 @@ class AuditChain:
             if partition not in self.heads:
                 # Make sure our own earlier appends are on the broker before reading the head.
                 await self.ctx.app.producer.flush()
-                self.heads[partition] = await self._recover(partition)
+                self.heads[partition] = await self._recover_with_retries(partition)
             prev = self.heads[partition]
             unsigned = AuditRecord(
                 audit_id=fact.fact_id,

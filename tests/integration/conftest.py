@@ -36,7 +36,7 @@ from analytics.client import ClickHouse
 from gateway.app import create_app
 from nova.auth.tokens import issue_token
 from nova.kafka.admin import ensure_topics
-from nova.kafka.launcher import Broker, BrokerLayout, free_port
+from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_port
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings, load_settings
 
@@ -112,6 +112,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nova", "worker"], cwd=REPO, env=env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # a killed pytest leaves no worker behind
             )
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from typing import Any
 
@@ -15,7 +16,7 @@ ALICE = "identity-alice"
 
 async def submit_held(gw: Gateway, prompt: str, **extra: Any) -> dict[str, Any]:
     r = await gw.http.post("/api/v2/nova/requests", headers=gw.auth(ALICE, "member", "approver"),
-                           json={"prompt": prompt, "wait_ms": 30_000, **extra})
+                           json={"prompt": prompt, "wait_ms": 60_000, **extra})
     assert r.status_code == 423, r.text
     body = r.json()
     assert body["checkpoint_id"]
@@ -146,3 +147,20 @@ async def test_only_an_approver_of_the_owning_identity_may_decide(
     still = await gateway.http.get(url, headers=gateway.auth(ALICE, "approver"))
     assert still.json()["status"] == "pending"
     assert llm_calls(fake_llm, held["request_id"]) == []
+
+
+async def test_racing_approve_and_reject_give_one_winner_and_one_conflict(
+    gateway: Gateway, worker_factory: Any, fake_llm: Any
+) -> None:
+    worker_factory()
+    held = await submit_held(gateway, "Pay supplier invoice 99")
+    url = f"/api/v2/governance/checkpoints/{held['checkpoint_id']}"
+    approver = gateway.auth(ALICE, "approver")
+    approve, reject = await asyncio.gather(
+        gateway.http.post(f"{url}/approve", headers=approver),
+        gateway.http.post(f"{url}/reject", headers=approver),
+    )
+    assert sorted([approve.status_code, reject.status_code]) == [200, 409]
+    winner = "completed" if approve.status_code == 200 else "rejected"
+    await final_status(gateway, held["request_id"], winner)
+    assert len(llm_calls(fake_llm, held["request_id"])) == (1 if winner == "completed" else 0)
