@@ -7,6 +7,7 @@ docker images already use it: when set, Nova uses that cluster and starts no bro
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,15 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "nova-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _default_data_dir() -> Path:
@@ -83,12 +93,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
-        if (
-            self.environment == "production"
-            and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
-        ):
+        """The placeholder secret is public: anyone could mint tokens with it. It is refused in
+        production and whenever the gateway listens beyond this machine's loopback."""
+        if self.jwt_secret.get_secret_value() != DEV_JWT_SECRET:
+            return self
+        if self.environment == "production":
             raise ValueError(
                 "NOVA_JWT_SECRET is the development placeholder; set a real secret in production"
+            )
+        if not _is_loopback(self.gateway_host):
+            raise ValueError(
+                f"NOVA_GATEWAY_HOST={self.gateway_host} is reachable from other machines: set "
+                "NOVA_JWT_SECRET to a real secret (the placeholder is public)"
             )
         return self
 

@@ -145,3 +145,16 @@ def test_readme_documents_every_setting() -> None:
                if name != "kafka_bootstrap_servers" and f"`NOVA_{name.upper()}`" not in readme]
     assert missing == [], f"add to the configuration table in README.md: {missing}"
     assert "`KAFKA_BOOTSTRAP_SERVERS`" in readme
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "gateway.example.com"])  # noqa: S104
+def test_the_placeholder_secret_is_refused_when_the_gateway_listens_beyond_loopback(
+    host: str,
+) -> None:
+    with pytest.raises(ValueError, match="NOVA_JWT_SECRET"):
+        load_settings(environment="development", gateway_host=host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_the_placeholder_secret_is_fine_on_loopback_in_development(host: str) -> None:
+    assert load_settings(environment="development", gateway_host=host).gateway_host == host
