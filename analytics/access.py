@@ -5,11 +5,12 @@ Order of preference, so the same command works whether or not the stack is runni
 1. A gateway answers on NOVA_GATEWAY_HOST:NOVA_GATEWAY_PORT → POST /api/v2/analytics/sql with
    an analyst JWT minted from NOVA_JWT_SECRET. This is the only way to read an embedded
    (chdb) database while the stack runs: the gateway process owns the chdb path.
-2. No gateway, ``http(s)://`` DSN → the server directly, session ``readonly=2``.
+2. No gateway, ``http(s)://`` DSN → the server directly, ``readonly=1`` on every request.
 3. No gateway, ``chdb://`` DSN → open the path in this process, read-only handle. If another
    process holds the path, a one-line ConfigError names the fix.
 
-Every path refuses writes and DDL in ClickHouse itself (``readonly=2``), not by parsing SQL.
+Every path refuses writes and DDL in ClickHouse itself (``readonly=1``), not by parsing SQL; see
+``analytics/client.py`` for the host-reaching forms refused on top.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class DirectSql:
 
     def run(self, sql: str) -> SqlResult:
         try:
-            columns, rows = self.ch.query_readonly(sql, None, {"max_execution_time": 120})
+            columns, rows = self.ch.query_readonly(sql)
         except Exception as exc:
             raise QueryError(f"query refused: {first_line(str(exc))}") from exc
         return SqlResult(columns, [list(r) for r in rows])

@@ -6,18 +6,31 @@ else (``nova sql``, the monitoring API). ``http(s)://`` DSNs use a real server t
 can query. chdb calls block, so :class:`ClickHouse` serialises them on a lock and runs them in a
 thread from async code.
 
-Read-only queries run on a second connection handle whose *session* is ``readonly=2``. Why not
-pass ``readonly=2`` per query: the chdb backend applies per-query settings with ``SET`` and
-restores them afterwards, but once ``readonly`` is set the session may no longer change it, so
-the restore fails silently and every later insert (the sink's) is refused. A dedicated handle
+Read-only queries run on a second connection handle whose *session* is ``readonly=1`` with
+``max_execution_time`` fixed before it (``readonly=1`` then refuses any later setting change,
+per-query ``SETTINGS`` included). Why ``1`` and not ``2``: under ``readonly=2`` ClickHouse still
+runs table functions, so ``file('/proc/self/environ')`` read the gateway's secrets and
+``INSERT INTO FUNCTION file(...)`` wrote host files; ``readonly=1`` refuses every table function
+that reaches outside the database (file, url, s3, remote, executable, python, mysql, ...).
+Why not pass ``readonly`` per query: the chdb backend applies per-query settings with ``SET``
+and restores them afterwards, but once ``readonly`` is set the session may no longer change it,
+so the restore fails silently and every later insert (the sink's) is refused. A dedicated handle
 makes the analyst's session read-only for good and leaves the writer's session alone; it also
 has its own lock, so a slow analyst query does not stall the sink. On an HTTP server each
-request is its own session, and ``readonly=2`` is passed with the request.
+request is its own session, and ``readonly=1`` is passed with the request; the server account
+used for analyst SQL should also lack the FILE, URL, S3, REMOTE and SOURCES grants.
+
+``readonly=1`` still lets a SELECT call the *scalar* ``file()`` function and use
+``INTO OUTFILE``, and chdb (ClickHouse in local mode) does not confine either to
+``user_files_path``. So :func:`checked_readonly_sql` first has ClickHouse parse the statement
+(``formatQuerySingleLine``, which also refuses several statements in one) and refuses those
+forms in the normalised text; the normalised statement is what then runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +43,49 @@ from clickhouse_connect.driver.exceptions import ProgrammingError
 from nova.errors import ConfigError
 from nova.settings import Settings
 
-READONLY_SETTINGS: dict[str, Any] = {"readonly": 2}
+READONLY_MAX_EXECUTION_S = 60
+READONLY_SETTINGS: dict[str, Any] = {"max_execution_time": READONLY_MAX_EXECUTION_S,
+                                     "readonly": 1}
+
+# Functions that reach the host or the network. ``readonly=1`` refuses the table functions among
+# them already (verified on chdb); they are listed again so a server-side misconfiguration or a
+# future ClickHouse does not reopen them. ``file`` is also a scalar function that readonly=1 runs.
+OUTSIDE_FUNCTIONS = frozenset({
+    "file", "filecluster", "url", "urlcluster", "s3", "s3cluster", "gcs", "azureblobstorage",
+    "hdfs", "remote", "remotesecure", "cluster", "clusterallreplicas", "input", "executable",
+    "python", "mysql", "postgresql", "sqlite", "mongodb", "redis", "jdbc", "odbc",
+})
+_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|`((?:[^`\\]|\\.)*)`|\"((?:[^\"\\]|\\.)*)\""
+                    r"|([A-Za-z_][A-Za-z0-9_]*)")
+_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
+
+
+class RefusedQueryError(ValueError):
+    """An analyst statement reaches outside the database; ClickHouse would have run it."""
+
+
+def checked_readonly_sql(normalised: str) -> str:
+    """``normalised`` (ClickHouse's own single-line formatting) unless it reaches the host.
+
+    A name followed by ``(`` is a call, quoted or not; string literals never are, so
+    ``'file('`` in a string is fine.
+    """
+    called: set[str] = set()
+    bare: list[str] = []  # the text without literals and quoted names, for keyword search
+    last = 0
+    for token in _TOKEN.finditer(normalised):
+        name = token.group(1) or token.group(2) or token.group(3)
+        bare.append(normalised[last:token.start()] + (token.group(3) or " _ "))
+        last = token.end()
+        if name and normalised[last:].lstrip().startswith("("):
+            called.add(name.lower())
+    bare.append(normalised[last:])
+    outside = sorted(called & OUTSIDE_FUNCTIONS)
+    if outside:
+        raise RefusedQueryError(f"function {outside[0]}() reaches outside the database")
+    if _OUTFILE.search("".join(bare)):
+        raise RefusedQueryError("INTO OUTFILE writes to the host")
+    return normalised
 
 
 def _connect(dsn: str) -> Any:
@@ -61,7 +116,10 @@ class _Connection:
         if self.reader is None:
             reader = _connect(self.dsn)
             if self.dsn.startswith("chdb:"):
-                reader.command("SET readonly = 2")
+                # Order matters: under readonly=1 no setting can change any more.
+                reader.command(f"SET max_execution_time = {READONLY_MAX_EXECUTION_S}")
+                reader.command("SET allow_introspection_functions = 0")
+                reader.command("SET readonly = 1")
             self.reader = reader
         return self.reader
 
@@ -109,18 +167,23 @@ class ClickHouse:
         self, sql: str, parameters: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run ``sql`` where writes, DDL and changing ``readonly`` are refused by ClickHouse.
+        """Run one statement where writes, DDL, host access and changing settings are refused.
 
-        Unqualified table names resolve in this wrapper's database.
+        Unqualified table names resolve in this wrapper's database. ``settings`` only apply on
+        an HTTP server (``readonly``/``max_execution_time`` stay ours); the chdb reader's
+        session refuses any setting change, so passing them there is a programming error.
         """
+        if settings and self.embedded:
+            raise ValueError("the chdb read-only session takes no per-query settings")
         conn = self._conn
         with conn.reader_lock:
             reader = conn.readonly_client()
-            extra = dict(settings or {})
-            if not self.embedded:
-                extra.update(READONLY_SETTINGS)
             reader.database = self.database
-            result = reader.query(sql, parameters=parameters, settings=extra or None)
+            extra = None if self.embedded else {**(settings or {}), **READONLY_SETTINGS}
+            normalised = reader.query("SELECT formatQuerySingleLine(%(sql)s)",
+                                      parameters={"sql": sql}, settings=extra).result_rows[0][0]
+            statement = checked_readonly_sql(str(normalised))
+            result = reader.query(statement, parameters=parameters, settings=extra)
             return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:

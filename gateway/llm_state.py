@@ -28,6 +28,7 @@ from typing import Annotated, Any, Final
 from fastapi import Depends, Request
 
 from analytics.client import ClickHouse
+from gateway.boundary import BoundaryGuard
 from nova.auth.tokens import Principal
 from nova.errors import ForbiddenError, NovaError
 from nova.llm.health import BreakerConfig
@@ -204,15 +205,18 @@ def get_llm(request: Request) -> LlmState:
 LlmDep = Annotated[LlmState, Depends(get_llm)]
 
 
-def data_scope(principal: Principal, identity: str | None) -> str | None:
+async def data_scope(principal: Principal, identity: str | None, guard: BoundaryGuard,
+                     ) -> str | None:
     """Whose data a monitoring answer covers: an identity, or None for every identity.
 
-    Members see their own identity only (asking for another is a 403). Admins and analysts
-    see every identity, or one when they pass ``identity``: operators and analysts need the
-    whole picture, and the figures hold costs and counts, never prompts or answers.
+    Members see their own identity only: asking for another is a boundary crossing, refused
+    with a 403 and recorded as an IDENTITY_BOUNDARY fact like every other one. Admins and
+    analysts see every identity, or one when they pass ``identity``: operators and analysts
+    need the whole picture, and the figures hold costs and counts, never prompts or answers.
     """
     if principal.has_role(*SEE_ALL_ROLES):
         return identity
     if identity is not None and identity != principal.identity:
+        await guard.violation(principal, "monitoring", identity, identity, operation="read")
         raise ForbiddenError("members may only read their own identity's figures")
     return principal.identity

@@ -6,7 +6,8 @@ entities topic), never from one process's memory: any gateway answers the same, 
 restarted one loses nothing.
 
 Whose data: members see their own identity's figures; admins and analysts see every identity
-or one (``?identity=``), see ``gateway.llm_state.data_scope``. Provider health and provider
+or one (``?identity=``), see ``gateway.llm_state.data_scope``; a member naming another identity
+is a 403 boundary crossing with its IDENTITY_BOUNDARY fact. Provider health and provider
 limits are about providers, not identities, and are the same for everyone. A pipeline
 (``/api/v2/nova/monitoring/pipelines/{id}``) is shown to its owner only: it is one request's
 trail, and another identity's request is a 403 boundary crossing whatever the caller's role.
@@ -23,6 +24,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query
 
 from analytics.client import ClickHouse
+from gateway.boundary import GuardDep
 from gateway.deps import ClickHouseDep, PrincipalDep, ServicesDep
 from gateway.llm_state import HEALTH_ALERT, LlmDep, data_scope
 from gateway.ratelimit import IdentityRateLimiter
@@ -84,9 +86,10 @@ def _calls_sql(ch: ClickHouse, where: str, group: str | None = None) -> str:
 # -- LLM ---------------------------------------------------------------------------------
 @router.get(f"{LLM}/dashboard", responses={401: {}, 403: {}, 503: {}})
 async def llm_dashboard(principal: PrincipalDep, ch: ClickHouseDep, services: ServicesDep,
-                        llm: LlmDep, hours: Hours = 24, identity: IdentityQ = None) -> Any:
+                        llm: LlmDep, guard: GuardDep, hours: Hours = 24,
+                        identity: IdentityQ = None) -> Any:
     """Calls, cost, latency and fallbacks in the window; provider health; recent alerts."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {"h": hours}
     where = _scope(scope, params)
     totals, by_provider, fallbacks, alerts, health = await asyncio.gather(
@@ -199,10 +202,10 @@ async def rate_limit_one(provider: str, principal: PrincipalDep, services: Servi
 
 
 @router.get(f"{LLM}/costs", responses={401: {}, 403: {}, 503: {}})
-async def costs(principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 24,
-                identity: IdentityQ = None) -> Any:
+async def costs(principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep,
+                hours: Hours = 24, identity: IdentityQ = None) -> Any:
     """Cost, calls and tokens by provider, by model and by identity over the window."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {"h": hours}
     where = _scope(scope, params)
     by_provider, by_model, by_identity = await asyncio.gather(
@@ -216,10 +219,10 @@ async def costs(principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 24,
 
 
 @router.get(f"{LLM}/costs/summary", responses={401: {}, 403: {}, 503: {}})
-async def costs_summary(principal: PrincipalDep, ch: ClickHouseDep,
+async def costs_summary(principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep,
                         identity: IdentityQ = None) -> Any:
     """Spend today, this ISO week and this month (UTC calendar windows, as budgets use)."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {}
     where = _scope(scope, params)
     week, month = await asyncio.gather(
@@ -238,10 +241,10 @@ async def costs_summary(principal: PrincipalDep, ch: ClickHouseDep,
 
 
 @router.get(f"{LLM}/fallback/stats", responses={401: {}, 403: {}, 503: {}})
-async def fallback_stats(principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 24,
-                         identity: IdentityQ = None) -> Any:
+async def fallback_stats(principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep,
+                         hours: Hours = 24, identity: IdentityQ = None) -> Any:
     """How often requests were served by a fallback, and from which candidate to which."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {"h": hours}
     where = _scope(scope, params)
     window = f"ts >= now64(3) - toIntervalHour({{h:UInt32}}) AND {where}"
@@ -266,12 +269,13 @@ async def fallback_stats(principal: PrincipalDep, ch: ClickHouseDep, hours: Hour
 
 @router.get(f"{LLM}/alerts", responses={401: {}, 403: {}, 503: {}})
 async def alerts(
-    principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 24, identity: IdentityQ = None,
+    principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep, hours: Hours = 24,
+    identity: IdentityQ = None,
     alert_type: Annotated[str | None, Query(alias="type", max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Alerts newest first: budgets (the caller's) and provider health (everyone's)."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {"h": hours, "n": limit}
     where = f"({_scope(scope, params)} OR identity_id = 'system')"
     if alert_type is not None:
@@ -297,10 +301,10 @@ def _requests_sql(ch: ClickHouse, where: str, group: str) -> str:
 
 
 @router.get(f"{NOVA}/dashboard", responses={401: {}, 403: {}, 503: {}})
-async def nova_dashboard(principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 24,
-                         identity: IdentityQ = None) -> Any:
+async def nova_dashboard(principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep,
+                         hours: Hours = 24, identity: IdentityQ = None) -> Any:
     """Requests by outcome, lane latencies and LLM cost over the window."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {"h": hours}
     where = _scope(scope, params)
     by_status, lanes, llm = await asyncio.gather(
@@ -319,10 +323,10 @@ async def nova_dashboard(principal: PrincipalDep, ch: ClickHouseDep, hours: Hour
 
 
 @router.get(f"{NOVA}/stats", responses={401: {}, 403: {}, 503: {}})
-async def nova_stats(principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 24,
-                     identity: IdentityQ = None) -> Any:
+async def nova_stats(principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep,
+                     hours: Hours = 24, identity: IdentityQ = None) -> Any:
     """Requests by status, task type, governance outcome and provider over the window."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {"h": hours}
     where = _scope(scope, params)
     by_status, by_task, by_governance, by_provider = await asyncio.gather(
@@ -336,10 +340,10 @@ async def nova_stats(principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 
 
 
 @router.get(f"{NOVA}/costs", responses={401: {}, 403: {}, 503: {}})
-async def nova_costs(principal: PrincipalDep, ch: ClickHouseDep, hours: Hours = 24,
-                     identity: IdentityQ = None) -> Any:
+async def nova_costs(principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep,
+                     hours: Hours = 24, identity: IdentityQ = None) -> Any:
     """What requests cost, by task type and by day (all LLM attempts, failed ones too)."""
-    scope = data_scope(principal, identity)
+    scope = await data_scope(principal, identity, guard)
     params: dict[str, Any] = {"h": hours}
     where = _scope(scope, params)
     by_task, by_day = await asyncio.gather(

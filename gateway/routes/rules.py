@@ -8,6 +8,12 @@ backtracks catastrophically) is a 422 at the API instead of a rule that silently
 A rule belongs to the identity of the token that created it; the body cannot name another
 identity (unknown fields are refused). Reading, replacing or deleting another identity's rule
 is a boundary crossing (403 + fact) and changes nothing.
+
+Rules are governance: a ``require_approval`` rule is what sends a request to a checkpoint, so
+creating, replacing or deleting one needs the ``approver`` role (or ``admin``). Members may read
+their identity's rules but not change them, or a member could delete the rule that holds their
+own request for approval. Replace and delete check ownership before the role, so a crossing
+into another identity's rule is recorded whatever roles the caller holds.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from nova.ids import uuid7
 router = APIRouter(prefix="/api/v2/governance/rules", tags=["governance"])
 
 MAX_RULES_PER_IDENTITY: Final = 100
-WRITER_ROLES: Final = ("member", "approver")
+RULE_WRITER_ROLES: Final = ("approver",)  # admin always may (require_role)
 Provider = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -137,7 +143,7 @@ class RuleOut(BaseModel):
 @router.post("", status_code=201, response_model=RuleOut,
              responses={401: {}, 403: {}, 409: {}, 422: {}})
 async def create_rule(body: RuleBody, principal: PrincipalDep, guard: GuardDep) -> RuleOut:
-    require_role(principal, *WRITER_ROLES)
+    require_role(principal, *RULE_WRITER_ROLES)
     if guard.store.count_owned(RuleEntity.ENTITY_TYPE, principal.identity) >= (
         MAX_RULES_PER_IDENTITY
     ):
@@ -171,8 +177,8 @@ async def replace_rule(
     rule_id: str, body: RuleBody, principal: PrincipalDep, guard: GuardDep
 ) -> RuleOut:
     """Replace the rule's effect, priority, sphere and conditions (the id and owner stay)."""
-    require_role(principal, *WRITER_ROLES)
     current = await guard.owned(principal, RuleEntity, rule_id, operation="replace")
+    require_role(principal, *RULE_WRITER_ROLES)
     rule = body.entity(current.rule_id, current.identity_id)
     stored = await guard.writer.put(rule)
     return RuleOut.of(rule, stored.version)
@@ -180,7 +186,7 @@ async def replace_rule(
 
 @router.delete("/{rule_id}", status_code=204, responses={401: {}, 403: {}, 404: {}})
 async def delete_rule(rule_id: str, principal: PrincipalDep, guard: GuardDep) -> Response:
-    require_role(principal, *WRITER_ROLES)
     current = await guard.owned(principal, RuleEntity, rule_id, operation="delete")
+    require_role(principal, *RULE_WRITER_ROLES)
     await guard.writer.delete(current)
     return Response(status_code=204)

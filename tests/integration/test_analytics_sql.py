@@ -6,11 +6,11 @@ import asyncio
 import json
 
 import pytest
-from analytics_helpers import eventually, submit
+from analytics_helpers import eventually, inject_side_records, submit
 from typer.testing import CliRunner
 
 from analytics.access import QueryError
-from analytics.queries import lane_row_count
+from analytics.queries import lane_row_count, table_counts
 from nova.cli import app
 from nova.cli_analytics import run_sql
 
@@ -62,3 +62,51 @@ async def test_sql_endpoint_needs_the_analyst_role(gateway) -> None:
                                 headers=gateway.auth("id-a", "analyst"))
     assert r.status_code == 200
     assert r.json() == {"columns": ["one"], "rows": [[1]]}
+
+
+async def test_analyst_sql_cannot_reach_the_host(gateway, tmp_path) -> None:
+    """readonly=2 let table functions and the scalar file() read host files (the JWT secret in
+    /proc/self/environ) and write new ones; every form is now refused with a problem, and the
+    sink's session is unaffected."""
+    written = tmp_path / "pwned.csv"
+    outfile = tmp_path / "outfile.txt"
+    refused = (
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        "SELECT line FROM file('/proc/self/environ', 'LineAsString')",
+        "SELECT file('/proc/self/environ')",
+        "SELECT `file` /* quoted */ ('/etc/passwd')",
+        f"INSERT INTO FUNCTION file('{written}', 'CSV', 'a String') VALUES ('x')",  # noqa: S608
+        f"SELECT 1 INTO OUTFILE '{outfile}'",
+        "SELECT * FROM url('http://127.0.0.1:9/x', 'LineAsString')",
+        "SELECT * FROM s3('http://127.0.0.1:9/bucket/x', 'LineAsString')",
+        "SELECT * FROM remote('127.0.0.1:9', system.one)",
+        "SELECT * FROM executable('id', 'TSV', 'a String')",
+        "SELECT * FROM python(secret)",
+        "SELECT 1; SELECT file('/etc/passwd')",
+        "SELECT 1 SETTINGS max_execution_time = 100000",
+    )
+    analyst = gateway.auth("id-a", "analyst")
+    for statement in refused:
+        r = await gateway.http.post("/api/v2/analytics/sql", json={"sql": statement},
+                                    headers=analyst)
+        assert r.status_code == 422, (statement, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["detail"].startswith("query refused"), r.text
+        assert "root:" not in r.text
+        assert "NOVA_" not in r.text
+    assert not written.exists()
+    assert not outfile.exists()
+
+    # A string that merely mentions file( is data, not a call.
+    r = await gateway.http.post("/api/v2/analytics/sql", headers=analyst,
+                                json={"sql": "SELECT 'file(' AS s, count() AS n FROM numbers(3)"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"columns": ["s", "n"], "rows": [["file(", 3]]}
+
+    # The sink still ingests after the refusals.
+    rid = "req-after-refusals"
+    injected = await inject_side_records(gateway, [rid])
+    await eventually(lambda: asyncio.to_thread(
+        lambda: table_counts(gateway.clickhouse, ("llm_calls", "audit_events"))
+        == {t: injected[t] for t in ("llm_calls", "audit_events")}),
+        timeout_s=60, message="the sink to land records after the refused queries")

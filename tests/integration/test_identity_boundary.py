@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -35,6 +36,8 @@ class World:
     thread: str
     dataspace: str
     rule: str
+    budget: str
+    request: str
     secrets: tuple[str, ...]
 
 
@@ -53,7 +56,8 @@ async def make_world(gw: Any) -> World:
         assert r.status_code == 201, r.text
     ah, bh = gw.auth(a), gw.auth(b)
     secrets = (f"title-{tag}", f"message-{tag}", f"dsname-{tag}", f"item-{tag}",
-               f"pattern{tag}", f"alice-{tag}")
+               f"pattern{tag}", f"alice-{tag}", f"budget-{tag}", f"prompt-{tag}",
+               f"laneerror-{tag}")
     r = await http.post("/api/v2/threads", headers=ah, json={"title": secrets[0]})
     assert r.status_code == 201, r.text
     thread = r.json()["id"]
@@ -66,11 +70,25 @@ async def make_world(gw: Any) -> World:
     r = await http.post(f"/api/v2/dataspaces/{dataspace}/items", headers=ah,
                         json={"title": "t", "text": secrets[3]})
     assert r.status_code == 201, r.text
-    r = await http.post("/api/v2/governance/rules", headers=ah, json={
+    r = await http.post("/api/v2/governance/rules", headers=gw.auth(a, "approver"), json={
         "effect": "deny", "priority": 3, "match": {"text_patterns": [secrets[4]]}})
     assert r.status_code == 201, r.text
     rule = r.json()["rule_id"]
-    return World(tag, a, b, ah, bh, thread, dataspace, rule, secrets)
+    r = await http.post("/api/v2/llm/monitoring/budgets", headers=ah,
+                        json={"name": secrets[6], "soft_usd": 1, "hard_usd": 2})
+    assert r.status_code == 201, r.text
+    budget = r.json()["id"]
+    # Accepted is enough: the gateway's tracker knows the request and its owner (no worker).
+    r = await http.post("/api/v2/nova/requests", headers=ah, json={"prompt": secrets[7]})
+    assert r.status_code == 202, r.text
+    request = r.json()["request_id"]
+    # The request's trail as the sink would have written it (this gateway runs no sink).
+    now = datetime.now(UTC)
+    gw.clickhouse.insert("lane_events", [[request, a, "A", "ok", now, 1.5, "w", secrets[8], now,
+                                          now, 1]],
+                         ["request_id", "identity_id", "lane", "status", "started_at",
+                          "duration_ms", "worker", "error", "request_ts", "ts", "version"])
+    return World(tag, a, b, ah, bh, thread, dataspace, rule, budget, request, secrets)
 
 
 async def snapshot(gw: Any, w: World) -> dict[str, Any]:
@@ -82,7 +100,10 @@ async def snapshot(gw: Any, w: World) -> dict[str, Any]:
                        ("rule", f"/api/v2/governance/rules/{w.rule}"),
                        ("threads", "/api/v2/threads"), ("dataspaces", "/api/v2/dataspaces"),
                        ("rules", "/api/v2/governance/rules"),
-                       ("identity", f"/api/v2/identities/{w.a}")):
+                       ("identity", f"/api/v2/identities/{w.a}"),
+                       ("budget", f"/api/v2/llm/monitoring/budgets/{w.budget}"),
+                       ("request", f"/api/v2/nova/requests/{w.request}"),
+                       ("pipeline", f"/api/v2/nova/monitoring/pipelines/{w.request}")):
         r = await http.get(path, headers=h)
         assert r.status_code == 200, (path, r.text)
         out[name] = r.json()
@@ -138,11 +159,20 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
      "thread:{thread}"),
     ("POST", "/api/v2/nova/requests", {"prompt": "summarise", "dataspace_ids": ["{dataspace}"]},
      "dataspace:{dataspace}"),
+    ("GET", "/api/v2/nova/requests/{request}", None, "request:{request}"),
+    ("GET", "/api/v2/nova/monitoring/pipelines/{request}", None, "request:{request}"),
+    ("GET", "/api/v2/llm/monitoring/budgets/{budget}", None, "budget:{budget}"),
+    ("PUT", "/api/v2/llm/monitoring/budgets/{budget}",
+     {"name": "from B", "soft_usd": 0, "hard_usd": 0}, "budget:{budget}"),
+    ("DELETE", "/api/v2/llm/monitoring/budgets/{budget}", None, "budget:{budget}"),
+    ("GET", "/api/v2/llm/monitoring/costs?identity={a}", None, "monitoring:{a}"),
+    ("GET", "/api/v2/nova/monitoring/dashboard?identity={a}", None, "monitoring:{a}"),
 ]
 
 
 def fill(value: Any, w: World) -> Any:
-    names = {"a": w.a, "thread": w.thread, "dataspace": w.dataspace, "rule": w.rule}
+    names = {"a": w.a, "thread": w.thread, "dataspace": w.dataspace, "rule": w.rule,
+             "budget": w.budget, "request": w.request}
     if isinstance(value, str):
         return value.format(**names)
     if isinstance(value, list):
@@ -269,7 +299,7 @@ async def test_identity_creation_is_admin_only_and_ids_are_unique(module_gateway
 async def test_rule_validation_and_crud(module_gateway: Any) -> None:
     gw = module_gateway
     w = await make_world(gw)
-    http, h = gw.http, w.a_headers
+    http, h = gw.http, gw.auth(w.a, "approver")
     for bad in ({"effect": "deny", "match": {"text_patterns": ["(unclosed"]}},
                 {"effect": "deny", "match": {"text_patterns": ["(a+)+"]}},
                 {"effect": "deny", "match": {"actions": ["LAUNCH"]}},
@@ -291,4 +321,40 @@ async def test_rule_validation_and_crud(module_gateway: Any) -> None:
         (w.rule, "require_approval")]
     assert (await http.delete(path, headers=h)).status_code == 204
     assert (await http.get(path, headers=h)).status_code == 404
+    assert store.rules_for(w.a) == []
+
+
+async def test_only_approvers_and_admins_change_rules(module_gateway: Any) -> None:
+    """A require_approval rule is what holds a request: a member must not be able to remove
+    it (or write rules at all), only read their identity's rules."""
+    gw = module_gateway
+    w = await make_world(gw)
+    http, member = gw.http, w.a_headers
+    store = gw.services.extras["entities"]
+    before = [(r.rule_id, r.effect, r.priority) for r in store.rules_for(w.a)]
+    path = f"/api/v2/governance/rules/{w.rule}"
+    for method, url, body in (
+        ("POST", "/api/v2/governance/rules", {"effect": "allow", "priority": 1000}),
+        ("PUT", path, {"effect": "allow"}),
+        ("DELETE", path, None),
+    ):
+        r = await http.request(method, url, headers=member, json=body)
+        assert r.status_code == 403, (method, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+    assert (await http.get(path, headers=member)).status_code == 200
+    assert (await http.get("/api/v2/governance/rules", headers=member)).status_code == 200
+    assert [(r.rule_id, r.effect, r.priority) for r in store.rules_for(w.a)] == before
+    assert await boundary_facts(gw, w.a) == []  # a role refusal is not a boundary crossing
+
+    approver = gw.auth(w.a, "approver")
+    r = await http.post("/api/v2/governance/rules", headers=approver,
+                        json={"effect": "require_approval", "match": {"actions": ["SEND"]}})
+    assert r.status_code == 201, r.text
+    created = r.json()["rule_id"]
+    r = await http.put(path, headers=approver, json={"effect": "allow"})
+    assert (r.status_code, r.json()["effect"]) == (200, "allow")
+    assert (await http.delete(path, headers=approver)).status_code == 204
+    admin = gw.auth(w.a, "admin")
+    assert (await http.delete(f"/api/v2/governance/rules/{created}",
+                              headers=admin)).status_code == 204
     assert store.rules_for(w.a) == []

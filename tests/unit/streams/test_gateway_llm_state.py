@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.boundary import BoundaryGuard
 from gateway.llm_state import combine, data_scope
 from gateway.ratelimit import IdentityRateLimiter, rpm_per_identity
 from nova.auth.tokens import Principal
@@ -46,10 +47,28 @@ def _principal(*roles):
                      expires_at=datetime.now(UTC))
 
 
-def test_members_see_their_identity_admins_and_analysts_everyone():
-    assert data_scope(_principal("member"), None) == "alice"
-    assert data_scope(_principal("member"), "alice") == "alice"
+class _Producer:
+    """Collects what the boundary guard sends (topic, key, record)."""
+
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, topic, key, record):
+        self.sent.append((topic, key, record))
+
+
+async def test_members_see_their_identity_admins_and_analysts_everyone():
+    producer = _Producer()
+    guard = BoundaryGuard(None, None, producer)
+    assert await data_scope(_principal("member"), None, guard) == "alice"
+    assert await data_scope(_principal("member"), "alice", guard) == "alice"
+    assert await data_scope(_principal("analyst"), None, guard) is None
+    assert await data_scope(_principal("admin"), "bob", guard) == "bob"
+    assert producer.sent == []
     with pytest.raises(ForbiddenError):
-        data_scope(_principal("member"), "bob")
-    assert data_scope(_principal("analyst"), None) is None
-    assert data_scope(_principal("admin"), "bob") == "bob"
+        await data_scope(_principal("member"), "bob", guard)
+    # The refusal is a boundary crossing like any other: an IDENTITY_BOUNDARY fact, by alice.
+    alerts = [r.alert for topic, _, r in producer.sent if topic == "events"]
+    assert [(a.alert_type, a.subject) for a in alerts] == [("IDENTITY_BOUNDARY", "monitoring:bob")]
+    assert [topic for topic, _, _ in producer.sent] == ["events", "facts"]
+    assert all(r.identity_id == "alice" for _, _, r in producer.sent)
