@@ -63,7 +63,7 @@ class ExecutionResult:
 OWN_EVENTS_KEPT = 100_000  # own charged event ids awaiting their echo from the topic
 SEEN_EVENTS_KEPT = 200_000  # charged event ids remembered against redelivered duplicates
 RESULTS_KEPT = 10_000  # recent results replayed to a redelivered request in this process
-READY_TIMEOUT_S = 60.0  # how long an execution waits for budgets and spend to load at start
+READY_TIMEOUT_S = 60.0  # how often a worker still waiting for budgets and spend says so
 
 
 class BudgetSource(Protocol):
@@ -74,8 +74,14 @@ class BudgetSource(Protocol):
 
 def to_budget(entity: BudgetEntity) -> Budget:
     """The enforceable budget of an entity; its id is its name (stable across renames)."""
-    return Budget(name=entity.id, scope=entity.scope, subject=entity.subject,
-                  period=entity.period, soft_usd=entity.soft_usd, hard_usd=entity.hard_usd)
+    return Budget(
+        name=entity.id,
+        scope=entity.scope,
+        subject=entity.subject,
+        period=entity.period,
+        soft_usd=entity.soft_usd,
+        hard_usd=entity.hard_usd,
+    )
 
 
 Wait = Callable[[], Awaitable[Any]]
@@ -104,8 +110,9 @@ class ExecutionService:
         self.board = HealthBoard(registry.names)
         self.limiter: RateLimiter = provider_limiter(registry)
         self.budgets = BudgetBook(())
-        self.executor = Executor(pool, registry, limiter=self.limiter, budgets=self.budgets,
-                                 board=self.board)
+        self.executor = Executor(
+            pool, registry, limiter=self.limiter, budgets=self.budgets, board=self.board
+        )
         self.ledger = SpendLedger()
         self.budget_source: BudgetSource | None = None
         self.waits: list[Wait] = []  # readiness gates (entities, spend)
@@ -152,18 +159,22 @@ class ExecutionService:
 
     # -- shared state ------------------------------------------------------------------
     async def _await_ready(self) -> None:
-        """Before the first execution: budgets and spend loaded, or a bounded wait for them.
+        """Before the first execution: wait until budgets and spend are loaded (fail closed).
 
         Redelivered requests reach lane F straight after a restart; without this gate they
         would run before the worker knows the budgets or the month's spend.
         """
         if self._ready:
             return
-        try:
-            await asyncio.wait_for(asyncio.gather(*(w() for w in self.waits)), READY_TIMEOUT_S)
-        except TimeoutError:
-            log.error("budgets or spend not loaded after %ss; executing without them",
-                      READY_TIMEOUT_S)
+        while True:  # fail closed: no provider is called before the budgets are known
+            try:
+                await asyncio.wait_for(asyncio.gather(*(w() for w in self.waits)), READY_TIMEOUT_S)
+                break
+            except TimeoutError:
+                log.error(
+                    "budgets or spend still not loaded after %ss; holding LLM calls",
+                    READY_TIMEOUT_S,
+                )
         self._ready = True
 
     def refresh_budgets(self) -> bool:
@@ -227,8 +238,9 @@ class ExecutionService:
             estimated_tokens=tokens + self.settings.llm_max_tokens,
         )
         now = time.monotonic()
-        return self.router.decide(request, provider_state(self.board, self.limiter,
-                                                          self.registry, now))
+        return self.router.decide(
+            request, provider_state(self.board, self.limiter, self.registry, now)
+        )
 
     def primary_provider(self, record: PipelineRecord, tokens: int) -> str | None:
         """The routed primary provider (None when nothing can serve the request)."""
@@ -281,21 +293,34 @@ class ExecutionService:
         try:
             decision = self.route(record, tokens)
         except ProviderError as exc:
-            failed = record.model_copy(update={
-                "status": "failed", "error": f"routing: {exc}",
-                "execution": Execution(attempts=0)})
+            failed = record.model_copy(
+                update={
+                    "status": "failed",
+                    "error": f"routing: {exc}",
+                    "execution": Execution(attempts=0),
+                }
+            )
             return ExecutionResult(failed, (), called=False)
         messages: tuple[Message, ...] = tuple(
             {"role": m.role, "content": m.content}
             for m in (record.encoded.messages if record.encoded else ())
         ) or ({"role": "user", "content": record.prompt},)
-        outcome = await self.executor.execute(decision, ExecutionRequest(
-            request_id=record.request_id, messages=messages,
-            max_tokens=self.settings.llm_max_tokens, identity=record.identity_id,
-            sphere=record.sphere_id))
+        outcome = await self.executor.execute(
+            decision,
+            ExecutionRequest(
+                request_id=record.request_id,
+                messages=messages,
+                max_tokens=self.settings.llm_max_tokens,
+                identity=record.identity_id,
+                sphere=record.sphere_id,
+            ),
+        )
         self._charge_own(record, outcome)  # no await since the executor charged the book
-        return ExecutionResult(self._apply(record, outcome, decision),
-                               self._events(record, outcome), called=bool(outcome.calls))
+        return ExecutionResult(
+            self._apply(record, outcome, decision),
+            self._events(record, outcome),
+            called=bool(outcome.calls),
+        )
 
     def _apply(
         self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision
@@ -320,42 +345,73 @@ class ExecutionService:
             if outcome.limit:
                 error = f"{error} (limit: {outcome.limit})"
             if decision.locked_to is not None:
-                error = (f"role {record.role!r} is locked to {decision.locked_to}, which could "
-                         f"not serve it; no other provider may: {error}")
-        return record.model_copy(update={"execution": execution, "status": outcome.status,
-                                         "error": error})
+                error = (
+                    f"role {record.role!r} is locked to {decision.locked_to}, which could "
+                    f"not serve it; no other provider may: {error}"
+                )
+        return record.model_copy(
+            update={"execution": execution, "status": outcome.status, "error": error}
+        )
 
     def _events(self, record: PipelineRecord, outcome: Outcome) -> tuple[Event, ...]:
         events = [
             Event(
-                event_id=event_id(record.request_id, a.number), kind="llm",
-                request_id=record.request_id, identity_id=record.identity_id, ts=now_ms(),
+                event_id=event_id(record.request_id, a.number),
+                kind="llm",
+                request_id=record.request_id,
+                identity_id=record.identity_id,
+                ts=now_ms(),
                 llm=LlmCall(
-                    provider=a.provider, model=a.model, role=record.role,
+                    provider=a.provider,
+                    model=a.model,
+                    role=record.role,
                     task_type=record.intent.task_type if record.intent else None,
-                    tokens_in=a.tokens_in, tokens_out=a.tokens_out, cost_usd=a.cost_usd,
-                    latency_ms=a.latency_ms, attempt=a.number, fallback_from=a.fallback_from,
-                    status=a.status, error=a.error),
+                    tokens_in=a.tokens_in,
+                    tokens_out=a.tokens_out,
+                    cost_usd=a.cost_usd,
+                    latency_ms=a.latency_ms,
+                    attempt=a.number,
+                    fallback_from=a.fallback_from,
+                    status=a.status,
+                    error=a.error,
+                ),
             )
             for a in outcome.attempts
         ]
         for i, alert in enumerate(outcome.alerts):
-            events.append(Event(
-                event_id=f"{record.request_id}/alert/{i}", kind="alert",
-                request_id=record.request_id, identity_id=record.identity_id, ts=now_ms(),
-                alert=Alert(alert_type="BUDGET_SOFT_LIMIT", subject=alert.budget,
-                            message=f"budget {self.budget_label(alert.budget)} for "
-                                    f"{alert.subject}: spent {alert.spent_usd:.6f} of soft "
-                                    f"limit {alert.limit_usd:.6f} USD",
-                            severity="warning")))
+            events.append(
+                Event(
+                    event_id=f"{record.request_id}/alert/{i}",
+                    kind="alert",
+                    request_id=record.request_id,
+                    identity_id=record.identity_id,
+                    ts=now_ms(),
+                    alert=Alert(
+                        alert_type="BUDGET_SOFT_LIMIT",
+                        subject=alert.budget,
+                        message=f"budget {self.budget_label(alert.budget)} for "
+                        f"{alert.subject}: spent {alert.spent_usd:.6f} of soft "
+                        f"limit {alert.limit_usd:.6f} USD",
+                        severity="warning",
+                    ),
+                )
+            )
         if outcome.status == "budget_exceeded":
-            events.append(Event(
-                event_id=f"{record.request_id}/alert/budget", kind="alert",
-                request_id=record.request_id, identity_id=record.identity_id, ts=now_ms(),
-                alert=Alert(alert_type="BUDGET_EXCEEDED", subject=outcome.budget or "",
-                            message="request blocked by budget "
-                                    f"{self.budget_label(outcome.budget)}",
-                            severity="high")))
+            events.append(
+                Event(
+                    event_id=f"{record.request_id}/alert/budget",
+                    kind="alert",
+                    request_id=record.request_id,
+                    identity_id=record.identity_id,
+                    ts=now_ms(),
+                    alert=Alert(
+                        alert_type="BUDGET_EXCEEDED",
+                        subject=outcome.budget or "",
+                        message=f"request blocked by budget {self.budget_label(outcome.budget)}",
+                        severity="high",
+                    ),
+                )
+            )
         return tuple(events)
 
 
