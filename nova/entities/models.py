@@ -74,6 +74,21 @@ class Entity(BaseModel):
         )
 
 
+class OwnedById:
+    """Mixin for entities whose key is their ``id`` and whose owner is their ``owner``."""
+
+    id: str
+    owner: str
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.owner
+
+
 class IdentityEntity(Entity):
     """One identity of a user, living in one sphere (personal, business, ...)."""
 
@@ -138,7 +153,7 @@ class ApiKeyEntity(Entity):
         )
 
 
-class ThreadEntity(Entity):
+class ThreadEntity(OwnedById, Entity):
     ENTITY_TYPE: ClassVar[str] = "thread"
 
     id: EntityId
@@ -146,16 +161,8 @@ class ThreadEntity(Entity):
     title: Annotated[str, StringConstraints(max_length=200)]
     created_at: Millis
 
-    @property
-    def entity_id(self) -> str:
-        return self.id
 
-    @property
-    def owner_identity(self) -> str:
-        return self.owner
-
-
-class ThreadMessageEntity(Entity):
+class ThreadMessageEntity(OwnedById, Entity):
     """One message of a thread; ``id`` is ``<thread_id>:<message_id>``."""
 
     ENTITY_TYPE: ClassVar[str] = "thread_message"
@@ -174,14 +181,6 @@ class ThreadMessageEntity(Entity):
         return self
 
     @property
-    def entity_id(self) -> str:
-        return self.id
-
-    @property
-    def owner_identity(self) -> str:
-        return self.owner
-
-    @property
     def message_id(self) -> str:
         return self.id[len(self.thread_id) + 1 :]
 
@@ -195,7 +194,7 @@ class ThreadMessageEntity(Entity):
         )
 
 
-class DataspaceEntity(Entity):
+class DataspaceEntity(OwnedById, Entity):
     ENTITY_TYPE: ClassVar[str] = "dataspace"
 
     id: EntityId
@@ -203,16 +202,8 @@ class DataspaceEntity(Entity):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     created_at: Millis = 0
 
-    @property
-    def entity_id(self) -> str:
-        return self.id
 
-    @property
-    def owner_identity(self) -> str:
-        return self.owner
-
-
-class DataspaceItemEntity(Entity):
+class DataspaceItemEntity(OwnedById, Entity):
     """One document of a dataspace; ``id`` is ``<dataspace_id>:<item_id>``."""
 
     ENTITY_TYPE: ClassVar[str] = "dataspace_item"
@@ -229,14 +220,6 @@ class DataspaceItemEntity(Entity):
         if not self.id.startswith(f"{self.dataspace_id}:"):
             raise ValueError("dataspace item id must be '<dataspace_id>:<item_id>'")
         return self
-
-    @property
-    def entity_id(self) -> str:
-        return self.id
-
-    @property
-    def owner_identity(self) -> str:
-        return self.owner
 
     @property
     def item_id(self) -> str:
@@ -320,7 +303,7 @@ class RuleEntity(Entity):
         )
 
 
-class BudgetEntity(Entity):
+class BudgetEntity(OwnedById, Entity):
     """A spend budget (:class:`nova.llm.budgets.Budget`) kept by its owner identity.
 
     Workers enforce every live budget whoever owns it; who may create which scope is the
@@ -345,14 +328,6 @@ class BudgetEntity(Entity):
         if self.soft_usd > self.hard_usd:
             raise ValueError("soft_usd must not exceed hard_usd")
         return self
-
-    @property
-    def entity_id(self) -> str:
-        return self.id
-
-    @property
-    def owner_identity(self) -> str:
-        return self.owner
 
 
 AnyEntity: TypeAlias = (
@@ -381,7 +356,13 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
 }
 
 EntityType = Literal[
-    "identity", "api_key", "thread", "thread_message", "dataspace", "dataspace_item", "rule",
+    "identity",
+    "api_key",
+    "thread",
+    "thread_message",
+    "dataspace",
+    "dataspace_item",
+    "rule",
     "budget",
 ]
 
