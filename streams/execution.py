@@ -379,37 +379,18 @@ class ExecutionService:
             for a in outcome.attempts
         ]
         for i, alert in enumerate(outcome.alerts):
+            message = (
+                f"budget {self.budget_label(alert.budget)} for {alert.subject}: spent "
+                f"{alert.spent_usd:.6f} of soft limit {alert.limit_usd:.6f} USD"
+            )
             events.append(
-                Event(
-                    event_id=f"{record.request_id}/alert/{i}",
-                    kind="alert",
-                    request_id=record.request_id,
-                    identity_id=record.identity_id,
-                    ts=now_ms(),
-                    alert=Alert(
-                        alert_type="BUDGET_SOFT_LIMIT",
-                        subject=alert.budget,
-                        message=f"budget {self.budget_label(alert.budget)} for "
-                        f"{alert.subject}: spent {alert.spent_usd:.6f} of soft "
-                        f"limit {alert.limit_usd:.6f} USD",
-                        severity="warning",
-                    ),
-                )
+                _alert_event(record, str(i), "BUDGET_SOFT_LIMIT", alert.budget, message, "warning")
             )
         if outcome.status == "budget_exceeded":
+            message = f"request blocked by budget {self.budget_label(outcome.budget)}"
             events.append(
-                Event(
-                    event_id=f"{record.request_id}/alert/budget",
-                    kind="alert",
-                    request_id=record.request_id,
-                    identity_id=record.identity_id,
-                    ts=now_ms(),
-                    alert=Alert(
-                        alert_type="BUDGET_EXCEEDED",
-                        subject=outcome.budget or "",
-                        message=f"request blocked by budget {self.budget_label(outcome.budget)}",
-                        severity="high",
-                    ),
+                _alert_event(
+                    record, "budget", "BUDGET_EXCEEDED", outcome.budget or "", message, "high"
                 )
             )
         return tuple(events)
@@ -426,3 +407,17 @@ def _remember(store: OrderedDict[str, Any], key: str, value: Any, keep: int) -> 
     store.move_to_end(key)
     while len(store) > keep:
         store.popitem(last=False)
+
+
+def _alert_event(
+    record: PipelineRecord, suffix: str, alert_type: str, subject: str, message: str, severity: str
+) -> Event:
+    """An alert about one request; the id is deterministic so a replay yields the same row."""
+    return Event(
+        event_id=f"{record.request_id}/alert/{suffix}",
+        kind="alert",
+        request_id=record.request_id,
+        identity_id=record.identity_id,
+        ts=now_ms(),
+        alert=Alert(alert_type=alert_type, subject=subject, message=message, severity=severity),
+    )

@@ -18,14 +18,14 @@ into another identity's rule is recorded whatever roles the caller holds.
 
 from __future__ import annotations
 
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from gateway.boundary import GuardDep
 from gateway.deps import PrincipalDep, require_role
-from nova.domain.governance import MAX_PATTERNS, Effect, RuleMatch
+from nova.domain.governance import MAX_PATTERNS, Effect, Rule, RuleMatch
 from nova.domain.intent import Action, TaskType
 from nova.domain.roles import Role
 from nova.entities.models import RuleEntity
@@ -70,9 +70,9 @@ class RuleBody(BaseModel):
 
     effect: Effect
     priority: int = Field(default=0, ge=-1000, le=1000)
-    sphere_id: Annotated[
-        str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
-    ] | None = None
+    sphere_id: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")] | None
+    ) = None
     match: MatchBody = Field(default_factory=MatchBody)
 
     @model_validator(mode="after")
@@ -81,28 +81,15 @@ class RuleBody(BaseModel):
         return self
 
     def entity(self, rule_id: str, identity_id: str) -> RuleEntity:
-        m = self.match
-        return RuleEntity(
+        rule = Rule(
             rule_id=rule_id,
             identity_id=identity_id,
             sphere_id=self.sphere_id,
             effect=self.effect,
             priority=self.priority,
-            actions=_sorted(m.actions),
-            task_types=_sorted(m.task_types),
-            roles=_sorted(m.roles),
-            providers=_sorted(m.providers),
-            min_cost_usd=m.min_cost_usd,
-            max_cost_usd=m.max_cost_usd,
-            text_patterns=tuple(m.text_patterns),
+            match=self.match.to_match(),
         )
-
-
-S = TypeVar("S", bound=str)
-
-
-def _sorted(values: list[S] | None) -> tuple[S, ...] | None:
-    return None if values is None else tuple(sorted(set(values)))
+        return RuleEntity.from_rule(rule)
 
 
 class MatchOut(BaseModel):
@@ -130,18 +117,27 @@ class RuleOut(BaseModel):
             return None if values is None else list(values)
 
         return cls(
-            rule_id=r.rule_id, identity_id=r.identity_id, sphere_id=r.sphere_id,
-            effect=r.effect, priority=r.priority, version=version,
+            rule_id=r.rule_id,
+            identity_id=r.identity_id,
+            sphere_id=r.sphere_id,
+            effect=r.effect,
+            priority=r.priority,
+            version=version,
             match=MatchOut(
-                actions=opt(r.actions), task_types=opt(r.task_types), roles=opt(r.roles),
-                providers=opt(r.providers), min_cost_usd=r.min_cost_usd,
-                max_cost_usd=r.max_cost_usd, text_patterns=list(r.text_patterns),
+                actions=opt(r.actions),
+                task_types=opt(r.task_types),
+                roles=opt(r.roles),
+                providers=opt(r.providers),
+                min_cost_usd=r.min_cost_usd,
+                max_cost_usd=r.max_cost_usd,
+                text_patterns=list(r.text_patterns),
             ),
         )
 
 
-@router.post("", status_code=201, response_model=RuleOut,
-             responses={401: {}, 403: {}, 409: {}, 422: {}})
+@router.post(
+    "", status_code=201, response_model=RuleOut, responses={401: {}, 403: {}, 409: {}, 422: {}}
+)
 async def create_rule(body: RuleBody, principal: PrincipalDep, guard: GuardDep) -> RuleOut:
     require_role(principal, *RULE_WRITER_ROLES)
     if guard.store.count_owned(RuleEntity.ENTITY_TYPE, principal.identity) >= (
