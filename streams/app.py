@@ -69,10 +69,11 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         producer_acks=-1,
         broker_commit_interval=1.0,
         producer_linger=0.005,  # batch the lane hand-offs, events and facts of a burst
-        # A SIGKILLed worker's partitions stay with its ghost until the session times out;
-        # 10 s (not Faust's 60 s) lets a restarted worker take over quickly.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
+        # Faust's default 60 s session: a SIGKILLed worker's partitions wait that long for a
+        # successor, but a shorter session (10 s was tried) let a busy, just-restarted worker
+        # drop out of its own group on 2 cores and leave partitions unconsumed.
+        broker_session_timeout=60.0,
+        broker_heartbeat_interval=3.0,
         stream_wait_empty=False,
     )
     ctx = LaneContext(
