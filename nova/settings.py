@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     gateway_rpm_per_identity: float = 600.0
     worker_name: str = Field(default_factory=lambda: f"worker-{os.getpid()}")
+    worker_instance: str = Field(
+        default="0",
+        description="stable id of this worker among those of one host (static group membership)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     # ClickHouse

@@ -10,6 +10,7 @@ outcomes and audit facts so that one agent owns each audit partition.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -74,6 +75,13 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         # drop out of its own group on 2 cores and leave partitions unconsumed.
         broker_session_timeout=60.0,
         broker_heartbeat_interval=3.0,
+        # Static membership (KIP-345): a worker restarted after a crash rejoins as the same
+        # member and gets its partitions back at once, instead of waiting for its ghost's
+        # session to time out and for the rebalance that follows.
+        consumer_group_instance_id=(
+            f"{worker_app_id(settings.topic_prefix)}-{socket.gethostname()}"
+            f"-{settings.worker_instance}"
+        ),
         stream_wait_empty=False,
     )
     ctx = LaneContext(
