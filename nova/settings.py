@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         default="0",
         description="stable id of this worker among those of one host (static group membership)",
     )
+    worker_stall_s: float = Field(
+        default=30.0, gt=0,
+        description="a lane partition with records waiting and no progress this long is re-read",
+    )
+    worker_watchdog_interval_s: float = Field(default=5.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     # ClickHouse

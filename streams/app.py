@@ -39,6 +39,7 @@ from streams.lanes.lane_f_execution import run_concurrently
 from streams.lanes.lane_g_audit import AuditChain, on_fact
 from streams.runtime import Lane, handle
 from streams.spend import SpendTracker
+from streams.watchdog import PartitionWatchdog
 
 log = logging.getLogger(__name__)
 Agent = Callable[[faust.StreamT[Any]], Coroutine[Any, Any, None]]
@@ -155,6 +156,17 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         chain.forget()
+
+    watchdog = PartitionWatchdog(app, settings, worker_app_id(settings.topic_prefix))
+    ctx.services["partition_watchdog"] = watchdog
+
+    async def watchdog_timer() -> None:
+        try:
+            await watchdog.tick()
+        except Exception:  # a failed check must not stop the timer
+            log.exception("partition watchdog check failed")
+
+    app.timer(settings.worker_watchdog_interval_s, name="partition-watchdog")(watchdog_timer)
 
     app.nova_context = ctx  # type: ignore[attr-defined]  # tests and extra agents reach it here
     return app
