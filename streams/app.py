@@ -21,6 +21,7 @@ from nova.entities.store import EntityStore
 from nova.settings import Settings
 from schemas import load_schema_set
 from schemas.topics import worker_app_id
+from streams import consumer
 from streams.context import RAW, LaneContext
 from streams.entities import WorkerEntities
 from streams.execution import ExecutionService
@@ -85,6 +86,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         ),
         stream_wait_empty=False,
     )
+    consumer.install(app)  # commits never pass an unfinished record (see streams.consumer)
     ctx = LaneContext(
         app=app, settings=settings, schemas=load_schema_set(), worker=settings.worker_name,
         services=dict(services or {}),
