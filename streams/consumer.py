@@ -10,8 +10,10 @@ die, or the record never arrive, it is lost without a trace.
 
 :class:`HeadSafeConsumer` holds every commit of a partition until the record at its committed
 offset is acknowledged. A record that never arrives then shows as a stalled partition, which
-the partition watchdog (``streams.watchdog``) re-reads, instead of as a silent loss. (It does
-not explain every loss seen after a SIGKILL restart: see the restart test's note.)
+the partition watchdog (``streams.watchdog``) re-reads, instead of as a silent loss. This is
+what was traced after a SIGKILL restart: the record at the committed offset was not delivered,
+the next ones were, and Faust committed past it. Faust reports a committed offset of 0 as
+``None``, so a partition with nothing committed yet is not protected (see the restart test).
 """
 
 from __future__ import annotations
