@@ -12,8 +12,8 @@ die, or the record never arrive, it is lost without a trace.
 offset is acknowledged. A record that never arrives then shows as a stalled partition, which
 the partition watchdog (``streams.watchdog``) re-reads, instead of as a silent loss. This is
 what was traced after a SIGKILL restart: the record at the committed offset was not delivered,
-the next ones were, and Faust committed past it. Faust reports a committed offset of 0 as
-``None``, so a partition with nothing committed yet is not protected (see the restart test).
+the next ones were, and Faust committed past it. A partition with nothing committed yet (Faust
+keeps that, and a committed 0, as ``None``) has its earliest offset as its head.
 """
 
 from __future__ import annotations
@@ -36,6 +36,23 @@ def head_is_done(committed: int | None, acked: Iterable[int], gap_starts: Iterab
 
 
 class HeadSafeConsumer(Consumer):
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets, and remember the head of every partition.
+
+        Faust keeps a committed offset of 0, or none at all, as ``None``, which leaves the first
+        record of a partition unprotected; here such a partition's head is its earliest offset
+        (where ``auto_offset_reset=earliest`` starts reading).
+        """
+        await super().perform_seek()
+        unknown = [tp for tp in self.assignment()
+                   if self._committed_offset[tp] is None
+                   and tp.topic not in self.app.tables.changelog_topics]
+        if unknown:
+            earliest = await self.earliest_offsets(*unknown)
+            for tp in unknown:
+                if self._committed_offset[tp] is None and earliest.get(tp) is not None:
+                    self._committed_offset[tp] = earliest[tp]
+
     def _new_offset(self, tp: Any) -> int | None:
         gaps = self._gap[tp]
         if not head_is_done(self._committed_offset[tp], self._acked[tp],
