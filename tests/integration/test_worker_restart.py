@@ -37,10 +37,10 @@ pytestmark = pytest.mark.integration
 # are in place: the worker's consumer never commits past an unfinished record at the committed
 # offset (streams/consumer.py), which turns the loss into a stall, and the partition watchdog
 # (streams/watchdog.py) re-reads a stalled partition after NOVA_WORKER_STALL_S (seen recovering
-# 3 of 6 such restarts in one run). Losses were still seen in 2 of 5 restarts of another loaded
-# run, possibly where no offset was committed yet (Faust reports committed offset 0 as None,
-# which the consumer cannot protect). The assertions stay strict; reruns keep CI usable until
-# this is fixed. On failure the message names the incomplete requests, the worker group's lag
+# 3 of 6 such restarts in one run). Losses are rarer but not gone: a variant killing the worker
+# 8-12 s in, run at the end of the full suite under extra CPU load, still lost requests (no lag,
+# no lane rows) in 2-3 restarts out of 5-6. The assertions stay strict; reruns keep CI usable
+# until this is fixed. On failure the message names the incomplete requests, the worker group's lag
 # and the restarted worker's log.
 @pytest.mark.flaky(reruns=2)
 async def test_sigkill_halfway_then_restart_loses_and_duplicates_nothing(
