@@ -162,13 +162,8 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
     watchdog = PartitionWatchdog(app, settings, worker_app_id(settings.topic_prefix))
     ctx.services["partition_watchdog"] = watchdog
 
-    async def watchdog_timer() -> None:
-        try:
-            await watchdog.tick()
-        except Exception:  # a failed check must not stop the timer
-            log.exception("partition watchdog check failed")
-
-    app.timer(settings.worker_watchdog_interval_s, name="partition-watchdog")(watchdog_timer)
+    _guarded_timer(app, settings.worker_watchdog_interval_s, "partition-watchdog",
+                   watchdog.tick, "partition watchdog check failed")
 
     app.nova_context = ctx  # type: ignore[attr-defined]  # tests and extra agents reach it here
     return app
@@ -196,10 +191,18 @@ def _llm_background(app: faust.App, ctx: LaneContext, execution: ExecutionServic
     probe = HealthProbe(execution.registry, execution.pool, execution.board, ctx.emit)
     ctx.services["health_probe"] = probe
 
-    async def health_probe_timer() -> None:
-        try:
-            await probe.tick()
-        except Exception:  # a failed round must not stop the timer
-            log.exception("provider health probe round failed")
+    _guarded_timer(app, ctx.settings.llm_probe_interval_s, "llm-health-probe",
+                   probe.tick, "provider health probe round failed")
 
-    app.timer(ctx.settings.llm_probe_interval_s, name="llm-health-probe")(health_probe_timer)
+
+def _guarded_timer(app: faust.App, interval_s: float, name: str,
+                   tick: Callable[[], Coroutine[Any, Any, Any]], failure: str) -> None:
+    """Run ``tick`` every ``interval_s``; a failed round is logged and must not stop the timer."""
+
+    async def timer() -> None:
+        try:
+            await tick()
+        except Exception:
+            log.exception(failure)
+
+    app.timer(interval_s, name=name)(timer)
