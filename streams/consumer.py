@@ -1,27 +1,42 @@
-"""The worker's Kafka consumer: Faust's, except that it never commits past an unfinished record.
+"""The worker's Kafka consumer: Faust's, made to lose nothing around rebalances and restarts.
 
-Kafka's committed offset is the next record to process. Faust 0.15 decides what to commit from
-the offsets its streams acknowledged (``Consumer._new_offset``), and it only holds a commit
-back when the lowest acknowledged offset is *more than one* above the committed offset (and
-never when the committed offset is 0). So when the record at the committed offset itself is
-not acknowledged (still being processed, or never delivered to a stream because of a hiccup
-around a restart) while the records after it are, Faust commits past it; should the worker then
-die, or the record never arrive, it is lost without a trace.
+Traced after a SIGKILL restart (the restart integration test, under load): Faust 0.15's recovery
+resumes the stream partitions *before* it seeks them to their committed offsets and *before* it
+resumes flow control, and resuming flow control clears every stream's buffer
+(``FlowControlEvent.resume`` clears the queues made with ``clear_on_resume``). Records the fetcher
+delivered in between were dropped from the buffers although Faust had marked them as read, so
+they were never fetched again. Faust's read-offset bookkeeping then finished the job: the seek
+rewound its read offset mid-batch, the next record looked like a jump, and the "gap" it recorded
+covered the dropped records (and, off by one, the record being delivered), so they counted as
+processed and were committed. Requests vanished without lag or error.
 
-:class:`HeadSafeConsumer` holds every commit of a partition until the record at its committed
-offset is acknowledged. A record that never arrives then shows as a stalled partition, which
-the partition watchdog (``streams.watchdog``) re-reads, instead of as a silent loss. This is
-what was traced after a SIGKILL restart: the record at the committed offset was not delivered,
-the next ones were, and Faust committed past it. A partition with nothing committed yet (Faust
-keeps that, and a committed 0, as ``None``) has its earliest offset as its head.
+:class:`HeadSafeConsumer` closes each hole, by subclassing, not by editing Faust:
+
+- after the flow resumes (that is, after the buffers were cleared) every assigned stream partition
+  is re-read from its committed offset, so whatever was dropped is fetched again;
+- stream partitions keep no read offset, so Faust never discards a re-fetched record as already
+  read and never infers a gap (our lane topics are neither compacted nor transactional: offsets
+  are contiguous, a missing offset is always a record not yet processed);
+- a commit never passes the record at the committed offset until it is acknowledged (Faust only
+  holds back when the lowest acknowledged offset is *more than one* above, and never at 0).
+
+Re-reading means some records are processed twice around a rebalance; every lane is idempotent
+by request id (lane F keeps an idempotency record, ClickHouse rows are deduplicated by key). The
+partition watchdog (``streams.watchdog``) stays as the last resort for a partition that stalls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import Consumer
+
+log = logging.getLogger(__name__)
 
 
 def head_is_done(committed: int | None, acked: Iterable[int], gap_starts: Iterable[int]) -> bool:
@@ -35,7 +50,43 @@ def head_is_done(committed: int | None, acked: Iterable[int], gap_starts: Iterab
     return lowest is None or lowest <= committed
 
 
+class StreamReadOffsets(dict[Any, int | None]):
+    """Faust's read offsets, kept for table changelogs only: a stream partition's always reads None.
+
+    Faust's fetch loop delivers a record only when its offset is at least the partition's read
+    offset, and records a gap when offsets jump. For stream partitions both rules are wrong
+    around a seek (see the module docstring), so their read offset is never stored.
+    """
+
+    def __init__(self, is_changelog: Any) -> None:
+        super().__init__()
+        self._is_changelog = is_changelog
+
+    def __missing__(self, tp: Any) -> None:
+        return None
+
+    def __setitem__(self, tp: Any, offset: int | None) -> None:
+        if self._is_changelog(tp):
+            super().__setitem__(tp, offset)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for tp, offset in dict(*args, **kwargs).items():
+            self[tp] = offset
+
+
 class HeadSafeConsumer(Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = StreamReadOffsets(self._is_changelog_tp)
+        self._rereads: set[asyncio.Future[None]] = set()
+
+    def _stream_partitions(self) -> list[Any]:
+        try:
+            assigned = self.assignment()
+        except ConsumerNotStarted:
+            return []
+        return [tp for tp in assigned if not self._is_changelog_tp(tp)]
+
     async def perform_seek(self) -> None:
         """Seek to the committed offsets, and remember the head of every partition.
 
@@ -44,14 +95,33 @@ class HeadSafeConsumer(Consumer):
         (where ``auto_offset_reset=earliest`` starts reading).
         """
         await super().perform_seek()
-        unknown = [tp for tp in self.assignment()
-                   if self._committed_offset[tp] is None
-                   and tp.topic not in self.app.tables.changelog_topics]
+        unknown = [tp for tp in self._stream_partitions() if self._committed_offset[tp] is None]
         if unknown:
             earliest = await self.earliest_offsets(*unknown)
             for tp in unknown:
                 if self._committed_offset[tp] is None and earliest.get(tp) is not None:
                     self._committed_offset[tp] = earliest[tp]
+
+    def resume_flow(self) -> None:
+        """Resume, then re-read every stream partition from its committed offset.
+
+        Faust resumes the consumer right after resuming flow control, which has just emptied the
+        streams' buffers; records that were in them are fetched again by the re-read.
+        """
+        super().resume_flow()
+        targets = {tp: offset for tp in self._stream_partitions()
+                   if (offset := self._committed_offset[tp]) is not None}
+        if targets:
+            reread = asyncio.ensure_future(self._reread(targets))
+            self._rereads.add(reread)
+            reread.add_done_callback(self._rereads.discard)
+
+    async def _reread(self, targets: Mapping[Any, int]) -> None:
+        try:
+            await self.seek_wait(targets)
+        except (KafkaError, ConsumerNotStarted, TimeoutError) as exc:
+            # a rebalance or a shutdown got there first; a rebalance seeks and resumes again
+            log.info("re-reading %d stream partition(s) after resume failed: %r", len(targets), exc)
 
     def _new_offset(self, tp: Any) -> int | None:
         gaps = self._gap[tp]
