@@ -1,11 +1,10 @@
 """The stalled-partition watchdog: a lane partition that has records but stopped moving is re-read.
 
-Why it exists: after a crash and restart, Faust (0.15, with tables to recover) can leave an
-assigned stream partition behind: none of its remaining records enters a stream, the committed
-offset stays put, and requests on it wait forever (seen in the SIGKILL-restart test: one
-partition of one lane topic stuck at ``committed < end`` until the test gave up, while its
-fetch position had already moved on). Seeking the partition back makes the fetcher ask for the
-records again.
+Why it exists: a partition whose records stopped entering its stream while the committed
+offset stays put leaves requests waiting forever. The worker's consumer (``streams.consumer``)
+removes the causes traced so far (Faust 0.15 emptying the stream buffers after a restart's
+table recovery); the watchdog is the last resort for any other, and it makes such a stall
+visible in the log. Seeking the partition back makes the fetcher ask for the records again.
 
 The watchdog notices a partition that has unprocessed records (committed offset below the end
 offset), whose committed offset has not moved, and from which no event has entered a stream,
@@ -134,6 +133,6 @@ class PartitionWatchdog:
                 tp.topic, tp.partition, progress[tp].end - (progress[tp].committed or 0),
                 progress[tp].committed, self.detector.stall_s, target)
             self.app.consumer.resume_partitions({tp})
-            await self.app.consumer.seek(tp, target)
+            await self.app.consumer.seek_wait({tp: target})  # in the consumer's own thread
             self.reseeks += 1
         return stalled
