@@ -138,3 +138,19 @@ async def worker_lag(settings: Settings) -> dict[str, str]:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def worker_group(settings: Settings) -> tuple[str, int]:
+    """The worker group's state (``Stable``, ``PreparingRebalance``…) and its member count."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from schemas.topics import worker_app_id
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([worker_app_id(settings.topic_prefix)])
+    finally:
+        await admin.close()
+    group = response.to_object()["groups"][0]
+    return str(group["state"]), len(group["members"])

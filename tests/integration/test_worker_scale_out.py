@@ -1,0 +1,71 @@
+"""A second worker joining mid-stream takes half the partitions; nothing is lost or doubled.
+
+Scaling out is the everyday rebalance: the first worker gives up its partitions, both rejoin and
+each recovers its share of the tables before reading on. Faust 0.15 empties its stream buffers
+on the way (see ``streams/consumer.py``); this checks the worker's consumer re-reads what was
+in them, so all 100 requests still end with exactly seven lane rows each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from conftest import eventually
+from pipeline_checks import (
+    LANES,
+    lane_counts,
+    lanes_per_request,
+    post_requests,
+    worker_group,
+    worker_lag,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_second_worker_joining_mid_stream_loses_and_duplicates_nothing(
+    gateway: Any, worker_factory: Any, settings: Any,
+):
+    ch = gateway.clickhouse
+    first_worker = worker_factory()
+    first = await post_requests(gateway, 50)
+
+    async def some_done() -> bool:
+        return any(v is not None and v.finished
+                   for v in map(gateway.services.tracker.get, first))
+
+    await eventually(some_done, 60, 0.05, message="the first request to finish")
+    second_worker = worker_factory({"NOVA_WORKER_INSTANCE": "1"})  # its own static member id
+
+    async def two_members() -> bool:
+        return await worker_group(settings) == ("Stable", 2)
+
+    await eventually(two_members, 90, 0.5, message="both workers in the group")
+    second = await post_requests(gateway, 50)
+    ids = first + second
+
+    async def all_rows() -> dict[str, int] | None:
+        counts = await asyncio.to_thread(lane_counts, ch, ids)
+        return counts if counts["final"] >= 700 else None
+
+    try:
+        counts = await eventually(all_rows, 120, 0.5, message="700 lane rows with two workers")
+    except AssertionError as exc:
+        lanes = await asyncio.to_thread(lanes_per_request, ch, ids)
+        short = {rid: got for rid in ids if (got := lanes.get(rid, "")) != "".join(LANES)}
+        raise AssertionError(f"{exc}; incomplete requests {short}; worker group lag "
+                             f"{await worker_lag(settings)}; second worker log:\n"
+                             f"{second_worker.log()[-3000:]}") from None
+    assert counts["final"] == counts["distinct"] == 700, counts
+    per_request = await asyncio.to_thread(lanes_per_request, ch, ids)
+    assert per_request == {rid: "".join(LANES) for rid in ids}
+    _, rows = await asyncio.to_thread(
+        ch.query,
+        f"SELECT DISTINCT worker FROM {ch.database}.lane_events "  # noqa: S608
+        "WHERE request_id IN %(ids)s", {"ids": second})
+    assert len(rows) == 2, f"the second half should be shared by both workers, got {rows}"
+    # nothing was left for the partition watchdog, the last resort (a stall costs 30 s or more)
+    for worker in (first_worker, second_worker):
+        assert "] stalled:" not in worker.log(), worker.log()[-3000:]
