@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from nova.domain.governance import GovernanceFacts, Rule, refused_providers
 from nova.entities.models import BudgetEntity
 from nova.errors import ProviderError
 from nova.llm.budgets import Budget, BudgetBook
@@ -123,6 +124,7 @@ class ExecutionService:
         self._inflight: dict[str, asyncio.Event] = {}
         self._recent: OrderedDict[str, ExecutionResult] = OrderedDict()
         self._ready = False
+        self.rules_for: Callable[[str], Sequence[Rule]] | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> ExecutionService:
@@ -140,6 +142,8 @@ class ExecutionService:
         """Wire the worker's shared state: budgets from ``entities``, spend readiness."""
         source, ready = budget_source_of(entities)
         self.budget_source = source
+        rules_for = getattr(entities, "rules_for", None)
+        self.rules_for = rules_for if callable(rules_for) else None
         if ready is not None:
             self.waits.append(ready)
         if spend_ready is not None:
@@ -301,6 +305,18 @@ class ExecutionService:
                 }
             )
             return ExecutionResult(failed, (), called=False)
+        governed, refused = self._governed(record, decision, tokens)
+        if governed is None:
+            failed = record.model_copy(
+                update={
+                    "status": "denied",
+                    "error": "governance: every provider that could serve this request is "
+                    f"refused by the identity's rules ({refused})",
+                    "execution": Execution(attempts=0),
+                }
+            )
+            return ExecutionResult(failed, (), called=False)
+        decision = governed
         messages: tuple[Message, ...] = tuple(
             {"role": m.role, "content": m.content}
             for m in (record.encoded.messages if record.encoded else ())
@@ -320,6 +336,55 @@ class ExecutionService:
             self._apply(record, outcome, decision),
             self._events(record, outcome),
             called=bool(outcome.calls),
+        )
+
+    def _governed(
+        self, record: PipelineRecord, decision: RoutingDecision, tokens: int
+    ) -> tuple[RoutingDecision | None, str]:
+        """The routed chain without the providers the identity's provider rules refuse.
+
+        Lane D judged the request with the primary routing chose then; a fallback, or a new
+        primary, must obey the same rules (``nova.domain.governance.refused_providers``).
+        Returns None when no provider is left, with the reasons.
+        """
+        if self.rules_for is None or record.intent is None:
+            return decision, ""
+        rules = self.rules_for(record.identity_id)
+        if not any(r.match.providers is not None for r in rules):
+            return decision, ""
+        costs = {}
+        for c in decision.chain:
+            model = self.registry.model(c.provider, c.model)
+            costs[c.provider] = cost_usd(
+                model, input_tokens=tokens, output_tokens=self.settings.llm_max_tokens
+            )
+        facts = GovernanceFacts(
+            identity_id=record.identity_id,
+            sphere_id=record.sphere_id,
+            action=record.intent.action,  # type: ignore[arg-type]
+            task_type=record.intent.task_type,  # type: ignore[arg-type]
+            roles=frozenset(record.roles),
+            provider=None,
+            cost_estimate_usd=0.0,
+            prompt=record.prompt,
+        )
+        judged = record.governance.fired_rules if record.governance else ()
+        refused = refused_providers(facts, rules, costs, judged)
+        if not refused:
+            return decision, ""
+        why = "; ".join(f"{p}: {reason}" for p, reason in sorted(refused.items()))
+        chain = tuple(c for c in decision.chain if c.provider not in refused)
+        if not chain:
+            return None, why
+        return (
+            replace(
+                decision,
+                provider=chain[0].provider,
+                model=chain[0].model,
+                chain=chain,
+                reasons=(*decision.reasons, f"governance removed {why}"),
+            ),
+            why,
         )
 
     def _apply(

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal, get_args
 
 from nova.domain.detections import Detection, scan_injection, scan_sensitive
@@ -332,3 +332,41 @@ def decide(facts: GovernanceFacts, rules: Sequence[Rule]) -> GovernanceDecision:
         checkpoint_reason=checkpoint_reason,
         detections=tuple(detections),
     )
+
+
+def refused_providers(
+    facts: GovernanceFacts,
+    rules: Sequence[Rule],
+    costs: Mapping[str, float],
+    judged_rule_ids: Iterable[str] = (),
+) -> dict[str, str]:
+    """Which of the providers in ``costs`` the identity's provider rules refuse, and why.
+
+    Lane D judges a request with the provider routing expected at that moment, but lane F may
+    call another one: a fallback after a failure, or a new primary once a provider's health
+    changed. Without this check a rule such as "never send my requests to provider X" would
+    only hold while X was not anybody's fallback. A provider is refused when a rule naming
+    providers fires for it (with that provider's own cost estimate, from ``costs``) with effect
+    deny or require_approval, unless the rule is among ``judged_rule_ids``, the rules that
+    already fired at lane D: a deny there stopped the request, an approval was given by a person.
+    """
+    judged = frozenset(judged_rule_ids)
+    restricting = sorted(
+        (
+            r
+            for r in rules
+            if r.match.providers is not None
+            and r.effect != "allow"
+            and r.rule_id not in judged
+            and r.applies_to(facts)
+        ),
+        key=lambda r: (-r.priority, r.rule_id),
+    )
+    refused: dict[str, str] = {}
+    for provider, cost in costs.items():
+        candidate = replace(facts, provider=provider, cost_estimate_usd=cost)
+        for rule in restricting:
+            if rule.match.matches(candidate):
+                refused[provider] = f"RULE {rule.rule_id}: {rule.effect}"
+                break
+    return refused

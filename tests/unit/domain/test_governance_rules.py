@@ -15,6 +15,7 @@ from nova.domain.governance import (
     Rule,
     RuleMatch,
     decide,
+    refused_providers,
 )
 from nova.errors import NovaError, ProcessingError
 
@@ -240,3 +241,41 @@ def test_another_identitys_rule_never_changes_the_decision(
     foreign = Rule("r-bob", OTHER, None, effect, priority, RuleMatch())  # type: ignore[arg-type]
     request = facts(action=action)
     assert decide(request, [foreign]) == decide(request, [])
+
+
+# --- Provider rules hold for every provider lane F may call, fallbacks included ----------------
+
+
+def test_a_deny_rule_naming_a_provider_refuses_that_provider_only() -> None:
+    rules = [rule("no-openai", "deny", providers=frozenset({"openai"}))]
+    refused = refused_providers(facts(), rules, {"anthropic": 0.01, "openai": 0.01})
+    assert refused == {"openai": "RULE no-openai: deny"}
+
+
+def test_a_provider_needing_approval_is_refused_unless_a_person_approved_that_rule() -> None:
+    rules = [rule("ask-for-mistral", "require_approval", providers=frozenset({"mistral"}))]
+    costs = {"mistral": 0.01, "openai": 0.01}
+    assert refused_providers(facts(), rules, costs) == {
+        "mistral": "RULE ask-for-mistral: require_approval"}
+    # the rule fired at lane D, so the request went through a checkpoint a person approved
+    assert refused_providers(facts(), rules, costs, judged_rule_ids=["ask-for-mistral"]) == {}
+
+
+def test_rules_without_providers_and_allow_rules_never_refuse_a_provider() -> None:
+    rules = [
+        rule("no-writes", "deny", actions=frozenset({"READ"})),  # lane D's business, not routing's
+        rule("openai-ok", "allow", providers=frozenset({"openai"})),
+    ]
+    assert refused_providers(facts(), rules, {"openai": 0.01}) == {}
+
+
+def test_another_identitys_provider_rule_never_refuses_mine() -> None:
+    theirs = Rule("no-openai", OTHER, None, "deny", 0, RuleMatch(providers=frozenset({"openai"})))
+    assert refused_providers(facts(), [theirs], {"openai": 0.01}) == {}
+
+
+def test_a_provider_rule_with_a_cost_bound_uses_that_providers_own_estimate() -> None:
+    rules = [rule("pricey", "deny", providers=frozenset({"openai", "anthropic"}),
+                  min_cost_usd=0.05)]
+    refused = refused_providers(facts(), rules, {"openai": 0.10, "anthropic": 0.01})
+    assert refused == {"openai": "RULE pricey: deny"}

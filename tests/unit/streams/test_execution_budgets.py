@@ -123,3 +123,51 @@ def test_a_foreign_event_seen_twice_is_charged_once():
     assert svc.charge([charge]) == 1
     assert svc.charge([charge]) == 0
     assert svc.ledger.spent("identity", "alice", "month", _now()) == 0.5
+
+
+# --- Lane F obeys the identity's provider rules for fallbacks too -------------------------------
+
+
+@dataclass
+class RuleStore(Store):
+    rules: list = field(default_factory=list)
+
+    def rules_for(self, identity_id):
+        return [r for r in self.rules if r.identity_id == identity_id]
+
+
+def provider_rule(rid, providers, effect="deny", identity="alice"):
+    from nova.domain.governance import Rule, RuleMatch
+
+    return Rule(rid, identity, None, effect, 0, RuleMatch(providers=frozenset(providers)))
+
+
+async def test_a_provider_the_identity_refuses_is_never_called_even_as_the_routed_primary():
+    svc, source = service()
+    chain = [c.provider for c in svc.route(record("r0"), 2).chain]
+    assert len(chain) >= 2, chain
+    svc.attach(RuleStore(rules=[provider_rule("no-primary", [chain[0]])]))
+    result = await svc.execute(record("r1"))
+    assert result.record.status == "completed"
+    assert [p for p, _ in source.calls] == [chain[1]]
+    assert result.record.execution.provider == chain[1]
+
+
+async def test_with_every_provider_refused_the_request_is_denied_and_nothing_is_called():
+    svc, source = service()
+    chain = {c.provider for c in svc.route(record("r0"), 2).chain}
+    svc.attach(RuleStore(rules=[provider_rule("none-of-them", chain)]))
+    result = await svc.execute(record("r1"))
+    assert result.record.status == "denied"
+    assert "RULE none-of-them: deny" in result.record.error
+    assert source.calls == []
+    assert not result.called
+
+
+async def test_another_identitys_provider_rule_changes_nothing_for_me():
+    svc, source = service()
+    chain = [c.provider for c in svc.route(record("r0"), 2).chain]
+    svc.attach(RuleStore(rules=[provider_rule("bobs", [chain[0]], identity="bob")]))
+    result = await svc.execute(record("r1"))
+    assert [p for p, _ in source.calls] == [chain[0]]
+    assert result.record.status == "completed"
