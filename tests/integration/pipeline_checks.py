@@ -154,3 +154,47 @@ async def worker_group(settings: Settings) -> tuple[str, int]:
         await admin.close()
     group = response.to_object()["groups"][0]
     return str(group["state"]), len(group["members"])
+
+
+def finished(gateway: Any, ids: list[str]) -> int:
+    """How many of ``ids`` the gateway's tracker has seen finish."""
+    tracker = gateway.services.tracker
+    return sum(1 for v in map(tracker.get, ids) if v is not None and v.finished)
+
+
+async def first_finishes(gateway: Any, ids: list[str], timeout: float = 60) -> None:
+    """Wait until one of ``ids`` has finished: records are then in flight in every lane."""
+    from conftest import eventually
+
+    async def any_finished() -> bool:
+        return finished(gateway, ids) > 0
+
+    await eventually(any_finished, timeout, 0.05, message="the first request to finish")
+
+
+async def seven_lanes_each(
+    gateway: Any, settings: Settings, ids: list[str], what: str, log: Any, timeout: float = 120
+) -> dict[str, int]:
+    """Wait for seven lane rows per request; on time-out say which requests and partitions lag.
+
+    ``log`` gives the worker log to show (the last 3000 characters) when it times out.
+    """
+    from conftest import eventually
+
+    ch = gateway.clickhouse
+    latest: dict[str, int] = {}
+    expected = 7 * len(ids)
+
+    async def all_rows() -> dict[str, int] | None:
+        latest.update(await asyncio.to_thread(lane_counts, ch, ids))
+        return dict(latest) if latest["final"] >= expected else None
+
+    try:
+        counts: dict[str, int] = await eventually(all_rows, timeout, 0.5, message=what)
+    except AssertionError as exc:
+        lanes = await asyncio.to_thread(lanes_per_request, ch, ids)
+        short = {rid: got for rid in ids if (got := lanes.get(rid, "")) != "".join(LANES)}
+        raise AssertionError(f"{exc}; rows {latest}; incomplete requests {short}; "
+                             f"worker group lag (committed/end) {await worker_lag(settings)}; "
+                             f"worker log:\n{log()[-3000:]}") from None
+    return counts

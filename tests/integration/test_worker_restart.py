@@ -14,15 +14,15 @@ import signal
 from typing import Any
 
 import pytest
-from conftest import eventually
 from pipeline_checks import (
     DONE,
     LANES,
-    lane_counts,
+    finished,
+    first_finishes,
     lanes_per_request,
     post_requests,
     read_records,
-    worker_lag,
+    seven_lanes_each,
 )
 
 from nova.records import PipelineRecord
@@ -40,36 +40,16 @@ async def test_sigkill_halfway_then_restart_loses_and_duplicates_nothing(
     ch = gateway.clickhouse
     worker = worker_factory()
     first = await post_requests(gateway, 50)
-
-    async def some_done() -> bool:
-        return any(v is not None and v.finished
-                   for v in map(gateway.services.tracker.get, first))
-
-    await eventually(some_done, 60, 0.05, message="the first request to finish")
+    await first_finishes(gateway, first)
     worker.kill(signal.SIGKILL)
     assert worker.proc.returncode == -signal.SIGKILL
-    done_at_kill = sum(1 for v in map(gateway.services.tracker.get, first)
-                       if v is not None and v.finished)
+    done_at_kill = finished(gateway, first)
 
     second = await post_requests(gateway, 50)
     ids = first + second
     worker.start()
-
-    latest: dict[str, int] = {}
-
-    async def all_rows() -> dict[str, int] | None:
-        latest.update(await asyncio.to_thread(lane_counts, ch, ids))
-        return dict(latest) if latest["final"] >= 700 else None
-
-    try:
-        counts = await eventually(all_rows, 120, 0.5, message="700 lane rows after the restart")
-    except AssertionError as exc:
-        lanes = await asyncio.to_thread(lanes_per_request, ch, ids)
-        short = {rid: got for rid in ids if (got := lanes.get(rid, "")) != "".join(LANES)}
-        lag = await worker_lag(settings)
-        raise AssertionError(f"{exc}; rows {latest}; incomplete requests {short}; "
-                             f"worker group lag (committed/end) {lag}; restarted worker log:\n"
-                             f"{worker.log()[-3000:]}") from None
+    counts = await seven_lanes_each(gateway, settings, ids, "700 lane rows after the restart",
+                                    worker.log)
     # Shown with -s or on failure: how much was redone after the kill (raw rows before FINAL).
     print(f"finished when killed: {done_at_kill}/50; lane rows {counts}")
     assert counts["final"] == 700, counts

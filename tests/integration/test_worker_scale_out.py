@@ -15,11 +15,11 @@ import pytest
 from conftest import eventually
 from pipeline_checks import (
     LANES,
-    lane_counts,
+    first_finishes,
     lanes_per_request,
     post_requests,
+    seven_lanes_each,
     worker_group,
-    worker_lag,
 )
 
 pytestmark = pytest.mark.integration
@@ -31,12 +31,7 @@ async def test_a_second_worker_joining_mid_stream_loses_and_duplicates_nothing(
     ch = gateway.clickhouse
     first_worker = worker_factory()
     first = await post_requests(gateway, 50)
-
-    async def some_done() -> bool:
-        return any(v is not None and v.finished
-                   for v in map(gateway.services.tracker.get, first))
-
-    await eventually(some_done, 60, 0.05, message="the first request to finish")
+    await first_finishes(gateway, first)
     second_worker = worker_factory({"NOVA_WORKER_INSTANCE": "1"})  # its own static member id
 
     async def two_members() -> bool:
@@ -45,19 +40,8 @@ async def test_a_second_worker_joining_mid_stream_loses_and_duplicates_nothing(
     await eventually(two_members, 90, 0.5, message="both workers in the group")
     second = await post_requests(gateway, 50)
     ids = first + second
-
-    async def all_rows() -> dict[str, int] | None:
-        counts = await asyncio.to_thread(lane_counts, ch, ids)
-        return counts if counts["final"] >= 700 else None
-
-    try:
-        counts = await eventually(all_rows, 120, 0.5, message="700 lane rows with two workers")
-    except AssertionError as exc:
-        lanes = await asyncio.to_thread(lanes_per_request, ch, ids)
-        short = {rid: got for rid in ids if (got := lanes.get(rid, "")) != "".join(LANES)}
-        raise AssertionError(f"{exc}; incomplete requests {short}; worker group lag "
-                             f"{await worker_lag(settings)}; second worker log:\n"
-                             f"{second_worker.log()[-3000:]}") from None
+    counts = await seven_lanes_each(gateway, settings, ids, "700 lane rows with two workers",
+                                    lambda: first_worker.log() + second_worker.log())
     assert counts["final"] == counts["distinct"] == 700, counts
     per_request = await asyncio.to_thread(lanes_per_request, ch, ids)
     assert per_request == {rid: "".join(LANES) for rid in ids}
