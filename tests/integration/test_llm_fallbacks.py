@@ -170,3 +170,37 @@ async def test_gateway_refuses_an_identity_over_its_rate_with_429(gateway: Any):
     assert int(r.headers["retry-after"]) >= 1
     assert r.json()["limit"] == f"identity:{alice}:rpm"
     await submit(gateway, bob)  # another identity is not affected
+
+
+async def test_a_fallback_the_identity_refuses_is_skipped_and_never_sees_the_prompt(
+    gateway: Any, worker_factory: Any, llm_fake: Any,
+):
+    """Lane D judged the request with Anthropic; the rule against OpenAI must hold at lane F."""
+    worker_factory(llm_fake.env(NOVA_LLM_PROBE_INTERVAL_S=PROBE_RARELY))
+    alice, bob = ident("alice"), ident("bob")
+    r = await gateway.http.post("/api/v2/governance/rules", headers=gateway.auth(alice, "approver"),
+                                json={"effect": "deny", "match": {"providers": ["openai"]}})
+    assert r.status_code == 201, r.text
+    rule = r.json()["rule_id"]
+    llm_fake.control("anthropic", fail_status=503)  # the primary fails: the chain is needed
+
+    mine = await submit(gateway, alice, TO_ANTHROPIC)
+    theirs = await submit(gateway, bob, TO_ANTHROPIC)  # Alice's rule is hers alone
+    views = await finished(gateway, [mine, theirs])
+    assert views[mine].status == views[theirs].status == "completed"
+    assert [c["provider"] for c in llm_fake.calls(mine)] == ["anthropic", "google"]
+    assert [c["provider"] for c in llm_fake.calls(theirs)] == ["anthropic", "openai"]
+
+    # With every other provider refused too, the request ends denied, citing a rule, and no
+    # refused provider sees the prompt (by now Anthropic's failures may have made the router pick
+    # a refused primary, in which case lane D denies it before lane F).
+    r = await gateway.http.post("/api/v2/governance/rules", headers=gateway.auth(alice, "approver"),
+                                json={"effect": "deny",
+                                      "match": {"providers": ["google", "mistral"]}})
+    assert r.status_code == 201, r.text
+    rules = {rule, r.json()["rule_id"]}
+    denied = await submit(gateway, alice, TO_ANTHROPIC)
+    view = (await finished(gateway, [denied]))[denied]
+    assert view.status == "denied"
+    assert any(f"RULE {rid}: deny" in view.error for rid in rules), view.error
+    assert {c["provider"] for c in llm_fake.calls(denied)} <= {"anthropic"}
