@@ -352,12 +352,6 @@ class ExecutionService:
         rules = self.rules_for(record.identity_id)
         if not any(r.match.providers is not None for r in rules):
             return decision, ""
-        costs = {}
-        for c in decision.chain:
-            model = self.registry.model(c.provider, c.model)
-            costs[c.provider] = cost_usd(
-                model, input_tokens=tokens, output_tokens=self.settings.llm_max_tokens
-            )
         facts = GovernanceFacts(
             identity_id=record.identity_id,
             sphere_id=record.sphere_id,
@@ -369,11 +363,17 @@ class ExecutionService:
             prompt=record.prompt,
         )
         judged = record.governance.fired_rules if record.governance else ()
-        refused = refused_providers(facts, rules, costs, judged)
+        refused: dict[str, str] = {}
+        for c in decision.chain:  # each candidate with its own model's cost estimate
+            cost = cost_usd(self.registry.model(c.provider, c.model), input_tokens=tokens,
+                            output_tokens=self.settings.llm_max_tokens)
+            hit = refused_providers(facts, rules, {c.provider: cost}, judged)
+            if hit:
+                refused[str(c)] = hit[c.provider]
         if not refused:
             return decision, ""
-        why = "; ".join(f"{p}: {reason}" for p, reason in sorted(refused.items()))
-        chain = tuple(c for c in decision.chain if c.provider not in refused)
+        why = "; ".join(f"{c}: {reason}" for c, reason in refused.items())
+        chain = tuple(c for c in decision.chain if str(c) not in refused)
         if not chain:
             return None, why
         return (
