@@ -159,9 +159,7 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         chain.forget()
 
-    watchdog = PartitionWatchdog(app, settings, worker_app_id(settings.topic_prefix))
-    ctx.services["partition_watchdog"] = watchdog
-
+    watchdog = PartitionWatchdog(app, settings)
     _guarded_timer(app, settings.worker_watchdog_interval_s, "partition-watchdog",
                    watchdog.tick, "partition watchdog check failed")
 

@@ -80,7 +80,8 @@ class HeadSafeConsumer(Consumer):
         self._read_offset = StreamReadOffsets(self._is_changelog_tp)
         self._rereads: set[asyncio.Future[None]] = set()
 
-    def _stream_partitions(self) -> list[Any]:
+    def stream_partitions(self) -> list[Any]:
+        """The assigned partitions of lane topics (table changelogs excluded)."""
         try:
             assigned = self.assignment()
         except ConsumerNotStarted:
@@ -95,7 +96,7 @@ class HeadSafeConsumer(Consumer):
         (where ``auto_offset_reset=earliest`` starts reading).
         """
         await super().perform_seek()
-        unknown = [tp for tp in self._stream_partitions() if self._committed_offset[tp] is None]
+        unknown = [tp for tp in self.stream_partitions() if self._committed_offset[tp] is None]
         if unknown:
             earliest = await self.earliest_offsets(*unknown)
             for tp in unknown:
@@ -109,7 +110,7 @@ class HeadSafeConsumer(Consumer):
         streams' buffers; records that were in them are fetched again by the re-read.
         """
         super().resume_flow()
-        targets = {tp: offset for tp in self._stream_partitions()
+        targets = {tp: offset for tp in self.stream_partitions()
                    if (offset := self._committed_offset[tp]) is not None}
         if targets:
             reread = asyncio.ensure_future(self._reread(targets))

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from nova.settings import Settings
@@ -76,34 +75,23 @@ class StallDetector:
 
 
 class PartitionWatchdog:
-    """Runs :class:`StallDetector` over the worker's assigned stream partitions."""
+    """Runs :class:`StallDetector` over the worker's assigned stream partitions.
 
-    def __init__(self, app: Any, settings: Settings, group_id: str,
+    The committed offsets are the consumer's own (this worker is the only one committing its
+    assigned partitions), so a check costs one end-offsets request and no group lookup.
+    """
+
+    def __init__(self, app: Any, settings: Settings,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
-        self.settings = settings
-        self.group_id = group_id
         self.clock = clock
         self.detector = StallDetector(settings.worker_stall_s)
-        self.reseeks = 0
 
     def _stream_partitions(self) -> list[Any]:
-        changelogs = set(self.app.tables.changelog_topics)
         return sorted(
-            (tp for tp in self.app.consumer.assignment()
-             if tp.topic not in changelogs and "__assignor" not in tp.topic),
+            (tp for tp in self.app.consumer.stream_partitions() if "__assignor" not in tp.topic),
             key=lambda tp: (tp.topic, tp.partition),
         )
-
-    async def _committed(self, tps: Iterable[Any]) -> dict[Any, int | None]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(self.group_id)
-        finally:
-            await admin.close()
-        by_key = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
-        return {tp: by_key.get((tp.topic, tp.partition)) for tp in tps}
 
     async def tick(self) -> list[Any]:
         """One check; returns the partitions it sought back (for logs and tests)."""
@@ -114,10 +102,10 @@ class PartitionWatchdog:
             return []
         try:
             ends = await self.app.consumer.highwaters(*tps)
-            committed = await self._committed(tps)
         except KafkaError as exc:  # a busy broker: try again next time
             log.info("partition watchdog: offsets not available (%s)", exc)
             return []
+        committed = self.app.consumer._committed_offset
         inbound = self.app.monitor.stream_inbound_time
         now = self.clock()
         progress = {tp: PartitionProgress(committed[tp], int(ends.get(tp) or 0), inbound.get(tp))
@@ -134,5 +122,4 @@ class PartitionWatchdog:
                 progress[tp].committed, self.detector.stall_s, target)
             self.app.consumer.resume_partitions({tp})
             await self.app.consumer.seek_wait({tp: target})  # in the consumer's own thread
-            self.reseeks += 1
         return stalled
