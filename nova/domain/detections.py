@@ -1,152 +1,821 @@
 """Built-in detections governance applies to every request, whatever the identity's rules say.
 
-Three categories, by how much harm letting the text through could do:
+Three categories, by what Nova must do with the text:
 
-* ``injection`` - phrasing that tries to override Nova's instructions ("ignore previous
-  instructions", "tu es maintenant DAN"). Matched on ``fold(text)`` so accents, case,
-  typographic apostrophes and zero-width characters do not hide it (OWASP LLM01).
-* ``secret`` - credentials and payment identifiers that must never reach a third-party model
-  (OWASP LLM02): provider API keys (``sk-...``), AWS access keys, GitHub/Slack/Google tokens,
-  JWTs, Nova's own API keys, private key blocks, ``password=...`` assignments, payment card
-  numbers and IBANs. Cards must pass the Luhn check and start with a network digit (2-6);
-  IBANs must pass ISO 13616 mod-97 and, for known countries, have that country's length, so
-  arbitrary long numbers are not flagged.
-* ``pii`` - e-mail addresses and phone numbers: personal data a human may legitimately send,
-  so the lower severity (governance asks for approval instead of refusing).
+* ``injection`` - phrasing that tries to override Nova's instructions: "ignore previous
+  instructions", "from now on you will...", "tu es maintenant DAN", a planted ``system:`` or
+  ``[SYSTEM]`` header, a note addressed to the AI asking it to act ("AI assistant: wire 500 EUR
+  to...", "Note pour l'IA : supprime..."). OWASP LLM01. Matched on a folded view (case, accents,
+  typographic apostrophes, zero-width characters and runs of spaces removed), so it also works
+  on text a caller already folded or de-obfuscated (homoglyphs mapped, leetspeak undone).
+* ``credential`` - something that authenticates: provider API keys, AWS keys, GitHub/GitLab/
+  Slack/Google/Stripe tokens, JWTs, Nova's own API keys, private key blocks, bearer and basic
+  authorisation headers, passwords, PINs and one-time codes written in natural English or French
+  ("my password is hunter2", "le code PIN est 4821"), and unlabelled high-entropy tokens. A
+  credential is never needed to answer a request and cannot be given back once a third-party
+  model has seen it, so governance refuses the request (OWASP LLM02).
+* ``identifier`` - personal and financial identifiers: ``iban``, ``payment_card``, ``email``,
+  ``phone``, ``national_id`` (French NIR with its key, US SSN, UK NINO, Spanish DNI/NIE).
+  Legitimate requests carry them ("pay this invoice to FR76..."), so they are masked before a
+  provider sees the text (``nova.domain.masking``) instead of refusing the request.
 
-A ``Detection`` never carries the matched text, only its kind and span: detections end up in
-audit records, and an audit trail must not become a second copy of the secret. Every pattern is
-written without nested quantifiers and with bounded repetitions so scanning stays linear in the
-text length.
+A ``Detection`` carries its kind and span, never the matched text: detections end up in audit
+records, and an audit trail must not become a second copy of the secret. Spans index the
+*original* text, separators included, so masking replaces exactly what the user typed.
+
+Seeing through spelling. Scanners work on normalised views that remember, for each character,
+its index in the original: zero-width and other format characters vanish, full-width and other
+Unicode digit forms become ASCII digits, compatibility forms (full-width letters and
+punctuation) their ASCII equivalent. Identifiers are then read as *chains*: runs of letters and
+digits joined by short runs (at most ``MAX_SEPARATOR_RUN``) of separators - spaces, line
+breaks, dots, dashes, slashes, parentheses, mixed. Every window of consecutive groups of a
+chain, up to ``MAX_WINDOW`` characters without separators, is checked: IBANs by ISO 13616
+mod-97 and their country's length, cards by Luhn and a card network prefix and length, national
+identifiers by their shape and check key where one exists. A window starts and ends on group
+boundaries, so a value is never cut out of a longer word or number.
+
+Linear time. Prompts can be 100,000 characters. Each scanner walks the text once; every
+regular expression has bounded repetition (no ``*`` or ``+``) and no repeated group that itself
+holds a quantifier; chain windows are bounded by ``MAX_WINDOW`` per group. Work is therefore a
+constant times the text length, whatever the text (``PATTERNS`` lists every expression so tests
+can check their shape).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from functools import lru_cache
+from itertools import pairwise
+from typing import Final, Literal, get_args
 
-from nova.domain.textnorm import fold
+Category = Literal["injection", "credential", "identifier"]
+# Only ``scan_sensitive`` (kept for the governance module until it is rewired) still labels
+# credentials "secret" and identifiers "pii": governance filters on those two labels today.
+LegacyCategory = Literal["secret", "pii"]
+IdentifierKind = Literal["iban", "payment_card", "email", "phone", "national_id"]
+IDENTIFIER_KINDS: Final[tuple[IdentifierKind, ...]] = get_args(IdentifierKind)
 
-Category = Literal["injection", "secret", "pii"]
+MAX_WINDOW: Final = 34  # the longest identifier without separators: an IBAN
+MAX_SEPARATOR_RUN: Final = 4  # "\r\n  " inside a card number still joins its groups
 
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """One finding. ``span`` indexes the raw text (None for injection, found on folded text)."""
+    """One finding: its category, its kind, and ``span`` (start, end) in the scanned text."""
 
-    category: Category
+    category: Category | LegacyCategory
     kind: str
-    span: tuple[int, int] | None
+    span: tuple[int, int]
 
+
+# --- views: normalised text that remembers where each character came from ------------------
+
+
+class _View:
+    """A normalised copy of a text; ``origin[i]`` is the original index of character ``i``."""
+
+    __slots__ = ("origin", "text")
+
+    def __init__(self, text: str, origin: Sequence[int]) -> None:
+        self.text = text
+        self.origin = origin
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return self.origin[start], self.origin[end - 1] + 1
+
+
+_LINE_BREAKS: Final = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_APOSTROPHES: Final = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+@lru_cache(maxsize=8192)
+def _clean_char(c: str) -> str:
+    category = unicodedata.category(c)
+    if category in ("Cf", "Mn", "Me"):  # zero-width, soft hyphen, bidi marks, combining marks
+        return ""
+    if category == "Nd":
+        return str(unicodedata.decimal(c))
+    if c.isspace():
+        return "\n" if c in _LINE_BREAKS else " "
+    normal = unicodedata.normalize("NFKC", c)
+    return normal if normal.isascii() else c
+
+
+@lru_cache(maxsize=2)  # scan() reads one text through three scanners
+def _clean(text: str) -> _View:
+    """Format characters removed, digits and compatibility forms as ASCII; case kept."""
+    if text.isascii():
+        return _View(text, range(len(text)))
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, c in enumerate(text):
+        piece = c if c < "\x80" else _clean_char(c)
+        for ch in piece:
+            chars.append(ch)
+            origin.append(i)
+    return _View("".join(chars), origin)
+
+
+@lru_cache(maxsize=8192)
+def _fold_char(c: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", c)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped.casefold().translate(_APOSTROPHES)
+
+
+@lru_cache(maxsize=2)  # keyed by the (cached) clean view: scan() folds each text once
+def _folded(view: _View) -> _View:
+    """``view`` lowercased, accents removed, each run of whitespace one space or line break.
+
+    The same normalisation as ``textnorm.fold`` except that line breaks survive (a header
+    planted at the start of a line is a stronger signal than the same word mid-sentence).
+    """
+    chars: list[str] = []
+    origin: list[int] = []
+    source = view.origin
+    for j, c in enumerate(view.text):
+        piece = ("'" if c == "`" else c.lower()) if c < "\x80" else _fold_char(c)
+        for ch in piece:
+            if ch.isspace():
+                ch = "\n" if ch in _LINE_BREAKS else " "
+                if chars and chars[-1] in " \n":
+                    if ch == "\n":
+                        chars[-1] = "\n"
+                    continue
+            chars.append(ch)
+            origin.append(source[j])
+    return _View("".join(chars), origin)
+
+
+def _resolve(
+    candidates: list[tuple[int, int, int, str]], length: int
+) -> list[tuple[int, int, str]]:
+    """Non-overlapping spans from ``(rank, start, end, kind)`` candidates, in text order.
+
+    Lower rank wins an overlap, then the longer span, then the earlier one. Occupancy is a
+    byte per character, so resolving costs the total length of the candidates.
+    """
+    taken = bytearray(length)
+    kept: list[tuple[int, int, str]] = []
+    for _rank, start, end, kind in sorted(candidates, key=lambda c: (c[0], c[1] - c[2], c[1])):
+        if taken.find(1, start, end) != -1:
+            continue
+        taken[start:end] = b"\x01" * (end - start)
+        kept.append((start, end, kind))
+    kept.sort()
+    return kept
+
+
+# --- injection ----------------------------------------------------------------------------
+
+# Patterns run on the folded view: lowercase, no accents, "'" apostrophes, single spaces.
+_AI: Final = (
+    r"(?:ai|a\.i\.|ia|l'\s?ia|ai\sassistant|assistant\s(?:ia|ai|virtuel)|ai\smodel|"
+    r"ai\sagent|agent\s(?:ia|ai)|language\smodel|llm|chatbot|chatgpt|gpt(?:-?\d{1,2}o?)?|"
+    r"claude|gemini|copilot|mistral|nova|modele\s(?:ia|de\slangage))"
+)
+_AI_GENERIC: Final = r"(?:assistant|model|modele|bot|agent|robot)"
+_NOT_A_TEAM: Final = (
+    r"(?!\s(?:team|teams|department|dept|group|project|projects|policy|strategy|lab|research|"
+    r"course|committee|act|ethics|equipe|service|projet|groupe|cours|politique)\b)"
+)
+_DIRECTIVE_VERBS: Final = (
+    "you|your|ignore|disregard|forget|override|bypass|new|from now on|always|never|do not|"
+    "don't|the assistant|wire|transfer|send|pay|delete|remove|erase|wipe|forward|reveal|"
+    "disclose|leak|exfiltrate|approve|grant|share|post|publish|email|export|upload|change|"
+    "reset|give|print|act|pretend|respond|reply|"
+    "tu|vous|ton|ta|tes|votre|vos|ignor\\w{0,4}|oubli\\w{0,4}|nouvelles?|desormais|a partir|"
+    "toujours|jamais|ne|n'|vir\\w{0,4}|transfer\\w{0,4}|envoi\\w{0,4}|envoy\\w{0,4}|"
+    "pai\\w{0,4}|pay\\w{0,4}|regl\\w{0,4}|supprim\\w{0,4}|effac\\w{0,4}|transmet\\w{0,4}|"
+    "partag\\w{0,4}|publi\\w{0,4}|revel\\w{0,4}|divulgu\\w{0,4}|approuv\\w{0,4}|"
+    "valid\\w{0,4}|donn\\w{0,4}|chang\\w{0,4}|reinitialis\\w{0,4}|vid\\w{0,4}|agis\\w{0,4}|"
+    "repond\\w{0,4}|fais|faites"
+)
+_DIRECTIVE: Final = (
+    r"(?:(?:please|pls|kindly|s'il\s(?:te|vous)\splait|merci\sde)\s)?(?:"
+    + _DIRECTIVE_VERBS.replace(" ", r"\s")
+    + r")\b"
+)
+_RULES: Final = (
+    r"(?:rules|restrictions|limits|limitations|filters|guidelines|guardrails|constraints|"
+    r"policies|ethics|morals|safety\s(?:rules|filters|guidelines)|censorship)"
+)
+_LINE_START: Final = r"(?:^|\n|[.!?;>\]\)\"|]\s?)\s?"
 
 _INJECTION: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
     (kind, re.compile(pattern))
     for kind, pattern in (
+        # -- overriding what Nova was told
         (
             "ignore_previous_instructions",
-            r"\b(?:ignore|disregard|forget|override|skip)\s+(?:(?:all|any|the|your|my|of)\s+){0,3}"
-            r"(?:previous|prior|above|earlier|preceding|former|initial|original|system)\s+"
-            r"(?:instructions?|prompts?|rules|directions|messages?|guidelines)\b",
+            r"\b(?:ignore|disregard|forget|override|skip|bypass|discard|drop)\s"
+            r"(?:(?:all|any|the|your|my|of|these|those|every)\s){0,3}"
+            r"(?:previous|prior|above|earlier|preceding|former|initial|original|system|"
+            r"existing|old|current)\s(?:instructions?|prompts?|rules|directions|messages?|"
+            r"guidelines|directives|orders|commands|constraints|guardrails|policies)\b",
         ),
         (
             "ignore_previous_instructions",
-            r"\b(?:ignore|disregard|forget)\s+(?:all|any|every)\s+(?:of\s+)?(?:the\s+|your\s+)?"
+            r"\b(?:ignore|disregard|forget)\s(?:all|any|every)\s(?:of\s)?(?:the\s|your\s)?"
             r"(?:instructions?|rules|guidelines)\b",
         ),
-        ("disregard_system_prompt", r"\bdisregard\s+(?:the\s+|your\s+)?system\s+prompt\b"),
-        (
-            "role_override",
-            r"\byou\s+are\s+now\s+(?:dan|in\s+developer\s+mode|jailbroken|unfiltered|"
-            r"unrestricted|free\s+of\s+(?:all\s+)?restrictions)\b",
-        ),
-        ("role_override", r"\bdo\s+anything\s+now\b"),
-        ("role_override", r"\bdeveloper\s+mode\s+(?:enabled|on|activated)\b"),
-        (
-            "system_prompt_exfiltration",
-            r"\b(?:reveal|print|show|repeat|output|leak)\s+(?:me\s+)?(?:your|the)\s+"
-            r"(?:system\s+prompt|hidden\s+instructions|initial\s+instructions)\b",
-        ),
-        # French (text is folded: no accents, lowercase).
         (
             "ignore_previous_instructions",
-            r"\b(?:ignore\w*|oubli\w*)\s+(?:toutes|tous)\s+(?:les\s+|tes\s+|vos\s+|mes\s+)?"
+            r"\b(?:forget|disregard|ignore)\s(?:everything|all|anything|what)\s"
+            r"(?:you\s(?:were|have\sbeen|'ve\sbeen|got)\s(?:told|instructed|given|taught)|"
+            r"(?:above|before\sthis|so\sfar|until\snow|up\sto\snow))\b",
+        ),
+        ("ignore_previous_instructions", r"\bdisregard\s(?:the\s|your\s)?system\sprompt\b"),
+        (
+            "ignore_previous_instructions",
+            r"\b(?:ignor\w{0,6}|oubli\w{0,6})\s(?:toutes|tous)\s(?:les\s|tes\s|vos\s|mes\s)?"
             r"(?:instructions|consignes|regles|directives)\b",
         ),
         (
             "ignore_previous_instructions",
-            r"\b(?:ignore\w*|oubli\w*)\s+(?:les|tes|vos)\s+(?:instructions|consignes|regles|"
-            r"directives)\s+(?:precedentes|anterieures|ci-dessus|initiales|du\s+systeme|systeme)\b",
+            r"\b(?:ignor\w{0,6}|oubli\w{0,6})\s(?:les|tes|vos)\s(?:instructions|consignes|"
+            r"regles|directives)\s(?:precedentes|anterieures|ci-dessus|initiales|du\ssysteme|"
+            r"systeme)\b",
         ),
         (
             "ignore_previous_instructions",
-            r"\bne\s+(?:tiens|tenez|tient)\s+(?:pas|plus)\s+compte\s+(?:des|de\s+tes|de\s+vos)\s+"
+            r"\boubli\w{0,6}\s(?:tout\s)?(?:ce\squ'\s?(?:on|l'on)\s(?:t'|vous\s)\s?a\s"
+            r"(?:dit|demande|appris|indique|explique)|tout\sce\squi\s(?:precede|est\sau-dessus)|"
+            r"(?:tes|vos)\s(?:instructions|consignes|regles))\b",
+        ),
+        (
+            "ignore_previous_instructions",
+            r"\bne\s(?:tiens|tenez|tient)\s(?:pas|plus)\scompte\s(?:des|de\stes|de\svos)\s"
             r"(?:instructions|consignes|regles)\b",
         ),
         (
-            "role_override",
-            r"\btu\s+es\s+(?:maintenant|desormais)\s+(?:dan|en\s+mode\s+developpeur|libere|"
-            r"sans\s+(?:aucune\s+)?restrictions?)\b",
+            "new_instructions",
+            r"\b(?:new|updated|revised|real|actual|true)\s(?:instructions?|directives|orders|"
+            r"system\sprompt)\s?:",
         ),
-        ("role_override", r"\bmode\s+developpeur\s+(?:active|actif|enclenche)\b"),
+        (
+            "new_instructions",
+            r"\b(?:nouvelles?|vraies?|veritables?)\s(?:instructions|consignes|regles|"
+            r"directives)\s?:",
+        ),
+        (
+            "new_instructions",
+            r"\bfrom\snow\son,?\s(?:you|your|always|never|ignore|act|respond|answer|reply|"
+            r"only|forget|disregard|behave)\b",
+        ),
+        (
+            "new_instructions",
+            r"\b(?:a\spartir\sde\smaintenant|a\spartir\sd'\s?aujourd'\s?hui|des\smaintenant),?\s"
+            r"(?:tu|vous|tes|vos|ton|votre|ignore|oublie|reponds|agis|obeis)\b",
+        ),
+        (
+            "new_instructions",
+            r"\b(?:desormais|dorenavant),?\s(?:tu\b|vous\s(?:dev\w{0,4}|ignor\w{0,4}|"
+            r"oubli\w{0,4}|obei\w{0,6}|n'\s?et\w{0,3}|n'\s?av\w{0,3}|et\w{0,3}\smaintenant)\b)",
+        ),
+        # -- headers and chat-template tokens planted in text
+        (
+            "planted_system_header",
+            _LINE_START + r"(?:system|sys|system\sprompt|system\smessage|developer|admin|"
+            r"administrator|systeme|message\ssysteme)\s?:\s?" + _DIRECTIVE,
+        ),
+        (
+            "planted_system_header",
+            r"[\[<(]\s?(?:system|sys|systeme|admin|developer)\s?[\]>)]\s?:?\s?" + _DIRECTIVE,
+        ),
+        (
+            "planted_system_header",
+            r"<\|\s?im_start\s?\|>\s?(?:system|assistant)|<\|\s?(?:system|endoftext)\s?\|>|"
+            r"\[/?inst\]|<<\s?/?sys\s?>>",
+        ),
+        (
+            "planted_system_header",
+            r"#{1,6}\s?(?:new\s|updated\s|system\s|important\s|nouvelles?\s)?"
+            r"(?:instructions?|system(?:\sprompt)?|consignes?)\s?[:\s]\s?" + _DIRECTIVE,
+        ),
+        # -- throwing off the rules
+        (
+            "role_override",
+            r"\byou\sare\snow\s(?:dan|in\sdeveloper\smode|jailbroken|unfiltered|"
+            r"unrestricted|uncensored|free\sof\s(?:all\s)?restrictions)\b",
+        ),
+        ("role_override", r"\bdo\sanything\snow\b"),
+        ("role_override", r"\bdeveloper\smode\s(?:enabled|on|activated)\b"),
+        (
+            "role_override",
+            r"\btu\ses\s(?:maintenant|desormais)\s(?:dan|en\smode\sdeveloppeur|libere|"
+            r"sans\s(?:aucune\s)?restrictions?)\b",
+        ),
+        ("role_override", r"\bmode\sdeveloppeur\s(?:active|actif|enclenche)\b"),
+        (
+            "rules_removal",
+            r"\byou(?:\sare|'re)\s(?:now\s)?(?:no\slonger|not\sanymore|not|never)\s"
+            r"(?:bound|restricted|limited|constrained|governed|obliged|required)\s(?:by|to)\b",
+        ),
+        (
+            "rules_removal",
+            r"\byou\s(?:now\s)?(?:no\slonger\shave|don't\shave|do\snot\shave|have\sno)\s"
+            r"(?:any\s)?" + _RULES + r"\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:pretend|imagine|suppose|assume|act\sas\sif|behave\sas\sif)\s(?:that\s)?"
+            r"you\s(?:have|had)\s(?:no|zero)\s" + _RULES + r"\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:pretend|imagine|suppose|assume)\s(?:that\s)?you\s(?:are|were)\s"
+            r"(?:an?\s)?(?:(?:ai|assistant|model|llm|chatbot|bot)\s)?(?:without|with\sno|"
+            r"free\sof|not\sbound\sby)\s(?:any\s)?" + _RULES + r"\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:pretend|imagine|suppose)\s(?:that\s)?you\s(?:are|were)\s(?:an?\s)?"
+            r"(?:unrestricted|unfiltered|uncensored|jailbroken|evil|rogue|dan)\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:act|behave|respond|answer|operate)\s(?:as|like)\s(?:an?\s)?"
+            r"(?:ai|assistant|model|llm|chatbot|bot|ai\sassistant)\s(?:without|with\sno|"
+            r"free\sof|that\s(?:has\sno|ignores))\s(?:any\s)?" + _RULES + r"\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:act|behave|respond|answer)\s(?:as|like)\s(?:an?\s)?(?:unrestricted|"
+            r"unfiltered|uncensored|jailbroken|evil|rogue)\s(?:ai|assistant|model|llm|chatbot|"
+            r"bot)\b",
+        ),
+        (
+            "rules_removal",
+            r"\btu\sn'\s?es\splus\s(?:tenu|lie|soumis|oblige|limite|contraint)e?s?\s"
+            r"(?:par|a|aux)\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:tu\sn'\s?as|vous\sn'\s?avez)\splus\s(?:de\s|d'\s?|aucune?\s)"
+            r"(?:regles|restrictions|limites|filtres|consignes|contraintes)\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:fais|faites|imagine|imaginez|suppose|supposons)\s(?:comme\ssi|que)\s"
+            r"(?:tu\sn'\s?avais|vous\sn'\s?aviez|tu\sn'\s?as|vous\sn'\s?avez|tu\setais|"
+            r"vous\setiez)\s(?:aucune?|pas\sde|plus\sde|sans)\s(?:regles?|restrictions?|"
+            r"limites?|filtres?|consignes?|contraintes?|censure)\b",
+        ),
+        (
+            "rules_removal",
+            r"\b(?:agis|agissez|comporte-toi|comportez-vous|reponds|repondez)\s(?:comme|"
+            r"en\stant\sque)\s(?:une?\s)?(?:ia|assistant|modele|chatbot|robot|"
+            r"intelligence\sartificielle)\s(?:sans|libre\sde|libere\sde)\s(?:aucune?\s)?"
+            r"(?:regles?|restrictions?|limites?|filtres?|censure|contraintes?)\b",
+        ),
+        # -- text addressed to the model rather than to the user
+        (
+            "addressed_to_assistant",
+            r"\b(?:the\s|l'\s?|le\s|la\s|dear\s|cher\s|chere\s)?" + _AI + r"\s?:\s?" + _DIRECTIVE,
+        ),
+        (
+            "addressed_to_assistant",
+            _LINE_START
+            + r"(?:the\s|l'\s?|le\s|la\s|dear\s)?"
+            + _AI_GENERIC
+            + r"\s?:\s?"
+            + _DIRECTIVE,
+        ),
+        (
+            "addressed_to_assistant",
+            r"\b(?:dear|hey|hi|hello|attention|cher|chere|salut|bonjour|coucou|yo|ok|okay)\s"
+            r"(?:the\s|l'\s?)?(?!nova\b)" + _AI + r"\s?[,:!-]?\s?" + _DIRECTIVE,
+        ),
+        (
+            "addressed_to_assistant",
+            r"\b(?:note|notes|message|memo|instructions?|reminder|ps|p\.s\.|nb|n\.b\.|"
+            r"consignes?|remarque|rappel|mot|avis)\s(?:to|for|pour|a|a\sl'|aux?|"
+            r"destinee?s?\sa)\s?(?:the\s|any\s|all\s|l'\s?|le\s|la\s|les\s|tout\s|toute\s|"
+            r"tous\sles\s|toutes\sles\s)?" + _AI + r"s?\b" + _NOT_A_TEAM,
+        ),
+        (
+            "addressed_to_assistant",
+            r"\b(?:note|message|memo|instructions?|reminder|consignes?|remarque|rappel)\s"
+            r"(?:to|for|pour|a|au)\s(?:the\s|l'\s?|le\s|la\s)?"
+            + _AI_GENERIC
+            + r"\s?:\s?"
+            + _DIRECTIVE,
+        ),
+        (
+            "addressed_to_assistant",
+            r"\bif\syou(?:\sare|'re)\s(?:an?\s)?(?:ai|artificial\sintelligence|llm|"
+            r"(?:large\s)?language\smodel|chatbot|ai\sassistant|automated\sagent|bot)\b",
+        ),
+        (
+            "addressed_to_assistant",
+            r"\bsi\s(?:tu\ses|vous\setes)\s(?:une?\s)?(?:ia|intelligence\sartificielle|"
+            r"assistant\sia|modele\sde\slangage|chatbot|robot|agent\sia)\b",
+        ),
+        (
+            "addressed_to_assistant",
+            r"\b(?:to|for)\s(?:any|the|every)\s(?:ai|llm|assistant|model|bot|agent)s?\s"
+            r"(?:reading|processing|parsing|summari[sz]ing|seeing)\s(?:this|these)\b",
+        ),
+        (
+            "addressed_to_assistant",
+            r"\ba\s(?:toute|tout|l')\s?(?:ia|assistant|modele|agent)\s(?:qui\s)?"
+            r"(?:lit|lira|traite|traitera|resume|resumera)\b",
+        ),
+        # -- hiding what is done from the user, and asking for Nova's own instructions
+        (
+            "conceal_from_user",
+            r"\b(?:do\snot|don't|never|without)\s(?:tell|telling|inform|informing|mention|"
+            r"mentioning|notify|notifying|alert|alerting|show|showing)\s(?:this\s|it\s|that\s)?"
+            r"(?:to\s)?the\s(?:user|owner|human)\b",
+        ),
+        (
+            "conceal_from_user",
+            r"\b(?:ne\s(?:le\s|lui\s|leur\s|rien\s)?(?:dis|dites|mentionne|mentionnez|signale|"
+            r"signalez|montre|montrez)\s(?:pas|rien|jamais)|sans\s(?:le\s)?(?:dire|prevenir|"
+            r"signaler|informer))\s(?:a\s)?(?:l'\s?utilisateur|l'\s?utilisatrice|au\s"
+            r"proprietaire)\b",
+        ),
         (
             "system_prompt_exfiltration",
-            r"\b(?:revele|affiche|montre|repete|donne)\w*\s+(?:moi\s+)?(?:ton|votre|le)\s+"
-            r"(?:prompt|message)\s+(?:du\s+)?systeme\b",
+            r"\b(?:reveal|print|show|repeat|output|leak|dump)\s(?:me\s)?(?:your|the)\s"
+            r"(?:system\sprompt|hidden\sinstructions|initial\sinstructions|system\smessage)\b",
+        ),
+        (
+            "system_prompt_exfiltration",
+            r"\b(?:revel|affich|montr|repet|donn|dump)\w{0,5}(?:[\s-]moi)?\s(?:ton|votre|le)\s"
+            r"(?:prompt|message)\s(?:du\s)?systeme\b",
         ),
     )
 )
 
-_SECRETS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
-    (kind, re.compile(pattern))
-    for kind, pattern in (
-        ("api_key", r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,200}"),
-        ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+
+def scan_injection(text: str) -> tuple[Detection, ...]:
+    """Injection phrasings in ``text``: one detection per kind, spanning its first match.
+
+    Idempotent on already-folded text, so callers can run it on several normalised views.
+    """
+    view = _folded(_clean(text))
+    first: dict[str, tuple[int, int]] = {}
+    for kind, pattern in _INJECTION:
+        match = pattern.search(view.text)
+        if match is None or match.end() == match.start():
+            continue
+        span = view.span(*match.span())
+        if kind not in first or span < first[kind]:
+            first[kind] = span
+    return tuple(
+        Detection("injection", kind, span) for kind, span in sorted(first.items(), key=_by_span)
+    )
+
+
+def _by_span(item: tuple[str, tuple[int, int]]) -> tuple[int, int]:
+    return item[1]
+
+
+# --- credentials --------------------------------------------------------------------------
+
+# Matched on the clean view (case kept). A group named ``v`` narrows the span to the value, so
+# a redaction keeps the label: "Authorization: Bearer [REDACTED:bearer_token]".
+_CREDENTIAL_PATTERNS: Final[tuple[tuple[str, bool, re.Pattern[str]], ...]] = tuple(
+    # (kind, whether the value must mix letters and digits to count, pattern)
+    (kind, mixed, re.compile(pattern))
+    for kind, mixed, pattern in (
+        (
+            "private_key",
+            False,
+            r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[^-]|-(?!----)){0,16384}"
+            r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)?",
+        ),
+        ("nova_api_key", False, r"\bnova_[0-9a-f]{16}_[A-Za-z0-9_-]{20,200}"),
+        ("api_key", False, r"\bsk-[A-Za-z0-9_-]{20,200}"),
+        ("api_key", False, r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,200}"),
+        ("aws_access_key", False, r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
         (
             "aws_secret_key",
-            r"(?i:aws_secret_access_key)\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}\b",
+            False,
+            r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
+            r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
         ),
-        ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
-        ("slack_token", r"\bxox[abprs]-[A-Za-z0-9-]{10,200}"),
-        ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),
-        ("jwt", r"\beyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,1024}"),
-        # Nova's own API key format (see nova.auth.keys): nova_<16 hex>_<secret>.
-        ("nova_api_key", r"\bnova_[0-9a-f]{16}_[A-Za-z0-9_-]{20,200}"),
-        ("private_key", r"-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----"),
+        (
+            "github_token",
+            False,
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+        ),
+        ("gitlab_token", False, r"\bglpat-[A-Za-z0-9_-]{20,255}"),
+        ("slack_token", False, r"\bxox[abposr]-[A-Za-z0-9-]{10,200}"),
+        ("google_api_key", False, r"\bAIza[0-9A-Za-z_-]{35}"),
+        (
+            "jwt",
+            False,
+            r"\beyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,1024}",
+        ),
+        (
+            "bearer_token",
+            False,
+            r"(?i:\bauthorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?bearer\s{1,3})"
+            r"(?P<v>[A-Za-z0-9._~+/-]{8,4096}={0,3})",
+        ),
+        # "bearer <token>" in prose: the bearer of a letter is not a credential.
+        ("bearer_token", True, r"(?i:\bbearer\s{1,3})(?P<v>[A-Za-z0-9._~+/-]{16,4096}={0,3})"),
+        (
+            "basic_auth",
+            False,
+            r"(?i:\bauthorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?basic\s{1,3})"
+            r"(?P<v>[A-Za-z0-9+/]{8,4096}={0,2})",
+        ),
+        # postgres://user:secret@host - the password of a connection string.
         (
             "password",
-            r"(?i:\b(?:password|passwd|mot de passe|mdp)\s*[:=]\s*)[^\s\"']{6,256}",
+            False,
+            r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@]{1,128}:(?P<v>[^\s/@]{1,128})@",
+        ),
+        (
+            "secret_assignment",
+            True,
+            r"(?i:\b(?:api[_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|"
+            r"refresh[_-]?token|secret[_-]?key|client[_-]?secret|private[_-]?key|token|secret)"
+            r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?P<v>[^\s\"'`,;]{12,4096})",
         ),
     )
 )
 
-# Contiguous 13-19 digits, 4-4-4-4(-3) groups, or Amex 4-6-5, with one separator kind.
-_CARD = re.compile(
-    r"(?<![\d-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{5})"
-    r"(?![\d-])"
+# Natural phrasings, matched on the folded view (lowercase, no accents, single spaces).
+_PW_LABEL: Final = (
+    r"(?:passwords?|passwd|passwort|pwd|pw|passcodes?|pass\scodes?|mots?\sde\spasse|"
+    r"motdepasse|mdp|codes?\sd'\s?acces|access\scodes?|codes?\ssecrets?|secret\scodes?)"
 )
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-_IBAN_LENGTHS: Final[dict[str, int]] = {
-    "AD": 24, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
-    "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GR": 27, "HR": 21, "HU": 28, "IE": 22,
-    "IS": 26, "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18,
-    "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
-}  # fmt: skip
+_PHRASE_LABEL: Final = r"(?:pass\s?phrases?|phrases?\s(?:secretes?|de\spasse))"
+_PIN_LABEL: Final = (
+    r"(?:pin|pins|pin\scodes?|codes?\spin|pin\snumbers?|numeros?\spin|digicodes?|door\scodes?|"
+    r"codes?\sde\sla\sporte|codes?\sconfidentiels?|codes?\sde\s(?:la\s)?carte)"
+)
+_OTP_LABEL: Final = (
+    r"(?:otp|one[\s-]time\s(?:pass)?codes?|verification\scodes?|2fa\scodes?|sms\scodes?|"
+    r"codes?\s(?:de\s)?(?:verification|confirmation|validation)|codes?\ssms|codes?\s2fa)"
+)
+_CVV_LABEL: Final = (
+    r"(?:cvv2?|cvc2?|cvn|card\ssecurity\scodes?|cryptogrammes?(?:\svisuels?)?|"
+    r"codes?\sde\ssecurite(?:\sde\sla\scarte)?)"
+)
+# After the label, an optional "for the router" / "du wifi" before the connector.
+_QUALIFIER: Final = (
+    r"(?:\s(?:for|of|to|on|at|du|de|des|d'|pour|sur|chez|with|avec)\b[^\n:=.?!]{0,40}?)?"
+)
+_VERB: Final = r"\s(?:is|was|will\sbe|is\snow|are|est|c'est|c\sest|sera|etait|reste)\s"
+_COLON: Final = r"\s?(?:[:=]|->|=>)\s?"
+_VALUE: Final = r"(?P<v>\"[^\"\n]{1,128}\"|'[^'\n]{1,128}'|«\s?[^»\n]{1,128}»|[^\s\"']{1,128})"
 
-_PII: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
-    (
-        "email",
-        re.compile(
-            r"(?<![\w.+%-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b"
+_PHRASINGS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = tuple(
+    (kind, check, re.compile(pattern))
+    for kind, check, pattern in (
+        ("password", "loose", r"\b" + _PW_LABEL + _QUALIFIER + _COLON + _VALUE),
+        ("password", "secretish", r"\bpass" + _COLON + _VALUE),  # "pass:" is also a verb
+        ("password", "secretish", r"\b" + _PW_LABEL + _QUALIFIER + _VERB + _VALUE),
+        (
+            "password",
+            "strict",
+            r"\b(?:password|passwd|pwd|mot\sde\spasse|mdp|passcode)\s(?P<v>[^\s\"']{4,128})",
         ),
-    ),
-    # French national format, one separator kind throughout: 06 12 34 56 78, 06.12.34.56.78.
-    ("phone", re.compile(r"(?<![\d+-])0[1-9]([ .-]?)\d{2}(?:\1\d{2}){3}(?![\d-])")),
-    (
-        "phone",
-        re.compile(r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}(?!\d)"),
-    ),
+        (
+            "password",
+            "loose",
+            r"\b" + _PHRASE_LABEL + _QUALIFIER + r"(?:" + _COLON + "|" + _VERB + r")"
+            r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|[^\n]{1,200})",
+        ),
+        ("pin", "digits", r"\b" + _PIN_LABEL + r"(?:" + _COLON + r"|\s)(?P<v>\d{4,8})\b"),
+        (
+            "pin",
+            "digits",
+            r"\b" + _PIN_LABEL + _QUALIFIER + r"(?:" + _COLON + "|" + _VERB + r")(?P<v>\d{4,8})\b",
+        ),
+        (
+            "one_time_code",
+            "digits",
+            r"\b" + _OTP_LABEL + _QUALIFIER + r"(?:" + _COLON + "|" + _VERB + r"|\s)"
+            r"(?P<v>\d{4,8})\b",
+        ),
+        ("card_security_code", "digits", r"\b" + _CVV_LABEL + r"\b[^\n\d]{0,20}?(?P<v>\d{3,4})\b"),
+    )
 )
+# Values after "password:" that describe a field rather than fill it.
+_NOT_A_PASSWORD: Final = frozenset(
+    (
+        "required", "optional", "hidden", "none", "null", "n/a", "na", "empty", "blank",
+        "masked", "redacted", "oublie", "perdu", "incorrect", "invalid", "invalide", "expired",
+        "expire", "requis", "obligatoire", "facultatif", "vide", "reset", "change", "changed",
+        "forgotten", "forgot", "same", "idem", "unchanged", "inchange", "voir", "see", "below",
+        "ci-dessous", "above", "ci-dessus", "unknown", "inconnu", "tbd", "todo", "ask",
+        "demander", "xxx", "xxxx", "xxxxxx", "...",
+    )
+)  # fmt: skip
+_SYMBOLS: Final = frozenset("!@#$%^&*+=?~|<>{}[]_\\;")
+_TRAILING: Final = ".,;:)]}\"'"
+
+_TOKEN: Final = re.compile(r"[A-Za-z0-9+/=_-]{20,4096}")
+_URL: Final = re.compile(r"(?i:\b(?:https?|ftp|wss?|file|s3|gs)://|\bwww\.)[^\s<>\"'\])}]{1,4096}")
+_HEX: Final = frozenset("0123456789abcdefABCDEF-")
+_WORDISH: Final = re.compile(r"[A-Z]?[a-z]{1,64}|[A-Z]{1,64}(?![a-z])|[0-9]{1,64}")
+_CONSONANTS4: Final = re.compile(r"[b-df-hj-np-tv-xz]{4}", re.IGNORECASE)
+_VOWELS: Final = frozenset("aeiouyAEIOUY")
+
+
+def _class_of(c: str) -> int:
+    return 0 if c.islower() else 1 if c.isupper() else 2
+
+
+def _looks_random(token: str) -> bool:
+    """A random-looking secret rather than a word, an identifier, a hash, a path or a URL.
+
+    Random tokens switch often between lowercase, uppercase and digits, spread their
+    characters evenly (high Shannon entropy) and are not made of pronounceable segments;
+    camelCase identifiers and product names fail the last test, hashes are hex only, and
+    base64 that decodes to readable text is text, not a secret.
+    """
+    core = "".join(c for c in token if c.isalnum())
+    n = len(core)
+    if n < 20 or all(c in _HEX for c in core) or core.isdigit() or core.isalpha():
+        return False
+    has_lower = any(c.islower() for c in core)
+    has_upper = any(c.isupper() for c in core)
+    segments = _WORDISH.findall(core)
+    wordy = sum(
+        len(s)
+        for s in segments
+        if len(s) >= 3
+        and not s.isdigit()
+        and any(c in _VOWELS for c in s)
+        and not _CONSONANTS4.search(s)
+    )
+    switches = sum(_class_of(a) != _class_of(b) for a, b in pairwise(core))
+    counts = Counter(core)
+    entropy = -sum(k / n * math.log2(k / n) for k in counts.values())
+    switch_ratio, wordy_ratio = switches / (n - 1), wordy / n
+    if has_lower and has_upper:
+        random_looking = wordy_ratio < 0.5 and switch_ratio >= 0.35 and entropy >= 3.5
+    else:
+        random_looking = n >= 24 and wordy_ratio < 0.4 and switch_ratio >= 0.2 and entropy >= 3.3
+    return random_looking and not _decodes_to_text(token) and not iban_valid(core)
+
+
+def _decodes_to_text(token: str) -> bool:
+    stripped = token.rstrip("=")
+    padded = stripped + "=" * (-len(stripped) % 4)
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            raw = decode(padded.encode("ascii"))
+            decoded = raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        if decoded and sum(c.isprintable() or c.isspace() for c in decoded) >= 0.95 * len(decoded):
+            return True
+    return False
+
+
+def _random_tokens(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of random-looking tokens; a path is judged segment by segment, not as a whole."""
+    for match in _TOKEN.finditer(text):
+        s, e = match.span()
+        if "@" in (text[s - 1 : s], text[e : e + 1]):  # the local part of an e-mail address
+            continue
+        token = match.group(0)
+        if token.startswith(("/", "~", ".")) or text[s - 1 : s] in ("~", "."):
+            offset = s
+            for segment in token.split("/"):
+                if _looks_random(segment):
+                    yield offset, offset + len(segment)
+                offset += len(segment) + 1
+        elif _looks_random(token):
+            yield s, e
+
+
+def _password_like(value: str) -> bool:
+    """Digits with letters, a symbol, or an inner capital: a chosen secret, not a word."""
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    return (
+        (has_digit and (has_alpha or len(value) >= 4))
+        or any(c in _SYMBOLS for c in value)
+        or (len(value) >= 6 and any(c.isupper() for c in value[1:]) and has_alpha)
+    )
+
+
+def _phrasing_value(text: str, start: int, end: int, check: str) -> tuple[int, int] | None:
+    """The span of a phrased secret's value in ``text``, or None when it is no secret."""
+    raw = text[start:end]
+    quoted = raw[:1] in "\"'«"
+    if not quoted:
+        while end > start and text[end - 1] in _TRAILING:
+            end -= 1
+        raw = text[start:end]
+    value = _clean(raw).text.strip()
+    if not value:
+        return None
+    if check == "digits":
+        return (start, end)
+    folded = value.casefold()
+    if folded in _NOT_A_PASSWORD or folded.startswith(("${", "$(", "%(", "{{", "<")):
+        return None
+    if check == "loose":
+        ok = len(value) >= 3 and not all(c in "*x.•_-" for c in folded)
+    elif check == "secretish":
+        ok = quoted or (len(value) >= 3 and _password_like(value))
+    else:
+        ok = _password_like(value) and any(c.isalpha() for c in value)
+    return (start, end) if ok else None
+
+
+def _credential_candidates(text: str) -> list[tuple[int, int, int, str]]:
+    clean = _clean(text)
+    candidates: list[tuple[int, int, int, str]] = []
+    for rank, (kind, mixed, pattern) in enumerate(_CREDENTIAL_PATTERNS):
+        group = "v" if "v" in pattern.groupindex else 0
+        for match in pattern.finditer(clean.text):
+            s, e = match.span(group)
+            if mixed:
+                value = match.group(group)
+                if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+                    continue
+            candidates.append((rank, *clean.span(s, e), kind))
+    folded = _folded(clean)
+    base = len(_CREDENTIAL_PATTERNS)
+    for rank, (kind, check, pattern) in enumerate(_PHRASINGS, start=base):
+        for match in pattern.finditer(folded.text):
+            start, end = folded.span(*match.span("v"))
+            span = _phrasing_value(text, start, end, check)
+            if span is not None:
+                candidates.append((rank, *span, kind))
+    urls = [clean.span(*m.span()) for m in _URL.finditer(clean.text)]
+    rank = base + len(_PHRASINGS)
+    for s, e in _random_tokens(clean.text):
+        start, end = clean.span(s, e)
+        if not any(us < end and start < ue for us, ue in urls):
+            candidates.append((rank, start, end, "high_entropy_secret"))
+    return candidates
+
+
+def scan_credentials(text: str) -> tuple[Detection, ...]:
+    """Credentials in ``text``, non-overlapping, in text order; a labelled secret's span is its
+    value ("my password is <span>"), so a redaction keeps the sentence readable."""
+    kept = _resolve(_credential_candidates(text), len(text))
+    return tuple(Detection("credential", kind, (s, e)) for s, e, kind in kept)
+
+
+# --- identifiers --------------------------------------------------------------------------
+
+_SEPARATORS: Final = frozenset(
+    " \t\n\r\f\v.-/()\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u00b7\u2022\u2027\u30fb"
+)
+_ALNUM: Final = re.compile(r"[A-Za-z0-9]{1,256}")
+_EMAIL: Final = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}")
+_IBAN_LENGTHS: Final[dict[str, int]] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
+    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+_NINO: Final = re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]")
+_NINO_NEVER: Final = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+_DNI: Final = re.compile(r"[XYZ0-9][0-9]{7}[A-Z]")
+_DNI_LETTERS: Final = "TRWAGMYFPDXBNJZSQVHLCKE"
+_NIR: Final = re.compile(r"[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{8}")
+# National significant number lengths for calling codes whose plan is fixed, and the codes
+# whose national trunk prefix 0 is dropped after the country code ("+33 (0)6 ...").
+_CALLING_PLANS: Final[dict[str, frozenset[int]]] = {
+    "1": frozenset({10}),
+    "33": frozenset({9}),
+    "44": frozenset({9, 10}),
+    "32": frozenset({8, 9}),
+    "41": frozenset({9}),
+    "34": frozenset({9}),
+    "31": frozenset({9}),
+    "351": frozenset({9}),
+    "49": frozenset(range(6, 14)),
+}
+_TRUNK_ZERO: Final = frozenset({"33", "44", "32", "41", "31", "49", "43"})
+_UK_SHAPES: Final = frozenset({(3, 4, 4), (5, 6), (4, 3, 4)})
+
+_RANK: Final[dict[str, int]] = {
+    "iban": 0,
+    "iban_shaped": 1,  # right country length, wrong checksum: a mistyped IBAN, not a card
+    "payment_card": 2,
+    "email": 3,
+    "national_id": 4,
+    "phone": 5,
+}
 
 
 def luhn_valid(digits: str) -> bool:
@@ -161,9 +830,12 @@ def luhn_valid(digits: str) -> bool:
 
 
 def iban_valid(iban: str) -> bool:
-    """ISO 13616 check: known country length (when known) and mod-97 remainder of 1."""
-    compact = iban.replace(" ", "").upper()
-    if not 15 <= len(compact) <= 34 or not compact.isalnum() or not compact[:2].isalpha():
+    """ISO 13616 check: known country length (when known) and mod-97 remainder of 1.
+
+    Any spelling is accepted: separators, lowercase, full-width or other Unicode digits.
+    """
+    compact = "".join(c for c in _clean(iban).text if c.isascii() and c.isalnum()).upper()
+    if not 15 <= len(compact) <= 34 or not compact[:2].isalpha() or not compact[2:4].isdigit():
         return False
     expected = _IBAN_LENGTHS.get(compact[:2])
     if expected is not None and len(compact) != expected:
@@ -172,66 +844,357 @@ def iban_valid(iban: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
-def _looks_like_card(candidate: str) -> bool:
-    digits = candidate.replace(" ", "").replace("-", "")
+def _card_lengths(prefix: str) -> range | tuple[int, ...]:
+    """The lengths a card network issues numbers at with this 4-digit prefix (ISO/IEC 7812)."""
+    if len(prefix) < 4 or not prefix.isdigit():
+        return ()
+    p2, p3, p4 = int(prefix[:2]), int(prefix[:3]), int(prefix)
+    if prefix[0] == "4":  # Visa
+        return (13, 16, 19)
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:  # Mastercard
+        return (16,)
+    if p2 in (34, 37):  # American Express
+        return (15,)
+    if 300 <= p3 <= 305 or p2 in (36, 38, 39):  # Diners Club
+        return range(14, 20)
+    if 3528 <= p4 <= 3589 or 2200 <= p4 <= 2204:  # JCB, Mir
+        return range(16, 20)
+    if p4 == 6011 or 644 <= p3 <= 649 or p2 in (62, 65):  # Discover, UnionPay
+        return range(16, 20)
+    if p2 in (50, 56, 57, 58) or prefix[0] == "6":  # Maestro
+        return range(12, 20)
+    return ()
+
+
+def _card_digits(digits: str) -> bool:
+    """Not one repeated digit, and a valid Luhn check digit."""
+    return len(set(digits)) > 1 and luhn_valid(digits)
+
+
+def _nir(compact: str) -> bool:
+    """French NIR (numéro de sécurité sociale): shape, month, and its key 97 - n mod 97."""
+    if len(compact) != 15 or not _NIR.fullmatch(compact):
+        return False
+    month = int(compact[3:5])
+    if not (1 <= month <= 12 or 20 <= month <= 42 or 50 <= month <= 99):
+        return False
+    department = {"2A": "19", "2B": "18"}.get(compact[5:7], compact[5:7])
+    base = int(compact[:5] + department + compact[7:13])
+    return int(compact[13:]) == 97 - base % 97
+
+
+def _dni(compact: str) -> bool:
+    """Spanish DNI (8 digits) or NIE (X/Y/Z and 7 digits) with its mod-23 check letter."""
+    if len(compact) != 9 or not _DNI.fullmatch(compact):
+        return False
+    head = compact[0]
+    number = compact[:8] if head.isdigit() else str("XYZ".index(head)) + compact[1:8]
+    return _DNI_LETTERS[int(number) % 23] == compact[8]
+
+
+def _nino(compact: str) -> bool:
     return (
-        13 <= len(digits) <= 19
-        and digits[0] in "23456"
-        and len(set(digits)) > 1
-        and luhn_valid(digits)
+        len(compact) == 9
+        and _NINO.fullmatch(compact) is not None
+        and compact[:2] not in _NINO_NEVER
     )
 
 
-def scan_injection(text: str) -> tuple[Detection, ...]:
-    """Injection phrasings in ``text``, one detection per kind."""
-    folded = fold(text)
-    kinds: dict[str, None] = {}
-    for kind, pattern in _INJECTION:
-        if kind not in kinds and pattern.search(folded):
-            kinds[kind] = None
-    return tuple(Detection("injection", kind, None) for kind in kinds)
+def _ssn_digits(compact: str) -> bool:
+    """US SSN digits outside the never-issued ranges (area 000, 666, 9xx; group 00; serial
+    0000). Only a 3-2-4 grouping or an "SSN" label makes nine digits worth this check."""
+    area, group, serial = compact[:3], compact[3:5], compact[5:]
+    return (
+        len(compact) == 9
+        and compact.isdigit()
+        and area not in ("000", "666")
+        and area[0] != "9"
+        and group != "00"
+        and serial != "0000"
+    )
 
 
-def scan_sensitive(text: str) -> tuple[Detection, ...]:
-    """Secrets then PII in ``text``, each with its span in the raw text, in text order."""
-    found: list[Detection] = []
-    for kind, pattern in _SECRETS:
-        found.extend(Detection("secret", kind, m.span()) for m in pattern.finditer(text))
-    found.extend(
-        Detection("secret", "payment_card", m.span())
-        for m in _CARD.finditer(text)
-        if _looks_like_card(m.group(0))
-    )
-    found.extend(
-        Detection("secret", "iban", m.span())
-        for m in _IBAN.finditer(text)
-        if sum(c.isdigit() for c in m.group(0)) >= 8 and iban_valid(m.group(0))
-    )
-    secret_spans = [d.span for d in found if d.span is not None]
-    for kind, pattern in _PII:
-        for m in pattern.finditer(text):
-            start, end = m.span()
-            # A phone-shaped run inside a card number or IBAN is already reported as a secret.
-            if any(s <= start and end <= e for s, e in secret_spans):
+def _international(digits: str) -> bool:
+    """Country code and national number, 8 to 15 digits (E.164), per plan when it is known.
+
+    ``digits`` follow a ``+`` or an international ``00`` prefix.
+    """
+    if not 8 <= len(digits) <= 15 or digits[0] == "0":
+        return False
+    for code, lengths in _CALLING_PLANS.items():
+        if digits.startswith(code):
+            national = digits[len(code) :]
+            if code in _TRUNK_ZERO and national.startswith("0"):
+                national = national[1:]
+            return len(national) in lengths
+    return True
+
+
+def _national_phone(digits: str, sizes: tuple[int, ...]) -> str | None:
+    """The country of a nationally written phone number, when its grouping makes it plain."""
+    n = len(digits)
+    if n == 10 and digits[0] == "0" and digits[1] != "0" and (len(sizes) == 1 or max(sizes) <= 2):
+        return "33"
+    if sizes == (3, 3, 4) and digits[0] in "23456789" and digits[3] in "23456789":
+        return "1"
+    if sizes == (1, 3, 3, 4) and digits[0] == "1" and digits[1] in "23456789":
+        return "1"
+    uk_shape = sizes in _UK_SHAPES or (sizes == (11,) and digits[1] == "7")
+    if n == 11 and digits[0] == "0" and digits[1] != "0" and uk_shape:
+        return "44"
+    return None
+
+
+class _Chain:
+    """One chain as a compact uppercase string with its group boundaries.
+
+    ``starts[k]``/``ends[k]`` mark offsets of ``compact`` where a group starts/ends,
+    ``digits_to[k]`` is where the run of digits from ``k`` stops, and ``position[k]`` is the
+    view index of ``compact[k]``.
+    """
+
+    __slots__ = ("compact", "digits_to", "ends", "position", "starts")
+
+    def __init__(self, text: str, groups: list[tuple[int, int]]) -> None:
+        self.compact = "".join(text[s:e] for s, e in groups).upper()
+        size = len(self.compact)
+        self.starts = bytearray(size + 1)
+        self.ends = bytearray(size + 1)
+        self.position: list[int] = []
+        offset = 0
+        for s, e in groups:
+            self.starts[offset] = 1
+            offset += e - s
+            self.ends[offset] = 1
+            self.position.extend(range(s, e))
+        self.digits_to = [size] * (size + 1)
+        for k in range(size - 1, -1, -1):
+            self.digits_to[k] = self.digits_to[k + 1] if self.compact[k].isdigit() else k
+
+    def is_end(self, k: int) -> bool:
+        return k < len(self.ends) and self.ends[k] == 1
+
+    def sizes(self, start: int, end: int) -> tuple[int, ...]:
+        """Lengths of the groups making up ``compact[start:end]``."""
+        cuts = [k for k in range(start + 1, end) if self.starts[k]]
+        bounds = [start, *cuts, end]
+        return tuple(b - a for a, b in pairwise(bounds))
+
+
+_SHORTEST: Final = 8  # the shortest identifier without separators: an 8-digit phone number
+
+
+def _chains(text: str) -> Iterator[_Chain]:
+    """Runs of letter/digit groups joined by short runs of separators, long enough to hold an
+    identifier."""
+    groups: list[tuple[int, int]] = []
+    size = 0
+    for match in _ALNUM.finditer(text):
+        start, end = match.span()
+        if groups:
+            previous_end = groups[-1][1]
+            if previous_end == start:  # a group longer than the pattern's bound: same group
+                groups[-1] = (groups[-1][0], end)
+                size += end - start
                 continue
-            found.append(Detection("pii", kind, (start, end)))
-    found.sort(key=lambda d: (d.span or (0, 0), d.category, d.kind))
-    return tuple(found)
+            gap = text[previous_end:start]
+            if len(gap) > MAX_SEPARATOR_RUN or not all(c in _SEPARATORS for c in gap):
+                if size >= _SHORTEST:
+                    yield _Chain(text, groups)
+                groups, size = [], 0
+        groups.append((start, end))
+        size += end - start
+    if size >= _SHORTEST:
+        yield _Chain(text, groups)
+
+
+def _chain_candidates(text: str, chain: _Chain) -> Iterator[tuple[str, int, int]]:
+    """Every identifier window of one chain as (kind, start, end) offsets into ``compact``.
+
+    Windows start at a group start and end at a group end; from each start only the lengths
+    an identifier can have there are tried (a card network's lengths, 9 and 15 for national
+    identifiers, a country's IBAN length, 8 to 17 digits for a phone number), so the work per
+    group is bounded whatever the text.
+    """
+    compact = chain.compact
+    for s in range(len(compact)):
+        if not chain.starts[s]:
+            continue
+        first = compact[s]
+        if first.isalpha():
+            country = compact[s : s + 2]
+            n = _IBAN_LENGTHS.get(country, 0)
+            if n and chain.is_end(s + n) and compact[s + 2 : s + 4].isdigit():
+                window = compact[s : s + n]
+                yield ("iban" if iban_valid(window) else "iban_shaped"), s, s + n
+            if chain.is_end(s + 9) and (_nino(compact[s : s + 9]) or _dni(compact[s : s + 9])):
+                yield "national_id", s, s + 9
+            continue
+        digits_to = chain.digits_to[s]
+        starts = chain.starts
+        for n in _card_lengths(compact[s : s + 4]):
+            window = compact[s : s + n]
+            if s + n <= digits_to and chain.is_end(s + n) and _card_digits(window):
+                yield "payment_card", s, s + n
+        if first in "123478" and chain.is_end(s + 15) and _nir(compact[s : s + 15]):
+            yield "national_id", s, s + 15
+        if chain.is_end(s + 9):
+            window = compact[s : s + 9]
+            cuts = starts.count(1, s + 1, s + 9)
+            ssn_shape = (cuts == 0 and _ssn_label(text, chain.position[s])) or (
+                cuts == 2 and starts[s + 3] and starts[s + 5]
+            )
+            if _dni(window) or (ssn_shape and s + 9 <= digits_to and _ssn_digits(window)):
+                yield "national_id", s, s + 9
+        plus = text[chain.position[s] - 1 : chain.position[s]] == "+"
+        international = plus or compact[s : s + 2] == "00"
+        for n in _phone_lengths(compact[s : s + 2], international, starts, s):
+            e = s + n
+            if e > digits_to or not chain.is_end(e):
+                continue
+            window = compact[s:e]
+            if (
+                _international(window if plus else window[2:])
+                if international
+                else _national_phone(window, chain.sizes(s, e)) is not None
+            ):
+                yield "phone", s, e
+
+
+def _phone_lengths(
+    head: str, international: bool, starts: bytearray, s: int
+) -> range | tuple[int, ...]:
+    """Digit counts a phone number starting here can have; () when it cannot be one.
+
+    A cheap look at the first digits and group boundaries, so most starts cost nothing.
+    """
+    if international:
+        return range(8, 18)
+    if head[:1] == "0" and head[1:2] != "0":
+        return (10, 11)
+    if head[:1] == "1" and starts[s + 1 : s + 8 : 3] == b"\x01\x01\x01":  # 1 415 555 2671
+        return (11,)
+    if starts[s + 3 : s + 4] == b"\x01" and starts[s + 6 : s + 7] == b"\x01":  # 415 555 2671
+        return (10,)
+    return ()
+
+
+def _ssn_label(text: str, start: int) -> bool:
+    before = text[max(0, start - 32) : start].lower()
+    return "ssn" in before or "social security" in before
+
+
+def _email_end(text: str, at: int, end: int) -> int | None:
+    """Where a valid domain after the ``@`` at ``at`` ends, or None."""
+    domain = text[at + 1 : end].rstrip(".-")
+    labels = domain.split(".")
+    while len(labels) >= 2 and not (labels[-1].isalpha() and 2 <= len(labels[-1]) <= 24):
+        labels.pop()
+    if len(labels) < 2 or any(
+        not label or len(label) > 63 or label[0] == "-" or label[-1] == "-" for label in labels
+    ):
+        return None
+    return at + 1 + len(".".join(labels))
+
+
+def _identifier_candidates(text: str) -> list[tuple[int, int, int, str]]:
+    clean = _clean(text)
+    view = clean.text
+    candidates: list[tuple[int, int, int, str]] = []
+    for chain in _chains(view):
+        for kind, s, e in _chain_candidates(view, chain):
+            start, end = chain.position[s], chain.position[e - 1] + 1
+            if kind == "phone":
+                if view[start - 1 : start] == "+":
+                    start -= 1
+                if view[start - 1 : start] == "(" and ")" in view[start:end]:
+                    start -= 1
+            candidates.append((_RANK[kind], *clean.span(start, end), kind))
+    for match in _EMAIL.finditer(view):
+        at = view.index("@", match.start())
+        domain_end = _email_end(view, at, match.end())
+        if domain_end is not None:
+            candidates.append((_RANK["email"], *clean.span(match.start(), domain_end), "email"))
+    return candidates
+
+
+def scan_identifiers(text: str) -> tuple[Detection, ...]:
+    """Personal and financial identifiers in ``text``, non-overlapping, in text order.
+
+    Overlaps go to the stronger evidence: a valid IBAN over the card or phone number its digits
+    may contain, a card over a phone, an e-mail address over a phone number in its local part.
+    """
+    kept = _resolve(_identifier_candidates(text), len(text))
+    return tuple(
+        Detection("identifier", kind, (s, e)) for s, e, kind in kept if kind != "iban_shaped"
+    )
+
+
+def canonical_value(kind: str, written: str) -> str:
+    """The comparable form of an identifier as written: the same value, however it is spelled.
+
+    IBAN and national identifiers compact and uppercase, card digits, e-mail lowercase, phone
+    numbers in E.164 when the country is plain (``+33 6 12 34 56 78``, ``06 12 34 56 78`` and
+    ``+33 (0)6 12 34 56 78`` are all ``+33612345678``), otherwise their digits.
+    """
+    clean = _clean(written).text
+    if kind == "email":
+        return clean.strip().lower()
+    compact = "".join(c for c in clean if c.isascii() and c.isalnum()).upper()
+    if kind != "phone":
+        return compact
+    digits = "".join(c for c in compact if c.isdigit())
+    first_digit = next((i for i, c in enumerate(clean) if c.isdigit()), len(clean))
+    if "+" in clean[:first_digit]:
+        return "+" + _drop_trunk(digits)
+    if digits.startswith("00"):
+        return "+" + _drop_trunk(digits[2:])
+    sizes = tuple(len(m.group(0)) for m in _ALNUM.finditer(clean))
+    country = _national_phone(digits, sizes)
+    if country == "1":
+        return "+1" + digits[-10:]
+    if country is not None:
+        return "+" + country + digits[1:]
+    return digits
+
+
+def _drop_trunk(digits: str) -> str:
+    for code in _CALLING_PLANS:
+        if digits.startswith(code):
+            national = digits[len(code) :]
+            if code in _TRUNK_ZERO and national.startswith("0"):
+                return code + national[1:]
+            return digits
+    return digits
+
+
+# --- everything ---------------------------------------------------------------------------
 
 
 def scan(text: str) -> tuple[Detection, ...]:
-    """Every built-in detection in ``text``: injections first, then secrets and PII."""
-    return scan_injection(text) + scan_sensitive(text)
+    """Every built-in detection in ``text``: injections, then credentials, then identifiers."""
+    return scan_injection(text) + scan_credentials(text) + scan_identifiers(text)
+
+
+def scan_sensitive(text: str) -> tuple[Detection, ...]:
+    """Credentials labelled "secret" and identifiers labelled "pii", in text order.
+
+    Kept for the governance module until it is rewired to ``scan_credentials`` and
+    ``scan_identifiers``: it still filters on those two labels. New code must not use it.
+    """
+    legacy = [Detection("secret", d.kind, d.span) for d in scan_credentials(text)]
+    legacy += [Detection("pii", d.kind, d.span) for d in scan_identifiers(text)]
+    legacy.sort(key=lambda d: (d.span, d.category, d.kind))
+    return tuple(legacy)
 
 
 def redact(text: str) -> str:
-    """``text`` with each secret and PII span replaced by ``[REDACTED:<kind>]``.
+    """``text`` with each credential and identifier replaced by ``[REDACTED:<kind>]``.
 
-    For logs and audit excerpts; overlapping spans are merged under the first kind.
+    For logs and audit excerpts; where a credential and an identifier overlap, the one that
+    starts first is kept and the redaction extended over both.
     """
-    spans = sorted(
-        (d.span[0], d.span[1], d.kind) for d in scan_sensitive(text) if d.span is not None
-    )
+    spans = sorted((*d.span, d.kind) for d in scan_credentials(text) + scan_identifiers(text))
     out: list[str] = []
     cursor = 0
     for start, end, kind in spans:
@@ -243,3 +1206,20 @@ def redact(text: str) -> str:
         cursor = end
     out.append(text[cursor:])
     return "".join(out)
+
+
+PATTERNS: Final[tuple[re.Pattern[str], ...]] = (
+    *(p for _, p in _INJECTION),
+    *(p for _, _, p in _CREDENTIAL_PATTERNS),
+    *(p for _, _, p in _PHRASINGS),
+    _TOKEN,
+    _URL,
+    _ALNUM,
+    _EMAIL,
+    _NINO,
+    _DNI,
+    _NIR,
+    _WORDISH,
+    _CONSONANTS4,
+)
+"""Every regular expression the scanners run, so tests can check each one's shape."""
