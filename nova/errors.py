@@ -5,6 +5,8 @@ retry can help (``retriable``) so callers never inspect messages to decide.
 
     NovaError
     ├── ConfigError              settings or environment unusable (one-line fix in the message)
+    │   └── StartupError         a collaborator a process relies on cannot be built: it refuses
+    │                            to start (names what is missing and how to fix it)
     ├── LauncherError            the local Kafka broker could not be fetched, formatted or started
     ├── SchemaError              a record does not match its Avro contract (never retriable)
     │   └── UnknownSchemaError   a record names a writer schema we do not have
@@ -28,6 +30,32 @@ class NovaError(Exception):
 
 class ConfigError(NovaError):
     """Settings or environment cannot work; the message names the fix."""
+
+
+class StartupError(ConfigError):
+    """A process cannot build a collaborator it relies on, so it refuses to start.
+
+    Governance never runs with a guard missing (boundary guard, entity view, rules, rate limiter,
+    budgets): a process without one stops at start-up instead of skipping checks later. The
+    message is one line: who refuses, what is missing, why, and how to fix it.
+    """
+
+    def __init__(
+        self, component: str, missing: str, fix: str, cause: BaseException | None = None
+    ) -> None:
+        why = f" ({one_line(cause)})" if cause is not None else ""
+        super().__init__(f"{component} refuses to start: {missing}{why}; {fix}")
+        self.component = component
+        self.missing = missing
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line: its type and its message with whitespace collapsed."""
+    text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    if not text:
+        return name
+    return (text if text.startswith(name) else f"{name}: {text}")[:500]
 
 
 class LauncherError(NovaError):

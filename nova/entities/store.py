@@ -32,11 +32,12 @@ import weakref
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from nova.entities.audit_facts import RecordSender
 from nova.entities.models import AnyEntity, entity_key, to_event
 from nova.entities.state import EntityState, Outcome, Stored
-from nova.errors import ConfigError, ConflictError, NovaError, SchemaError
+from nova.errors import ConfigError, ConflictError, NovaError, SchemaError, StartupError
 from nova.kafka.admin import all_partitions
 from nova.records import EntityEvent, now_ms
 from nova.settings import Settings
@@ -96,8 +97,8 @@ class EntityStore(EntityState):
             group_id=None,
             enable_auto_commit=False,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             await offsets.start()
             parts = await all_partitions(consumer, [self._topic])
             if not parts:
@@ -129,6 +130,10 @@ class EntityStore(EntityState):
             if client is not None:
                 await client.stop()
         self._consumer = self._offsets = None
+
+    @property
+    def topic(self) -> str:
+        return self._topic
 
     @property
     def running(self) -> bool:
@@ -191,6 +196,27 @@ class EntityStore(EntityState):
             log.warning("entity record %s skipped: key and body disagree", text_key)
             return "rejected"
         return self.apply(event)
+
+
+async def start_or_refuse(store: EntityStore, component: str, needs: str) -> EntityStore:
+    """Start ``store``, or refuse ``component``'s start-up naming what ``needs`` the entities.
+
+    The guards built on the store (owner checks, identity rules, budgets) cannot work from a
+    view that never loaded, so a store that cannot catch up stops the process at start-up
+    with one line instead of failing (or, worse, answering "unknown") request after request.
+    """
+    try:
+        await store.start()
+    except (NovaError, KafkaError, OSError, TimeoutError) as exc:
+        await store.stop()
+        raise StartupError(
+            component,
+            f"{needs} cannot be built: the entity store could not load topic {store.topic}",
+            f"check that Kafka answers at {store.settings.bootstrap_servers} (`nova kafka "
+            "status`) and that the topics exist (`nova kafka start` creates them)",
+            exc,
+        ) from exc
+    return store
 
 
 class EntityWriter:

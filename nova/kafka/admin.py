@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from nova.errors import LauncherError
+from nova.errors import LauncherError, StartupError
 from nova.settings import Settings
 from schemas.topics import TOPICS, changelog_topics
 
@@ -84,6 +84,23 @@ async def ensure_topics(settings: Settings) -> list[str]:
         settings, [settings.topic(s) for s in TOPICS] + changelog_topics(settings.topic_prefix)
     )
     return [t.name for t in wanted]
+
+
+async def require_topics(settings: Settings, component: str) -> None:
+    """:func:`ensure_topics`, or refuse ``component``'s start-up with one line naming the fix.
+
+    Everything the guards read (entities, rules, budgets, spend) comes from these topics.
+    """
+    try:
+        await ensure_topics(settings)
+    except (KafkaError, OSError, TimeoutError, LauncherError) as exc:
+        raise StartupError(
+            component,
+            f"Kafka at {settings.bootstrap_servers} cannot serve Nova's topics",
+            "start the local broker with `nova kafka start`, or point KAFKA_BOOTSTRAP_SERVERS "
+            "at a running cluster",
+            exc,
+        ) from exc
 
 
 async def wait_for_leaders(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> None:
