@@ -1,10 +1,11 @@
-"""The gateway's FastAPI application factory."""
+"""The gateway's FastAPI application factory, and ``nova gateway``'s server."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import FastAPI
 
 from analytics.client import ClickHouse
@@ -22,24 +23,32 @@ from gateway.routes import (
     rules,
     threads,
 )
-from gateway.services import start_services, stop_services
+from gateway.services import Services, start_services, stop_services
 from nova import __version__
+from nova.kafka import quiet_kafka_client
 from nova.settings import Settings
 
 
-def create_app(settings: Settings, *, clickhouse: ClickHouse | None = None) -> FastAPI:
-    """Build the app; Kafka and ClickHouse are connected in the lifespan, not here."""
+def create_app(
+    settings: Settings,
+    *,
+    clickhouse: ClickHouse | None = None,
+    services: Services | None = None,
+) -> FastAPI:
+    """Build the app; Kafka and ClickHouse are connected in the lifespan, not here.
+
+    With ``services`` already started (:func:`serve`, ``nova up``), the lifespan takes them
+    over and stops them on shutdown instead of starting its own.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await start_services(settings, clickhouse)
-        if clickhouse is not None:
-            services.extras["owns_clickhouse"] = False
-        app.state.services = services
+        running = services if services is not None else await start_services(settings, clickhouse)
+        app.state.services = running
         try:
             yield
         finally:
-            await stop_services(services)
+            await stop_services(running)
 
     app = FastAPI(
         title="Nova gateway",
@@ -61,3 +70,21 @@ def create_app(settings: Settings, *, clickhouse: ClickHouse | None = None) -> F
     app.include_router(llm.router)
     app.include_router(monitoring.router)
     return app
+
+
+async def serve(settings: Settings) -> None:
+    """``nova gateway``: start every collaborator, then serve HTTP until stopped.
+
+    The services are started before the server, so a guard that cannot be built ends the
+    process with a one-line :class:`~nova.errors.StartupError` instead of a server log with a
+    traceback; the app's lifespan stops them on shutdown (before uvicorn re-raises a signal).
+    """
+    quiet_kafka_client(settings)  # as the worker and `nova up`: no aiokafka retry noise
+    services = await start_services(settings)
+    try:
+        app = create_app(settings, services=services)
+        config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
+                                log_level="warning", lifespan="on")
+        await uvicorn.Server(config).serve()
+    finally:
+        await stop_services(services)  # nothing left to do when the lifespan stopped them

@@ -26,19 +26,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Final, TypeVar
-
-from fastapi import Depends, Request
+from typing import Final, TypeVar
 
 from nova.auth.tokens import Principal
 from nova.domain.governance import IDENTITY_BOUNDARY
 from nova.entities.audit_facts import RecordSender, emit_audit_fact
 from nova.entities.models import AnyEntity, DataspaceEntity, IdentityEntity, ThreadEntity
 from nova.entities.store import EntityStore, EntityWriter
-from nova.errors import ForbiddenError, NotFoundError, NovaError
-
-if TYPE_CHECKING:
-    from gateway.services import Services
+from nova.errors import ForbiddenError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -174,32 +169,3 @@ class BoundaryGuard:
             raise ForbiddenError("the request references a resource of another identity")
         if unknown:
             raise NotFoundError(f"no {', '.join(unknown)}")
-
-
-# -- wiring ----------------------------------------------------------------------------
-def get_guard(request: Request) -> BoundaryGuard:
-    guard: BoundaryGuard | None = request.app.state.services.extras.get("boundary")
-    if guard is None:
-        raise NovaError("entities are not available in this gateway process")
-    return guard
-
-
-GuardDep = Annotated[BoundaryGuard, Depends(get_guard)]
-
-
-async def start_entities(services: Services) -> None:
-    """Build and start the entity store, its writer and the guard; put them in ``extras``."""
-    store = EntityStore(services.settings, services.schemas)
-    await store.start()
-    writer = EntityWriter(services.producer, store)
-    services.extras["entities"] = store
-    services.extras["entity_writer"] = writer
-    services.extras["boundary"] = BoundaryGuard(store, writer, services.producer)
-
-
-async def stop_entities(services: Services) -> None:
-    store: EntityStore | None = services.extras.pop("entities", None)
-    services.extras.pop("boundary", None)
-    services.extras.pop("entity_writer", None)
-    if store is not None:
-        await store.stop()

@@ -1,4 +1,8 @@
-"""FastAPI dependencies, as ``Annotated`` aliases routes declare in their signatures."""
+"""FastAPI dependencies, as ``Annotated`` aliases routes declare in their signatures.
+
+Each alias hands a route one typed collaborator of :class:`~gateway.services.Services`; all
+of them exist once the gateway serves (start-up refuses otherwise), so none is optional here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from analytics.client import ClickHouse
+from gateway.boundary import BoundaryGuard
+from gateway.checkpoints import CheckpointBook
+from gateway.llm_state import LlmState
+from gateway.ratelimit import IdentityRateLimiter
 from gateway.services import Services
 from nova.auth.tokens import Principal, verify_token
 from nova.errors import AuthError, ForbiddenError, NovaError
@@ -21,6 +29,34 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_guard(services: ServicesDep) -> BoundaryGuard:
+    return services.boundary
+
+
+GuardDep = Annotated[BoundaryGuard, Depends(get_guard)]
+
+
+def get_rate_limiter(services: ServicesDep) -> IdentityRateLimiter:
+    return services.rate_limiter
+
+
+RateLimiterDep = Annotated[IdentityRateLimiter, Depends(get_rate_limiter)]
+
+
+def get_checkpoints(services: ServicesDep) -> CheckpointBook:
+    return services.checkpoints
+
+
+CheckpointsDep = Annotated[CheckpointBook, Depends(get_checkpoints)]
+
+
+def get_llm(services: ServicesDep) -> LlmState:
+    return services.llm
+
+
+LlmDep = Annotated[LlmState, Depends(get_llm)]
 
 
 def get_principal(

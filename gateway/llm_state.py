@@ -23,14 +23,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
-
-from fastapi import Depends, Request
+from typing import Any, Final
 
 from analytics.client import ClickHouse
 from gateway.boundary import BoundaryGuard
 from nova.auth.tokens import Principal
-from nova.errors import ForbiddenError, NovaError
+from nova.errors import ForbiddenError
 from nova.llm.health import BreakerConfig
 from nova.llm.registry import Registry, fake_registry, load_registry
 from nova.llm.routing import HealthStatus, Router, StateSnapshot
@@ -173,7 +171,7 @@ class HealthView:
 
 @dataclass
 class LlmState:
-    """What the LLM routes share: ``services.extras["llm"]``."""
+    """What the LLM routes share (``Services.llm``, ``gateway.deps.LlmDep``)."""
 
     registry: Registry
     router: Router
@@ -193,16 +191,6 @@ def build_llm_state(settings: Settings) -> LlmState:
 
 # -- what the LLM and monitoring routes share ---------------------------------------------
 SEE_ALL_ROLES: Final = ("admin", "analyst")
-
-
-def get_llm(request: Request) -> LlmState:
-    state: LlmState | None = request.app.state.services.extras.get("llm")
-    if state is None:
-        raise NovaError("LLM routing state is not available in this gateway process")
-    return state
-
-
-LlmDep = Annotated[LlmState, Depends(get_llm)]
 
 
 async def data_scope(principal: Principal, identity: str | None, guard: BoundaryGuard,

@@ -1,6 +1,6 @@
 """Per-identity request rate limit at the gateway: one caller cannot starve the others.
 
-Checked when a request is submitted (before anything reaches Kafka), with the same token
+Checked on every submitted request (before anything reaches Kafka), with the same token
 buckets the workers use for providers (``nova.llm.limits.RateLimiter``), keyed
 ``identity:{id}``. A refusal is a ``LimitError`` naming the bucket (``identity:{id}:rpm``) and
 how long to wait, which ``gateway.problems`` turns into 429 problem+json with ``Retry-After``
@@ -14,11 +14,11 @@ identity may reach n times the rate; set the value to the per-identity quota div
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
-from nova.errors import LimitError
+from nova.errors import LimitError, StartupError
 from nova.llm.limits import RateLimiter
 from nova.settings import Settings
 
@@ -69,11 +69,13 @@ class IdentityRateLimiter:
 
 
 def build_rate_limiter(settings: Settings) -> IdentityRateLimiter:
-    return IdentityRateLimiter(rpm_per_identity(settings))
-
-
-def enforce(extras: Mapping[str, Any], identity: str) -> None:
-    """Check ``identity`` against the gateway's limiter (``extras["rate_limiter"]``), if any."""
-    limiter = extras.get("rate_limiter")
-    if isinstance(limiter, IdentityRateLimiter):
-        limiter.check(identity)
+    """The gateway's limiter; an unusable rate refuses start-up (it is never skipped)."""
+    rpm = rpm_per_identity(settings)
+    if not math.isfinite(rpm) or rpm <= 0:
+        raise StartupError(
+            "the gateway",
+            "no identity rate limiter can be built",
+            f"NOVA_GATEWAY_RPM_PER_IDENTITY={rpm:g} must be a positive number of requests per "
+            "minute (default 600)",
+        )
+    return IdentityRateLimiter(rpm)

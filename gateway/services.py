@@ -1,7 +1,15 @@
-"""Everything the gateway connects to, built once in the lifespan and handed to routes.
+"""Everything the gateway connects to, built once in :func:`start_services` and handed to routes.
 
-Nothing here connects at import time; :func:`start_services` builds the Kafka producer, the
-request tracker and (when this process owns analytics) the ClickHouse client and the sink.
+Every collaborator is a named, typed, required attribute of :class:`Services` (routes reach
+them through the ``Annotated`` aliases of ``gateway.deps``); there is no dictionary of extras
+looked up by name, so a route cannot find a guard missing halfway through a request. The
+governance guards (the identity rate limiter, the entity view and the identity boundary guard
+built on it) are built before the gateway serves anything: if one cannot be built, start-up
+stops with a :class:`~nova.errors.StartupError`, one line naming what is missing and the fix.
+The pure ones (the rate limiter) are built first, before anything connects.
+
+Nothing here connects at import time. ClickHouse is the one optional part: a gateway without it
+serves no analytics and runs no sink, which governs nothing.
 """
 
 from __future__ import annotations
@@ -10,89 +18,124 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from analytics.client import ClickHouse, build_clickhouse
 from analytics.migrate import migrate
 from analytics.sink import ClickHouseSink, SinkRunner
-from gateway.boundary import start_entities, stop_entities
+from gateway.boundary import BoundaryGuard
 from gateway.checkpoints import CheckpointBook
-from gateway.llm_state import build_llm_state
-from gateway.ratelimit import build_rate_limiter
+from gateway.llm_state import LlmState, build_llm_state
+from gateway.ratelimit import IdentityRateLimiter, build_rate_limiter
 from gateway.tracker import RequestTracker
-from nova.kafka.admin import ensure_topics
+from nova.entities.store import EntityStore, EntityWriter, start_or_refuse
+from nova.kafka.admin import require_topics
 from nova.kafka.producer import RecordProducer
 from nova.settings import Settings
 from schemas import SchemaSet, load_schema_set
 
 log = logging.getLogger(__name__)
 
+GATEWAY = "the gateway"
 
-@dataclass
+
+@dataclass(frozen=True)
 class Services:
+    """The gateway's collaborators; :func:`stop_services` releases them in reverse order."""
+
     settings: Settings
     schemas: SchemaSet
     producer: RecordProducer
     tracker: RequestTracker
-    clickhouse: ClickHouse | None = None
-    sink: SinkRunner | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    rate_limiter: IdentityRateLimiter  # every submitted request passes it (429 beyond)
+    entities: EntityStore  # the entity view: owners, spheres, rules, budgets
+    entity_writer: EntityWriter
+    boundary: BoundaryGuard  # every resource id and request reference passes it
+    checkpoints: CheckpointBook
+    llm: LlmState  # router and health view of the LLM routes
+    clickhouse: ClickHouse | None  # analytics, when this gateway has ClickHouse
+    sink: SinkRunner | None  # the Kafka → ClickHouse sink, when this gateway runs it
+    _closer: contextlib.AsyncExitStack = field(repr=False, compare=False)
 
 
-async def start_services(settings: Settings, clickhouse: ClickHouse | None = None) -> Services:
-    await ensure_topics(settings)
+async def start_services(
+    settings: Settings,
+    clickhouse: ClickHouse | None = None,
+    *,
+    entities: EntityStore | None = None,
+) -> Services:
+    """Build and start every collaborator, or refuse start-up with a ``StartupError``.
+
+    ``clickhouse``: a client the caller owns (not closed here); without one, a gateway that
+    runs the sink builds its own. ``entities``: the (not yet started) entity store to use
+    instead of one on ``settings``' Kafka, for tests. Whatever was started before a failure is
+    stopped again before the error propagates.
+    """
+    rate_limiter = build_rate_limiter(settings)  # pure: refuses before anything connects
+    llm = build_llm_state(settings)
     schemas = load_schema_set()
-    producer = RecordProducer(settings, schemas)
-    await producer.start()
-    tracker = RequestTracker(settings, schemas)
+    closer = contextlib.AsyncExitStack()
     try:
+        await require_topics(settings, GATEWAY)
+        producer = RecordProducer(settings, schemas)
+        await producer.start()
+        closer.push_async_callback(producer.stop)
+        tracker = RequestTracker(settings, schemas)
         await tracker.start()
-    except BaseException:
-        await producer.stop()
-        raise
-    services = Services(settings=settings, schemas=schemas, producer=producer, tracker=tracker)
-    services.extras["llm"] = build_llm_state(settings)  # router + health view (LLM routes)
-    services.extras["rate_limiter"] = build_rate_limiter(settings)
-    try:
-        await start_entities(services)  # entity store + identity boundary guard in extras
-    except BaseException:
-        await tracker.stop()
-        await producer.stop()
-        raise
-    try:
+        closer.push_async_callback(tracker.stop)
+        store = EntityStore(settings, schemas) if entities is None else entities
+        await start_or_refuse(
+            store, GATEWAY, "the identity boundary guard (and the entity view it reads)"
+        )
+        closer.push_async_callback(store.stop)
+        writer = EntityWriter(producer, store)
         checkpoints = CheckpointBook(settings, schemas)
         await checkpoints.start()
-        services.extras["checkpoints"] = checkpoints
+        closer.push_async_callback(checkpoints.stop)
         if clickhouse is None and settings.run_sink:
             clickhouse = await asyncio.to_thread(build_clickhouse, settings)
+            closer.callback(_close_quietly, clickhouse)
         if clickhouse is not None:
             await asyncio.to_thread(migrate, clickhouse)
-            services.clickhouse = clickhouse
+        sink = None
         if settings.run_sink and clickhouse is not None:
-            services.sink = SinkRunner(settings, ClickHouseSink(clickhouse), producer)
-            services._tasks.append(asyncio.create_task(services.sink.run(), name="sink"))
+            sink = SinkRunner(settings, ClickHouseSink(clickhouse), producer)
+            task = asyncio.create_task(sink.run(), name="sink")
+            closer.push_async_callback(_stop_sink, sink, task)
+        return Services(
+            settings=settings,
+            schemas=schemas,
+            producer=producer,
+            tracker=tracker,
+            rate_limiter=rate_limiter,
+            entities=store,
+            entity_writer=writer,
+            boundary=BoundaryGuard(store, writer, producer),
+            checkpoints=checkpoints,
+            llm=llm,
+            clickhouse=clickhouse,
+            sink=sink,
+            _closer=closer,
+        )
     except BaseException:
-        await stop_services(services)
+        await closer.aclose()
         raise
-    return services
 
 
 async def stop_services(services: Services) -> None:
-    if services.sink is not None:
-        services.sink.stop()
-    for task in services._tasks:
-        try:
-            await asyncio.wait_for(task, 10)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        except Exception:
-            log.exception("background task %s failed", task.get_name())
-    await stop_entities(services)
-    await services.tracker.stop()
-    if "checkpoints" in services.extras:
-        await services.extras["checkpoints"].stop()
-    await services.producer.stop()
-    if services.clickhouse is not None and services.extras.get("owns_clickhouse", True):
-        with contextlib.suppress(Exception):
-            services.clickhouse.close()
+    """Stop everything :func:`start_services` started; calling it again does nothing."""
+    await services._closer.aclose()
+
+
+async def _stop_sink(sink: SinkRunner, task: asyncio.Task[None]) -> None:
+    sink.stop()
+    try:
+        await asyncio.wait_for(task, 10)
+    except (TimeoutError, asyncio.CancelledError):
+        task.cancel()
+    except Exception:
+        log.exception("background task %s failed", task.get_name())
+
+
+def _close_quietly(clickhouse: ClickHouse) -> None:
+    with contextlib.suppress(Exception):
+        clickhouse.close()

@@ -23,9 +23,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.services import Services, start_services, stop_services
 from nova.errors import ConfigError
 from nova.kafka import quiet_kafka_client
-from nova.kafka.admin import ensure_topics
 from nova.kafka.launcher import Broker, _die_with_parent, port_open
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings
@@ -100,10 +100,13 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         broker = Broker(settings)
         await asyncio.to_thread(broker.start, attached=True)
     worker: subprocess.Popen[bytes] | None = None
+    services: Services | None = None
     try:
-        await ensure_topics(settings)
+        # Topics and the gateway's guards first: one that cannot be built stops us here, with
+        # one line (StartupError), before a worker is spawned.
+        services = await start_services(settings)
         worker = spawn(["worker"], settings)
-        app = create_app(settings)
+        app = create_app(settings, services=services)
         config = uvicorn.Config(
             app,
             host=settings.gateway_host,
@@ -125,6 +128,8 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, 30)
     finally:
+        if services is not None:
+            await stop_services(services)  # the lifespan did, unless the server never started
         if worker is not None:
             await asyncio.to_thread(terminate, worker)
         if broker is not None:

@@ -18,8 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from gateway.boundary import GuardDep
-from gateway.deps import PrincipalDep, ServicesDep
+from gateway.deps import GuardDep, PrincipalDep, ServicesDep
 from nova.auth.keys import parse_key_id, verify_api_key
 from nova.auth.tokens import issue_token
 from nova.errors import AuthError

@@ -31,11 +31,6 @@ class DecisionBody(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-def book(services: Services) -> CheckpointBook:
-    found: CheckpointBook = services.extras["checkpoints"]
-    return found
-
-
 def visible(held: HeldRequest, principal: Principal) -> bool:
     """Approvers see every checkpoint of their identity; members see their own requests'."""
     return principal.has_role("approver", "admin") or held.user_id == principal.sub
@@ -47,22 +42,21 @@ async def list_checkpoints(
     services: ServicesDep,
     status: Literal["pending", "approved", "rejected", "expired"] | None = Query(default=None),
 ) -> dict[str, Any]:
-    items = [h for h in book(services).for_identity(principal.identity) if visible(h, principal)]
+    book = services.checkpoints
+    items = [h for h in book.for_identity(principal.identity) if visible(h, principal)]
     if status is not None:
         items = [h for h in items if h.checkpoint.status == status]
     return {"checkpoints": [h.to_json() for h in items]}
 
 
 async def owned(services: Services, principal: Principal, checkpoint_id: str) -> HeldRequest:
-    held = book(services).get(checkpoint_id)
+    held = services.checkpoints.get(checkpoint_id)
     if held is None:
         raise NotFoundError(f"no checkpoint {checkpoint_id}")
     if held.checkpoint.identity_id != principal.identity:
-        guard = services.extras.get("boundary")
-        if guard is not None:
-            await guard.violation(
-                principal, "checkpoint", checkpoint_id, held.checkpoint.identity_id
-            )
+        await services.boundary.violation(
+            principal, "checkpoint", checkpoint_id, held.checkpoint.identity_id
+        )
         raise ForbiddenError("this checkpoint belongs to another identity")
     return held
 
@@ -87,8 +81,8 @@ async def decide(
     held = await owned(services, principal, checkpoint_id)
     if not may_decide(held.checkpoint, principal.identity, principal.roles):
         raise ForbiddenError("deciding a checkpoint needs the approver role of its identity")
-    async with book(services).lock(checkpoint_id):
-        held = book(services).get(checkpoint_id) or held  # the state after any decision ahead
+    async with services.checkpoints.lock(checkpoint_id):
+        held = services.checkpoints.get(checkpoint_id) or held  # the state after any decision ahead
         now = datetime.now(UTC)
         cp = expire(held.checkpoint, now).checkpoint
         if cp.status == "expired":
@@ -107,7 +101,7 @@ async def decide(
                 decided_at=now_ms(),
             )
             await services.producer.send("decisions", cp.request_id, record)
-            book(services).record_decision(record)
+            services.checkpoints.record_decision(record)
             await services.producer.send(
                 "facts",
                 cp.request_id,
@@ -124,7 +118,7 @@ async def decide(
                     suffix=decision,
                 ),
             )
-    current = book(services).get(checkpoint_id) or held
+    current = services.checkpoints.get(checkpoint_id) or held
     return current.to_json()
 
 

@@ -22,8 +22,7 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from gateway.boundary import GuardDep
-from gateway.deps import PrincipalDep, require_role
+from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.entities.models import IdentityEntity, ms_to_datetime
 from nova.errors import ConflictError
 from nova.ids import uuid7

@@ -29,12 +29,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from analytics.client import ClickHouse
-from gateway.boundary import GuardDep
-from gateway.deps import PrincipalDep, ServicesDep, require_role
-from gateway.llm_state import LlmDep
+from gateway.boundary import BoundaryGuard
+from gateway.deps import GuardDep, LlmDep, PrincipalDep, ServicesDep, require_role
 from gateway.problems import problem
+from gateway.services import Services
 from nova.auth.tokens import Principal
 from nova.entities.models import BudgetEntity
+from nova.entities.store import EntityStore
 from nova.errors import ConfigError, ConflictError, ForbiddenError, NotFoundError, ProviderError
 from nova.ids import uuid7
 from nova.llm.budgets import EACH, window_start
@@ -138,7 +139,7 @@ class BudgetBody(BaseModel):
     hard_usd: float = Field(ge=0)
 
 
-def _subject(body: BudgetBody, principal: Principal, guard: Any) -> str:
+def _subject(body: BudgetBody, principal: Principal, guard: BoundaryGuard) -> str:
     if body.subject is not None:
         return body.subject
     if body.scope == "identity":
@@ -190,9 +191,10 @@ def _out(b: BudgetEntity, version: int, spent: float | None, now: datetime) -> d
     }
 
 
-async def _render(services: Any, store: Any, budgets: list[BudgetEntity]) -> list[dict[str, Any]]:
+async def _render(services: Services, store: EntityStore, budgets: list[BudgetEntity],
+                  ) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
-    ch: ClickHouse | None = services.clickhouse
+    ch = services.clickhouse
 
     def spends() -> list[float | None]:
         return [None if ch is None else _spent(ch, b, now) for b in budgets]
@@ -202,7 +204,7 @@ async def _render(services: Any, store: Any, budgets: list[BudgetEntity]) -> lis
             for b, s in zip(budgets, spent, strict=True)]
 
 
-async def _budget(principal: Principal, guard: Any, budget_id: str, operation: str
+async def _budget(principal: Principal, guard: BoundaryGuard, budget_id: str, operation: str
                   ) -> BudgetEntity:
     if principal.has_role("admin"):
         found: BudgetEntity | None = guard.store.get(BudgetEntity, budget_id)

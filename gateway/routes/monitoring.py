@@ -24,10 +24,17 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query
 
 from analytics.client import ClickHouse
-from gateway.boundary import GuardDep
-from gateway.deps import ClickHouseDep, PrincipalDep, ServicesDep
-from gateway.llm_state import HEALTH_ALERT, LlmDep, data_scope
+from gateway.deps import (
+    ClickHouseDep,
+    GuardDep,
+    LlmDep,
+    PrincipalDep,
+    RateLimiterDep,
+    ServicesDep,
+)
+from gateway.llm_state import HEALTH_ALERT, LlmState, data_scope
 from gateway.ratelimit import IdentityRateLimiter
+from gateway.services import Services
 from nova.errors import ForbiddenError, NotFoundError
 
 router = APIRouter(tags=["monitoring"])
@@ -158,8 +165,9 @@ def _limit_rows(ch: ClickHouse, providers: list[str]) -> dict[str, dict[str, Any
     return {r["provider"]: r for r in rows}
 
 
-async def _rate_limits(services: Any, llm: Any, providers: list[str]) -> list[dict[str, Any]]:
-    ch: ClickHouse | None = services.clickhouse
+async def _rate_limits(services: Services, llm: LlmState, providers: list[str],
+                       ) -> list[dict[str, Any]]:
+    ch = services.clickhouse
     seen = {} if ch is None else await asyncio.to_thread(_limit_rows, ch, providers)
     out = []
     for name in providers:
@@ -176,21 +184,19 @@ async def _rate_limits(services: Any, llm: Any, providers: list[str]) -> list[di
     return out
 
 
-def _identity_limit(services: Any, identity: str) -> dict[str, Any] | None:
-    limiter = services.extras.get("rate_limiter")
-    if not isinstance(limiter, IdentityRateLimiter):
-        return None
+def _identity_limit(limiter: IdentityRateLimiter, identity: str) -> dict[str, Any]:
     return {"limit": f"identity:{identity}:rpm", "rpm": limiter.rpm,
             "remaining_now": round(limiter.remaining(identity), 3),
             "scope": "this gateway process"}
 
 
 @router.get(f"{LLM}/rate-limits", responses={401: {}})
-async def rate_limits(principal: PrincipalDep, services: ServicesDep, llm: LlmDep) -> Any:
+async def rate_limits(principal: PrincipalDep, services: ServicesDep, llm: LlmDep,
+                      limiter: RateLimiterDep) -> Any:
     """Provider quotas against calls in the last minute (all workers), and the caller's
     identity limit at this gateway. Workers each enforce their partition share of a quota."""
     return {"providers": await _rate_limits(services, llm, list(llm.registry.names)),
-            "identity": _identity_limit(services, principal.identity)}
+            "identity": _identity_limit(limiter, principal.identity)}
 
 
 @router.get(f"{LLM}/rate-limits/{{provider}}", responses={401: {}, 404: {}})
@@ -359,7 +365,7 @@ async def nova_costs(principal: PrincipalDep, ch: ClickHouseDep, guard: GuardDep
 
 @router.get(f"{NOVA}/pipelines/{{request_id}}", responses={401: {}, 403: {}, 404: {}, 503: {}})
 async def pipeline(request_id: str, principal: PrincipalDep, ch: ClickHouseDep,
-                   services: ServicesDep) -> Any:
+                   guard: GuardDep) -> Any:
     """One request's trail: its lanes in order and every LLM attempt (owner only)."""
     params = {"rid": request_id}
     lanes, calls, final = await asyncio.gather(
@@ -378,9 +384,7 @@ async def pipeline(request_id: str, principal: PrincipalDep, ch: ClickHouseDep,
     if not owners:
         raise NotFoundError(f"no request {request_id}")
     if owners != {principal.identity}:
-        guard = services.extras.get("boundary")
-        if guard is not None:
-            await guard.violation(principal, "request", request_id, sorted(owners)[0])
+        await guard.violation(principal, "request", request_id, sorted(owners)[0])
         raise ForbiddenError("this request belongs to another identity")
     for row in (*lanes, *calls, *final):
         row.pop("identity_id", None)

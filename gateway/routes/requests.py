@@ -10,8 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.queries import request_final, request_lanes
-from gateway.deps import PrincipalDep, ServicesDep
-from gateway.ratelimit import enforce as enforce_rate_limit
+from gateway.deps import GuardDep, PrincipalDep, RateLimiterDep, ServicesDep
 from gateway.services import Services
 from gateway.tracker import LaneView, RequestView
 from nova.auth.tokens import Principal
@@ -67,11 +66,10 @@ class Accepted(BaseModel):
         429: {"description": "over the identity's request rate limit"},
     },
 )
-async def submit(body: SubmitRequest, principal: PrincipalDep, services: ServicesDep) -> Any:
-    enforce_rate_limit(services.extras, principal.identity)  # 429 + Retry-After when over
-    guard = services.extras.get("boundary")
-    if guard is not None:
-        await guard.check_request(principal, body.thread_id, body.dataspace_ids)
+async def submit(body: SubmitRequest, principal: PrincipalDep, services: ServicesDep,
+                 limiter: RateLimiterDep, guard: GuardDep) -> Any:
+    limiter.check(principal.identity)  # 429 + Retry-After when over
+    await guard.check_request(principal, body.thread_id, body.dataspace_ids)  # 403/404
     record = PipelineRecord(
         request_id=uuid7(),
         identity_id=principal.identity,
@@ -84,7 +82,7 @@ async def submit(body: SubmitRequest, principal: PrincipalDep, services: Service
         thread_id=body.thread_id,
         dataspace_ids=tuple(body.dataspace_ids),
         roles=tuple(sorted(principal.roles)),
-        sphere_id=_sphere_of(services, principal.identity),
+        sphere_id=services.entities.sphere_of(principal.identity),
         provider_hint=body.provider,
         model_hint=body.model,
         strategy=body.strategy,
@@ -108,11 +106,6 @@ async def submit(body: SubmitRequest, principal: PrincipalDep, services: Service
         if view is not None and view.finished:
             return JSONResponse(view.to_json(), status_code=200)
     return JSONResponse({"request_id": record.request_id, "status": "accepted"}, status_code=202)
-
-
-def _sphere_of(services: Services, identity_id: str) -> str | None:
-    entities = services.extras.get("entities")
-    return entities.sphere_of(identity_id) if entities is not None else None
 
 
 async def find_view(services: Services, request_id: str) -> RequestView | None:
@@ -152,9 +145,7 @@ async def owned_view(services: Services, principal: Principal, request_id: str) 
     if view is None:
         raise NotFoundError(f"no request {request_id}")
     if view.identity_id != principal.identity:
-        guard = services.extras.get("boundary")
-        if guard is not None:
-            await guard.violation(principal, "request", request_id, view.identity_id)
+        await services.boundary.violation(principal, "request", request_id, view.identity_id)
         raise ForbiddenError("this request belongs to another identity")
     return view
 

@@ -23,8 +23,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from gateway.boundary import GuardDep
-from gateway.deps import PrincipalDep, require_role
+from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.domain.governance import MAX_PATTERNS, Effect, Rule, RuleMatch
 from nova.domain.intent import Action, TaskType
 from nova.domain.roles import Role

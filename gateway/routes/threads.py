@@ -16,8 +16,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.boundary import GuardDep
-from gateway.deps import PrincipalDep, require_role
+from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.entities.models import ThreadEntity, ThreadMessageEntity, ms_to_datetime
 from nova.errors import ConflictError
 from nova.ids import uuid7

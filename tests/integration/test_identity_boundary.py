@@ -316,7 +316,7 @@ async def test_rule_validation_and_crud(module_gateway: Any) -> None:
     assert r.json()["match"]["actions"] == ["PAYMENT", "SEND"]
     r = await http.put(path, headers=h, json={"effect": "deny", "match": {"roles": ["boss"]}})
     assert r.status_code == 422
-    store = gw.services.extras["entities"]
+    store = gw.services.entities
     assert [(r.rule_id, r.effect) for r in store.rules_for(w.a)] == [
         (w.rule, "require_approval")]
     assert (await http.delete(path, headers=h)).status_code == 204
@@ -330,7 +330,7 @@ async def test_only_approvers_and_admins_change_rules(module_gateway: Any) -> No
     gw = module_gateway
     w = await make_world(gw)
     http, member = gw.http, w.a_headers
-    store = gw.services.extras["entities"]
+    store = gw.services.entities
     before = [(r.rule_id, r.effect, r.priority) for r in store.rules_for(w.a)]
     path = f"/api/v2/governance/rules/{w.rule}"
     for method, url, body in (

@@ -9,9 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import eventually, finished, llm_rows, submit
-
-from gateway.ratelimit import IdentityRateLimiter
+from conftest import eventually, finished, llm_rows, serve_gateway, submit
 
 pytestmark = pytest.mark.integration
 
@@ -158,18 +156,19 @@ async def test_nova_role_is_refused_not_rerouted_when_anthropic_is_down(
     assert any(a["subject"] == "anthropic" and a["message"] == "down" for a in alerts)
 
 
-async def test_gateway_refuses_an_identity_over_its_rate_with_429(gateway: Any):
-    gateway.services.extras["rate_limiter"] = IdentityRateLimiter(2)
-    alice, bob = ident("alice"), ident("bob")
-    for _ in range(2):
-        await submit(gateway, alice)
-    r = await gateway.http.post("/api/v2/nova/requests", json={"prompt": "one more"},
-                                headers=gateway.auth(alice))
-    assert r.status_code == 429
-    assert r.headers["content-type"] == "application/problem+json"
-    assert int(r.headers["retry-after"]) >= 1
-    assert r.json()["limit"] == f"identity:{alice}:rpm"
-    await submit(gateway, bob)  # another identity is not affected
+async def test_gateway_refuses_an_identity_over_its_rate_with_429(settings: Any, clickhouse: Any):
+    limited = settings.model_copy(update={"gateway_rpm_per_identity": 2.0})
+    async with serve_gateway(limited, clickhouse.with_database(limited.clickhouse_database)) as gw:
+        alice, bob = ident("alice"), ident("bob")
+        for _ in range(2):
+            await submit(gw, alice)
+        r = await gw.http.post("/api/v2/nova/requests", json={"prompt": "one more"},
+                               headers=gw.auth(alice))
+        assert r.status_code == 429
+        assert r.headers["content-type"] == "application/problem+json"
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.json()["limit"] == f"identity:{alice}:rpm"
+        await submit(gw, bob)  # another identity is not affected
 
 
 async def test_a_fallback_the_identity_refuses_is_skipped_and_never_sees_the_prompt(
