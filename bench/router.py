@@ -105,11 +105,24 @@ async def bounded(n: int, concurrency: int, one: Callable[[int], Any]) -> float:
     return time.perf_counter() - started
 
 
+class _NoEntities:
+    """No budgets and no rules: the benchmark measures the call path, not governance."""
+
+    def budgets(self):
+        return ()
+
+    def rules_for(self, identity_id):
+        return ()
+
+
+NO_ENTITIES = _NoEntities()
+
+
 async def bench_lane_f(n: int, concurrency: int) -> None:
     with FakeServerThread() as fake:
         settings = load_settings(environment="test", llm_fake_url=fake.url,
                                  llm_max_tokens=MAX_TOKENS)
-        service = ExecutionService.build(settings)
+        service = ExecutionService.build(settings, budgets=NO_ENTITIES, rules=NO_ENTITIES)
         spec = load_registry().provider("anthropic")
         sdk = anthropic.AsyncAnthropic(base_url=fake_base_url(fake.url, spec),
                                        api_key="bench", max_retries=0)

@@ -1,10 +1,13 @@
 """The worker's Faust app: one agent per lane, built from settings.
 
-Agents are registered by :func:`build_app` rather than at import time so the topic prefix,
-broker and services come from one :class:`~nova.settings.Settings` (tests run isolated
-pipelines on unique prefixes in the same broker). Besides the seven lane agents, lane E has a
-second agent for checkpoint decisions and a timer for expiry; lane G's agent consumes both
-outcomes and audit facts so that one agent owns each audit partition.
+Agents are registered by :func:`build_app` rather than at import time so the topic prefix
+and broker come from one :class:`~nova.settings.Settings` (tests run isolated pipelines on
+unique prefixes in the same broker), and the collaborators the lanes rely on are handed in,
+already started, as one typed :class:`~streams.services.WorkerServices`
+(:func:`streams.services.start_worker_services` refuses to start without them). Besides the
+seven lane agents, lane E has a second agent for checkpoint decisions and a timer for expiry;
+lane G's agent consumes both outcomes and audit facts so that one agent owns each audit
+partition.
 """
 
 from __future__ import annotations
@@ -17,14 +20,11 @@ from typing import Any
 import faust
 from faust.streams import current_event
 
-from nova.entities.store import EntityStore
 from nova.settings import Settings
-from schemas import load_schema_set
+from schemas import SchemaSet, load_schema_set
 from schemas.topics import worker_app_id
 from streams import consumer
-from streams.context import RAW, LaneContext
-from streams.entities import WorkerEntities
-from streams.execution import ExecutionService
+from streams.context import RAW, LaneContext, LaneState
 from streams.health_probe import HealthProbe
 from streams.lanes import (
     AuditLane,
@@ -39,7 +39,7 @@ from streams.lanes.lane_e_checkpoint import on_decision, sweep_expired
 from streams.lanes.lane_f_execution import run_concurrently
 from streams.lanes.lane_g_audit import AuditChain, on_fact
 from streams.runtime import Lane, handle
-from streams.spend import SpendTracker
+from streams.services import WorkerServices
 from streams.watchdog import PartitionWatchdog
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ def _current_partition() -> int:
     return int(event.message.partition)
 
 
-def build_app(settings: Settings, services: dict[str, Any] | None = None) -> faust.App:
+def build_app(
+    settings: Settings, services: WorkerServices, schemas: SchemaSet | None = None
+) -> faust.App:
     datadir = settings.data_dir / "faust" / settings.topic_prefix
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -87,27 +89,20 @@ def build_app(settings: Settings, services: dict[str, Any] | None = None) -> fau
         stream_wait_empty=False,
     )
     consumer.install(app)  # commits never pass an unfinished record (see streams.consumer)
-    ctx = LaneContext(
-        app=app, settings=settings, schemas=load_schema_set(), worker=settings.worker_name,
-        services=dict(services or {}),
-    )
+    schemas = load_schema_set() if schemas is None else schemas
     table_opts: dict[str, Any] = {"default": None, "partitions": settings.topic_partitions,
                                   "key_type": bytes, "value_type": bytes}
-    ctx.services["held"] = app.Table("held", **table_opts)
-    ctx.services["llm_results"] = app.Table("llm_results", **table_opts)
-    ctx.services["current_partition"] = _current_partition
-    chain = AuditChain(ctx)
-    ctx.services["audit_chain"] = chain
-    if "execution" not in ctx.services:
-        ctx.services["execution"] = ExecutionService.build(settings)
-    execution: ExecutionService = ctx.services["execution"]
-    ctx.services.setdefault("cost_estimator", execution.estimate_cost)
-    ctx.services.setdefault("primary_provider", execution.primary_provider)
-    if "entities" not in ctx.services:
-        entities = WorkerEntities(EntityStore(settings, ctx.schemas))
-        ctx.services["entities"] = entities
-        app.task(entities.run)
-    _llm_background(app, ctx, execution)
+    chain = AuditChain(app, settings, schemas)
+    state = LaneState(
+        held=app.Table("held", **table_opts),
+        llm_results=app.Table("llm_results", **table_opts),
+        audit_chain=chain,
+        current_partition=_current_partition,
+    )
+    ctx = LaneContext(app=app, settings=settings, schemas=schemas,
+                      worker=settings.worker_name, services=services, state=state)
+    execution = services.execution
+    _llm_background(app, ctx)
 
     lanes: list[Lane] = [IntentLane(), ContextLane(), EncodingLane(), GovernanceLane(),
                          CheckpointLane()]
@@ -177,17 +172,11 @@ def _agent_for(lane: Lane, ctx: LaneContext) -> Agent:
     return agent
 
 
-def _llm_background(app: faust.App, ctx: LaneContext, execution: ExecutionService) -> None:
-    """Lane F's shared state: budgets and spend (``streams.spend``), provider health probes."""
-    entities = ctx.services.get("entities")
-    sphere_of = getattr(entities, "sphere_of", None)
-    spend = SpendTracker(ctx.settings, execution, schemas=ctx.schemas,
-                         sphere_of=sphere_of if callable(sphere_of) else (lambda _: None))
-    ctx.services["spend"] = spend
-    execution.attach(entities, spend.ready)
-    app.task(spend.run)
+def _llm_background(app: faust.App, ctx: LaneContext) -> None:
+    """Lane F's shared state: spend (``streams.spend``) and provider health probes."""
+    execution = ctx.services.execution
+    app.task(ctx.services.spend.run)
     probe = HealthProbe(execution.registry, execution.pool, execution.board, ctx.emit)
-    ctx.services["health_probe"] = probe
 
     _guarded_timer(app, ctx.settings.llm_probe_interval_s, "llm-health-probe",
                    probe.tick, "provider health probe round failed")

@@ -1,22 +1,29 @@
 """What every lane agent shares: topics, codecs, the worker's name and the dead-letter path.
 
 Built once per worker in :func:`streams.app.build_app` and handed to each lane, so lanes never
-reach for globals and tests can build one against their own topic prefix.
+reach for globals and tests can build one against their own topic prefix. The collaborators
+the lanes rely on are typed attributes of two containers, never entries looked up by name:
+``services`` (:class:`~streams.services.WorkerServices`, the guards, started before the app)
+and ``state`` (:class:`LaneState`, the partition-local state built with the app).
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
 from nova.records import AuditFact, DeadLetter, Event, LaneEvent, PipelineRecord, Record, now_ms
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
+from streams.services import WorkerServices
+
+if TYPE_CHECKING:
+    from streams.lanes.lane_g_audit import AuditChain
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +35,27 @@ RAW: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class LaneState:
+    """The lanes' partition-local state, built with the Faust app."""
+
+    held: MutableMapping[bytes, bytes]  # lane E: held requests (a changelogged table)
+    llm_results: MutableMapping[bytes, bytes]  # lane F: one LLM result per request (table)
+    audit_chain: AuditChain  # lane G: chain heads of the audit partitions
+    current_partition: Callable[[], int]  # the partition of the record being processed
+
+
 @dataclass
 class LaneContext:
-    """Topics (by logical name), codecs and identity of this worker."""
+    """Topics (by logical name), codecs and identity of this worker, and what lanes rely on."""
 
     app: faust.App
     settings: Settings
     schemas: SchemaSet
     worker: str
+    services: WorkerServices
+    state: LaneState
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
-    services: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, name: str) -> faust.TopicT:
         if name not in self.topics:
@@ -77,14 +95,12 @@ class LaneContext:
         await self.send("events", record.request_id, event)
 
     def estimate_cost(self, record: PipelineRecord, tokens: int) -> float:
-        """Expected cost in USD of executing ``record`` (0 when no router is configured)."""
-        estimator = self.services.get("cost_estimator")
-        return float(estimator(record, tokens)) if estimator is not None else 0.0
+        """Expected cost in USD of executing ``record`` (0 when no provider can serve it)."""
+        return self.services.execution.estimate_cost(record, tokens)
 
     def primary_provider(self, record: PipelineRecord, tokens: int) -> str | None:
         """The provider lane F would try first, so provider rules apply to routed requests."""
-        route = self.services.get("primary_provider")
-        return route(record, tokens) if route is not None else None
+        return self.services.execution.primary_provider(record, tokens)
 
     async def audit(self, fact: AuditFact) -> None:
         """Hand a fact to lane G, the single writer of the hash-chained audit topic."""

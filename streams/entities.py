@@ -1,34 +1,37 @@
-"""The worker's entity read model: an :class:`EntityStore` started with the worker.
+"""The worker's entity view: an :class:`EntityStore` started before any lane runs.
 
-Lanes must not read rules or threads before the store has caught up with the entities topic,
-so :meth:`ready` waits for the first catch-up; :meth:`sync` is the full read-your-writes
-barrier, used when a request references a thread or dataspace written moments before.
+Lanes must not read owners, rules or budgets before the store has caught up with the entities
+topic, so the worker starts it (and refuses to start when it cannot, see
+``streams.services``) before the Faust app; :meth:`sync` is the full read-your-writes barrier,
+used when a request references a thread or dataspace written moments before. One object is
+the entity view of lanes B and D and the budget and rule source of lane F.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from nova.domain.context import DataspaceItem, ThreadMessage
 from nova.domain.governance import Rule
-from nova.entities.store import EntityStore
+from nova.entities.models import BudgetEntity
+from nova.entities.store import EntityStore, start_or_refuse
 
 
 class WorkerEntities:
     def __init__(self, store: EntityStore) -> None:
         self.store = store
-        self._started = asyncio.Event()
 
-    async def run(self) -> None:
-        await self.store.start()
-        self._started.set()
+    async def start(self, component: str, needs: str) -> None:
+        """Start the store, or refuse ``component``'s start-up (``StartupError``)."""
+        await start_or_refuse(self.store, component, needs)
+
+    async def stop(self) -> None:
+        await self.store.stop()
 
     async def ready(self) -> None:
-        await self._started.wait()
+        await self.store.ready()
 
     async def sync(self) -> None:
-        await self._started.wait()
         await self.store.sync()
 
     def owner(self, kind: str, entity_id: str) -> str | None:
@@ -45,3 +48,6 @@ class WorkerEntities:
 
     def rules_for(self, identity_id: str) -> Sequence[Rule]:
         return self.store.rules_for(identity_id)
+
+    def budgets(self) -> Sequence[BudgetEntity]:
+        return self.store.budgets()

@@ -18,7 +18,9 @@ quota idles on a worker whose partitions are quiet. Identity limits are the gate
 (``gateway/ratelimit.py``), on submission, not here.
 
 Budgets come from the entities topic (:class:`~nova.entities.models.BudgetEntity`, every
-owner's) and are reloaded before an execution when the set of live budgets changed; spend
+owner's), through the budget source the service is built with (required: a service without
+one refuses to be built), and are reloaded before an execution when the set of live budgets
+changed; provider rules come the same way from its required rule source. Spend
 comes from this worker's own calls plus everyone's, read back from ``events`` by
 :class:`streams.spend.SpendTracker` (see that module). Both are in a
 :class:`~streams.spend.SpendLedger` from which the budget book's spend is derived.
@@ -38,7 +40,7 @@ from typing import Any, Protocol
 
 from nova.domain.governance import GovernanceFacts, Rule, refused_providers
 from nova.entities.models import BudgetEntity
-from nova.errors import ProviderError
+from nova.errors import ProviderError, StartupError
 from nova.llm.budgets import Budget, BudgetBook
 from nova.llm.clients import ClientPool, Message
 from nova.llm.cost import cost_usd
@@ -68,9 +70,15 @@ READY_TIMEOUT_S = 60.0  # how often a worker still waiting for budgets and spend
 
 
 class BudgetSource(Protocol):
-    """Where live budgets come from: the worker's entity store (``EntityState.budgets``)."""
+    """Where live budgets come from: the worker's entity view (``EntityState.budgets``)."""
 
     def budgets(self) -> Sequence[BudgetEntity]: ...
+
+
+class RuleSource(Protocol):
+    """Where an identity's rules come from: the worker's entity view (``rules_for``)."""
+
+    def rules_for(self, identity_id: str) -> Sequence[Rule]: ...
 
 
 def to_budget(entity: BudgetEntity) -> Budget:
@@ -86,24 +94,27 @@ def to_budget(entity: BudgetEntity) -> Budget:
 
 
 Wait = Callable[[], Awaitable[Any]]
-
-
-def budget_source_of(entities: Any) -> tuple[BudgetSource | None, Wait | None]:
-    """The budget source and readiness wait of the worker's entities service, if it has them.
-
-    The worker hands in either an ``EntityStore`` or a wrapper holding one as ``.store``
-    (``streams.entities.WorkerEntities``, whose ``ready()`` waits for the first catch-up).
-    """
-    if entities is None:
-        return None, None
-    store = getattr(entities, "store", entities)
-    source = store if callable(getattr(store, "budgets", None)) else None
-    ready = getattr(entities, "ready", None)
-    return source, ready if callable(ready) else None
+LANE_F = "lane F (execution)"
 
 
 class ExecutionService:
-    def __init__(self, settings: Settings, registry: Registry, pool: ClientPool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        pool: ClientPool,
+        *,
+        budgets: BudgetSource,
+        rules: RuleSource,
+    ) -> None:
+        # Typed callers cannot omit them; this stops untyped wiring at start-up too, instead
+        # of at the first request (budgets unchecked, or every call failing).
+        if budgets is None:
+            raise StartupError(LANE_F, "no budget source (budgets would go unchecked)",
+                               "build it with the worker's entity view as its budget source")
+        if rules is None:
+            raise StartupError(LANE_F, "no rule source (provider rules would go unchecked)",
+                               "build it with the worker's entity view as its rule source")
         self.settings = settings
         self.registry = registry
         self.pool = pool
@@ -115,7 +126,8 @@ class ExecutionService:
             pool, registry, limiter=self.limiter, budgets=self.budgets, board=self.board
         )
         self.ledger = SpendLedger()
-        self.budget_source: BudgetSource | None = None
+        self.budget_source = budgets
+        self.rules = rules
         self.waits: list[Wait] = []  # readiness gates (entities, spend)
         self._loaded: tuple[BudgetEntity, ...] = ()
         self._labels: dict[str, str] = {}
@@ -124,30 +136,20 @@ class ExecutionService:
         self._inflight: dict[str, asyncio.Event] = {}
         self._recent: OrderedDict[str, ExecutionResult] = OrderedDict()
         self._ready = False
-        self.rules_for: Callable[[str], Sequence[Rule]] | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> ExecutionService:
+    def build(
+        cls, settings: Settings, *, budgets: BudgetSource, rules: RuleSource
+    ) -> ExecutionService:
         registry = load_registry()
         if settings.llm_fake_url:
             registry = fake_registry(settings.llm_fake_url, registry)
         pool = ClientPool.from_settings(settings, os.environ, registry=registry)
-        return cls(settings, registry, pool)
+        return cls(settings, registry, pool, budgets=budgets, rules=rules)
 
-    def attach(
-        self,
-        entities: Any = None,
-        spend_ready: asyncio.Event | None = None,
-    ) -> None:
-        """Wire the worker's shared state: budgets from ``entities``, spend readiness."""
-        source, ready = budget_source_of(entities)
-        self.budget_source = source
-        rules_for = getattr(entities, "rules_for", None)
-        self.rules_for = rules_for if callable(rules_for) else None
-        if ready is not None:
-            self.waits.append(ready)
-        if spend_ready is not None:
-            self.waits.append(spend_ready.wait)
+    def hold_until(self, *ready: Wait) -> None:
+        """Hold the first execution until every ``ready`` returns (entities, spend loaded)."""
+        self.waits.extend(ready)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -183,8 +185,6 @@ class ExecutionService:
 
     def refresh_budgets(self) -> bool:
         """Reload budgets when the live set changed; True when it did. O(budgets)."""
-        if self.budget_source is None:
-            return False
         live = tuple(self.budget_source.budgets())
         if live == self._loaded:
             return False
@@ -347,9 +347,9 @@ class ExecutionService:
         primary, must obey the same rules (``nova.domain.governance.refused_providers``).
         Returns None when no provider is left, with the reasons.
         """
-        if self.rules_for is None or record.intent is None:
+        if record.intent is None:
             return decision, ""
-        rules = self.rules_for(record.identity_id)
+        rules = self.rules.rules_for(record.identity_id)
         if not any(r.match.providers is not None for r in rules):
             return decision, ""
         facts = GovernanceFacts(

@@ -23,10 +23,10 @@ class ContextLane:
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         if record.finished:
             return LaneOutcome(record, status="skipped")
-        entities: EntityView | None = ctx.services.get("entities")
+        entities: EntityView = ctx.services.entities
         messages: list[ThreadMessage] = []
         items: list[DataspaceItem] = []
-        if entities is not None and (record.thread_id or record.dataspace_ids):
+        if record.thread_id or record.dataspace_ids:
             await entities.sync()
             owner = record.identity_id
             if record.thread_id and entities.owner("thread", record.thread_id) == owner:

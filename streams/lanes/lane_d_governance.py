@@ -25,17 +25,15 @@ class GovernanceLane:
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         if record.finished:
             return LaneOutcome(record, status="skipped")
-        entities: EntityView | None = ctx.services.get("entities")
+        entities: EntityView = ctx.services.entities
         owners: dict[str, str] = {}
-        rules: tuple[Rule, ...] = ()
-        if entities is not None:
-            # Always the full barrier: a rule created just before this request must apply.
-            await entities.sync()
-            refs = [("thread", record.thread_id)] if record.thread_id else []
-            refs += [("dataspace", d) for d in record.dataspace_ids]
-            for kind, rid in refs:
-                owners[f"{kind}:{rid}"] = entities.owner(kind, rid) or "<unknown>"
-            rules = tuple(entities.rules_for(record.identity_id))
+        # Always the full barrier: a rule created just before this request must apply.
+        await entities.sync()
+        refs = [("thread", record.thread_id)] if record.thread_id else []
+        refs += [("dataspace", d) for d in record.dataspace_ids]
+        for kind, rid in refs:
+            owners[f"{kind}:{rid}"] = entities.owner(kind, rid) or "<unknown>"
+        rules: tuple[Rule, ...] = tuple(entities.rules_for(record.identity_id))
         intent = record.intent
         assert intent is not None, "lane A always sets the intent"
         estimate = record.encoded.token_estimate if record.encoded else 0

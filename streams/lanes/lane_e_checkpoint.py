@@ -52,7 +52,7 @@ class CheckpointLane:
         if gov is None or gov.outcome != "require_approval":
             return LaneOutcome(record)
         key = record.request_id.encode()
-        existing = ctx.services["held"].get(key)
+        existing = ctx.state.held.get(key)
         if existing is not None:
             # Re-delivered after a crash: never reopen (or re-date) a checkpoint. A pending one
             # stays pending; a decided one goes on as decided (lane F will not call twice).
@@ -70,7 +70,7 @@ class CheckpointLane:
         )
         state = checkpoint_record(cp)
         held = record.model_copy(update={"checkpoint": state, "status": "held"})
-        ctx.services["held"][key] = held_entry(held, "pending")
+        ctx.state.held[key] = held_entry(held, "pending")
         await ctx.audit(checkpoint_fact(held, state, actor=None))
         return LaneOutcome(held, status="held", target="pending")
 
@@ -83,7 +83,7 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
     except (SchemaError, ValueError) as exc:
         await ctx.dead_letter(message, "E", exc)
         return
-    table = ctx.services["held"]
+    table = ctx.state.held
     key = decision.request_id.encode()
     raw = table.get(key)
     if raw is None:
@@ -146,7 +146,7 @@ async def sweep_expired(ctx: LaneContext, sent: set[str]) -> int:
     """Publish ``expire`` decisions for overdue pending checkpoints held by this worker."""
     now = now_ms()
     count = 0
-    for key, raw in list(ctx.services["held"].items()):
+    for key, raw in list(ctx.state.held.items()):
         state, record = parse_entry(raw)
         cp = record.checkpoint
         if state != "pending" or cp is None or cp.expires_at > now or cp.checkpoint_id in sent:

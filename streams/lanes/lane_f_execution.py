@@ -18,7 +18,6 @@ from typing import Any
 
 from nova.records import Execution, PipelineRecord
 from streams.context import LaneContext
-from streams.execution import ExecutionService
 from streams.runtime import LaneOutcome
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ class ExecutionLane:
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         if record.finished:
             return LaneOutcome(record, status="skipped")
-        results = ctx.services["llm_results"]
+        results = ctx.state.llm_results
         key = record.request_id.encode()
         done = results.get(key)
         if done is not None:
@@ -47,8 +46,7 @@ class ExecutionLane:
                 ),
                 status="ok" if stored["status"] == "completed" else "error",
             )
-        service: ExecutionService = ctx.services["execution"]
-        result = await service.execute(record)
+        result = await ctx.services.execution.execute(record)
         out = result.record
         for event in result.events:
             await ctx.emit(event)

@@ -16,15 +16,17 @@ import json
 import logging
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from nova.audit.chain import GENESIS_HASH, link_hash
 from nova.errors import SchemaError
 from nova.records import AuditFact, AuditRecord, PipelineRecord
-from schemas import TOPICS
+from nova.settings import Settings
+from schemas import TOPICS, SchemaSet
 from streams.audit_facts import outcome_fact
-from streams.context import LaneContext
+from streams.context import RAW, LaneContext
 from streams.runtime import LaneOutcome
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,11 @@ def audit_entry(rec: AuditRecord) -> dict[str, Any]:
 class AuditChain:
     """Chain heads per audit partition, recovered lazily from the topic's last record."""
 
-    def __init__(self, ctx: LaneContext) -> None:
-        self.ctx = ctx
+    def __init__(self, app: faust.App, settings: Settings, schemas: SchemaSet) -> None:
+        self.app = app
+        self.settings = settings
+        self.schemas = schemas
+        self.topic = app.topic(settings.topic("audit"), **RAW)
         self.heads: dict[int, str] = {}
         self.locks: dict[int, asyncio.Lock] = {}
 
@@ -64,7 +69,7 @@ class AuditChain:
         raise AssertionError("unreachable")
 
     async def _recover(self, partition: int) -> str:
-        settings = self.ctx.settings
+        settings = self.settings
         tp = TopicPartition(settings.topic("audit"), partition)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -82,7 +87,7 @@ class AuditChain:
             msgs = batch.get(tp, [])
             if not msgs:
                 raise SchemaError(f"audit partition {partition}: cannot read the chain head")
-            codec = self.ctx.schemas["audit_record"]
+            codec = self.schemas["audit_record"]
             return str(codec.decode(msgs[-1].value, msgs[-1].headers)["hash"])
         finally:
             await consumer.stop()
@@ -92,7 +97,7 @@ class AuditChain:
         async with lock:
             if partition not in self.heads:
                 # Make sure our own earlier appends are on the broker before reading the head.
-                await self.ctx.app.producer.flush()
+                await self.app.producer.flush()
                 self.heads[partition] = await self._recover_with_retries(partition)
             prev = self.heads[partition]
             unsigned = AuditRecord(
@@ -108,8 +113,8 @@ class AuditChain:
             )
             digest = link_hash(prev, audit_entry(unsigned))
             record = unsigned.model_copy(update={"hash": digest})
-            codec = self.ctx.schemas["audit_record"]
-            await self.ctx.topic("audit").send(
+            codec = self.schemas["audit_record"]
+            await self.topic.send(
                 key=(fact.request_id or fact.identity_id).encode(),
                 value=codec.encode(record.to_avro()),
                 headers=[codec.header],
@@ -126,8 +131,8 @@ class AuditLane:
 
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         final = record if record.finished else record.model_copy(update={"status": "completed"})
-        partition = ctx.services["current_partition"]()
-        await ctx.services["audit_chain"].append(partition, outcome_fact(final))
+        partition = ctx.state.current_partition()
+        await ctx.state.audit_chain.append(partition, outcome_fact(final))
         return LaneOutcome(final, status="ok")
 
 
@@ -139,4 +144,4 @@ async def on_fact(ctx: LaneContext, message: Any) -> None:
     except (SchemaError, ValueError) as exc:
         await ctx.dead_letter(message, "G", exc)
         return
-    await ctx.services["audit_chain"].append(message.partition, fact)
+    await ctx.state.audit_chain.append(message.partition, fact)

@@ -22,15 +22,23 @@ class Source:
 
 @dataclass
 class Store:
+    """The budget and rule source lane F is built with (the worker's entity view)."""
+
     live: list = field(default_factory=list)
+    rules: list = field(default_factory=list)
 
     def budgets(self):
         return list(self.live)
 
+    def rules_for(self, identity_id):
+        return [r for r in self.rules if r.identity_id == identity_id]
 
-def service():
+
+def service(store=None):
     settings = load_settings(environment="test", llm_max_tokens=100)
-    svc = ExecutionService.build(settings.model_copy(update={"llm_fake_url": "http://127.0.0.1:9"}))
+    store = Store() if store is None else store
+    svc = ExecutionService.build(settings.model_copy(update={"llm_fake_url": "http://127.0.0.1:9"}),
+                                 budgets=store, rules=store)
     source = Source()
     svc.executor.source = source
     return svc, source
@@ -51,9 +59,8 @@ def entity(hard, soft=None, bid="b-1", name="monthly cap"):
 
 
 async def test_budgets_reload_when_the_live_set_changes_and_block_naming_the_budget():
-    svc, source = service()
     store = Store()
-    svc.attach(store)
+    svc, source = service(store)
     first = await svc.execute(record("r1"))
     assert first.record.status == "completed"
     spent = first.record.execution.cost_usd
@@ -77,8 +84,7 @@ async def test_own_events_are_not_charged_twice_but_foreign_ones_are():
 
 
 async def test_soft_limit_emits_an_alert_event_naming_the_budget():
-    svc, _ = service()
-    svc.attach(Store([entity(hard=10.0, soft=0.0)]))
+    svc, _ = service(Store([entity(hard=10.0, soft=0.0)]))
     result = await svc.execute(record("r1"))
     alerts = [e for e in result.events if e.kind == "alert"]
     assert [a.alert.alert_type for a in alerts] == ["BUDGET_SOFT_LIMIT"]
@@ -128,14 +134,6 @@ def test_a_foreign_event_seen_twice_is_charged_once():
 # --- Lane F obeys the identity's provider rules for fallbacks too -------------------------------
 
 
-@dataclass
-class RuleStore(Store):
-    rules: list = field(default_factory=list)
-
-    def rules_for(self, identity_id):
-        return [r for r in self.rules if r.identity_id == identity_id]
-
-
 def provider_rule(rid, providers, effect="deny", identity="alice"):
     from nova.domain.governance import Rule, RuleMatch
 
@@ -143,10 +141,11 @@ def provider_rule(rid, providers, effect="deny", identity="alice"):
 
 
 async def test_a_provider_the_identity_refuses_is_never_called_even_as_the_routed_primary():
-    svc, source = service()
+    store = Store()
+    svc, source = service(store)
     chain = [c.provider for c in svc.route(record("r0"), 2).chain]
     assert len(chain) >= 2, chain
-    svc.attach(RuleStore(rules=[provider_rule("no-primary", [chain[0]])]))
+    store.rules = [provider_rule("no-primary", [chain[0]])]
     result = await svc.execute(record("r1"))
     assert result.record.status == "completed"
     assert [p for p, _ in source.calls] == [chain[1]]
@@ -154,9 +153,10 @@ async def test_a_provider_the_identity_refuses_is_never_called_even_as_the_route
 
 
 async def test_with_every_provider_refused_the_request_is_denied_and_nothing_is_called():
-    svc, source = service()
+    store = Store()
+    svc, source = service(store)
     chain = {c.provider for c in svc.route(record("r0"), 2).chain}
-    svc.attach(RuleStore(rules=[provider_rule("none-of-them", chain)]))
+    store.rules = [provider_rule("none-of-them", chain)]
     result = await svc.execute(record("r1"))
     assert result.record.status == "denied"
     assert "RULE none-of-them: deny" in result.record.error
@@ -165,9 +165,10 @@ async def test_with_every_provider_refused_the_request_is_denied_and_nothing_is_
 
 
 async def test_another_identitys_provider_rule_changes_nothing_for_me():
-    svc, source = service()
+    store = Store()
+    svc, source = service(store)
     chain = [c.provider for c in svc.route(record("r0"), 2).chain]
-    svc.attach(RuleStore(rules=[provider_rule("bobs", [chain[0]], identity="bob")]))
+    store.rules = [provider_rule("bobs", [chain[0]], identity="bob")]
     result = await svc.execute(record("r1"))
     assert [p for p, _ in source.calls] == [chain[0]]
     assert result.record.status == "completed"

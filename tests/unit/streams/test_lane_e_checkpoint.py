@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from nova.records import (
@@ -24,7 +25,7 @@ class FakeCtx:
 
     settings: Any = field(default_factory=lambda: load_settings(checkpoint_ttl_s=60))
     schemas: Any = field(default_factory=load_schema_set)
-    services: dict[str, Any] = field(default_factory=lambda: {"held": {}})
+    state: Any = field(default_factory=lambda: SimpleNamespace(held={}))
     sent: list[tuple[str, Record]] = field(default_factory=list)
     facts: list[Record] = field(default_factory=list)
     lane_events: list[str] = field(default_factory=list)
@@ -92,7 +93,7 @@ async def test_approval_resumes_once_and_a_contrary_decision_changes_nothing() -
     assert resumed[0].status == "in_flight"  # type: ignore[attr-defined]
     await on_decision(ctx, decision(ctx, "reject", now_ms()))
     assert len([t for t, _ in ctx.sent if t == "executable"]) == 1
-    state, _ = parse_entry(ctx.services["held"][b"r-1"])
+    state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "approved"
 
 
@@ -113,7 +114,7 @@ async def test_an_approval_given_in_time_counts_even_if_processed_after_expiry()
     assert held.checkpoint is not None
     in_time = held.checkpoint.expires_at - 1
     await on_decision(ctx, decision(ctx, "approve", in_time))
-    state, _ = parse_entry(ctx.services["held"][b"r-1"])
+    state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "approved"
 
 
@@ -122,6 +123,6 @@ async def test_an_approval_given_after_expiry_expires_the_request() -> None:
     held = await hold(ctx)
     assert held.checkpoint is not None
     await on_decision(ctx, decision(ctx, "approve", held.checkpoint.expires_at + 1))
-    state, record = parse_entry(ctx.services["held"][b"r-1"])
+    state, record = parse_entry(ctx.state.held[b"r-1"])
     assert state == "expired"
     assert record.status == "expired"

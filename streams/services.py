@@ -1,0 +1,58 @@
+"""The worker's collaborators: built and started once, before any lane runs, or not at all.
+
+Every guard the lanes rely on is a named, typed, required attribute of :class:`WorkerServices`
+(no dictionary of services looked up by string): the entity view lane B reads context from and
+lane D checks owners and identity rules against, and lane F's execution service, whose budgets
+and provider rules come from that same view. :func:`start_worker_services` builds them in one
+place; when one cannot be built (the entity store cannot load its topic, ...) it raises a
+:class:`~nova.errors.StartupError` and the worker refuses to start with one line naming what
+is missing and how to fix it. No lane has a path that skips a check for want of a guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nova.entities.store import EntityStore
+from nova.entities.view import EntityView
+from nova.settings import Settings
+from schemas import SchemaSet, load_schema_set
+from streams.entities import WorkerEntities
+from streams.execution import ExecutionService
+from streams.spend import SpendTracker
+
+WORKER = "the worker"
+
+
+@dataclass(frozen=True)
+class WorkerServices:
+    entities: EntityView  # lanes B and D: owners, thread and dataspace content, identity rules
+    execution: ExecutionService  # lane F: router, limits, budgets and provider rules
+    spend: SpendTracker  # lane F's spend, shared across workers (run by the app as a task)
+
+
+async def start_worker_services(
+    settings: Settings,
+    schemas: SchemaSet | None = None,
+    *,
+    entities: WorkerEntities | None = None,
+    execution: ExecutionService | None = None,
+) -> WorkerServices:
+    """Build and start the worker's collaborators, or refuse with a ``StartupError``.
+
+    ``entities``: a (not yet started) entity view to use instead of one on ``settings``' Kafka;
+    ``execution``: an execution service to use instead of one with the registry's providers
+    (both for tests). Runs in the loop the worker will run in: the entity store tails there.
+    """
+    schemas = load_schema_set() if schemas is None else schemas
+    view = WorkerEntities(EntityStore(settings, schemas)) if entities is None else entities
+    await view.start(WORKER, "the entity view (owners, identity rules and budgets)")
+    try:
+        service = (ExecutionService.build(settings, budgets=view, rules=view)
+                   if execution is None else execution)
+        spend = SpendTracker(settings, service, schemas=schemas, sphere_of=view.sphere_of)
+    except BaseException:
+        await view.stop()
+        raise
+    service.hold_until(view.ready, spend.ready.wait)  # fail closed: budgets and spend first
+    return WorkerServices(entities=view, execution=service, spend=spend)
