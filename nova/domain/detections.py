@@ -774,7 +774,9 @@ _SEPARATORS: Final = frozenset(
     " \t\n\r\f\v.-/()\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u00b7\u2022\u2027\u30fb"
 )
 _ALNUM: Final = re.compile(r"[A-Za-z0-9]{1,256}")
-_EMAIL: Final = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}")
+_EMAIL: Final = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+)
 _IBAN_LENGTHS: Final[dict[str, int]] = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
     "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
@@ -1112,9 +1114,17 @@ def _identifier_candidates(text: str) -> list[tuple[int, int, int, str]]:
             candidates.append((_RANK[kind], *clean.span(start, end), kind))
     for match in _EMAIL.finditer(view):
         at = view.index("@", match.start())
+        # A local part has no leading or doubled dot: in "Contact...bob@example.com" they
+        # are punctuation, and the address is "bob@example.com".
+        doubled = view.rfind("..", match.start(), at)
+        start = match.start() if doubled == -1 else doubled + 2
+        while view[start] == ".":
+            start += 1
+        if start == at or view[at - 1] == ".":  # a local part does not end with a dot
+            continue
         domain_end = _email_end(view, at, match.end())
         if domain_end is not None:
-            candidates.append((_RANK["email"], *clean.span(match.start(), domain_end), "email"))
+            candidates.append((_RANK["email"], *clean.span(start, domain_end), "email"))
     return candidates
 
 

@@ -368,6 +368,8 @@ def nir(base: str) -> str:
         ("mastercard 5500 0000 0000 0004", "payment_card", "5500 0000 0000 0004"),
         ("write to jean.dupont@example.fr", "email", "jean.dupont@example.fr"),
         ("Bob.Smith+tag@Example.COM, thanks", "email", "Bob.Smith+tag@Example.COM"),
+        ("contact...bob@example.com.", "email", "bob@example.com"),
+        ("<bob@mail.example.co.uk>-", "email", "bob@mail.example.co.uk"),
         ("call 06 12 34 56 78", "phone", "06 12 34 56 78"),
         ("call 06.12.34.56.78", "phone", "06.12.34.56.78"),
         ("call +33 6 12 34 56 78", "phone", "+33 6 12 34 56 78"),
@@ -461,6 +463,7 @@ def test_a_card_number_is_found_however_it_is_written(written: str) -> None:
         "uuid 123e4567-e89b-12d3-a456-426614174000",
         "room 4111111111111111a",  # part of a longer token, not a number on its own
         "not an address: bob@localhost",
+        "nor this: bob.@example.com",
     ],
 )
 def test_near_misses_are_not_identifiers(text: str) -> None:
