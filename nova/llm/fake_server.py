@@ -7,7 +7,9 @@ and OpenAI Chat Completions at ``/{provider}/v1`` for every other provider. Answ
 deterministic (``"[fake:{provider}/{model}] "`` plus the start of the prompt) with realistic usage
 (input ≈ prompt chars / 4). A JSON control API injects latency, error statuses, 429s with
 Retry-After, outages and context limits per provider, and counts the calls per provider and per
-``x-nova-request-id`` so tests can prove where a request did, and did not, go.
+``x-nova-request-id`` so tests can prove where a request did, and did not, go. It also keeps the
+raw JSON body of every completion call (``FakeState.bodies_for``, ``GET /_bodies``), so tests can
+prove what left Nova: that a masked IBAN or card number never reached a provider.
 
 Run it with ``python -m nova.llm.fake_server --port 8300``, :func:`serve`, or in tests with
 :class:`FakeServerThread`.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -71,12 +74,32 @@ class Call:
     status: int
 
 
+@dataclass(frozen=True)
+class ReceivedBody:
+    """One completion request as it arrived: ``raw`` is the exact text, ``body`` its JSON.
+
+    Both are kept because they answer different questions: ``body`` what the SDK meant to
+    send, ``raw`` what was on the wire (JSON escapes included).
+    """
+
+    provider: str
+    path: str
+    request_id: str | None
+    raw: str
+    body: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class FakeState:
-    """Controls and the call log, shared by the server thread and test code (hence the lock)."""
+    """Controls, the call log and the received bodies, shared by the server thread and test
+    code (hence the lock)."""
 
     controls: dict[str, ProviderControl] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    bodies: list[ReceivedBody] = field(default_factory=list)
     probes: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -95,6 +118,7 @@ class FakeState:
         with self.lock:
             self.controls.clear()
             self.calls.clear()
+            self.bodies.clear()
             self.probes.clear()
 
     def control(self, provider: str) -> ProviderControl:
@@ -125,6 +149,20 @@ class FakeState:
     def record(self, call: Call) -> None:
         with self.lock:
             self.calls.append(call)
+
+    def record_body(self, received: ReceivedBody) -> None:
+        with self.lock:
+            self.bodies.append(received)
+
+    def all_bodies(self) -> list[ReceivedBody]:
+        """Every completion request received since the last reset, in arrival order."""
+        with self.lock:
+            return list(self.bodies)
+
+    def bodies_for(self, request_id: str) -> list[ReceivedBody]:
+        """The completion requests carrying ``x-nova-request-id: request_id``, in order."""
+        with self.lock:
+            return [b for b in self.bodies if b.request_id == request_id]
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -247,9 +285,31 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
     async def calls_for(request_id: str) -> list[dict[str, Any]]:
         return fake.calls_for(request_id)
 
+    @app.get("/_bodies")
+    async def bodies() -> list[dict[str, Any]]:
+        return [b.as_dict() for b in fake.all_bodies()]
+
+    @app.get("/_bodies/{request_id}")
+    async def bodies_for(request_id: str) -> list[dict[str, Any]]:
+        return [b.as_dict() for b in fake.bodies_for(request_id)]
+
+    async def received(provider: str, request: Request) -> Any:
+        """The request's JSON body, recorded before anything else looks at it.
+
+        An unparsable body is recorded too (with ``body`` None): it still left the caller.
+        """
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        body: Any = None
+        try:
+            body = json.loads(raw)
+        finally:
+            request_id = request.headers.get(REQUEST_ID_HEADER)
+            fake.record_body(ReceivedBody(provider, request.url.path, request_id, raw, body))
+        return body
+
     @app.post("/{provider}/v1/messages", response_model=None)
     async def messages(provider: str, request: Request) -> JSONResponse | dict[str, Any]:
-        body = await request.json()
+        body = await received(provider, request)
         model = str(body.get("model", ""))
         turns = body.get("messages", [])
         system = _text_of(body.get("system", ""))
@@ -289,7 +349,7 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
 
     @app.post("/{provider}/v1/chat/completions", response_model=None)
     async def chat(provider: str, request: Request) -> JSONResponse | dict[str, Any]:
-        body = await request.json()
+        body = await received(provider, request)
         model = str(body.get("model", ""))
         turns = body.get("messages", [])
         prompt = "".join(_text_of(m.get("content")) for m in turns)

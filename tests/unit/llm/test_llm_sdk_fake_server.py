@@ -277,3 +277,37 @@ async def test_control_api_validates_and_reports_settings(fake, control):
         assert ok.json()["fail_status"] == 502
         assert ok.json()["fail_times"] == 2
         assert (await client.get("/_calls/nobody")).json() == []
+
+
+async def test_the_fake_server_keeps_every_body_it_received(fake, pool, control):
+    request_id = rid()
+    secret_ish = "Pay FR76 3000 6000 0112 3456 7890 189 today"
+    message = [{"role": "user", "content": secret_ish}]
+    await pool.complete("anthropic", "claude-haiku-4-5", message, 64, request_id)
+    control("openai", fail_status=500, fail_times=1)
+    with pytest.raises(ProviderError):  # a failed call still received its body
+        await pool.complete("openai", "gpt-5.1", message, 64, request_id)
+    await pool.complete("openai", "gpt-5.1", HELLO, 64, rid())
+
+    received = fake.state.bodies_for(request_id)
+    assert [(b.provider, b.path) for b in received] == [
+        ("anthropic", "/anthropic/v1/messages"),
+        ("openai", "/openai/v1/chat/completions"),
+    ]
+    assert all(b.request_id == request_id for b in received)
+    assert received[0].body["messages"] == message  # the parsed JSON, as the SDK sent it
+    assert received[1].body["model"] == "gpt-5.1"
+    assert all(secret_ish in b.raw for b in received)  # and the exact text on the wire
+    assert len(fake.state.all_bodies()) == 3
+
+    async with httpx.AsyncClient(base_url=fake.url) as client:
+        over_http = (await client.get(f"/_bodies/{request_id}")).json()
+        assert [b["body"] for b in over_http] == [b.body for b in received]
+        assert {b["provider"] for b in (await client.get("/_bodies")).json()} == {
+            "anthropic",
+            "openai",
+        }
+        assert (await client.get("/_bodies/nobody")).json() == []
+        (await client.post("/_control/reset")).raise_for_status()
+        assert (await client.get("/_bodies")).json() == []
+    assert fake.state.all_bodies() == []
