@@ -108,7 +108,6 @@ def _clean_char(c: str) -> str:
     return normal if normal.isascii() else c
 
 
-@lru_cache(maxsize=2)  # scan() reads one text through three scanners
 def _clean(text: str) -> _View:
     """Format characters removed, digits and compatibility forms as ASCII; case kept."""
     if text.isascii():
@@ -130,7 +129,6 @@ def _fold_char(c: str) -> str:
     return stripped.casefold().translate(_APOSTROPHES)
 
 
-@lru_cache(maxsize=2)  # keyed by the (cached) clean view: scan() folds each text once
 def _folded(view: _View) -> _View:
     """``view`` lowercased, accents removed, each run of whitespace one space or line break.
 
@@ -152,6 +150,16 @@ def _folded(view: _View) -> _View:
             chars.append(ch)
             origin.append(source[j])
     return _View("".join(chars), origin)
+
+
+@lru_cache(maxsize=2)  # scan() reads one text through three scanners: normalise it once
+def _clean_text(text: str) -> _View:
+    return _clean(text)
+
+
+@lru_cache(maxsize=2)
+def _folded_text(text: str) -> _View:
+    return _folded(_clean_text(text))
 
 
 def _resolve(
@@ -462,7 +470,7 @@ def scan_injection(text: str) -> tuple[Detection, ...]:
 
     Idempotent on already-folded text, so callers can run it on several normalised views.
     """
-    view = _folded(_clean(text))
+    view = _folded_text(text)
     first: dict[str, tuple[int, int]] = {}
     for kind, pattern in _INJECTION:
         match = pattern.search(view.text)
@@ -733,7 +741,7 @@ def _phrasing_value(text: str, start: int, end: int, check: str) -> tuple[int, i
 
 
 def _credential_candidates(text: str) -> list[tuple[int, int, int, str]]:
-    clean = _clean(text)
+    clean = _clean_text(text)
     candidates: list[tuple[int, int, int, str]] = []
     for rank, (kind, mixed, pattern) in enumerate(_CREDENTIAL_PATTERNS):
         group = "v" if "v" in pattern.groupindex else 0
@@ -744,7 +752,7 @@ def _credential_candidates(text: str) -> list[tuple[int, int, int, str]]:
                 if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
                     continue
             candidates.append((rank, *clean.span(s, e), kind))
-    folded = _folded(clean)
+    folded = _folded_text(text)
     base = len(_CREDENTIAL_PATTERNS)
     for rank, (kind, check, pattern) in enumerate(_PHRASINGS, start=base):
         for match in pattern.finditer(folded.text):
@@ -1100,7 +1108,7 @@ def _email_end(text: str, at: int, end: int) -> int | None:
 
 
 def _identifier_candidates(text: str) -> list[tuple[int, int, int, str]]:
-    clean = _clean(text)
+    clean = _clean_text(text)
     view = clean.text
     candidates: list[tuple[int, int, int, str]] = []
     for chain in _chains(view):
