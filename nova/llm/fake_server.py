@@ -91,6 +91,24 @@ class ReceivedBody:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def strings(self) -> list[str]:
+        """Every string in the JSON body, keys and values: what to scan for a leaked value.
+
+        Scan these rather than ``raw``: JSON may escape non-ASCII characters, so a full-width
+        IBAN on the wire reads ``\\uff26\\uff32...`` and a scanner of the raw text misses it.
+        """
+        found: list[str] = []
+        stack: list[Any] = [self.body]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                found.append(item)
+            elif isinstance(item, dict):
+                stack.extend(reversed([*item.keys(), *item.values()]))
+            elif isinstance(item, list):
+                stack.extend(reversed(item))
+        return found
+
 
 @dataclass
 class FakeState:

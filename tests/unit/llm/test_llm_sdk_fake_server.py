@@ -298,6 +298,7 @@ async def test_the_fake_server_keeps_every_body_it_received(fake, pool, control)
     assert received[0].body["messages"] == message  # the parsed JSON, as the SDK sent it
     assert received[1].body["model"] == "gpt-5.1"
     assert all(secret_ish in b.raw for b in received)  # and the exact text on the wire
+    assert secret_ish in received[1].strings()  # every string of the body, to scan for leaks
     assert len(fake.state.all_bodies()) == 3
 
     async with httpx.AsyncClient(base_url=fake.url) as client:
