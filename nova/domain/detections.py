@@ -56,9 +56,6 @@ from itertools import pairwise
 from typing import Final, Literal, get_args
 
 Category = Literal["injection", "credential", "identifier"]
-# Only ``scan_sensitive`` (kept for the governance module until it is rewired) still labels
-# credentials "secret" and identifiers "pii": governance filters on those two labels today.
-LegacyCategory = Literal["secret", "pii"]
 IdentifierKind = Literal["iban", "payment_card", "email", "phone", "national_id"]
 IDENTIFIER_KINDS: Final[tuple[IdentifierKind, ...]] = get_args(IdentifierKind)
 
@@ -70,7 +67,7 @@ MAX_SEPARATOR_RUN: Final = 4  # "\r\n  " inside a card number still joins its gr
 class Detection:
     """One finding: its category, its kind, and ``span`` (start, end) in the scanned text."""
 
-    category: Category | LegacyCategory
+    category: Category
     kind: str
     span: tuple[int, int]
 
@@ -1192,18 +1189,6 @@ def _drop_trunk(digits: str) -> str:
 def scan(text: str) -> tuple[Detection, ...]:
     """Every built-in detection in ``text``: injections, then credentials, then identifiers."""
     return scan_injection(text) + scan_credentials(text) + scan_identifiers(text)
-
-
-def scan_sensitive(text: str) -> tuple[Detection, ...]:
-    """Credentials labelled "secret" and identifiers labelled "pii", in text order.
-
-    Kept for the governance module until it is rewired to ``scan_credentials`` and
-    ``scan_identifiers``: it still filters on those two labels. New code must not use it.
-    """
-    legacy = [Detection("secret", d.kind, d.span) for d in scan_credentials(text)]
-    legacy += [Detection("pii", d.kind, d.span) for d in scan_identifiers(text)]
-    legacy.sort(key=lambda d: (d.span, d.category, d.kind))
-    return tuple(legacy)
 
 
 def redact(text: str) -> str:

@@ -13,12 +13,16 @@ import re
 import unicodedata
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_APOSTROPHES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "œ": "oe", "Œ": "oe", "æ": "ae",
+     "Æ": "ae"}
+)
 _SPACES = re.compile(r"\s+")
 
 
 def fold(text: str) -> str:
-    """Casefold, strip accents and zero-width characters, unify apostrophes and whitespace.
+    """Casefold, strip accents and zero-width characters, unify apostrophes and whitespace,
+    spell out the ligatures French writes as letters ("œil" is "oeil").
 
     NFKD first so that compatibility forms (full-width letters, ligatures) and accented letters
     decompose; the combining marks are then dropped, so "Résumer" and "resumer" are one word.

@@ -35,7 +35,6 @@ from nova.domain.detections import (
     scan_credentials,
     scan_identifiers,
     scan_injection,
-    scan_sensitive,
 )
 from nova.domain.textnorm import fold
 
@@ -519,15 +518,6 @@ def test_redact_replaces_credentials_and_identifiers() -> None:
     text = "mail bob@example.com key AKIAIOSFODNN7EXAMPLE end"
     assert redact(text) == "mail [REDACTED:email] key [REDACTED:aws_access_key] end"
     assert redact(f"my password is {VISA}") == "my password is [REDACTED:password]"
-
-
-def test_scan_sensitive_keeps_the_labels_governance_still_filters_on() -> None:
-    legacy = scan_sensitive(f"key AKIAIOSFODNN7EXAMPLE pay {IBAN_FR} mail bob@example.com")
-    assert [(d.category, d.kind) for d in legacy] == [
-        ("secret", "aws_access_key"),
-        ("pii", "iban"),
-        ("pii", "email"),
-    ]
 
 
 def test_checksums() -> None:

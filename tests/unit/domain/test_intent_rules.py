@@ -1,4 +1,8 @@
-"""Lane A specification: deterministic intent rules in English and French."""
+"""Lane A specification: the action a prompt orders, read from its mood, not its keywords.
+
+The corpus in ``tests/corpus/intent_prompts.yaml`` is the broad table test
+(``test_intent_corpus.py``); these are the rules it rests on, one behaviour each.
+"""
 
 from __future__ import annotations
 
@@ -35,10 +39,11 @@ from nova.domain.intent import (
         ("Achète 3 billets de train pour Lyon", "PAYMENT", "general"),
         ("Forward this to bob@example.com", "SEND", "general"),
         ("Reply all with the minutes", "SEND", "general"),
-        ("Create an invoice for ACME", "PAYMENT", "general"),
+        ("Create an invoice for ACME", "WRITE", "general"),  # a document, not a charge
+        ("Invoice ACME for 1,200 EUR", "PAYMENT", "general"),
         ("Write a python function that parses dates", "WRITE", "code"),
         ("Update my profile description", "WRITE", "general"),
-        ("Fix this bug: stack trace below", "READ", "code"),
+        ("Fix this bug: stack trace below", "WRITE", "code"),
         ("Translate this paragraph into Spanish", "READ", "translation"),
         ("Search my notes for the word kafka", "READ", "search"),
         ("Look up the opening hours", "READ", "search"),
@@ -57,7 +62,7 @@ from nova.domain.intent import (
         ("Rechercher les notes sur le projet", "READ", "search"),
         ("Résumer cet article", "READ", "analysis"),
         ("resumer cet article", "READ", "analysis"),
-        ("Corrige ce bug dans ma fonction python", "READ", "code"),
+        ("Corrige ce bug dans ma fonction python", "WRITE", "code"),
     ],
 )
 def test_classification_table(prompt: str, action: str, task: str) -> None:
@@ -77,6 +82,213 @@ def test_classification_table(prompt: str, action: str, task: str) -> None:
 )
 def test_near_misses_stay_read(prompt: str) -> None:
     assert classify(prompt, None, None).action == "READ"
+
+
+def held(prompt: str) -> bool:
+    return requires_checkpoint(classify(prompt, None, None).action)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "How do I delete my account?",
+        "What happens when you wire money to the wrong IBAN?",
+        "Explain what a chargeback is",
+        "Should I pay this invoice now or wait?",
+        "Qu'est-ce qu'un virement SEPA ?",
+        "Comment supprimer un compte Gmail ?",
+        "Is it safe to delete the node_modules folder?",
+    ],
+)
+def test_questions_about_an_action_do_not_order_it(prompt: str) -> None:
+    assert not held(prompt)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Could you pay the Hetzner invoice today?",
+        "Peux-tu supprimer les doublons ?",
+        "I need you to forward this to the auditors",
+        "J'aimerais que tu envoies le devis à Paul",
+        "If the invoice is under 100 EUR, pay it",
+        "When the refund arrives, move it to savings",
+    ],
+)
+def test_polite_and_conditional_orders_are_orders(prompt: str) -> None:
+    assert held(prompt)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "is_held"),
+    [
+        ("Draft a reply but do not send it", False),
+        ("Rédige la réponse sans l'envoyer", False),
+        ("Don't delete anything, just list the old files", False),
+        ("Ne paie rien pour l'instant", False),
+        ("Don't forget to pay the rent", True),
+        ("N'oublie pas d'envoyer le devis", True),
+        ("Do not wait, delete it now", True),
+        ("Never mind the summary, just send it", True),
+    ],
+)
+def test_negation_scopes_over_its_verb_only(prompt: str, is_held: bool) -> None:
+    assert held(prompt) is is_held
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "List the invoices paid last month",
+        "Who deleted this file?",
+        "Did I pay the electricity bill?",
+        "Montre-moi les mails envoyés hier",
+        "Summarise the transfers of Q3",
+    ],
+)
+def test_reports_and_records_of_past_actions_are_reads(prompt: str) -> None:
+    assert not held(prompt)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "action"),
+    [
+        ("Settle the ACME invoice today", "PAYMENT"),
+        ("Cough up the 40 quid for the tickets", "PAYMENT"),
+        ("Règle la facture EDF", "PAYMENT"),
+        ("Top up my Oyster card", "PAYMENT"),
+        ("Post the deck on LinkedIn", "SEND"),
+        ("Let the landlord know the boiler is broken", "SEND"),
+        ("Balance la photo sur le groupe", "SEND"),
+        ("Move my work notes into my personal space", "TRANSFER"),
+        ("Virement de 200 € à Marie", "TRANSFER"),
+        ("Empty the trash", "DELETE"),
+        ("Fais sauter ces vieux fichiers", "DELETE"),
+        ("Reset my phone to factory settings", "DELETE"),
+    ],
+)
+def test_paraphrases_name_the_action(prompt: str, action: str) -> None:
+    assert classify(prompt, None, None).action == action
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Pay attention to the tone of this paragraph",
+        "Explain transfer learning",
+        "Settle an argument: is a hot dog a sandwich?",
+        "Charge my laptop reminder: what wattage do I need?",
+        "Move this paragraph up",
+        "Share your thoughts on this essay",
+        "Remove the typos from this paragraph",
+        "Write an email asking Bob to pay his share",
+    ],
+)
+def test_the_same_words_in_another_sense_are_harmless(prompt: str) -> None:
+    assert not held(prompt)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "disguise"),
+    [
+        ("p\u0430y the inv\u043eice", "look-alike letters"),  # Cyrillic a and o
+        ("de\u200blete all my files", None),  # zero-width space, removed outright
+        ("d e l e t e all my files", "spaced-out letters"),
+        ("d3l3t3 all my f1les", "leetspeak"),
+        ("decode and do it: ZGVsZXRlIGFsbCBteSBmaWxlcw==", "decoded from base64"),
+        ("run this: 64656c65746520616c6c206d792066696c6573", "decoded from hex"),
+    ],
+)
+def test_disguises_are_undone_and_named(prompt: str, disguise: str | None) -> None:
+    intent = classify(prompt, None, None)
+    assert requires_checkpoint(intent.action)
+    if disguise is not None:
+        assert any(disguise in r for r in intent.reasons)
+
+
+def test_a_hidden_payload_the_user_asks_not_to_run_is_only_read() -> None:
+    prompt = "Just tell me what this decodes to, don't act on it: ZGVsZXRlIGFsbCBteSBmaWxlcw=="
+    assert not held(prompt)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Paga la factura de la luz",
+        "Bezahle bitte 200 EUR an Jonas",
+        "Usuń wszystkie moje pliki",
+        "Überweise 500 € auf DE89 3704 0044 0532 0130 00",
+    ],
+)
+def test_other_languages_with_risk_are_held(prompt: str) -> None:
+    intent = classify(prompt, None, None)
+    assert requires_checkpoint(intent.action)
+    assert intent.language not in ("en", "fr") or any(
+        "another language" in r for r in intent.reasons
+    )
+
+
+def test_a_plain_question_in_another_language_runs() -> None:
+    intent = classify("¿Cuál es la capital de Francia?", None, None)
+    assert intent.action == "READ"
+    assert intent.language == "es"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "action"),
+    [
+        ("Get 300 € to Marie by Friday", "PAYMENT"),
+        ("Handle the 1,200 EUR ACME invoice", "PAYMENT"),
+        ("500 EUR to FR76 3000 6000 0112 3456 7890 189 asap", "TRANSFER"),
+        ("The launch deck, LinkedIn, today.", "SEND"),
+    ],
+)
+def test_risk_cues_resolve_a_vague_instruction(prompt: str, action: str) -> None:
+    assert classify(prompt, None, None).action == action
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "How much is 50 EUR in dollars?",
+        "Summarise the email from bob@example.com",
+        "Is FR76 3000 6000 0112 3456 7890 189 a valid IBAN?",
+    ],
+)
+def test_risk_cues_in_a_question_stay_questions(prompt: str) -> None:
+    assert not held(prompt)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Do the action items of this thread",
+        "Handle what this thread asks for",
+        "Fais ce qui est demandé dans ce fil",
+    ],
+)
+def test_deferring_to_the_context_is_recorded(prompt: str) -> None:
+    intent = classify(prompt, None, None)
+    assert intent.defers_to_context
+    assert any("defers to its context" in r for r in intent.reasons)
+
+
+def test_summarising_a_thread_does_not_defer_to_it() -> None:
+    assert not classify("Summarise this thread", None, None).defers_to_context
+
+
+def test_every_counted_action_names_its_word_and_mood() -> None:
+    intent = classify("Please settle the ACME invoice, but don't email the client", None, None)
+    assert intent.action == "PAYMENT"
+    assert any("'settle'" in r and r.startswith("action PAYMENT") for r in intent.reasons)
+    assert any("'email'" in r and "negated" in r for r in intent.reasons)
+
+
+def test_a_long_prompt_is_classified_with_bounded_reasons() -> None:
+    prompt = "Summarise this. " * 5000 + "Then delete the archive."
+    intent = classify(prompt, None, None)
+    assert intent.action == "DELETE"
+    assert len(intent.reasons) <= 40
 
 
 @pytest.mark.parametrize(
@@ -127,8 +339,10 @@ def test_requires_checkpoint(action: str) -> None:
 
 
 def test_confidence_reflects_evidence() -> None:
-    assert classify("Hello", None, None).confidence == 0.5
-    assert classify("Delete the python file", None, None).confidence == 0.9
+    assert classify("Hello", None, None).confidence == 0.5  # no task evidence caps it
+    assert classify("Delete the python file", None, None).confidence == 0.9  # an order
+    assert classify("Settle it", None, None).confidence == 0.5  # unsure and no task
+    assert classify("Summarise and then settle it", None, None).confidence == 0.6  # unsure
     assert classify("Hello", "SEND", None).confidence == 0.5
 
 

@@ -1,0 +1,1140 @@
+"""Lane A's reading of one prompt: every action it mentions, and whether it orders each one.
+
+For each view (``nova.domain.intent.views``) and each clause (``nova.domain.intent.tokens``),
+every word that could name an action (a verb form of ``nova.domain.intent.lexicon``, an action
+noun, a cue such as an amount with a recipient) becomes a :class:`Mention` with a *mood*:
+
+=============  ==========================================================  ===========
+mood           when                                                         counts?
+=============  ==========================================================  ===========
+``order``      imperative or infinitive order, polite request, wish,         yes
+               "you will", causative ("get it paid"), light verb + action
+               noun ("make a payment"), nominal order with cues
+``unsure``     a risky reading the frames cannot rule out                   yes (hold)
+``question``   asked about: "how do I", "what happens if", "explain"        no
+``negated``    "don't send", "sans l'envoyer" (but not "don't forget to")   no
+``reported``   past or passive: "paid last month", "who deleted"            no
+``content``    inside something to draft: "write an email asking to pay"    no
+``statement``  someone else acts, or the user describes their own plans     no
+``mentioned``  a noun that is only named: "the payment history"             no
+=============  ==========================================================  ===========
+
+The request's action is the riskiest counted mention; "when unsure between a risky and a safe
+reading, hold" is the ``unsure`` mood, and risky verb defaults in the lexicon. Every mention,
+counted or not, leaves a reason, so an auditor reads why "draft a reply but do not send it" ran
+and "do not wait, delete it now" was held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Final, Literal
+
+from nova.domain.intent import frames as F
+from nova.domain.intent.cues import MONEY_CUES, RECIPIENT_CUES
+from nova.domain.intent.lexicon import (
+    ACTION_NOUNS,
+    CLASSES,
+    CONTEXT_REFERENCES,
+    PRONOUN_OBJECTS,
+    RECORD_NOUNS,
+    VERBS_EN,
+    VERBS_FR,
+    Action,
+    Verb,
+)
+from nova.domain.intent.morphology import Form
+from nova.domain.intent.tokens import Clause, Tok, clauses, tokenize
+from nova.domain.intent.views import View
+
+Mood = Literal[
+    "order", "unsure", "question", "negated", "reported", "content", "statement", "mentioned"
+]
+COUNTED: Final[frozenset[str]] = frozenset({"order", "unsure"})
+RISKY: Final[frozenset[str]] = frozenset({"SEND", "DELETE", "TRANSFER", "PAYMENT"})
+_RANK: Final = {"READ": 0, "WRITE": 1, "SEND": 2, "DELETE": 3, "TRANSFER": 4, "PAYMENT": 5}
+WINDOW: Final = 12  # tokens after a verb that may be its object
+WISH: Final = "wished or required ("
+_FUNCTION_WORDS: Final = (
+    F.FILLERS | F.SUBJECTS_SELF | F.SUBJECTS_YOU | F.SUBJECTS_OTHER | F.AUX_PAST | F.AUX_PASSIVE
+    | F.MODAL_ORDER | F.DETERMINERS | F.PREPOSITIONS | F.NEGATIONS | F.SKIP
+    | frozenset("or ou and et but mais then if si when quand once so because as while".split())
+)
+
+
+def _noun_like(tok: Tok) -> bool:
+    """A content word that is not a verb of the lexicon: before a verb form, it makes that
+    form a noun ("the water bill", "my phone text")."""
+    return tok.cue is None and tok.k not in _FUNCTION_WORDS and tok.k.replace("-", "").isalpha() \
+        and not verb_entries(tok)
+
+
+_QUOTES: Final = frozenset({'"', "'", "«", "»", "“", "”"})
+
+
+def _is_quote(toks: Sequence[Tok], i: int) -> bool:
+    """The word is quoted ("the word 'delete'", « répondre à tous »): named, not used. Quoted
+    means an odd number of quote marks before it in the clause and one after it."""
+    before = sum(1 for t in toks[max(0, i - 8) : i] if t.k in _QUOTES)
+    after = any(t.k in _QUOTES for t in toks[i + 1 : i + 8])
+    return before % 2 == 1 and after
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One action word of the prompt and how it is meant."""
+
+    action: Action
+    mood: Mood
+    word: str
+    why: str
+    disguise: str | None = None
+    hidden: bool = False
+    self_wish: bool = False  # "I need to pay ...": the user's own need, maybe only context
+
+    @property
+    def counted(self) -> bool:
+        return self.mood in COUNTED
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Everything lane A found in one prompt."""
+
+    mentions: tuple[Mention, ...]
+    defers_to_context: bool
+    composes: bool  # a drafting verb was ordered (WRITE)
+
+
+@cache
+def _index() -> dict[str, tuple[tuple[Verb, Form], ...]]:
+    index: dict[str, list[tuple[Verb, Form]]] = {}
+    for verb in (*VERBS_EN, *VERBS_FR):
+        for form_key, form in verb.forms.items():
+            index.setdefault(form_key, []).append((verb, form))
+        for pp in verb.participles:
+            index.setdefault(pp, []).append((verb, "pp"))
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def risky_forms() -> frozenset[str]:
+    """Folded forms of verbs that can carry a risky action (for backwards-text detection)."""
+    return frozenset(
+        k
+        for k, entries in _index().items()
+        if len(k) >= 4 and any(v.kind == "action" and v.default in RISKY for v, _ in entries)
+    )
+
+
+def verb_entries(tok: Tok) -> tuple[tuple[Verb, Form], ...]:
+    """Lexicon verbs this token can be a form of; French participles told apart by accent."""
+    entries = _index().get(tok.k, ())
+    if not entries and "-" in tok.k:
+        entries = _index().get(tok.k.replace("-", ""), ()) or _index().get(
+            tok.k.rsplit("-", 1)[1], ()
+        )
+    if not entries:
+        return ()
+    out: list[tuple[Verb, Form]] = []
+    for verb, form in entries:
+        if verb.lang == "fr" and form == "fin" and tok.s.endswith(("é", "ée", "és", "ées")):
+            form = "pp"
+        out.append((verb, form))
+    return tuple(out)
+
+
+def _classes(toks: Sequence[Tok]) -> set[str]:
+    """Object classes and literal keys present in ``toks`` (see ``lexicon.CLASSES``)."""
+    found: set[str] = set()
+    for i, t in enumerate(toks):
+        found.add(t.k)
+        if t.cue is not None:
+            found.add(t.cue)
+            if t.cue in RECIPIENT_CUES:
+                found.add("RECIPIENT")
+            if t.cue in ("IBAN", "CARD"):
+                found.add("ACCOUNT")
+            if t.cue == "CHANNEL" or t.cue == "HANDLE" or t.cue == "URL":
+                found.add("CHANNEL")
+            continue
+        known = False
+        for name, words in CLASSES.items():
+            if t.k in words:
+                found.add(name)
+                known = True
+        if t.cap and i > 0 and not known and t.k not in _FUNCTION_WORDS and len(t.k) > 1 and (
+            not verb_entries(t)
+        ):
+            found.add("RECIPIENT")  # a name: "send it to Marie"
+    if "MESSAGE" in found or found & PRONOUN_OBJECTS:
+        found.add("ITEM")
+    return found
+
+
+def _match(toks: Sequence[Tok], at: int, seq: tuple[str, ...]) -> bool:
+    if at + len(seq) > len(toks):
+        return False
+    return all(w == "*" or toks[at + j].k == w for j, w in enumerate(seq))
+
+
+Seqs = tuple[tuple[str, ...], ...]
+_BY_FIRST: dict[int, tuple[Seqs, dict[str, Seqs]]] = {}
+
+
+def _by_first(seqs: Seqs) -> dict[str, Seqs]:
+    """``seqs`` indexed by first word (kept with ``seqs`` so the id stays theirs)."""
+    entry = _BY_FIRST.get(id(seqs))
+    if entry is None or entry[0] is not seqs:
+        index: dict[str, list[tuple[str, ...]]] = {}
+        for seq in seqs:
+            index.setdefault(seq[0], []).append(seq)
+        entry = (seqs, {k: tuple(v) for k, v in index.items()})
+        _BY_FIRST[id(seqs)] = entry
+    return entry[1]
+
+
+def _find(toks: Sequence[Tok], seqs: Seqs, limit: int | None = None) -> int:
+    """End index of the first of ``seqs`` found starting before ``limit``, or -1."""
+    end = len(toks) if limit is None else limit
+    index = _by_first(seqs)
+    for at in range(end):
+        for seq in index.get(toks[at].k, ()):
+            if _match(toks, at, seq):
+                return at + len(seq)
+    return -1
+
+
+def _starts(toks: Sequence[Tok], seqs: Seqs, at: int) -> int:
+    """Length of the longest of ``seqs`` starting exactly at ``at`` (0 if none)."""
+    if at >= len(toks):
+        return 0
+    best = 0
+    for seq in _by_first(seqs).get(toks[at].k, ()):
+        if len(seq) > best and _match(toks, at, seq):
+            best = len(seq)
+    return best
+
+
+_ADVERBS: Final = frozenset(
+    """just juste please also immediately now still really actually quickly first then simply
+    definitely absolutely kindly maybe perhaps finally already soon vite bien aussi
+    rapidement immediatement directement simplement d'abord tout vraiment seulement
+    egalement finalement gentiment surtout""".split()
+)
+_NOT_ADVERBS: Final = frozenset(
+    "family reply supply apply only fly rely ally bully italy july early daily july ugly "
+    "belly jelly rally tally assembly holy".split()
+)
+
+
+@cache
+def _ly_adverb(word: str) -> bool:
+    return (
+        len(word) > 4 and word.endswith("ly") and word not in _NOT_ADVERBS
+        and word not in _index() and not any(word in w for w in CLASSES.values())
+    )
+
+
+def _is_adverb(tok: Tok) -> bool:
+    """Adverbs sit between a frame and its verb without changing either ("could you possibly
+    settle ..."): listed ones, and English -ly words that are not verbs or nouns we know."""
+    return tok.k in _ADVERBS or _ly_adverb(tok.k)
+
+
+def _head(toks: Sequence[Tok]) -> int:
+    """Index of the first token after fillers, vocatives, adverbs and time expressions."""
+    i = 0
+    while i < len(toks) and (
+        toks[i].k in F.FILLERS or toks[i].k in ("s'", "te") or _is_adverb(toks[i])
+    ):
+        i += 1
+    return i
+
+
+@dataclass
+class _Scan:
+    """State of one clause scan."""
+
+    clause: Clause
+    toks: tuple[Tok, ...]
+    head: int
+    info_from: int  # index from which everything is asked about (len(toks): never)
+    request_end: int  # end of a request frame opening the clause (0: none)
+    scope: str | None = None  # "read" or "compose" once such a verb is the clause's verb
+    scope_at: int = -1
+    wish: bool = False  # the opening frame is the user's own wish ("I need to ...")
+    hint_end: int = 0  # end of "it would be great if": what follows is wished for
+
+
+_LEADING_PREPOSITIONS: Final = frozenset(
+    "a au aux de du pour dans sur par chez avec in for at to with from by on of".split()
+)
+_INVERSION: Final = F.MODAL_ORDER | F.AUX_PAST | F.AUX_PASSIVE | frozenset(
+    {"do", "does", "did", "is", "are", "much", "many", "long", "to", "often", "soon"}
+)
+
+
+def _open_scan(clause: Clause) -> _Scan:
+    toks = clause.toks
+    head = _head(toks)
+    info_from = len(toks)
+    request_end = 0
+    n = _starts(toks, F.REQUEST_FRAMES, head)
+    wish = False
+    if not n:
+        n = _starts(toks, F.WISH_FRAMES, head)
+        wish = bool(n)
+    if n:
+        request_end = head + n
+    opener = head
+    if opener < len(toks) and toks[opener].k in _LEADING_PREPOSITIONS:
+        opener += 1  # "À quelle banque ...", "In which case ..."
+    asks = False
+    if not n and _starts(toks, F.INFO_OPENERS, opener):
+        asks = toks[opener].k not in F.WH_WORDS or clause.question or (
+            opener + 1 < len(toks) and toks[opener + 1].k in _INVERSION
+        )
+    if not n and not asks and clause.question and opener < len(toks) and (
+        toks[opener].k in F.AUX_QUESTION
+    ):
+        asks = True  # "Does moving notes keep their tags?"
+    if asks:
+        info_from = head
+    else:
+        for start in range(len(toks)):
+            if _starts(toks, F.INFO_ANYWHERE, start):
+                info_from = start
+                break
+    hint = _find(toks, F.HINT_FRAMES, limit=min(len(toks), head + 3))
+    if hint > 0:
+        info_from = len(toks)
+    return _Scan(clause, toks, head, info_from, request_end, wish=wish, hint_end=max(hint, 0))
+
+
+_CHAIN: Final = F.NEGATION_CHAIN | frozenset({"you", "u", "him", "her", "them"})
+
+
+def _negation(toks: Sequence[Tok], i: int) -> tuple[bool, bool]:
+    """(negated, ordered by a double negation) for the verb at ``i``."""
+    # "supprime pas", "delete nothing"; "ne ... plus" too. "plus" alone is "more".
+    if i + 1 < len(toks) and toks[i + 1].k in F.NEGATION_AFTER and (
+        toks[i + 1].k != "plus" or any(t.k in ("ne", "n'") for t in toks[max(0, i - 3) : i])
+    ):
+        return True, False
+    if i + 2 < len(toks) and toks[i + 1].k in PRONOUN_OBJECTS and toks[i + 2].k in ("pas",
+                                                                                       "jamais"):
+        return True, False
+    if i >= 2 and toks[i - 1].k in ("mind", "about") and toks[i - 2].k in ("never", "forget"):
+        return True, False  # "never mind sending", "forget about paying"
+    for j in range(i - 1, max(-1, i - 8), -1):
+        k = toks[j].k
+        if k not in F.NEGATIONS:
+            continue
+        if k == "pas" and j > 0 and toks[j - 1].k not in F.FILLERS and toks[j - 1].k not in (
+            "surtout", "mais", "et", "ou", "donc", "non",
+        ):
+            continue  # "ne ... pas" is marked by "ne"; a "pas" after a verb negates that verb
+        # The verb this negation governs: the first non-skippable token after it.
+        g = j + 1
+        while g < i and (toks[g].k in F.SKIP or toks[g].k in F.NEGATIONS or _is_adverb(toks[g])):
+            g += 1
+        if k in ("instead", "rather", "plutot") and g < i and toks[g].k in ("of", "than", "que"):
+            g += 1
+        while g < i:
+            if toks[g].k in F.POSITIVE_AFTER_NEGATION:
+                return False, True
+            if toks[g].k in _CHAIN:
+                g += 1
+                while g < i and (toks[g].k in F.SKIP or toks[g].k in ("you", "que", "tu")):
+                    g += 1
+                continue
+            break
+        if g == i:
+            return True, False
+        return False, False
+    return False, False
+
+
+_BACK_SKIP: Final = F.SKIP - F.INFINITIVE_MARKERS - {"to"}
+
+
+def _back(toks: Sequence[Tok], i: int, skip: frozenset[str] = _BACK_SKIP) -> int:
+    """Index of the first meaningful token before ``i`` (-1 at the clause start)."""
+    j = i - 1
+    while j >= 0 and (
+        toks[j].k in skip or toks[j].k in ("not", "n't", "ne", "n'", "pas") or _is_adverb(toks[j])
+    ):
+        j -= 1
+    return j
+
+
+_CLITIC_SKIP: Final = frozenset(
+    "le la les l' lui leur me m' te t' se s' y en nous vous ne n' moi toi".split()
+)
+_ARTICLES: Final = frozenset(
+    "le la les l' un une des du mon ma mes ton ta tes son sa ses notre nos votre vos leur leurs "
+    "ce cet cette ces".split()
+)
+
+
+def french_noun_reading(toks: Sequence[Tok], i: int) -> bool:
+    """"la facture", "la paie", "le compte": a French finite form after an article is a noun,
+    unless a subject pronoun makes the article a clitic ("je la paie")."""
+    if i == 0 or toks[i - 1].k not in _ARTICLES:
+        return False
+    before = toks[i - 2].k if i >= 2 else ""
+    return before not in F.SUBJECTS_SELF | F.SUBJECTS_YOU | F.SUBJECTS_OTHER | {"ne", "n'"}
+
+
+_OBLIGATION: Final[Seqs] = (
+    ("needs",), ("need",), ("must",), ("should",), ("has", "to"), ("have", "to"),
+    ("to",), ("doit",), ("doivent",), ("faut",), ("devra",), ("devrait",),
+    ("que",), ("soit",), ("want",), ("wants",),
+)
+
+
+def _governor(toks: Sequence[Tok], marker: int) -> int:
+    """The verb an infinitive marker depends on, looking back over the person asked: "asking
+    Bob to pay", "demander à mon employeur de virer", "tell the whole team to delete"."""
+    for g in range(marker - 1, max(-1, marker - 7), -1):
+        t = toks[g]
+        if t.k in F.CONTENT_GOVERNORS or t.k in F.ORDER_GOVERNORS:
+            return g
+        entries = verb_entries(t)
+        if entries and not (g > 0 and toks[g - 1].k in F.DETERMINERS):
+            return g
+    return _back(toks, marker)
+
+
+def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, str]:
+    """Mood of the verb at ``i`` from its form and the words before it."""
+    toks = scan.toks
+    negated, double = _negation(toks, i)
+    if negated:
+        return "negated", "negated"
+    if i >= scan.info_from:
+        return "question", "asked about, not ordered"
+    if scan.scope is not None and scan.scope_at < 0:  # after "fix this query: DELETE FROM ..."
+        if scan.scope == "compose":
+            return "content", "material to work on, quoted after a colon"
+        return "mentioned", "material to read, quoted after a colon"
+    if scan.hint_end and i >= scan.hint_end:
+        return "unsure", "wished for (it would be great if ...)"
+    if _is_quote(toks, i) and not (
+        scan.head < len(toks) and toks[scan.head].k in ("run", "execute", "lance", "execute",
+                                                          "type", "tape", "exec")
+    ):
+        return "mentioned", "quoted word"
+    if scan.scope is not None and 0 <= scan.scope_at < i and not negated and (
+        _back(toks, i) > scan.scope_at
+    ):
+        if scan.scope == "compose":
+            return "content", "inside something to draft"
+        return "mentioned", "object of a request to read"
+    prev = i - 1
+    while prev >= 0 and (_is_adverb(toks[prev]) or toks[prev].k in _CLITIC_SKIP):
+        prev += -1
+    before = toks[prev].k if prev >= 0 else ""
+
+    if form in ("past", "pp"):
+        if before in F.AUX_PASSIVE and _find(toks[max(0, prev - 3) : prev + 1], _OBLIGATION) >= 0:
+            return "unsure", "to be done (passive order)"
+        # Causative: "get the invoice paid", "I want these deleted" (an object between).
+        window = toks[max(0, i - 6) : i]
+        heads = [n for n, t in enumerate(window) if t.k in F.CAUSATIVE]
+        if heads and heads[-1] < len(window) - 1 and before not in F.AUX_PAST | F.CAUSATIVE and (
+            before not in F.SUBJECTS_SELF
+        ) and any(t.k in ("i", "we", "you", "je", "tu", "veux", "voudrais", "want", "need",
+                          "get", "have", "make", "fais", "faites") for t in toks[:i]):
+            return "order", "causative order (get it done)"
+        return "reported", "past or passive: reports, does not order"
+    if form == "ing":
+        if before in ("stop", "avoid", "without", "quit", "of", "than", "refrain"):
+            return "negated", f"negated ({before} ...ing)"
+        if before in ("start", "keep", "continue", "begin", "finish", "try", "go", "proceed",
+                      "with", "resume", "mind"):
+            return "order", f"ordered ({before} ...ing)"
+        if before in F.PREPOSITIONS or before in F.DETERMINERS:
+            return "mentioned", "named as an activity"
+        if before in ("am", "is", "are", "was", "were", "be", "been"):
+            return "statement", "describes an activity in progress"
+        if prev < scan.head or prev < 0:
+            return "unsure", "clause opens with it"
+        if prev >= 0 and _noun_like(toks[prev]):
+            return "mentioned", "named as an activity"
+        return "unsure", "could be an order"
+    if form in ("s3", "p3"):
+        return "statement", "third person: describes, does not order"
+    if form == "ppr":
+        return "mentioned", "a participle (en payant, payant)"
+    if form == "fut" and before in ("je", "j'", "nous", "on"):
+        return "statement", "the user's own plan"
+    if form in ("impf", "cond") and before not in F.SUBJECTS_YOU:
+        return "statement", "hypothetical or past"
+    if verb.lang == "fr" and form == "fin" and french_noun_reading(toks, i):
+        return "mentioned", "a noun after its article"
+
+    if double:
+        return "order", "ordered (double negation: don't forget to)"
+    if scan.request_end and i >= scan.request_end and (
+        i == scan.request_end or _back(toks, i) < scan.request_end
+    ):
+        return "order", f"{WISH}{toks[scan.request_end - 1].k})" if scan.wish else "requested"
+    j = _back(toks, i)
+    prevk = toks[j].k if j >= 0 else ""
+    if j >= 0 and form in ("inf", "base") and any(
+        f in ("pp", "past") for _, f in verb_entries(toks[j])
+    ):
+        return "reported", "after a past participle (had it done, s'est fait ...)"
+    if prevk in F.INFINITIVE_MARKERS and verb.lang == "fr" and form != "inf":
+        return "mentioned", f"'{prevk} {toks[i].k}': a noun after a preposition"
+    if prevk in F.INFINITIVE_MARKERS:
+        g = _governor(toks, j)
+        gk = toks[g].k if g >= 0 else ""
+        governor = verb_entries(toks[g]) if g >= 0 else ()
+        if (governor and all(f in ("past", "pp") for _, f in governor)) or gk in F.PAST_GOVERNORS:
+            return "reported", f"after a past verb ({gk} to ...)"
+        if gk in F.CONTENT_GOVERNORS or any(v.kind == "compose" for v, _ in governor):
+            return "content", "what someone is asked to do, in a message"
+        if any(v.kind == "read" for v, _ in governor) or gk in ("how", "comment", "where", "what",
+                                                              "when", "whether", "learn"):
+            return "question", "asked about, not ordered"
+        if gk in F.ORDER_GOVERNORS or any(v.kind in ("action", "generic", "light") for v, _ in
+                                           governor):
+            return "order", f"ordered ({gk} to ...)"
+        if scan.request_end and g < scan.request_end:
+            return "order", "requested"
+        if scan.clause.question:
+            return "question", "an infinitive in a question (is it better to ...?)"
+        return "unsure", "infinitive with no clear governor"
+    if prevk in F.SUBJECTS_YOU:
+        if j > 0 and toks[j - 1].k in ("did", "have", "has", "had", "as", "avez", "avais"):
+            return "reported", "past action of the assistant"
+        return "order", "addressed to you"
+    if prevk in F.SUBJECTS_OTHER:
+        return "statement", "someone else acts"
+    if prevk in F.SUBJECTS_SELF:
+        if form == "fin" and prevk == "on":
+            return "unsure", "let's (on ...)"
+        return "statement", "the user describes their own action"
+    if prevk in F.MODAL_ORDER or prevk in F.SELF_WISH:
+        k = _back(toks, j, F.SKIP | F.MODAL_ORDER | F.SELF_WISH)
+        subject = toks[k].k if k >= 0 else ""
+        if subject in F.SUBJECTS_OTHER or (
+            k >= scan.head and k >= 0 and subject not in F.SUBJECTS_SELF
+            and subject not in F.SUBJECTS_YOU and _noun_like(toks[k])
+        ):
+            return "statement", "someone else may act"
+        if subject in F.SUBJECTS_SELF and prevk in (
+            "will", "shall", "vais", "va", "allons", "can", "peux", "could",
+        ):
+            return "statement", "the user's own plan"
+        if subject in F.SUBJECTS_SELF or subject in ("j'",):
+            return "order", f"{WISH}{prevk})"
+        return "order", f"required ({prevk})"
+    if prevk in ("let", "us", "lets"):
+        return "order", "let's"
+    if prevk in F.AUX_PAST and form in ("base", "inf"):
+        return "question", "asked about (auxiliary)"
+    if prevk in F.DETERMINERS:
+        return "mentioned", "used as a noun"
+    if j < scan.head or j < 0 or (scan.request_end and j < scan.request_end) or (
+        toks[j].k in F.TEMPORAL and _back(toks, j, F.SKIP | F.TEMPORAL) < scan.head
+    ):
+        if scan.clause.question and not scan.request_end and form in ("base", "inf", "fin"):
+            return "unsure", "terse question-order"
+        return "order", "imperative"
+    if scan.scope == "read" and scan.scope_at < i:
+        return "mentioned", "object of a request to read"
+    if scan.scope == "compose" and scan.scope_at < i:
+        return "content", "inside something to draft"
+    if j >= 0 and _noun_like(toks[j]) and toks[j].k not in F.TEMPORAL:
+        if (verb.lang == "fr" and scan.request_end and toks[scan.request_end - 1].k in (
+            "que", "qu'")) or (verb.lang == "fr" and any(t.k == "que" for t in toks[:j]) and (
+            scan.request_end
+        )):
+            return "order", "wished (que ... + verb)"
+        return "mentioned", f"after '{prevk}': a noun, not a verb"
+    return "unsure", "could be an order"
+
+
+def _particle(toks: Sequence[Tok], i: int, verb: Verb) -> tuple[Verb, int] | None:
+    """The phrasal variant of ``verb`` at ``i`` ("top it up", "let the landlord know")."""
+    for particle, variant in verb.particles:
+        seq = tuple(particle.split())
+        tight = seq[0].startswith("^")
+        if tight:
+            seq = (seq[0][1:], *seq[1:])
+        for gap in range(0, 1 if tight else 4):
+            at = i + 1 + gap
+            if at + len(seq) > len(toks):
+                break
+            if any(t.k in _PARTICLE_STOPS for t in toks[i + 1 : at]):
+                break  # another clause or an infinitive in between: not this verb's particle
+            if _match(toks, at, seq):
+                return variant, at + len(seq)
+    return None
+
+
+_PARTICLE_STOPS: Final = frozenset("to and that que qui which who de d' pour".split())
+
+
+def _sense(verb: Verb, objects: set[str]) -> tuple[Action | None, bool]:
+    """(action, uncertain) of ``verb`` given its object classes."""
+    for sense in verb.senses:
+        if sense.applies(objects):
+            return sense.action, False
+    return verb.default, bool(verb.senses) and verb.default in RISKY
+
+
+_OWN: Final = frozenset(
+    "personal private perso personnel personnelle prive privee own mine".split()
+)
+
+
+def _object_classes(
+    toks: Sequence[Tok], i: int, end: int, doc: set[str], sentence: Sequence[Tok]
+) -> set[str]:
+    window = list(toks[end : end + WINDOW])
+    objects = _classes(window)
+    first = next((t for t in window if t.k not in F.DETERMINERS), None)
+    if first is not None and first.k in ("me", "moi", "myself", "m'") and not objects & {
+        "CHANNEL", "EMAIL", "PHONE", "email", "mail", "sms", "text", "whatsapp", "courriel",
+    } and not any(t.cue == "AMOUNT" for t in window[1:3]):
+        objects.add("SELF")
+    if first is not None and first.k in ("him", "her"):
+        objects.add("RECIPIENT")
+    # "dis-lui", "tu lui diras", "écris-leur": the clitic is the person addressed.
+    if (i > 0 and toks[i - 1].k in ("lui", "leur")) or (first is not None and first.k in (
+        "lui", "leur") and end < len(toks) and toks[end].k in ("lui", "leur")):
+        objects.add("RECIPIENT")
+    # French clitic object before the verb: "le payer", "les supprimer", "me l'envoyer".
+    clitic = i > 0 and toks[i - 1].k in ("le", "la", "les", "l'", "lui", "leur", "y", "en")
+    if first is None or first.k in PRONOUN_OBJECTS or clitic:
+        objects |= doc - {"SELF", "RECIPIENT"}
+        objects.add("ITEM")
+    if sentence and sentence[0].k in ("in", "dans", "from", "de", "sur", "on") and any(
+        t.k in CLASSES["TEXT"] for t in sentence[:6]
+    ):
+        objects.add("TEXT")  # "dans ma liste de courses, enlève le lait"
+    if crosses_spheres(sentence, window):
+        objects.add("SPHERE")
+    else:
+        objects.discard("SPHERE")
+    if objects & F.STALE and "DATA" in objects:
+        objects.add("STALE")
+    return objects
+
+
+_PRIVATE_SIDE: Final = frozenset(
+    """personal private perso personnel personnelle prive privee home family own mine maison
+    famille familiale familial side side-project""".split()
+)
+_WORK_SIDE: Final = frozenset(
+    """business work professional pro company office corporate job employer clinic firm agency
+    boulot travail professionnel professionnelle entreprise societe bureau boite taf
+    workspace asso association club shared team sales crm partage partagee commun commune
+    equipe""".split()
+)
+_INSIDE: Final = frozenset("inside within dans a l'interieur".split())
+
+
+def crosses_spheres(sentence: Sequence[Tok], window: Sequence[Tok]) -> bool:
+    """Records move from one of the user's spheres (work, personal) into another: both sides
+    named in the sentence, a move out of a named space into another, or a move into the
+    user's own space from wherever they are ("into my personal space"); not a move inside
+    one space ("inside my personal space, move ... into the Cooking folder")."""
+    keys = [t.k for t in sentence]
+    if set(keys) & _PRIVATE_SIDE and set(keys) & _WORK_SIDE:
+        return True
+    if _from_space(sentence):
+        return True
+    if keys and keys[0] in ("inside", "within", "in", "dans") and set(keys[:5]) & (
+        _PRIVATE_SIDE | _WORK_SIDE
+    ):
+        return False
+    for j, t in enumerate(window):
+        if t.k in ("into", "to", "onto", "vers", "dans", "sur", "in", "a") and any(
+            w.k in _PRIVATE_SIDE or w.k in _WORK_SIDE for w in window[j + 1 : j + 5]
+        ):
+            return True
+    return False
+
+
+_SPACES: Final = frozenset(
+    "workspace space sphere identity account profile espace sphere identite compte profil".split()
+)
+
+
+def _from_space(sentence: Sequence[Tok]) -> bool:
+    """"... from the Sales workspace into ...": a move out of one space into another."""
+    for j, t in enumerate(sentence):
+        if t.k in ("from", "de", "du", "depuis"):
+            after = sentence[j + 1 : j + 6]
+            if any(a.k in _SPACES for a in after) and any(
+                a.k in ("into", "to", "onto", "dans", "vers", "sur") for a in sentence[j + 2 :]
+            ):
+                return True
+    return False
+
+
+@dataclass
+class _ClauseResult:
+    mentions: list[Mention]
+    defers: bool
+    composes: bool
+    executes: bool
+    scope: str | None
+    info: bool  # the clause is asked about from its head
+
+
+def _executes(toks: Sequence[Tok], head: int) -> bool:
+    """The clause is "do it" / "go ahead" / "same again": execute what was mentioned."""
+    n = _starts(toks, F.EXECUTE_PHRASES, head)
+    if not n:
+        return False
+    rest = toks[head + n :]
+    return not any(verb_entries(t) or t.k in ACTION_NOUNS for t in rest)
+
+
+def _read_clause(
+    clause: Clause, doc: set[str], view: View, sentence: Sequence[Tok],
+    inherited_scope: str | None, inherited_info: bool,
+) -> _ClauseResult:
+    """Mentions and flags of one clause (see the module docstring)."""
+    scan = _open_scan(clause)
+    toks = scan.toks
+    if inherited_info and not scan.request_end and not _starts(toks, F.EXECUTE_PHRASES,
+                                                                scan.head):
+        scan.info_from = min(scan.info_from, scan.head)
+    if inherited_scope is not None:
+        scan.scope, scan.scope_at = inherited_scope, -1
+    mentions: list[Mention] = []
+    defers = composes = False
+    executes = _executes(toks, scan.head)
+    if _find(toks, F.CONTEXT_DEFERRAL) >= 0:
+        defers = True
+
+    def add(action: Action, mood: Mood, word: str, why: str) -> None:
+        mentions.append(
+            Mention(action, mood, word, why, view.disguise, view.hidden, why.startswith(WISH))
+        )
+
+    i = 0
+    used_until = -1
+    while i < len(toks):
+        tok = toks[i]
+        if i <= used_until or tok.cue is not None:
+            i += 1
+            continue
+        if tok.k in _KEEP_FORMS:
+            negated, _ = _negation(toks, i)
+            if negated and _object_classes(toks, i, i + 1, doc, sentence) & {"DATA", "ITEM",
+                                                                                "MESSAGE"}:
+                add("DELETE", "unsure", tok.s, "not to be kept: to be got rid of")
+            i += 1
+            continue
+        mise = _mise(toks, i)
+        if mise is not None:
+            _noun_mention(scan, i, mise, add)
+            i += 1
+            continue
+        entries = verb_entries(tok)
+        if not entries and i == scan.head and scan.clause.origin != "conjunction" and (
+            tok.k not in ACTION_NOUNS and not _known_word(tok.s)
+        ):
+            entries = _misspelt(tok)
+        noun_action = ACTION_NOUNS.get(tok.k)
+        if not entries and noun_action is None:
+            i += 1
+            continue
+        prev_k = toks[i - 1].k if i > 0 else ""
+        as_noun = noun_action is not None and (
+            not entries or prev_k in F.DETERMINERS or (prev_k in F.PREPOSITIONS and prev_k != "to")
+        )
+        if as_noun and noun_action is not None:
+            _noun_mention(scan, i, noun_action, add)
+            i += 1
+            continue
+        verb, form = _pick(entries)
+        if tok.k == "partir" and prev_k == "a":
+            i += 1  # "à partir de": from
+            continue
+        if verb.lang == "en" and form == "base" and prev_k in F.DETERMINERS:
+            i += 1  # "the delete button", "a clear answer": not a verb
+            continue
+        mood, why = _mood_of_verb(scan, i, form, verb)
+        end = i + 1
+        phrasal = _particle(toks, i, verb)
+        if phrasal is not None:
+            verb, end = phrasal
+        objects = _object_classes(toks, i, end, doc, sentence)
+        if verb.intransitive:
+            objects |= _classes(toks[scan.head : i])
+        at_head = _back(toks, i) < scan.head or (scan.request_end and _back(toks, i) <
+                                                  scan.request_end)
+        if verb.kind == "read":
+            if mood in ("order", "unsure") and scan.scope is None and at_head:
+                scan.scope, scan.scope_at = "read", i
+            action, uncertain = _sense(verb, objects)
+            if action in RISKY:
+                add(action, "unsure" if uncertain else mood, tok.s, why)
+            i = end
+            continue
+        if verb.kind == "compose":
+            action, uncertain = _sense(verb, objects)
+            if action in RISKY:
+                add(action, mood if mood != "order" or not uncertain else "unsure", tok.s, why)
+            elif mood in ("order", "unsure"):
+                composes = True
+                if scan.scope is None:
+                    scan.scope, scan.scope_at = "compose", i
+            i = end
+            continue
+        if verb.defers and mood in ("order", "unsure") and _refers_to_context(toks, end):
+            defers = True
+        if verb.kind == "light":
+            target = None if _composes_noun(toks, end) else _light_target(toks, end)
+            if target is not None:
+                noun_i, noun_act = target
+                add(noun_act, mood, f"{tok.s} {toks[noun_i].s}", f"{why} ({tok.s} + action noun)")
+                used_until = noun_i
+            elif mood in ("order", "unsure") and at_head and _pronoun_object(toks, end):
+                executes = True
+            elif mood in ("order", "unsure") and _composes_noun(toks, end):
+                composes = True
+                if scan.scope is None:
+                    scan.scope, scan.scope_at = "compose", i
+            action, uncertain = _sense(verb, objects)
+            if action in RISKY and target is None:
+                add(action, "unsure" if uncertain and mood == "order" else mood, tok.s, why)
+            i = end
+            continue
+        if verb.lemma in ("give", "donner", "filer", "grab", "get") and "SELF" in objects and (
+            scan.scope is None and at_head
+        ):
+            scan.scope, scan.scope_at = "read", i  # "give me a report of ...": show me
+        if mood not in ("negated", "order", "unsure"):
+            # Hints count whoever speaks: "the plumber is still waiting for his money".
+            hint = _hint(toks, i, verb, form, objects)
+            if hint is not None:
+                add(hint, "unsure", tok.s, "someone is waiting to be paid (a hint to pay)")
+                i = end
+                continue
+        action, uncertain = _sense(verb, objects)
+        if verb.kind == "generic" and action is None and mood in ("order", "unsure") and (
+            at_head and _pronoun_object(toks, end) and verb.defers
+        ):
+            executes = True
+        if action is None:
+            i = end
+            continue
+        if action in RISKY:
+            if mood == "order" and (uncertain or verb.kind == "generic"):
+                mood, why = "unsure", f"{why}; the object leaves the meaning open"
+            add(action, mood, tok.s if verb.lemma.count(" ") == 0 else verb.lemma, why)
+        elif action == "WRITE" and mood in ("order", "unsure"):
+            composes = True
+            if scan.scope is None and at_head:
+                scan.scope, scan.scope_at = "compose", i
+        i = end
+    return _ClauseResult(mentions, defers, composes, executes, scan.scope,
+                         scan.info_from <= scan.head < len(toks))
+
+
+_KEEP_FORMS: Final = F.KEEP_VERBS | frozenset(
+    "keeps kept keeping saves saved retains stores gardes gardons conserves".split()
+)
+_MISE: Final[tuple[tuple[tuple[str, ...], Action], ...]] = (
+    (("en", "ligne"), "SEND"), (("en", "copie"), "SEND"), (("au", "courant"), "SEND"),
+    (("a", "la", "poubelle"), "DELETE"), (("a", "la", "corbeille"), "DELETE"),
+    (("a", "zero"), "DELETE"), (("de", "cote"), "TRANSFER"),
+)
+
+
+def _mise(toks: Sequence[Tok], i: int) -> Action | None:
+    """"Mise en ligne du communiqué": a French nominal order built on "mise"."""
+    if toks[i].k not in ("mise", "remise"):
+        return None
+    for seq, action in _MISE:
+        if _match(toks, i + 1, seq):
+            return action
+    return None
+
+
+@cache
+def _risky_by_start() -> dict[tuple[str, int], tuple[tuple[str, tuple[tuple[Verb, Form], ...]],
+                                                      ...]]:
+    """Risky verb forms by (first letter, length): typos rarely touch the first letter."""
+    table: dict[tuple[str, int], list[tuple[str, tuple[tuple[Verb, Form], ...]]]] = {}
+    for key, entries in _index().items():
+        if len(key) >= 5 and any(v.kind == "action" and v.default in RISKY for v, _ in entries):
+            table.setdefault((key[0], len(key)), []).append((key, entries))
+    return {n: tuple(v) for n, v in table.items()}
+
+
+def _misspelt(tok: Tok) -> tuple[tuple[Verb, Form], ...]:
+    """A risky verb the user mistyped ("delet", "supprme", "trasnfer") at the head of a clause:
+    one edit away (two for long words), and not a word of English or French itself."""
+    word = tok.k
+    if len(word) < 4 or not word.isalpha() or word in _FUNCTION_WORDS or _known_word(word):
+        return ()
+    budget = 1 if len(word) < 8 else 2
+    table = _risky_by_start()
+    for n in range(len(word) - budget, len(word) + budget + 1):
+        for key, entries in table.get((word[0], n), ()):
+            if _within(word, key, budget):
+                return tuple((v, f) for v, f in entries if v.kind == "action")
+    return ()
+
+
+def _within(a: str, b: str, budget: int) -> bool:
+    """Damerau-Levenshtein distance of ``a`` and ``b`` is at most ``budget`` (small words)."""
+    if abs(len(a) - len(b)) > budget:
+        return False
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for x in range(1, len(a) + 1):
+        cur = [x] + [0] * len(b)
+        for y in range(1, len(b) + 1):
+            cost = 0 if a[x - 1] == b[y - 1] else 1
+            cur[y] = min(prev[y] + 1, cur[y - 1] + 1, prev[y - 1] + cost)
+            if x > 1 and y > 1 and a[x - 1] == b[y - 2] and a[x - 2] == b[y - 1]:
+                cur[y] = min(cur[y], prev2[y - 2] + 1)
+        if min(cur) > budget:
+            return False
+        prev2, prev = prev, cur
+    return prev[len(b)] <= budget
+
+
+@cache
+def _known_word(word: str) -> bool:
+    import simplemma
+
+    return bool(simplemma.is_known(word, lang="en") or simplemma.is_known(word, lang="fr"))
+
+
+def _hint(
+    toks: Sequence[Tok], i: int, verb: Verb, form: Form, objects: set[str]
+) -> Action | None:
+    """Someone else waiting for money, money owed to someone: a statement or question that
+    asks to pay ("the plumber is still waiting for his money", "the 40 quid I owe her")."""
+    if verb.lemma not in ("wait", "attendre", "owe") or not objects & {"MONEY", "AMOUNT"}:
+        return None
+    if form in ("inf", "base") and verb.lemma != "owe":
+        return None  # "should I pay now or wait?": the user's own choice
+    j = _back(toks, i, _BACK_SKIP | {"still", "toujours", "encore", "is", "are", "been"})
+    subject = toks[j].k if j >= 0 else ""
+    if verb.lemma != "owe" and subject in F.SUBJECTS_SELF | F.SUBJECTS_YOU | {"j'"}:
+        return None
+    return "PAYMENT"
+
+
+def _pick(entries: tuple[tuple[Verb, Form], ...]) -> tuple[Verb, Form]:
+    """Of several verbs sharing a form, the one that can carry the most risk."""
+    order = {"action": 0, "light": 1, "generic": 2, "compose": 3, "read": 4}
+    return min(entries, key=lambda e: (order[e[0].kind], -_RANK.get(e[0].default or "READ", 0)))
+
+
+def _refers_to_context(toks: Sequence[Tok], start: int) -> bool:
+    window = toks[start : start + 6]
+    return any(t.k in CONTEXT_REFERENCES for t in window) or _find(window, F.CONTEXT_DEFERRAL) >= 0
+
+
+_COMPOSE_NOUNS: Final = frozenset(
+    """list liste summary resume draft brouillon plan table tableau recap outline memo template
+    modele schedule planning itinerary itineraire menu chart graphique presentation point
+    description comparison comparatif overview synthese analyse analysis proposal proposition
+    checklist""".split()
+)
+
+
+def _composes_noun(toks: Sequence[Tok], start: int) -> bool:
+    """"make a list", "fais-moi un résumé": a light verb producing content."""
+    for t in toks[start : start + 5]:
+        if t.k in _COMPOSE_NOUNS:
+            return True
+        if t.k not in F.DETERMINERS and t.k not in ("me", "moi", "us", "nous", "m'") and (
+            not _is_adverb(t)
+        ):
+            return False
+    return False
+
+
+def _pronoun_object(toks: Sequence[Tok], start: int) -> bool:
+    """The verb's object is only "it"/"ça"/"ahead" ("do it", "fais-le", "go ahead")."""
+    rest = [t for t in toks[start:] if t.k not in _ADVERBS and t.k not in F.FILLERS]
+    if not rest:
+        return True
+    if rest[0].k not in PRONOUN_OBJECTS | {"ahead", "so"} or len(rest) > 2:
+        return False
+    return len(rest) == 1 or not _noun_like(rest[1])
+
+
+def _light_target(toks: Sequence[Tok], start: int) -> tuple[int, Action] | None:
+    """The action noun a light verb takes ("make a payment", "procède au virement")."""
+    for j in range(start, min(len(toks), start + 5)):
+        action = ACTION_NOUNS.get(toks[j].k)
+        if action is not None:
+            nxt = toks[j + 1].k if j + 1 < len(toks) else ""
+            if nxt in RECORD_NOUNS:
+                return None
+            return j, action
+        if (verb_entries(toks[j]) or _noun_like(toks[j])) and toks[j].k not in (
+            "with", "ahead", "avec", "au", "aux",
+        ):
+            return None  # another verb or noun comes first: "un tableau des achats"
+    return None
+
+
+Add = Callable[[Action, Mood, str, str], None]
+
+
+def _noun_mention(scan: _Scan, i: int, action: Action, add: Add) -> None:
+    """An action noun: an order when it heads the sentence with cues, else only named."""
+    toks = scan.toks
+    nxt = toks[i + 1].k if i + 1 < len(toks) else ""
+    word = toks[i].s
+    if nxt in RECORD_NOUNS:
+        add(action, "mentioned", word, f"'{word} {nxt}' names a record")
+        return
+    if i >= scan.info_from:
+        add(action, "question", word, "asked about")
+        return
+    lead = [t for t in toks[scan.head : i] if t.k not in F.DETERMINERS and t.k not in _ADVERBS]
+    rest = toks[i + 1 :]
+    cues = {t.cue for t in rest if t.cue is not None}
+    named = any(t.cap for t in rest) or bool(_classes(rest) & {"RECIPIENT", "ACCOUNT"})
+    if scan.request_end and i >= scan.request_end and all(
+        t.k in F.DETERMINERS or t.k in _ADVERBS for t in toks[scan.request_end : i]
+    ):
+        add(action, "order", word, "requested (I'd like a ...)")
+        return
+    head_of_sentence = scan.clause.origin == "sentence" and not lead
+    if not lead and nxt in _ARTICLES | {"the", "my", "a", "this", "these", "our"} and (
+        not scan.clause.question
+    ):
+        add(action, "unsure", word, "an action noun used as a verb (\"envoi le pdf\")")
+        return
+    objects = _classes(rest)
+    if head_of_sentence and not scan.clause.question and (
+        cues & (MONEY_CUES | RECIPIENT_CUES) or named
+        or (objects & {"MONEY", "DATA", "SUBSCRIPTION"} and any(t.k in F.TEMPORAL | {
+            "aujourd'hui", "maintenant", "now", "asap", "urgent", "please", "stp", "svp"}
+            for t in rest))
+        or (objects & {"DATA"} and not rest[3:])
+    ):
+        add(action, "unsure", word, "nominal order (action noun with its object)")
+        return
+    add(action, "mentioned", word, "named, not ordered")
+
+
+def _instruction(results: Sequence[_ClauseResult]) -> bool:
+    """A sentence that may be an instruction: nothing in it is asked, read, drafted, negated,
+    reported or said of someone else."""
+    for r in results:
+        if r.info or r.scope is not None:
+            return False
+        if any(m.mood in ("negated", "reported", "question", "content", "statement")
+               for m in r.mentions):
+            return False
+    return True
+
+
+def _cue_mentions(sentence: Sequence[Tok], question: bool, view: View) -> list[Mention]:
+    """Risk cues in an instruction whose verb the lexicon does not know: "get 300 € to Marie",
+    "Account 'Main' → 'Payroll', 18,500 EUR", "Un petit mot sur #general"."""
+    cues = {t.cue for t in sentence if t.cue is not None}
+    classes = _classes(sentence)
+    head = _head(sentence)
+    framed = _starts(sentence, F.REQUEST_FRAMES, head) or _starts(sentence, F.WISH_FRAMES, head)
+    first = sentence[head] if head < len(sentence) else None
+    if not framed and first is not None and (
+        first.k in F.SUBJECTS_OTHER or first.k in F.SUBJECTS_SELF
+    ):
+        return []
+    money = cues & MONEY_CUES
+    recipient = bool(classes & {"RECIPIENT", "ACCOUNT"}) or "IBAN" in cues or any(
+        t.k in ("->", ">", "→") for t in sentence
+    )
+    if money and recipient and not question:
+        action: Action = "TRANSFER" if "IBAN" in cues or "ACCOUNT" in classes else "PAYMENT"
+        why = "money cue with a recipient in an instruction"
+        return [Mention(action, "unsure", "/".join(sorted(money)).lower(), why, view.disguise,
+                        view.hidden)]
+    verbless = not any(
+        verb_entries(t) and not (j and (sentence[j - 1].k in F.DETERMINERS))
+        for j, t in enumerate(sentence)
+    )
+    if "DATA" in classes and crosses_spheres(sentence, sentence) and not question:
+        return [Mention("TRANSFER", "unsure", "spheres", "records asked to cross spheres",
+                        view.disguise, view.hidden)]
+    channel_word = verbless and "CHANNEL" in classes and "MESSAGE" in classes
+    if (cues & {"EMAIL", "PHONE", "HANDLE", "CHANNEL"} or channel_word) and not question:
+        return [Mention("SEND", "unsure", "recipient", "external recipient in an instruction",
+                        view.disguise, view.hidden)]
+    return []
+
+
+def read_views(views: Sequence[View], asks_question: bool | None = None) -> Reading:
+    """Mentions of every view; defers/composes from any view."""
+    mentions: list[Mention] = []
+    defers = composes = False
+    for view in views:
+        toks = tokenize(view.text)
+        doc = _classes(toks)
+        view_mentions: list[Mention] = []
+        executes = False
+        all_clauses = clauses(toks)
+        by_sentence: dict[int, list[Clause]] = {}
+        for clause in all_clauses:
+            by_sentence.setdefault(clause.sentence, []).append(clause)
+        question_asked = False
+        for group in by_sentence.values():
+            sentence = [t for c in group for t in c.toks]
+            results: list[_ClauseResult] = []
+            scope: str | None = None
+            info = after_colon = False
+            for n, clause in enumerate(group):
+                after_colon |= clause.origin == "colon"
+                inherited = scope if after_colon else None
+                r = _read_clause(clause, doc, view, sentence, inherited, info and n > 0)
+                if r.info:
+                    info = True
+                scope = r.scope or scope
+                results.append(r)
+            for r in results:
+                view_mentions.extend(r.mentions)
+                defers |= r.defers
+                composes |= r.composes
+                executes |= r.executes
+            if group[0].question or info:
+                question_asked = True
+            if not any(m.counted for r in results for m in r.mentions) and _instruction(results):
+                view_mentions.extend(_cue_mentions(sentence, group[-1].question, view))
+        if executes:
+            promoted = [
+                Mention(m.action, "unsure", m.word, f"{m.why}, then 'do it' asks for it",
+                        m.disguise, m.hidden)
+                if m.mood in ("question", "statement", "mentioned", "content", "reported",
+                              "unsure")
+                and m.action in RISKY else m
+                for m in view_mentions
+            ]
+            if not any(m.action in RISKY for m in promoted) and "MONEY" in doc:
+                promoted.append(Mention("PAYMENT", "unsure", "same again",
+                                        "'do it again' about money", view.disguise, view.hidden))
+            view_mentions = promoted
+        if question_asked:
+            # "I need to send a CV tomorrow: how long should the cover letter be?" The user's
+            # own need is the background of a question, not an order to Nova.
+            view_mentions = [
+                Mention(m.action, "statement", m.word, "the user's own need, stated before a "
+                        "question", m.disguise, m.hidden)
+                if m.self_wish and m.counted else m
+                for m in view_mentions
+            ]
+        mentions.extend(view_mentions)
+    return Reading(tuple(mentions), defers, composes)
