@@ -34,6 +34,8 @@ class Intent(Record):
     action: str
     confidence: float
     reasons: tuple[str, ...] = ()
+    defers_to_context: bool = False
+    language: str = "en"
 
 
 class ContextSnapshot(Record):
@@ -49,9 +51,19 @@ class Message(Record):
     content: str
 
 
+class Mask(Record):
+    """An identifier lane C replaced by ``placeholder`` in what providers receive."""
+
+    placeholder: str
+    kind: str
+    value: str
+    written: str
+
+
 class EncodedPrompt(Record):
     messages: tuple[Message, ...]
     token_estimate: int
+    masks: tuple[Mask, ...] = ()
 
 
 class GovernanceDecision(Record):

@@ -13,12 +13,14 @@ from nova.domain.context import ContextSnapshot as DomainSnapshot
 from nova.domain.encoding import EncodedPrompt as DomainEncoded
 from nova.domain.governance import GovernanceDecision as DomainDecision
 from nova.domain.intent import Intent as DomainIntent
+from nova.domain.masking import Mask as DomainMask
 from nova.records import (
     CheckpointState,
     ContextSnapshot,
     EncodedPrompt,
     GovernanceDecision,
     Intent,
+    Mask,
     Message,
 )
 
@@ -33,7 +35,12 @@ def from_ms(value: int) -> datetime:
 
 def intent_record(i: DomainIntent) -> Intent:
     return Intent(
-        task_type=i.task_type, action=i.action, confidence=i.confidence, reasons=tuple(i.reasons)
+        task_type=i.task_type,
+        action=i.action,
+        confidence=i.confidence,
+        reasons=tuple(i.reasons),
+        defers_to_context=i.defers_to_context,
+        language=i.language,
     )
 
 
@@ -51,6 +58,18 @@ def encoded_record(e: DomainEncoded) -> EncodedPrompt:
     return EncodedPrompt(
         messages=tuple(Message(role=m.role, content=m.content) for m in e.messages),
         token_estimate=e.token_estimate,
+        masks=tuple(
+            Mask(placeholder=m.placeholder, kind=m.kind, value=m.value, written=m.written)
+            for m in e.masks
+        ),
+    )
+
+
+def domain_masks(masks: tuple[Mask, ...]) -> tuple[DomainMask, ...]:
+    """Wire masks back to the domain's, for unmasking an answer."""
+    return tuple(
+        DomainMask(m.placeholder, m.kind, m.value, m.written)  # type: ignore[arg-type]
+        for m in masks
     )
 
 

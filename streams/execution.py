@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nova.domain.governance import GovernanceFacts, Rule, refused_providers
+from nova.domain.masking import unmask
 from nova.entities.models import BudgetEntity
 from nova.errors import ProviderError, StartupError
 from nova.llm.budgets import Budget, BudgetBook
@@ -51,6 +52,7 @@ from nova.llm.registry import Registry, fake_registry, load_registry
 from nova.llm.routing import Router, RouteRequest, RoutingDecision
 from nova.records import Alert, Event, Execution, LlmCall, PipelineRecord, now_ms
 from nova.settings import Settings
+from streams.convert import domain_masks
 from streams.spend import Charge, SpendLedger
 
 log = logging.getLogger(__name__)
@@ -317,10 +319,20 @@ class ExecutionService:
             )
             return ExecutionResult(failed, (), called=False)
         decision = governed
+        if record.encoded is None or not record.encoded.messages:
+            # Fail closed: only lane C's messages (identifiers masked) may reach a provider,
+            # never the raw prompt.
+            failed = record.model_copy(
+                update={
+                    "status": "failed",
+                    "error": "no encoded prompt (lane C): nothing is sent unmasked",
+                    "execution": Execution(attempts=0),
+                }
+            )
+            return ExecutionResult(failed, (), called=False)
         messages: tuple[Message, ...] = tuple(
-            {"role": m.role, "content": m.content}
-            for m in (record.encoded.messages if record.encoded else ())
-        ) or ({"role": "user", "content": record.prompt},)
+            {"role": m.role, "content": m.content} for m in record.encoded.messages
+        )
         outcome = await self.executor.execute(
             decision,
             ExecutionRequest(
@@ -392,10 +404,12 @@ class ExecutionService:
     ) -> PipelineRecord:
         c = outcome.completion
         last = outcome.calls[-1] if outcome.calls else None
+        # The provider saw placeholders ([IBAN_1]); the user reads their own values back.
+        masks = domain_masks(record.encoded.masks) if record.encoded else ()
         execution = Execution(
             provider=c.provider if c else (last.provider if last else None),
             model=c.model if c else (last.model if last else None),
-            text=c.text if c else None,
+            text=unmask(c.text, masks) if c and c.text is not None else None,
             tokens_in=sum(a.tokens_in for a in outcome.calls),
             tokens_out=sum(a.tokens_out for a in outcome.calls),
             cost_usd=outcome.cost_usd,

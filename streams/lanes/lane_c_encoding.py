@@ -1,4 +1,9 @@
-"""Lane C, semantic encoding: the provider-neutral message list and its token estimate."""
+"""Lane C, semantic encoding: the provider-neutral message list and its token estimate.
+
+Identifiers in the prompt and the context (IBANs, card numbers, e-mail addresses, phone numbers,
+national ids) are masked here, in every message a provider will receive; the masks travel in the
+record so lane D can cite them and lane F can restore the values in the answer.
+"""
 
 from __future__ import annotations
 

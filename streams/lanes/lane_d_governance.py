@@ -1,9 +1,10 @@
 """Lane D, governance: allow, deny, or require a person's approval — before any model runs.
 
-Combines built-in checks (injection, secrets, PII, risky actions, the identity boundary) with
-the identity's own rules. The identity boundary is enforced here again, independently of the
-gateway, so a request that reaches Kafka with foreign references is stopped too. The decision
-becomes an audit fact whatever it is.
+Combines built-in checks (injection, credentials, risky actions, the context's planted
+instructions and orders, the identity boundary) with the identity's own rules; identifiers are
+already masked by lane C and only cited here. The identity boundary is enforced here again,
+independently of the gateway, so a request that reaches Kafka with foreign references is
+stopped too. The decision becomes an audit fact whatever it is.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class GovernanceLane:
             prompt=record.prompt,
             resource_owners=owners,
             context_text=record.context.text if record.context else "",
+            defers_to_context=intent.defers_to_context,
+            masked_kinds=tuple(m.kind for m in record.encoded.masks) if record.encoded else (),
         )
         decision = decide(facts, rules)
         gov = governance_record(decision)

@@ -28,7 +28,7 @@ and "do not wait, delete it now" was held.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Final, Literal
 
@@ -72,6 +72,7 @@ def _noun_like(tok: Tok) -> bool:
 
 
 _QUOTES: Final = frozenset({'"', "'", "«", "»", "“", "”"})
+_RUN_VERBS: Final = frozenset("run execute exec type tape lance execute executez lancez".split())
 
 
 def _is_quote(toks: Sequence[Tok], i: int) -> bool:
@@ -93,6 +94,7 @@ class Mention:
     disguise: str | None = None
     hidden: bool = False
     self_wish: bool = False  # "I need to pay ...": the user's own need, maybe only context
+    clause: int = -1  # index of its clause in its view
 
     @property
     def counted(self) -> bool:
@@ -246,10 +248,16 @@ def _is_adverb(tok: Tok) -> bool:
 def _head(toks: Sequence[Tok]) -> int:
     """Index of the first token after fillers, vocatives, adverbs and time expressions."""
     i = 0
-    while i < len(toks) and (
-        toks[i].k in F.FILLERS or toks[i].k in ("s'", "te") or _is_adverb(toks[i])
-    ):
-        i += 1
+    while i < len(toks):
+        k = toks[i].k
+        if k in F.FILLERS or k in ("s'", "te") or _is_adverb(toks[i]) or k.endswith("-ci"):
+            i += 1
+        elif k in ("this", "next", "ce", "cette", "cet", "every", "chaque") and i + 1 < len(
+            toks
+        ) and (toks[i + 1].k in F.TEMPORAL or toks[i + 1].k.endswith("-ci")):
+            i += 2  # "this month pay it", "ce mois-ci fais-le"
+        else:
+            break
     return i
 
 
@@ -308,6 +316,8 @@ def _open_scan(clause: Clause) -> _Scan:
                 info_from = start
                 break
     hint = _find(toks, F.HINT_FRAMES, limit=min(len(toks), head + 3))
+    if hint > 0 and hint < len(toks) and toks[hint].k in F.SUBJECTS_SELF | {"j'"}:
+        hint = -1  # "I wish I knew why ...": the user's own state, not an outcome to bring about
     if hint > 0:
         info_from = len(toks)
     return _Scan(clause, toks, head, info_from, request_end, wish=wish, hint_end=max(hint, 0))
@@ -422,10 +432,9 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         return "mentioned", "material to read, quoted after a colon"
     if scan.hint_end and i >= scan.hint_end:
         return "unsure", "wished for (it would be great if ...)"
-    if _is_quote(toks, i) and not (
-        scan.head < len(toks) and toks[scan.head].k in ("run", "execute", "lance", "execute",
-                                                          "type", "tape", "exec")
-    ):
+    if _is_quote(toks, i):
+        if scan.head < len(toks) and toks[scan.head].k in _RUN_VERBS:
+            return "unsure", "a quoted command to run"
         return "mentioned", "quoted word"
     if scan.scope is not None and 0 <= scan.scope_at < i and not negated and (
         _back(toks, i) > scan.scope_at
@@ -604,8 +613,10 @@ def _object_classes(
         "CHANNEL", "EMAIL", "PHONE", "email", "mail", "sms", "text", "whatsapp", "courriel",
     } and not any(t.cue == "AMOUNT" for t in window[1:3]):
         objects.add("SELF")
-    if first is not None and first.k in ("him", "her"):
-        objects.add("RECIPIENT")
+    if window and window[0].k in ("him", "her") and (len(window) == 1 or not _noun_like(
+        window[1]
+    )):
+        objects.add("RECIPIENT")  # "answer her", not "answer her email" (her: a possessive)
     # "dis-lui", "tu lui diras", "écris-leur": the clitic is the person addressed.
     if (i > 0 and toks[i - 1].k in ("lui", "leur")) or (first is not None and first.k in (
         "lui", "leur") and end < len(toks) and toks[end].k in ("lui", "leur")):
@@ -762,7 +773,7 @@ def _read_clause(
         if tok.k == "partir" and prev_k == "a":
             i += 1  # "à partir de": from
             continue
-        if verb.lang == "en" and form == "base" and prev_k in F.DETERMINERS:
+        if verb.lang == "en" and form in ("base", "s3") and prev_k in F.DETERMINERS:
             i += 1  # "the delete button", "a clear answer": not a verb
             continue
         mood, why = _mood_of_verb(scan, i, form, verb)
@@ -801,12 +812,12 @@ def _read_clause(
                 noun_i, noun_act = target
                 add(noun_act, mood, f"{tok.s} {toks[noun_i].s}", f"{why} ({tok.s} + action noun)")
                 used_until = noun_i
-            elif mood in ("order", "unsure") and at_head and _pronoun_object(toks, end):
-                executes = True
             elif mood in ("order", "unsure") and _composes_noun(toks, end):
                 composes = True
                 if scan.scope is None:
                     scan.scope, scan.scope_at = "compose", i
+            elif mood in ("order", "unsure") and at_head and _pronoun_object(toks, end):
+                executes = True
             action, uncertain = _sense(verb, objects)
             if action in RISKY and target is None:
                 add(action, "unsure" if uncertain and mood == "order" else mood, tok.s, why)
@@ -968,9 +979,7 @@ def _pronoun_object(toks: Sequence[Tok], start: int) -> bool:
     rest = [t for t in toks[start:] if t.k not in _ADVERBS and t.k not in F.FILLERS]
     if not rest:
         return True
-    if rest[0].k not in PRONOUN_OBJECTS | {"ahead", "so"} or len(rest) > 2:
-        return False
-    return len(rest) == 1 or not _noun_like(rest[1])
+    return len(rest) == 1 and rest[0].k in PRONOUN_OBJECTS | {"ahead", "so"}
 
 
 def _light_target(toks: Sequence[Tok], start: int) -> tuple[int, Action] | None:
@@ -1078,7 +1087,15 @@ def _cue_mentions(sentence: Sequence[Tok], question: bool, view: View) -> list[M
     return []
 
 
-def read_views(views: Sequence[View], asks_question: bool | None = None) -> Reading:
+_TAGS: Final = frozenset("non right ok okay hein no yes oui isn't n'est-ce pas".split())
+
+
+def _is_tag(clause: Clause) -> bool:
+    """"..., non ?", "..., right?": a question tag, not a question of its own."""
+    return all(t.k in _TAGS or t.k in ("n't", "it", "est", "ce", "pas") for t in clause.toks)
+
+
+def read_views(views: Sequence[View]) -> Reading:
     """Mentions of every view; defers/composes from any view."""
     mentions: list[Mention] = []
     defers = composes = False
@@ -1091,7 +1108,8 @@ def read_views(views: Sequence[View], asks_question: bool | None = None) -> Read
         by_sentence: dict[int, list[Clause]] = {}
         for clause in all_clauses:
             by_sentence.setdefault(clause.sentence, []).append(clause)
-        question_asked = False
+        questions: set[int] = set()
+        clause_ids: list[int] = []
         for group in by_sentence.values():
             sentence = [t for c in group for t in c.toks]
             results: list[_ClauseResult] = []
@@ -1105,13 +1123,17 @@ def read_views(views: Sequence[View], asks_question: bool | None = None) -> Read
                     info = True
                 scope = r.scope or scope
                 results.append(r)
-            for r in results:
-                view_mentions.extend(r.mentions)
+            first_clause = len(clause_ids)
+            clause_ids.extend(range(first_clause, first_clause + len(results)))
+            for n, r in enumerate(results):
+                view_mentions.extend(replace(m, clause=first_clause + n) for m in r.mentions)
+                if r.info:
+                    questions.add(first_clause + n)
                 defers |= r.defers
                 composes |= r.composes
                 executes |= r.executes
-            if group[0].question or info:
-                question_asked = True
+            if group[-1].question and not _is_tag(group[-1]):
+                questions.add(first_clause + len(results) - 1)
             if not any(m.counted for r in results for m in r.mentions) and _instruction(results):
                 view_mentions.extend(_cue_mentions(sentence, group[-1].question, view))
         if executes:
@@ -1127,13 +1149,13 @@ def read_views(views: Sequence[View], asks_question: bool | None = None) -> Read
                 promoted.append(Mention("PAYMENT", "unsure", "same again",
                                         "'do it again' about money", view.disguise, view.hidden))
             view_mentions = promoted
-        if question_asked:
-            # "I need to send a CV tomorrow: how long should the cover letter be?" The user's
-            # own need is the background of a question, not an order to Nova.
+        if questions:
+            # "I need to send a CV tomorrow. How long should the cover letter be?" The user's
+            # own need is the background of a question in another sentence, not an order.
             view_mentions = [
                 Mention(m.action, "statement", m.word, "the user's own need, stated before a "
                         "question", m.disguise, m.hidden)
-                if m.self_wish and m.counted else m
+                if m.self_wish and m.counted and questions - {m.clause} else m
                 for m in view_mentions
             ]
         mentions.extend(view_mentions)

@@ -24,14 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from nova.domain.intent.analysis import RISKY, Mention, Reading, read_views, risky_forms
+from nova.domain.intent.analysis import RISKY, Mention, Mood, Reading, read_views, risky_forms
 from nova.domain.intent.cues import MONEY_CUES, RECIPIENT_CUES, find_cues
-from nova.domain.intent.language import (
-    foreign_actions,
-    foreign_heads,
-    identify,
-    is_plain_question,
-)
+from nova.domain.intent.language import foreign_heads, identify, read_foreign
 from nova.domain.intent.lexicon import Action
 from nova.domain.intent.tasks import TaskType, classify_task, parse_task_type
 from nova.domain.intent.views import View, views
@@ -105,23 +100,25 @@ def _reason(m: Mention) -> str:
     return f"not counted: {m.word!r} ({m.action}) {m.mood}: {m.why}{where}"
 
 
+_FOREIGN_MOODS: Final[dict[str, Mood]] = {
+    "unsure": "unsure", "negated": "negated", "statement": "statement", "content": "content",
+    "question": "question",
+}  # fmt: skip
+
+
 def _foreign(base: str, language: str) -> list[Mention]:
-    """Mentions for a prompt in a language Nova does not model."""
-    found = foreign_actions(base)
-    cues = {c.kind for c in find_cues(base)}
+    """Mentions for a prompt in a language Nova does not model: its risky words (with a rough
+    mood), and any money or recipient cue, which holds the request whatever the words say."""
+    where = f"in {language}, a language not modelled"
     mentions = [
-        Mention(action, "unsure", word, f"risky word in {language}, a language not modelled")
-        for action, word in found
+        Mention(w.action, _FOREIGN_MOODS[w.mood], w.word, f"risky word {where}")
+        for w in read_foreign(base)
     ]
+    cues = {c.kind for c in find_cues(base)}
     if cues & MONEY_CUES:
-        mentions.append(Mention("PAYMENT", "unsure", "amount",
-                                f"money cue in {language}, a language not modelled"))
+        mentions.append(Mention("PAYMENT", "unsure", "amount", f"money cue {where}"))
     if cues & RECIPIENT_CUES:
-        mentions.append(Mention("SEND", "unsure", "recipient",
-                                f"external recipient in {language}, a language not modelled"))
-    if mentions and is_plain_question(base) and not cues & (MONEY_CUES | RECIPIENT_CUES):
-        return [Mention(m.action, "question", m.word, f"{m.why}, in a plain question")
-                for m in mentions]
+        mentions.append(Mention("SEND", "unsure", "recipient", f"external recipient {where}"))
     return mentions
 
 

@@ -355,7 +355,6 @@ REQUEST_FRAMES: Final = _seqs(
     i want you to
     i need you to
     i would like you to
-    i 'd like you to
     i want to
     you should
     you need to
@@ -445,7 +444,6 @@ WISH_FRAMES: Final = _seqs(
     i want to
     i need to
     i would like to
-    i 'd like to
     i wanna
     i gotta
     i have to
@@ -487,11 +485,10 @@ HINT_FRAMES: Final = _seqs(
     it would be nice if
     it would be great if
     it would be good if
-    it 'd be nice if
-    it 'd be great if
+    it would be nice if
     it would be nice to
     it would be great to
-    i 'd love it if
+    i would love it if
     i would love it if
     i wish
     if only

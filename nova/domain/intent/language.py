@@ -101,7 +101,8 @@ FOREIGN_STEMS: Final[dict[Action, tuple[str, ...]]] = {
         betala kop= köp= bestall beställ odeme ödeme odeyin ödeyin satin satın plates plăteș
         platest cumpar cumpăr abon suscrib sottoscriv assin abonnier rembols reembols
         erstatt terugbetal donar dona doneer spend spende öde= ode= factur fatur fattur
-        rechnung faktur factuur miete alquiler affitto aluguel huur= czynsz hyra"""
+        rechnung faktur factuur miete alquiler affitto aluguel huur= czynsz hyra zaplat zaplať
+        plať zapłać kupte objednej"""
     ),
     "TRANSFER": _stems(
         """transfier transfer trasferi bonific uberweis überweis overmaak overmak maak
@@ -112,24 +113,28 @@ FOREIGN_STEMS: Final[dict[Action, tuple[str, ...]]] = {
     "SEND": _stems(
         """envia envía enviar envie envíe mand manda invia inviar inviare spedisc sende schick
         versend stuur verstuur verzend wysl wyśl wysył wysyl skicka gonder gönder trimit
-        public pubblic veroffentlich veröffentlich publiceer opublikuj publicera yayinla
+        posli pošli odesli odešli public pubblic veroffentlich veröffentlich publiceer
+        opublikuj publicera yayinla
         yayınla compart condivid partilh teile deel= udostepnij udostępnij dela= paylas
         paylaş inoltr reenvi weiterleit"""
     ),
     "DELETE": _stems(
-        """borr elimin suprim apag exclu cancell rimuov losch lösch entfern verwijder wis
-        usun usuń skasuj radera ta bort sil sterg şterg slet vaci vací svuot leer leeg
-        oprozni opróżni tom töm anul annull storn kundig kündig avbryt iptal bosalt boşalt"""
+        """borr elimin suprim apag exclu cancell rimuov losch lösch entfern verwijder wis=
+        usun usuń skasuj radera sil= silin sterg şterg slet= vaci vací svuot leere leeren
+        leeg oprozni opróżni tom= töm= anul annull storn kundig kündig avbryt iptal bosalt
+        boşalt cancela cancelar cancele smaz smaž vymaz vymaž zrus zruš"""
     ),
 }
 NON_LATIN: Final[dict[Action, tuple[str, ...]]] = {
     "PAYMENT": ("оплат", "заплат", "плати", "купи", "закаж", "支付", "付款", "付钱", "购买",
-                "支払", "払って", "購入", "買って", "注文", "ادفع", "اشتر", "भुगतान"),
-    "TRANSFER": ("перевед", "перевод", "转账", "汇款", "送金", "振り込", "振込", "حول"),
+                "付了", "付给", "交房租", "买", "支払", "払って", "購入", "買って", "注文", "ادفع",
+                "اشتر", "भुगतान", "πληρω", "πλήρω", "αγορα", "αγόρα"),
+    "TRANSFER": ("перевед", "перевод", "转账", "汇款", "送金", "振り込", "振込", "حول",
+                 "μεταφερ", "μετάφερ"),
     "SEND": ("отправ", "пошли", "发送", "发给", "发布", "送信", "送って", "公開", "أرسل",
-             "ارسل", "भेज"),
+             "ارسل", "भेज", "στειλ", "στείλ", "δημοσιε"),
     "DELETE": ("удал", "сотри", "отмен", "删除", "删掉", "清空", "取消", "削除", "消して",
-               "取り消", "احذف", "امسح", "हटा"),
+               "取り消", "احذف", "امسح", "हटा", "διαγρ", "διάγρ", "σβησ", "σβήσ", "ακυρ"),
 }
 _QUESTION_OPENERS: Final = frozenset(
     """como cómo que qué cual cuál cuando cuándo donde dónde cuanto cuánto por porque wie was
@@ -165,6 +170,8 @@ def _stem_matches(stem: tuple[str, str, bool], word: str, folded: str) -> bool:
     return word.startswith(raw) or folded.startswith(fstem)
 
 
+_WORK_SCRIPT: Final = ("工作", "公司", "仕事", "会社", "работ", "εργασ")
+_PRIVATE_SCRIPT: Final = ("私人", "个人", "個人", "私用", "личн", "προσωπ")
 # Spheres in other languages: work on one side, personal on the other.
 _WORK_WORDS: Final = frozenset(
     """trabajo trabalho lavoro arbeit werk praca arbete empresa azienda firma bedrijf oficina
@@ -174,6 +181,60 @@ _PRIVATE_WORDS: Final = frozenset(
     """personal pessoal personale privat privado privato persoonlijk prywatny privata
     persönlich personlig""".split()
 )
+
+
+_NEGATORS: Final = frozenset(
+    """no non nao não not nicht nie niet inte ikke ne nu nem ni μην δεν не ни""".split()
+)
+_SELF_MARKERS: Final = frozenset(
+    """mismo misma mesmo mesma stesso stessa selbst zelf sam sama själv selv""".split()
+)
+_DRAFTING: Final = _stems(
+    """escrib redact redig escrev scriv schreib formulier schrijf napisz napisać skriv pisz
+    prepar entw hilf"""
+)
+_NON_LATIN_NEGATORS: Final = ("不", "别", "不要")
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignWord:
+    """A risky word of another language and how it is meant in its sentence."""
+
+    action: Action
+    word: str
+    mood: str  # "unsure" (held), "negated", "statement", "content", "question"
+
+
+def read_foreign(text: str) -> list[ForeignWord]:
+    """Risky words of the foreign tables, sentence by sentence, with a rough mood: negated
+    right after a negation ("no lo envíes", "nie wysyłaj"), a statement when the sentence says
+    the user does it themselves ("ich schicke ihn selbst ab", "sam wyślę"), content when the
+    sentence asks to draft something, a question when the sentence asks."""
+    out: list[ForeignWord] = []
+    for sentence in re.split(r"(?<=[.!?;。！？—–])\s*|\n+", text):
+        words = _WORDS.findall(sentence.lower())
+        asks = sentence.strip().endswith(("?", "？", "؟")) or (bool(words) and (
+            fold(words[0]) in _QUESTION_OPENERS or any(
+                fold(w).startswith(fold(s)) for w in words[:3] for s in _EXPLAIN
+            )
+        ))
+        drafting = bool(words) and any(fold(words[0]).startswith(fold(s)) for s in _DRAFTING)
+        selfish = bool(set(words) & _SELF_MARKERS) and not asks
+        for action, word in foreign_actions(sentence):
+            at = words.index(word) if word in words else -1
+            before = set(words[max(0, at - 2) : at]) if at >= 0 else set()
+            if before & _NEGATORS or any(n + word in sentence for n in _NON_LATIN_NEGATORS):
+                mood = "negated"
+            elif asks:
+                mood = "question"
+            elif selfish:
+                mood = "statement"
+            elif drafting and at > 0:
+                mood = "content"
+            else:
+                mood = "unsure"
+            out.append(ForeignWord(action, word, mood))
+    return out
 
 
 def foreign_actions(text: str) -> list[tuple[Action, str]]:
@@ -194,6 +255,8 @@ def foreign_actions(text: str) -> list[tuple[Action, str]]:
                     found.append((action, phrase))
                     break
     if {w for w, _ in folded} & _WORK_WORDS and {w for w, _ in folded} & _PRIVATE_WORDS:
+        found.append(("TRANSFER", "work/personal"))
+    if any(w in lowered for w in _WORK_SCRIPT) and any(w in lowered for w in _PRIVATE_SCRIPT):
         found.append(("TRANSFER", "work/personal"))
     for action, pieces in NON_LATIN.items():
         for piece in pieces:

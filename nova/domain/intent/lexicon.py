@@ -165,7 +165,7 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         """flight flights hotel hotels train trains room rooms taxi cab uber ride trip trips
         holiday holidays vacation stay seat seats tour tours class lesson lessons session
         airbnb ticket tickets restaurant dinner concert show
-        vol vols chambre voyage sejour billet billets resto diner cours"""
+        vol vols chambre voyage sejour billet billets resto diner cours place places"""
     ),
     "ABSTRACT": _words(
         """motivation energy faith interest commitment focus confidence hope spirit spirits vows
@@ -176,6 +176,10 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         tete esprit explication reponse idee idees objectif objectifs attentes"""
     ),
     "GIFT": _words("gift gifts present presents flowers cadeau cadeaux fleurs bouquet"),
+    "SHOP": _words(
+        """app amazon store shop online deliveroo ubereats starbucks instacart ocado
+        appli boutique magasin drive commande"""
+    ),
     "UNITS": _words(
         """units unit metric imperial celsius fahrenheit format formats language english french
         spanish german code python javascript json csv excel tone style voice tense
@@ -350,7 +354,7 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("treat", None, {_MONEY: P}),
     en("give", None, {"SELF": None, "heads-up heads shout shoutout call ring buzz": S, _MONEY: P},
        kind="generic", past="gave given"),
-    en("grab", None, {"SELF": None, "SUBSCRIPTION TRAVEL GIFT": P}),
+    en("grab", None, {"SELF+SHOP": P, "SELF": None, "SUBSCRIPTION TRAVEL GIFT SHOP": P}),
     en("pick", None, particles={"up": en("pick up", None, {"tab bill check cheque MONEY": P})}),
     en("park", None, {_MONEY: T}),
     en("stash", None, {_MONEY: T}),
@@ -440,7 +444,8 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
                                 "in the loop": en("keep in the loop", S)}),
     en("write", W, {"check cheque": P}, kind="compose", past="wrote written",
        particles={"^to": en("write to", S), "back": en("write back", S)}),
-    en("get", None, {"SUBSCRIPTION TRAVEL GIFT": P, "ITEM+RECIPIENT": S, "SELF": None,
+    en("get", None, {"SUBSCRIPTION TRAVEL GIFT": P, "SELF+SHOP": P, "ITEM+RECIPIENT": S,
+                     "SELF": None,
                      "AMOUNT+RECIPIENT": P, "STALE": D},
        kind="generic", past="got gotten",
        particles={"back to": en("get back to", S), "rid of": en("get rid of", D),
@@ -741,7 +746,8 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
     fr("balancer", S, {_MONEY: P, "ITEM+CHANNEL ITEM+RECIPIENT CHANNEL": S, "DATA": D}),
     fr("recevoir", None, {"MONEY AMOUNT": P, "ITEM": S},
        extra=irregular_fr(inf="recevoir", fin="recois recoit recevez recevons recoivent",
-                          subj="recoive recoives recoivent", pp="recu recue recus recues")),
+                          subj="recoive recoives recoivent", pp="recu recue recus recues",
+                          impf="recevais recevait recevaient")),
     fr("partir", None, {"poubelle corbeille": D, "RECIPIENT CHANNEL ITEM": S}, intransitive=True,
        extra=irregular_fr(inf="partir", fin="pars part partez partons partent",
                           subj="parte partent")),

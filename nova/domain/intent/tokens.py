@@ -145,11 +145,24 @@ def tokenize(text: str) -> list[Tok]:
     return out
 
 
+def _ellipses(tokens: list[Tok]) -> list[Tok]:
+    """"just... disappeared": a run of dots (or …) is a pause, not the end of a sentence."""
+    out: list[Tok] = []
+    for tok in tokens:
+        if tok.k in (".", "…") and out and out[-1].k in (".", "…", "<pause>"):
+            if out[-1].k != "<pause>":
+                out[-1] = Tok("…", "<pause>")
+            continue
+        out.append(tok)
+    return [t for t in out if t.k != "<pause>"]
+
+
 def clauses(tokens: list[Tok]) -> list[Clause]:
     """Clauses of a token list (see the module docstring)."""
     sentences: list[list[Tok]] = []
     questions: list[bool] = []
     current: list[Tok] = []
+    tokens = _ellipses(tokens)
     for tok in tokens:
         if tok.k in _STRONG:
             if current:
