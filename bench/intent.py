@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,11 +28,9 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nova.domain.governance import GovernanceFacts, decide  # noqa: E402
-from nova.domain.intent import classify  # noqa: E402
-from nova.domain.textnorm import fold  # noqa: E402
+from nova.domain.governance import GovernanceFacts, decide
+from nova.domain.intent import classify
+from nova.domain.textnorm import fold
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "intent_prompts.yaml"
 
