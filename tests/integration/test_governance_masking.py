@@ -31,9 +31,8 @@ def leaks(strings: list[str]) -> list[str]:
     found = []
     for s in strings:
         compact = re.sub(r"[^0-9A-Za-z]", "", unicodedata.normalize("NFKC", s)).upper()
-        if "FR76" in compact and IDENTIFIER_DIGITS[0] in compact:
-            found.append(s)
-        elif IDENTIFIER_DIGITS[1] in compact:
+        iban = "FR76" in compact and IDENTIFIER_DIGITS[0] in compact
+        if iban or IDENTIFIER_DIGITS[1] in compact:
             found.append(s)
     return found
 
@@ -126,7 +125,8 @@ async def test_identifiers_in_threads_and_dataspaces_are_masked_for_the_provider
     worker_factory()
     spelled = "FR76 3000\n6000-0112.3456 7890 189"  # a line break, dashes and dots inside
     thread = await thread_with(gateway, f"Supplier IBAN is {spelled}, contact jo@acme.example")
-    space = await dataspace_with(gateway, "Corporate card: ４１１１ １１１１ １１１１ １１１１")
+    fullwidth_card = CARD.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    space = await dataspace_with(gateway, f"Corporate card: {fullwidth_card}")
     r = await post(gateway, "Summarise this thread and the finance notes", "member",
                    thread_id=thread, dataspace_ids=[space])
     assert r.status_code == 200, r.text  # a summary needs no checkpoint
