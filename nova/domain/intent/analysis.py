@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
+from itertools import pairwise
 from typing import Final, Literal
 
 from nova.domain.intent import frames as F
@@ -152,6 +153,8 @@ def _classes(toks: Sequence[Tok]) -> set[str]:
     found: set[str] = set()
     for i, t in enumerate(toks):
         found.add(t.k)
+        if t.k.isdigit() and len(t.k) >= 2:
+            found.add("NUMBER")
         if t.cue is not None:
             found.add(t.cue)
             if t.cue in RECIPIENT_CUES:
@@ -499,6 +502,8 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         return "reported", "after a past participle (had it done, s'est fait ...)"
     if prevk in F.INFINITIVE_MARKERS and verb.lang == "fr" and form != "inf":
         return "mentioned", f"'{prevk} {toks[i].k}': a noun after a preposition"
+    if prevk == "pour" and form == "inf" and any(t.k in F.DRAFT_NOUNS for t in toks[:j]):
+        return "content", "what a draft is for (un brouillon ... pour relancer)"
     if prevk in F.INFINITIVE_MARKERS:
         g = _governor(toks, j)
         gk = toks[g].k if g >= 0 else ""
@@ -604,7 +609,8 @@ _OWN: Final = frozenset(
 
 
 def _object_classes(
-    toks: Sequence[Tok], i: int, end: int, doc: set[str], sentence: Sequence[Tok]
+    toks: Sequence[Tok], i: int, end: int, doc: set[str], sentence: Sequence[Tok],
+    verb: Verb | None = None,
 ) -> set[str]:
     window = list(toks[end : end + WINDOW])
     objects = _classes(window)
@@ -617,6 +623,15 @@ def _object_classes(
         window[1]
     )):
         objects.add("RECIPIENT")  # "answer her", not "answer her email" (her: a possessive)
+    if i > 0 and toks[i - 1].k in ("me", "m'") and not any(t.cue == "AMOUNT" for t in window):
+        objects.add("SELF")  # "tu peux me rappeler", "envoie-moi"
+    if window and ((window[0].cap and window[0].k not in F.FILLERS) or window[0].k in (
+        "him", "her", "lui", "leur"
+    ) or window[0].k in CLASSES["RECIPIENT"]):
+        objects.add("DIRECT_RECIPIENT")  # "copy Bob on the email", not "copy the team note"
+    if any(t.k in ("from", "at", "chez") and n + 1 < len(window) and window[n + 1].cap
+           for n, t in enumerate(window)):
+        objects.add("SHOP")  # "from Domino's", "chez Picard": a vendor
     # "dis-lui", "tu lui diras", "écris-leur": the clitic is the person addressed.
     if (i > 0 and toks[i - 1].k in ("lui", "leur")) or (first is not None and first.k in (
         "lui", "leur") and end < len(toks) and toks[end].k in ("lui", "leur")):
@@ -630,7 +645,8 @@ def _object_classes(
         t.k in CLASSES["TEXT"] for t in sentence[:6]
     ):
         objects.add("TEXT")  # "dans ma liste de courses, enlève le lait"
-    if crosses_spheres(sentence, window):
+    mover = verb is not None and verb.lemma.split()[0] in _MOVE_VERBS
+    if crosses_spheres(sentence, window, destination_enough=mover):
         objects.add("SPHERE")
     else:
         objects.discard("SPHERE")
@@ -641,24 +657,29 @@ def _object_classes(
 
 _PRIVATE_SIDE: Final = frozenset(
     """personal private perso personnel personnelle prive privee home family own mine maison
-    famille familiale familial side side-project""".split()
+    famille familiale familial familiaux familiales side side-project persos""".split()
 )
 _WORK_SIDE: Final = frozenset(
     """business work professional pro company office corporate job employer clinic firm agency
     boulot travail professionnel professionnelle entreprise societe bureau boite taf
     workspace asso association club shared team sales crm partage partagee commun commune
-    equipe""".split()
+    equipe pros hr rh client clients customer customers patient patients colleague colleagues
+    collegue collegues""".split()
 )
 _INSIDE: Final = frozenset("inside within dans a l'interieur".split())
 
 
-def crosses_spheres(sentence: Sequence[Tok], window: Sequence[Tok]) -> bool:
+def crosses_spheres(
+    sentence: Sequence[Tok], window: Sequence[Tok], destination_enough: bool = True
+) -> bool:
     """Records move from one of the user's spheres (work, personal) into another: both sides
     named in the sentence, a move out of a named space into another, or a move into the
     user's own space from wherever they are ("into my personal space"); not a move inside
     one space ("inside my personal space, move ... into the Cooking folder")."""
     keys = [t.k for t in sentence]
-    if set(keys) & _PRIVATE_SIDE and set(keys) & _WORK_SIDE:
+    # "sur mon compte à moi" says the destination is the user's own.
+    private = bool(set(keys) & _PRIVATE_SIDE) or ("a", "moi") in set(pairwise(keys))
+    if private and set(keys) & _WORK_SIDE:
         return True
     if _from_space(sentence):
         return True
@@ -666,16 +687,23 @@ def crosses_spheres(sentence: Sequence[Tok], window: Sequence[Tok]) -> bool:
         _PRIVATE_SIDE | _WORK_SIDE
     ):
         return False
+    if not destination_enough:
+        return False
     for j, t in enumerate(window):
         if t.k in ("into", "to", "onto", "vers", "dans", "sur", "in", "a") and any(
-            w.k in _PRIVATE_SIDE or w.k in _WORK_SIDE for w in window[j + 1 : j + 5]
+            w.k in _PRIVATE_SIDE or w.k in _WORK_SIDE for w in window[j + 1 : j + 7]
         ):
             return True
     return False
 
 
-_SPACES: Final = frozenset(
-    "workspace space sphere identity account profile espace sphere identite compte profil".split()
+_SPACES: Final = frozenset("workspace space sphere identity espace identite".split())
+# Verbs whose destination alone says records leave a sphere ("move X into my personal space").
+_MOVE_VERBS: Final = frozenset(
+    """move copy migrate export import transfer sync synchronise synchronize duplicate clone
+    pull push bring shift mirror replicate merge drop take back deplacer copier recopier migrer
+    exporter importer transferer synchroniser dupliquer rapatrier basculer fusionner ramener
+    passer""".split()
 )
 
 
@@ -742,8 +770,9 @@ def _read_clause(
             continue
         if tok.k in _KEEP_FORMS:
             negated, _ = _negation(toks, i)
-            if negated and _object_classes(toks, i, i + 1, doc, sentence) & {"DATA", "ITEM",
-                                                                                "MESSAGE"}:
+            if negated and _object_classes(toks, i, i + 1, doc, sentence) & {
+                "DATA", "ITEM", "MESSAGE", "SUBSCRIPTION"
+            }:
                 add("DELETE", "unsure", tok.s, "not to be kept: to be got rid of")
             i += 1
             continue
@@ -770,6 +799,9 @@ def _read_clause(
             i += 1
             continue
         verb, form = _pick(entries)
+        if verb.outcome and not (scan.hint_end and i >= scan.hint_end):
+            i += 1  # "have", "avoir": an action only as a wished outcome ("make sure he has ...")
+            continue
         if tok.k == "partir" and prev_k == "a":
             i += 1  # "à partir de": from
             continue
@@ -781,7 +813,7 @@ def _read_clause(
         phrasal = _particle(toks, i, verb)
         if phrasal is not None:
             verb, end = phrasal
-        objects = _object_classes(toks, i, end, doc, sentence)
+        objects = _object_classes(toks, i, end, doc, sentence, verb)
         if verb.intransitive:
             objects |= _classes(toks[scan.head : i])
         at_head = _back(toks, i) < scan.head or (scan.request_end and _back(toks, i) <
@@ -982,6 +1014,14 @@ def _pronoun_object(toks: Sequence[Tok], start: int) -> bool:
     return len(rest) == 1 and rest[0].k in PRONOUN_OBJECTS | {"ahead", "so"}
 
 
+_NOUN_ADJECTIVES: Final = frozenset(
+    """standing recurring automatic monthly weekly yearly new quick small big large first last
+    permanent direct one-off single bank wire instant express urgent
+    permanent automatique mensuel mensuelle hebdomadaire annuel nouveau nouvelle petit petite
+    gros grosse premier premiere dernier derniere instantane bancaire unique""".split()
+)
+
+
 def _light_target(toks: Sequence[Tok], start: int) -> tuple[int, Action] | None:
     """The action noun a light verb takes ("make a payment", "procède au virement")."""
     for j in range(start, min(len(toks), start + 5)):
@@ -991,6 +1031,8 @@ def _light_target(toks: Sequence[Tok], start: int) -> tuple[int, Action] | None:
             if nxt in RECORD_NOUNS:
                 return None
             return j, action
+        if toks[j].k in _NOUN_ADJECTIVES:
+            continue
         if (verb_entries(toks[j]) or _noun_like(toks[j])) and toks[j].k not in (
             "with", "ahead", "avec", "au", "aux",
         ):
@@ -1077,7 +1119,7 @@ def _cue_mentions(sentence: Sequence[Tok], question: bool, view: View) -> list[M
         verb_entries(t) and not (j and (sentence[j - 1].k in F.DETERMINERS))
         for j, t in enumerate(sentence)
     )
-    if "DATA" in classes and crosses_spheres(sentence, sentence) and not question:
+    if "DATA" in classes and crosses_spheres(sentence, sentence, False) and not question:
         return [Mention("TRANSFER", "unsure", "spheres", "records asked to cross spheres",
                         view.disguise, view.hidden)]
     channel_word = verbless and "CHANNEL" in classes and "MESSAGE" in classes
@@ -1134,6 +1176,26 @@ def read_views(views: Sequence[View]) -> Reading:
                 executes |= r.executes
             if group[-1].question and not _is_tag(group[-1]):
                 questions.add(first_clause + len(results) - 1)
+            if group[-1].question and any(r.info for r in results):
+                # "Supprimer ou effacer : quel verbe est le plus correct ?": the infinitives
+                # debated by the question are words, not orders.
+                for n, clause in enumerate(group):
+                    if not results[n].info and not _starts(clause.toks, F.REQUEST_FRAMES, 0):
+                        marked = first_clause + n
+                        view_mentions = [
+                            replace(m, mood="question", why="debated in a question")
+                            if m.clause == marked and m.counted else m
+                            for m in view_mentions
+                        ]
+            retracted = next((n for n, clause in enumerate(group) if _find(
+                clause.toks, F.RETRACTIONS, limit=1) >= 0), None)
+            if retracted is not None:
+                first_retracted = first_clause + retracted
+                view_mentions = [
+                    replace(m, mood="negated", why="retracted (oh wait, ...)")
+                    if m.clause < first_retracted and m.counted else m
+                    for m in view_mentions
+                ]
             if not any(m.counted for r in results for m in r.mentions) and _instruction(results):
                 view_mentions.extend(_cue_mentions(sentence, group[-1].question, view))
         if executes:

@@ -21,7 +21,7 @@ the same action; the task part (0.9 one table, 0.7 several, 0.5 none) caps it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from nova.domain.intent.analysis import RISKY, Mention, Mood, Reading, read_views, risky_forms
@@ -122,6 +122,24 @@ def _foreign(base: str, language: str) -> list[Mention]:
     return mentions
 
 
+_CLEANER: Final = frozenset({"spaced-out letters", "look-alike letters"})
+
+
+def _superseded(mentions: list[Mention]) -> list[Mention]:
+    """A word read as an order in the text as written but, once spaced-out or look-alike
+    letters are restored, as a question ("c o m m e n t on résilie ...?"): the restored
+    reading is the user's, the first one an artefact of the disguise."""
+    cleaner = {
+        (m.word, m.action) for m in mentions if m.disguise in _CLEANER and not m.counted
+        and m.mood in ("question", "negated", "reported", "content")
+    }
+    return [
+        replace(m, mood="question", why=f"{m.why}; once the disguise is undone, it is asked")
+        if m.disguise is None and m.counted and (m.word, m.action) in cleaner else m
+        for m in mentions
+    ]
+
+
 def read_prompt(prompt: str) -> tuple[Reading, str, tuple[View, ...]]:
     """The reading of every view of ``prompt``, its language, and the views."""
     all_views = views(prompt, _risky_words())
@@ -138,6 +156,7 @@ def read_prompt(prompt: str) -> tuple[Reading, str, tuple[View, ...]]:
             Mention(action, "unsure", word, "a risky word of another language opens the order")
             for action, word in foreign_heads(base)
         )
+    mentions = _superseded(mentions)
     if any(m.hidden for m in mentions) and _NOT_TO_RUN.search(fold(base)):
         mentions = [
             Mention(m.action, "negated", m.word, "hidden text the user asks not to act on",

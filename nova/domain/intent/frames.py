@@ -164,6 +164,15 @@ INFO_OPENERS: Final = _seqs(
     do you think
     any idea
     i wonder
+    tu crois que
+    tu penses que
+    vous pensez que
+    vous croyez que
+    selon toi
+    selon vous
+    a ton avis
+    a votre avis
+    d' apres toi
     i'm wondering
     am wondering
     i am wondering
@@ -326,6 +335,12 @@ INFO_ANYWHERE: Final = _seqs(
 # Frames that ask for the verb after them to be done.
 REQUEST_FRAMES: Final = _seqs(
     """
+    je te laisse
+    je vous laisse
+    i 'll let you
+    i will let you
+    i leave it to you to
+    je te charge de
     ca te derangerait
     ca vous derangerait
     cela vous derangerait
@@ -478,6 +493,17 @@ WISH_FRAMES: Final = _seqs(
 # it be nice if someone finally paid the nanny", "ce serait top si Maman recevait les photos").
 HINT_FRAMES: Final = _seqs(
     """
+    make sure
+    make sure that
+    ensure
+    ensure that
+    see to it that
+    fais en sorte que
+    faites en sorte que
+    assure toi que
+    assurez vous que
+    veille a ce que
+    veillez a ce que
     would it be nice if
     wouldn't it be nice if
     would n't it be nice if
@@ -518,6 +544,8 @@ EXECUTE_PHRASES: Final = _seqs(
     """
     same again
     same thing
+    et pareil
+    same for
     finish the job
     finish it
     finish off
@@ -664,6 +692,33 @@ AUX_QUESTION: Final = _w(
 # Verbs whose negation asks to get rid of something: "don't keep these screenshots".
 KEEP_VERBS: Final = _w(
     "keep save retain preserve store hold garde garder gardez conserve conserver conservez"
+)
+
+# A retraction cancels the orders before it: "sync the lists -- oh wait, just show me both".
+RETRACTIONS: Final = _seqs(
+    """
+    oh wait
+    wait no
+    actually no
+    actually never mind
+    scratch that
+    forget that
+    forget it
+    never mind
+    nevermind
+    on second thought
+    en fait non
+    non attends
+    laisse tomber
+    oublie ca
+    finalement non
+    tout compte fait non
+    """
+)
+# Nouns of drafted content: "un brouillon de mail pour relancer le client" drafts the follow-up.
+DRAFT_NOUNS: Final = _w(
+    """draft drafts template templates brouillon brouillons modele modeles ebauche proposal
+    proposition script"""
 )
 
 # Words that say a stale object is to be got rid of: "deal with the old backups".

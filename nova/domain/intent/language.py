@@ -122,19 +122,21 @@ FOREIGN_STEMS: Final[dict[Action, tuple[str, ...]]] = {
         """borr elimin suprim apag exclu cancell rimuov losch lösch entfern verwijder wis=
         usun usuń skasuj radera sil= silin sterg şterg slet= vaci vací svuot leere leeren
         leeg oprozni opróżni tom= töm= anul annull storn kundig kündig avbryt iptal bosalt
-        boşalt cancela cancelar cancele smaz smaž vymaz vymaž zrus zruš"""
+        boşalt cancela cancelar cancele smaz smaž vymaz vymaž zrus zruš opzeg zeg="""
     ),
 }
 NON_LATIN: Final[dict[Action, tuple[str, ...]]] = {
     "PAYMENT": ("оплат", "заплат", "плати", "купи", "закаж", "支付", "付款", "付钱", "购买",
                 "付了", "付给", "交房租", "买", "支払", "払って", "購入", "買って", "注文", "ادفع",
-                "اشتر", "भुगतान", "πληρω", "πλήρω", "αγορα", "αγόρα"),
+                "اشتر", "भुगतान", "πληρω", "πλήρω", "αγορα", "αγόρα", "결제", "지불", "월세",
+                "구매", "주문"),
     "TRANSFER": ("перевед", "перевод", "转账", "汇款", "送金", "振り込", "振込", "حول",
-                 "μεταφερ", "μετάφερ"),
+                 "μεταφερ", "μετάφερ", "이체", "송금"),
     "SEND": ("отправ", "пошли", "发送", "发给", "发布", "送信", "送って", "公開", "أرسل",
-             "ارسل", "भेज", "στειλ", "στείλ", "δημοσιε"),
+             "ارسل", "भेज", "στειλ", "στείλ", "δημοσιε", "転送", "转发", "보내", "전송", "공유"),
     "DELETE": ("удал", "сотри", "отмен", "删除", "删掉", "清空", "取消", "削除", "消して",
-               "取り消", "احذف", "امسح", "हटा", "διαγρ", "διάγρ", "σβησ", "σβήσ", "ακυρ"),
+               "取り消", "احذف", "امسح", "हटा", "διαγρ", "διάγρ", "σβησ", "σβήσ", "ακυρ", "삭제",
+               "취소", "해지"),
 }
 _QUESTION_OPENERS: Final = frozenset(
     """como cómo que qué cual cuál cuando cuándo donde dónde cuanto cuánto por porque wie was
@@ -267,16 +269,24 @@ def foreign_actions(text: str) -> list[tuple[Action, str]]:
 
 
 def foreign_heads(text: str) -> list[tuple[Action, str]]:
-    """Risky foreign words opening a sentence of a prompt judged English or French, when they
-    are not English or French words themselves: "Paga la factura de la luz" is close enough to
-    French to be judged French, but "paga" is an order nobody modelled."""
+    """Risky foreign words in a prompt judged English or French, when they are not English or
+    French words themselves: "Paga la factura de la luz" is close enough to French to be
+    judged French, but "paga" is an order nobody modelled; "Netflix aboneliğimi iptal et"
+    reads as English to the detector, "iptal" does not. Words are checked at the head of a
+    sentence, or anywhere when the sentence has two or more words unknown to English and
+    French (so one name or typo in an English sentence does not count)."""
     found: list[tuple[Action, str]] = []
     for sentence in re.split(r"[.!?;\n]+", text):
-        words = _WORDS.findall(sentence.lower())
-        if not words or _known(words[0], "en") or _known(words[0], "fr"):
+        words = _WORDS.findall(sentence)
+        unknown = [w for w in words if not (_known(w.lower(), "en") or _known(w.lower(), "fr"))]
+        candidates = [w.lower() for w in unknown if w[:1].islower() or w is words[0]]
+        if not candidates:
             continue
-        for action, word in foreign_actions(words[0]):
-            found.append((action, word))
+        if len(unknown) < 2:
+            candidates = candidates[:1] if words and candidates[0] == words[0].lower() else []
+        for word in candidates:
+            found.extend(foreign_actions(word))
+        found.extend((a, p) for a, ps in NON_LATIN.items() for p in ps if p in sentence)
     return found
 
 

@@ -50,6 +50,7 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         versement virement paiement paiements reglement honoraires devis solde
         creance creances traite traites balles boules centimes cagnotte
         ticket tickets paie budget budgets pourboire pourboires gratuity aumone tenner
+        pel livret-a
         fiver whip-round collection kitty decouvert hundred hundreds thousand thousands"""
     ),
     "ACCOUNT": _words(
@@ -137,7 +138,7 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         side-project side employer clinic firm agency
         espace espaces identite identites personnel personnelle prive privee
         professionnel professionnelle boulot travail famille maison bureau entreprise societe
-        boite taf"""
+        boite taf pros persos familiaux familiales"""
     ),
     "DEVICE": _words(
         """phone laptop battery batteries car tablet device devices ipad iphone watch headphones
@@ -225,6 +226,7 @@ class Verb:
     particles: tuple[tuple[str, Verb], ...] = ()
     defers: bool = False  # "do what the thread says": may hand the request to its context
     intransitive: bool = False  # what it acts on is its subject ("que la newsletter parte")
+    outcome: bool = False  # counts only as a wished outcome ("make sure the landlord has ...")
     forms: dict[str, Form] = field(default_factory=dict, compare=False, repr=False)
     participles: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
@@ -242,12 +244,14 @@ def en(
     past: str = "",
     particles: dict[str, Verb] | None = None,
     defers: bool = False,
+    outcome: bool = False,
+    third: str = "",
 ) -> Verb:
     """An English verb; ``past`` lists irregular past forms ("paid", "sent sold")."""
     return Verb(
         lemma, "en", kind, default, _senses(senses or {}),
-        tuple((particles or {}).items()), defers,
-        forms=english_forms(lemma, tuple(past.split())),
+        tuple((particles or {}).items()), defers, outcome=outcome,
+        forms=english_forms(lemma, tuple(past.split()), third),
     )  # fmt: skip
 
 
@@ -261,12 +265,13 @@ def fr(
     particles: dict[str, Verb] | None = None,
     defers: bool = False,
     intransitive: bool = False,
+    outcome: bool = False,
 ) -> Verb:
     """A French verb; regular forms are generated, irregular ones come from ``extra``."""
     forms, participles = french_forms(infinitive, extra)
     return Verb(
         infinitive, "fr", kind, default, _senses(senses or {}),
-        tuple((particles or {}).items()), defers, intransitive, forms=forms,
+        tuple((particles or {}).items()), defers, intransitive, outcome, forms=forms,
         participles=participles,
     )  # fmt: skip
 
@@ -284,7 +289,7 @@ _SPHERE_MOVE = "SPHERE"
 # Senses shared by the generic verbs ("handle", "take care of", "s'occuper de").
 _GENERIC: Final[dict[str, Action | None]] = {
     "AMOUNT IBAN CARD MONEY ACCOUNT": P,
-    "SUBSCRIPTION GIFT": P,
+    "SUBSCRIPTION GIFT SHOP": P,
     "ITEM+RECIPIENT": S,
     "STALE": D,
     "TEXT": W,
@@ -319,8 +324,11 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("charge", P, {"DEVICE with ahead": None}),
     en("bill", P),
     en("invoice", P),
-    en("book", P, {"meeting call": S}),
-    en("reserve", P),
+    en("book", P, {"meeting call": S, "slot time calendar agenda focus block": None}),
+    en("reserve", P, {"slot time calendar agenda": None}),
+    en("have", None, {"MONEY AMOUNT NUMBER": P, "ITEM": S}, outcome=True, past="had",
+       third="has"),
+    en("add", W, {_SPHERE_MOVE: T}),
     en("spend", P, past="spent"),
     en("invest", P),
     en("lend", P, past="lent"),
@@ -345,14 +353,15 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("square", None, particles={"up": en("square up", P), "away": en("square away", P)}),
     en("venmo", P), en("paypal", P), en("zelle", P), en("lydia", P),
     en("checkout", P),
-    en("check", None, kind="read", particles={"out": en("check out", None, {"cart basket order": P},
-                                                       kind="read")}),
+    en("check", None, kind="read",
+       particles={"out": en("check out", None, {"cart basket order ACCOUNT": P}, kind="read")}),
     en("upgrade", None, {"plan subscription account membership tier SUBSCRIPTION": P}),
     en("extend", None, {"SUBSCRIPTION": P}),
     en("sign", None, particles={"up": en("sign up", P), "me up": en("sign up", P)}),
     en("enroll", P), en("enrol", P), en("register", None, {"SUBSCRIPTION class course": P}),
     en("treat", None, {_MONEY: P}),
-    en("give", None, {"SELF": None, "heads-up heads shout shoutout call ring buzz": S, _MONEY: P},
+    en("give", None, {"SELF": None, "heads-up heads shout shoutout call ring buzz": S, _MONEY: P,
+                      "ITEM+RECIPIENT": S},
        kind="generic", past="gave given"),
     en("grab", None, {"SELF+SHOP": P, "SELF": None, "SUBSCRIPTION TRAVEL GIFT SHOP": P}),
     en("pick", None, particles={"up": en("pick up", None, {"tab bill check cheque MONEY": P})}),
@@ -375,7 +384,7 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
        past="put", particles={"aside": en("put aside", None, {_MONEY: T}),
                               "away": en("put away", None, {_MONEY: T})}),
     en("migrate", None, {_SPHERE_MOVE: T}),
-    en("copy", None, {_SPHERE_MOVE: T, "RECIPIENT": S}),
+    en("copy", None, {_SPHERE_MOVE: T, "DIRECT_RECIPIENT": S}),
     en("sync", None, {_SPHERE_MOVE: T}), en("synchronise", None, {_SPHERE_MOVE: T}),
     en("synchronize", None, {_SPHERE_MOVE: T}),
     en("merge", None, {_SPHERE_MOVE: T}),
@@ -402,6 +411,7 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("forward", S, {_MONEY: T}),
     en("reply", S),
     en("respond", S),
+    en("put", None, {"end": D}, particles={"an end to": en("put an end to", D)}),
     en("answer", None, {"question questions quiz following riddle SELF this these poll "
                         "survey": None,
                         "RECIPIENT EMAIL email mail message messages thread comment review ticket "
@@ -636,8 +646,11 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
                                            pp="reconduit reconduite")),
     fr("prolonger", None, {"SUBSCRIPTION": P}),
     fr("recharger", P, {"DEVICE": None}),
-    fr("reserver", P),
-    fr("donner", None, {"SELF": None, _MONEY: P}, kind="generic"),
+    fr("reserver", P, {"creneau agenda calendrier moment temps plage": None}),
+    fr("avoir", None, {"MONEY AMOUNT NUMBER": P, "ITEM": S}, outcome=True,
+       extra=irregular_fr(inf="avoir", subj="aie aies ait aient")),  # "a", "as": too common
+    fr("boucler", None, {"dossier compte SUBSCRIPTION": D, **_GENERIC}, kind="generic"),
+    fr("donner", None, {"SELF": None, _MONEY: P, "ITEM+RECIPIENT": S}, kind="generic"),
     fr("lacher", None, {"SELF": None, _MONEY: P}, kind="generic"),
     fr("verser", T),
     fr("rembourser", P),
@@ -672,7 +685,8 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
                           pp="attendu")),
     fr("planquer", None, {_MONEY: T}),
     # TRANSFER
-    fr("virer", T, {"SELF stage job boulot travail poste equipe": None, "DATA": D, "TEXT": W}),
+    fr("virer", T, {_MONEY: T, "SELF stage job boulot travail poste equipe": None, "DATA": D,
+                    "TEXT": W}),
     fr("transferer", T, {"MESSAGE": S}),
     fr("basculer", None, {_MONEY: T, _SPHERE_MOVE: T}),
     fr("deplacer", None, {_MONEY: T, _SPHERE_MOVE: T}),
@@ -702,8 +716,9 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
                   "de cote": fr("mettre de cote", T),
                   "a zero": fr("mettre a zero", D),
                   "en forme": fr("mettre en forme", W, kind="compose"),
-                  "en page": fr("mettre en page", W, kind="compose")}),
-    fr("remettre", None, kind="generic", extra=_REMETTRE,
+                  "en page": fr("mettre en page", W, kind="compose"),
+                  "fin": fr("mettre fin", D)}),
+    fr("remettre", None, {"usine": D}, kind="generic", extra=_REMETTRE,
        particles={"a zero": fr("remettre a zero", D)}),
     # SEND
     fr("envoyer", S, {_MONEY: T, "SELF": None}, extra=_ENVOYER),
@@ -719,7 +734,10 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
     fr("diffuser", S),
     fr("annoncer", S),
     fr("communiquer", S),
-    fr("repondre", S, {"question questions quiz SELF": None}, extra=_REPONDRE),
+    fr("repondre", None, {"question questions quiz SELF": None,
+                          "RECIPIENT EMAIL mail mails message messages courriel courriels fil "
+                          "client clients commentaire avis DIRECT_RECIPIENT": S},
+       extra=_REPONDRE),
     fr("contacter", S),
     fr("joindre", None, {"RECIPIENT": S},
        extra=irregular_fr(inf="joindre", fin="joins joint joignez", pp="joint")),
@@ -866,6 +884,10 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
 
 # -- nouns that name an action ("a payment of 50 EUR", "le virement de 200 €") ------------------
 ACTION_NOUNS: Final[dict[str, Action]] = {
+    **dict.fromkeys(
+        """debit prelevement""".split(),
+        P,
+    ),
     **dict.fromkeys(
         """payment payments purchase purchases order orders refund refunds reimbursement donation
         cart basket panier

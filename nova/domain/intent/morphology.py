@@ -26,9 +26,14 @@ Form = Literal[
 _VOWELS: Final = "aeiou"
 
 
-def english_forms(lemma: str, irregular: tuple[str, ...] = ()) -> dict[str, Form]:
-    """Base, -s, -ed and -ing forms of an English verb (single word), plus irregular pasts."""
+def english_forms(
+    lemma: str, irregular: tuple[str, ...] = (), third: str = ""
+) -> dict[str, Form]:
+    """Base, -s, -ed and -ing forms of an English verb (single word), plus irregular pasts
+    and an irregular third person ("has")."""
     forms: dict[str, Form] = {lemma: "base"}
+    if third:
+        forms[third] = "s3"
     if lemma.endswith(("s", "sh", "ch", "x", "z", "o")):
         forms[lemma + "es"] = "s3"
     elif lemma.endswith("y") and len(lemma) > 2 and lemma[-2] not in _VOWELS:

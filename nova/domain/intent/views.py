@@ -226,6 +226,21 @@ def decoded_payloads(text: str) -> list[tuple[str, str]]:
     return found
 
 
+_PIECES = re.compile(
+    r"[\"'«“]?([^\W\d_]{1,12})[\"'»”]?(?:\s?\+\s?[\"'«“]?([^\W\d_]{1,12})[\"'»”]?){1,6}"
+)
+
+
+def joined(text: str) -> str:
+    """Words built from pieces ("'de' + 'lete'", "p" + "ay") written whole."""
+
+    def join(m: re.Match[str]) -> str:
+        pieces = re.findall(r"[^\W\d_]{1,12}", m.group(0))
+        return "".join(pieces)
+
+    return _PIECES.sub(join, text) if "+" in text else text
+
+
 def _reversed_words_hint(text: str, words: frozenset[str]) -> bool:
     return any(w[::-1] in words for w in re.findall(r"[^\W\d_]{4,}", text.lower()))
 
@@ -250,6 +265,7 @@ def views(text: str, risky_words: frozenset[str] = frozenset()) -> tuple[View, .
     add(spaced, "spaced-out letters")
     add(unleet(spaced), "leetspeak")
     add(unleet(spaced, one_as="l"), "leetspeak")
+    add(joined(homo), "a word built from pieces")
     if _ROT13_HINT.search(base):
         add(codecs.encode(base, "rot13"), "ROT13", hidden=True)
     if _REVERSE_HINT.search(base) or _reversed_words_hint(base, risky_words):
