@@ -7,6 +7,7 @@ API and ClickHouse), never from what the script believes it sent.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -32,17 +33,41 @@ PROMPTS = [
 ]
 
 
+DEMO_IBAN = "FR76 3000 6000 0112 3456 7890 189"
+
+
+async def iban_stayed_home(
+    http: httpx.AsyncClient, fake_url: str | None, request_id: str, out: Console
+) -> bool:
+    """What the provider received for the IBAN payment: a placeholder, never the IBAN."""
+    if fake_url is None:
+        out.print("(real providers: what they received is not inspectable from here)")
+        return True
+    r = await http.get(f"{fake_url}/_bodies/{request_id}")
+    r.raise_for_status()
+    received = json.dumps(r.json())
+    compact = DEMO_IBAN.replace(" ", "")
+    if compact in received.replace(" ", "") or not received.strip("[]"):
+        out.print(f"[red]the provider received the IBAN (or nothing) for {request_id}[/red]")
+        return False
+    out.print("            the provider received '[IBAN_1]', never the IBAN; the answer shows "
+              "the IBAN again")
+    return True
+
+
 async def governance_scenarios(
     http: httpx.AsyncClient,
     alice: dict[str, str],
     bob: dict[str, str],
     out: Console,
     ids: list[str],
+    fake_url: str | None = None,
 ) -> bool:
-    """Held → approved → completed; held → rejected; another identity's thread → 403."""
+    """Held (an IBAN payment, held not denied) → approved → completed with the provider never
+    seeing the IBAN; held → rejected; another identity's thread → 403."""
     out.rule("Governance before execution")
     scenarios = [
-        ("Pay invoice INV-2041 of 1,200 EUR to ACME Corp", "approve"),
+        (f"Pay invoice INV-2041 of 1,200 EUR to ACME Corp, IBAN {DEMO_IBAN}", "approve"),
         ("Delete the file quarterly-draft.docx from the shared drive", "reject"),
     ]
     for prompt, decision in scenarios:
@@ -84,6 +109,8 @@ async def governance_scenarios(
                 else " without any LLM call"
             )
         )
+        if DEMO_IBAN in prompt and not await iban_stayed_home(http, fake_url, rid, out):
+            return False
     thread = await http.post("/api/v2/threads", headers=alice, json={"title": "Board minutes"})
     thread.raise_for_status()
     tid = thread.json()["id"]
@@ -170,7 +197,8 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
                 return 1
             elapsed = time.perf_counter() - t0
             bob = {"Authorization": f"Bearer {token_for(settings, 'identity-bob', 'member')}"}
-            ok = await governance_scenarios(http, headers, bob, out, ids)
+            ok = await governance_scenarios(http, headers, bob, out, ids,
+                                            stack.settings.llm_fake_url)
             if not ok:
                 return 1
 

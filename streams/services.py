@@ -11,8 +11,10 @@ is missing and how to fix it. No lane has a path that skips a check for want of 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+from nova.domain.intent import warm_up
 from nova.entities.store import EntityStore
 from nova.entities.view import EntityView
 from nova.settings import Settings
@@ -45,6 +47,7 @@ async def start_worker_services(
     (both for tests). Runs in the loop the worker will run in: the entity store tails there.
     """
     schemas = load_schema_set() if schemas is None else schemas
+    await asyncio.to_thread(warm_up)  # lane A's lexicons, before the first request waits on them
     view = WorkerEntities(EntityStore(settings, schemas)) if entities is None else entities
     await view.start(WORKER, "the entity view (owners, identity rules and budgets)")
     try:

@@ -35,6 +35,7 @@ from nova.domain.intent.classifier import (
     requires_checkpoint,
     riskier,
     strongest,
+    warm_up,
 )
 from nova.domain.intent.lexicon import Action
 from nova.domain.intent.tasks import TASK_TYPES, TaskType, parse_task_type
@@ -54,4 +55,5 @@ __all__ = [
     "requires_checkpoint",
     "riskier",
     "strongest",
+    "warm_up",
 ]

@@ -178,6 +178,13 @@ def _risky_words() -> frozenset[str]:
     return _RISKY_WORDS
 
 
+def warm_up() -> None:
+    """Load the dictionaries, language model and look-alike table once (about a second), so
+    the first request a worker serves does not pay for them."""
+    classify("Bonjour, peux-tu payer la facture ? Please send the summary to bob@example.com",
+             None, None)
+
+
 def strongest(mentions: tuple[Mention, ...]) -> Mention | None:
     """The counted mention with the riskiest action (an order before an unsure reading)."""
     counted = [m for m in mentions if m.counted and m.action in RISKY]
