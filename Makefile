@@ -35,6 +35,7 @@ bench: kafka-jars ## benchmarks: each prints its figure next to a baseline measu
 	$(PY) bench/pipeline.py
 	$(PY) bench/analytics.py
 	$(PY) bench/router.py
+	$(PY) bench/intent.py
 
 up: kafka-jars ## run the stack in the foreground (Ctrl-C stops all of it)
 	$(NOVA) up
