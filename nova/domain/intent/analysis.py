@@ -603,11 +603,6 @@ def _sense(verb: Verb, objects: set[str]) -> tuple[Action | None, bool]:
     return verb.default, bool(verb.senses) and verb.default in RISKY
 
 
-_OWN: Final = frozenset(
-    "personal private perso personnel personnelle prive privee own mine".split()
-)
-
-
 def _object_classes(
     toks: Sequence[Tok], i: int, end: int, doc: set[str], sentence: Sequence[Tok],
     verb: Verb | None = None,
@@ -666,7 +661,6 @@ _WORK_SIDE: Final = frozenset(
     equipe pros hr rh client clients customer customers patient patients colleague colleagues
     collegue collegues""".split()
 )
-_INSIDE: Final = frozenset("inside within dans a l'interieur".split())
 
 
 def crosses_spheres(

@@ -76,9 +76,6 @@ _PATTERNS: Final[tuple[tuple[CueKind, re.Pattern[str]], ...]] = (
     ("CHANNEL", re.compile(r"(?<![\w#&])#[A-Za-z][A-Za-z0-9_-]{1,60}")),
 )
 
-CUE_TOKENS: Final[dict[CueKind, str]] = {kind: f"<{kind.lower()}>" for kind, _ in _PATTERNS}
-
-
 def find_cues(text: str) -> tuple[Cue, ...]:
     """Non-overlapping cues in ``text``, earlier patterns first (an IBAN is not also a phone)."""
     taken: list[tuple[int, int]] = []

@@ -288,14 +288,3 @@ def foreign_heads(text: str) -> list[tuple[Action, str]]:
             found.extend(foreign_actions(word))
         found.extend((a, p) for a, ps in NON_LATIN.items() for p in ps if p in sentence)
     return found
-
-
-def is_plain_question(text: str) -> bool:
-    """A question or a request for explanation, by its first word and final mark."""
-    words = _WORDS.findall(text.lower())
-    if not words:
-        return False
-    first = words[0]
-    asks = text.strip().endswith(("?", "？", "؟"))
-    explains = any(fold(first).startswith(fold(s)) for s in _EXPLAIN)
-    return explains or (asks and (first in _QUESTION_OPENERS or fold(first) in _QUESTION_OPENERS))
