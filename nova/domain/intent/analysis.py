@@ -148,6 +148,16 @@ def verb_entries(tok: Tok) -> tuple[tuple[Verb, Form], ...]:
     return tuple(out)
 
 
+@cache
+def _class_index() -> dict[str, frozenset[str]]:
+    """Word → the object classes it belongs to (one lookup per token instead of one per class)."""
+    index: dict[str, set[str]] = {}
+    for name, words in CLASSES.items():
+        for word in words:
+            index.setdefault(word, set()).add(name)
+    return {word: frozenset(names) for word, names in index.items()}
+
+
 def _classes(toks: Sequence[Tok]) -> set[str]:
     """Object classes and literal keys present in ``toks`` (see ``lexicon.CLASSES``)."""
     found: set[str] = set()
@@ -164,12 +174,10 @@ def _classes(toks: Sequence[Tok]) -> set[str]:
             if t.cue == "CHANNEL" or t.cue == "HANDLE" or t.cue == "URL":
                 found.add("CHANNEL")
             continue
-        known = False
-        for name, words in CLASSES.items():
-            if t.k in words:
-                found.add(name)
-                known = True
-        if t.cap and i > 0 and not known and t.k not in _FUNCTION_WORDS and len(t.k) > 1 and (
+        names = _class_index().get(t.k)
+        if names:
+            found |= names
+        elif t.cap and i > 0 and t.k not in _FUNCTION_WORDS and len(t.k) > 1 and (
             not verb_entries(t)
         ):
             found.add("RECIPIENT")  # a name: "send it to Marie"
@@ -459,7 +467,8 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         if heads and heads[-1] < len(window) - 1 and before not in F.AUX_PAST | F.CAUSATIVE and (
             before not in F.SUBJECTS_SELF
         ) and any(t.k in ("i", "we", "you", "je", "tu", "veux", "voudrais", "want", "need",
-                          "get", "have", "make", "fais", "faites") for t in toks[:i]):
+                          "get", "have", "make", "fais", "faites")
+                  for t in toks[max(0, i - 12) : i]):
             return "order", "causative order (get it done)"
         return "reported", "past or passive: reports, does not order"
     if form == "ing":
@@ -565,10 +574,10 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
     if scan.scope == "compose" and scan.scope_at < i:
         return "content", "inside something to draft"
     if j >= 0 and _noun_like(toks[j]) and toks[j].k not in F.TEMPORAL:
-        if (verb.lang == "fr" and scan.request_end and toks[scan.request_end - 1].k in (
-            "que", "qu'")) or (verb.lang == "fr" and any(t.k == "que" for t in toks[:j]) and (
-            scan.request_end
-        )):
+        if verb.lang == "fr" and scan.request_end and (
+            toks[scan.request_end - 1].k in ("que", "qu'")
+            or any(t.k == "que" for t in toks[max(0, j - 12) : j])
+        ):
             return "order", "wished (que ... + verb)"
         return "mentioned", f"after '{prevk}': a noun, not a verb"
     return "unsure", "could be an order"
@@ -604,7 +613,7 @@ def _sense(verb: Verb, objects: set[str]) -> tuple[Action | None, bool]:
 
 
 def _object_classes(
-    toks: Sequence[Tok], i: int, end: int, doc: set[str], sentence: Sequence[Tok],
+    toks: Sequence[Tok], i: int, end: int, doc: set[str], sentence: Sentence,
     verb: Verb | None = None,
 ) -> set[str]:
     window = list(toks[end : end + WINDOW])
@@ -636,9 +645,7 @@ def _object_classes(
     if first is None or first.k in PRONOUN_OBJECTS or clitic:
         objects |= doc - {"SELF", "RECIPIENT"}
         objects.add("ITEM")
-    if sentence and sentence[0].k in ("in", "dans", "from", "de", "sur", "on") and any(
-        t.k in CLASSES["TEXT"] for t in sentence[:6]
-    ):
+    if sentence.about_text:
         objects.add("TEXT")  # "dans ma liste de courses, enlève le lait"
     mover = verb is not None and verb.lemma.split()[0] in _MOVE_VERBS
     if crosses_spheres(sentence, window, destination_enough=mover):
@@ -663,25 +670,42 @@ _WORK_SIDE: Final = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """What a sentence says about spheres and edited text, computed once per sentence (the
+    verbs of a 100,000-character prompt must not each rescan it)."""
+
+    toks: tuple[Tok, ...]
+    both_sides: bool  # a work side and a personal side are named, or a named space is left
+    inside: bool  # "inside my personal space, ...": a move within one sphere
+    about_text: bool  # "dans ma liste de courses, ...": the objects are the user's own text
+
+    @classmethod
+    def of(cls, toks: Sequence[Tok]) -> Sentence:
+        keys = [t.k for t in toks]
+        present = set(keys)
+        # "sur mon compte à moi" says the destination is the user's own.
+        private = bool(present & _PRIVATE_SIDE) or ("a", "moi") in set(pairwise(keys))
+        both = (private and bool(present & _WORK_SIDE)) or _from_space(toks)
+        inside = bool(keys) and keys[0] in ("inside", "within", "in", "dans") and bool(
+            set(keys[:5]) & (_PRIVATE_SIDE | _WORK_SIDE)
+        )
+        about_text = bool(keys) and keys[0] in ("in", "dans", "from", "de", "sur", "on") and any(
+            k in CLASSES["TEXT"] for k in keys[:6]
+        )
+        return cls(tuple(toks), both, inside, about_text)
+
+
 def crosses_spheres(
-    sentence: Sequence[Tok], window: Sequence[Tok], destination_enough: bool = True
+    sentence: Sentence, window: Sequence[Tok], destination_enough: bool = True
 ) -> bool:
     """Records move from one of the user's spheres (work, personal) into another: both sides
     named in the sentence, a move out of a named space into another, or a move into the
     user's own space from wherever they are ("into my personal space"); not a move inside
     one space ("inside my personal space, move ... into the Cooking folder")."""
-    keys = [t.k for t in sentence]
-    # "sur mon compte à moi" says the destination is the user's own.
-    private = bool(set(keys) & _PRIVATE_SIDE) or ("a", "moi") in set(pairwise(keys))
-    if private and set(keys) & _WORK_SIDE:
+    if sentence.both_sides:
         return True
-    if _from_space(sentence):
-        return True
-    if keys and keys[0] in ("inside", "within", "in", "dans") and set(keys[:5]) & (
-        _PRIVATE_SIDE | _WORK_SIDE
-    ):
-        return False
-    if not destination_enough:
+    if sentence.inside or not destination_enough:
         return False
     for j, t in enumerate(window):
         if t.k in ("into", "to", "onto", "vers", "dans", "sur", "in", "a") and any(
@@ -702,14 +726,17 @@ _MOVE_VERBS: Final = frozenset(
 
 
 def _from_space(sentence: Sequence[Tok]) -> bool:
-    """"... from the Sales workspace into ...": a move out of one space into another."""
+    """"... from the Sales workspace into ...": a move out of one space into another (one pass)."""
+    source_at = -1
     for j, t in enumerate(sentence):
-        if t.k in ("from", "de", "du", "depuis"):
-            after = sentence[j + 1 : j + 6]
-            if any(a.k in _SPACES for a in after) and any(
-                a.k in ("into", "to", "onto", "dans", "vers", "sur") for a in sentence[j + 2 :]
-            ):
-                return True
+        if source_at < 0 and t.k in ("from", "de", "du", "depuis") and any(
+            a.k in _SPACES for a in sentence[j + 1 : j + 6]
+        ):
+            source_at = j
+        elif source_at >= 0 and j > source_at + 1 and t.k in (
+            "into", "to", "onto", "dans", "vers", "sur"
+        ):
+            return True
     return False
 
 
@@ -733,7 +760,7 @@ def _executes(toks: Sequence[Tok], head: int) -> bool:
 
 
 def _read_clause(
-    clause: Clause, doc: set[str], view: View, sentence: Sequence[Tok],
+    clause: Clause, doc: set[str], view: View, sentence: Sentence,
     inherited_scope: str | None, inherited_info: bool,
 ) -> _ClauseResult:
     """Mentions and flags of one clause (see the module docstring)."""
@@ -750,7 +777,12 @@ def _read_clause(
     if _find(toks, F.CONTEXT_DEFERRAL) >= 0:
         defers = True
 
+    seen: set[tuple[str, str, str, str]] = set()
+
     def add(action: Action, mood: Mood, word: str, why: str) -> None:
+        if (action, mood, word, why) in seen:
+            return  # the same word read the same way again in this clause adds nothing
+        seen.add((action, mood, word, why))
         mentions.append(
             Mention(action, mood, word, why, view.disguise, view.hidden, why.startswith(WISH))
         )
@@ -1048,8 +1080,9 @@ def _noun_mention(scan: _Scan, i: int, action: Action, add: Add) -> None:
     if i >= scan.info_from:
         add(action, "question", word, "asked about")
         return
-    lead = [t for t in toks[scan.head : i] if t.k not in F.DETERMINERS and t.k not in _ADVERBS]
-    rest = toks[i + 1 :]
+    lead = [t for t in toks[max(scan.head, i - 4) : i] if t.k not in F.DETERMINERS
+            and t.k not in _ADVERBS] or ([] if i - scan.head <= 4 else [toks[scan.head]])
+    rest = toks[i + 1 : i + 1 + WINDOW]
     cues = {t.cue for t in rest if t.cue is not None}
     named = any(t.cap for t in rest) or bool(_classes(rest) & {"RECIPIENT", "ACCOUNT"})
     if scan.request_end and i >= scan.request_end and all(
@@ -1088,9 +1121,10 @@ def _instruction(results: Sequence[_ClauseResult]) -> bool:
     return True
 
 
-def _cue_mentions(sentence: Sequence[Tok], question: bool, view: View) -> list[Mention]:
+def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
     """Risk cues in an instruction whose verb the lexicon does not know: "get 300 € to Marie",
     "Account 'Main' → 'Payroll', 18,500 EUR", "Un petit mot sur #general"."""
+    sentence = facts.toks
     cues = {t.cue for t in sentence if t.cue is not None}
     classes = _classes(sentence)
     head = _head(sentence)
@@ -1113,7 +1147,7 @@ def _cue_mentions(sentence: Sequence[Tok], question: bool, view: View) -> list[M
         verb_entries(t) and not (j and (sentence[j - 1].k in F.DETERMINERS))
         for j, t in enumerate(sentence)
     )
-    if "DATA" in classes and crosses_spheres(sentence, sentence, False) and not question:
+    if "DATA" in classes and crosses_spheres(facts, sentence, False) and not question:
         return [Mention("TRANSFER", "unsure", "spheres", "records asked to cross spheres",
                         view.disguise, view.hidden)]
     channel_word = verbless and "CHANNEL" in classes and "MESSAGE" in classes
@@ -1147,7 +1181,7 @@ def read_views(views: Sequence[View]) -> Reading:
         questions: set[int] = set()
         clause_ids: list[int] = []
         for group in by_sentence.values():
-            sentence = [t for c in group for t in c.toks]
+            sentence = Sentence.of([t for c in group for t in c.toks])
             results: list[_ClauseResult] = []
             scope: str | None = None
             info = after_colon = False
@@ -1211,7 +1245,8 @@ def read_views(views: Sequence[View]) -> Reading:
             view_mentions = [
                 Mention(m.action, "statement", m.word, "the user's own need, stated before a "
                         "question", m.disguise, m.hidden)
-                if m.self_wish and m.counted and questions - {m.clause} else m
+                if m.self_wish and m.counted and (len(questions) > 1 or m.clause not in questions)
+                else m
                 for m in view_mentions
             ]
         mentions.extend(view_mentions)

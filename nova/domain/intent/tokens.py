@@ -86,6 +86,11 @@ _CONJUNCTIONS: Final = frozenset(
 )
 
 
+@lru_cache(maxsize=65_536)
+def _split(word: str) -> tuple[str, ...]:
+    return tuple(_split_word(word))
+
+
 def _split_word(word: str) -> list[str]:
     """Elisions, clitics and contractions as separate pieces."""
     if word in _KEEP_WHOLE:
@@ -129,7 +134,7 @@ def tokenize(text: str) -> list[Tok]:
             raw = m.group(0)
             lower = raw.lower()
             cap = raw[:1].isupper()
-            for piece in _split_word(lower):
+            for piece in _split(lower):
                 out.append(Tok(piece, _fold(piece) if piece != "\n" else "\n", None, cap))
                 cap = False
         if cue.end > cue.start:
