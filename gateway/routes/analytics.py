@@ -20,12 +20,13 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from analytics.access import first_line
+from gateway.bodies import StrictBody
 from gateway.deps import PrincipalDep, ServicesDep, require_role
 from nova.errors import SchemaError
 
 router = APIRouter(prefix="/api/v2/analytics", tags=["analytics"])
 
-class SqlQuery(BaseModel):
+class SqlQuery(StrictBody):
     sql: str = Field(min_length=1, max_length=20_000)
 
 

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
+from gateway.bodies import StrictBody
 from gateway.deps import GuardDep, PrincipalDep, ServicesDep
 from nova.auth.keys import parse_key_id, verify_api_key
 from nova.auth.tokens import issue_token
@@ -28,9 +29,7 @@ router = APIRouter(prefix="/api/v2/auth", tags=["auth"])
 _INVALID = "invalid api key"
 
 
-class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenRequest(StrictBody):
     api_key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 

@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from gateway.bodies import StrictBody
 from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.entities.models import DataspaceEntity, DataspaceItemEntity, ms_to_datetime
 from nova.errors import ConflictError
@@ -27,15 +28,11 @@ MAX_TEXT = 64_000
 WRITER_ROLES = ("member", "approver")
 
 
-class DataspaceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DataspaceCreate(StrictBody):
     name: str = Field(min_length=1, max_length=200)
 
 
-class ItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ItemCreate(StrictBody):
     title: str = Field(default="", max_length=200)
     text: str = Field(min_length=1, max_length=MAX_TEXT)
 

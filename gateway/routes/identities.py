@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
+from gateway.bodies import StrictBody, SubjectStr
 from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.entities.models import IdentityEntity, ms_to_datetime
 from nova.errors import ConflictError
@@ -34,11 +35,9 @@ MAX_IDENTITIES_PER_USER = 16
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")]
 
 
-class IdentityCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IdentityCreate(StrictBody):
     id: Slug | None = None
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    user_id: SubjectStr  # the ``sub`` of this identity's tokens: printable, at most 128
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     sphere_id: Slug = "personal"
 

@@ -26,9 +26,10 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from analytics.client import ClickHouse
+from gateway.bodies import StrictBody
 from gateway.boundary import BoundaryGuard
 from gateway.deps import GuardDep, LlmDep, PrincipalDep, ServicesDep, require_role
 from gateway.problems import problem
@@ -72,9 +73,7 @@ async def providers(principal: PrincipalDep, services: ServicesDep, llm: LlmDep)
 
 
 # -- routing -----------------------------------------------------------------------------
-class DecideBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DecideBody(StrictBody):
     task_type: TaskType = "general"
     role: str | None = Field(default=None, max_length=64)
     provider: str | None = Field(default=None, max_length=64)
@@ -126,9 +125,7 @@ async def fallback_chains(principal: PrincipalDep, llm: LlmDep) -> Any:
 
 
 # -- budgets -----------------------------------------------------------------------------
-class BudgetBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BudgetBody(StrictBody):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     scope: Literal["identity", "sphere", "provider"] = "identity"
     subject: Subject | None = Field(

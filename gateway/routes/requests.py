@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from analytics.queries import request_final, request_lanes
+from gateway.bodies import StrictBody
 from gateway.deps import GuardDep, PrincipalDep, RateLimiterDep, ServicesDep
 from gateway.services import Services
 from gateway.tracker import LaneView, RequestView
@@ -24,9 +25,7 @@ Action = Literal["READ", "WRITE", "DELETE", "SEND", "TRANSFER", "PAYMENT"]
 TaskType = Literal["code", "creative", "analysis", "search", "translation", "general"]
 
 
-class SubmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubmitRequest(StrictBody):
     prompt: str = Field(min_length=1, max_length=100_000)
     action: Action | None = None
     task_type: TaskType | None = None

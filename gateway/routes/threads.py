@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from gateway.bodies import StrictBody
 from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.entities.models import ThreadEntity, ThreadMessageEntity, ms_to_datetime
 from nova.errors import ConflictError
@@ -30,15 +31,11 @@ MAX_TEXT = 32_000
 WRITER_ROLES = ("member", "approver")
 
 
-class ThreadCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ThreadCreate(StrictBody):
     title: str = Field(default="", max_length=200)
 
 
-class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MessageCreate(StrictBody):
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     author: Literal["user", "assistant"] = "user"
 

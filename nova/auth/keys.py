@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Final
 
 from nova.auth.tokens import Principal
+from nova.domain.identity_format import is_identity_id
 from nova.domain.roles import ROLES
 from nova.errors import AuthError
 
@@ -85,8 +86,12 @@ def create_api_key(
     wanted = frozenset(roles)
     if not identity_id:
         raise AuthError("identity is required")
+    if not is_identity_id(identity_id):
+        raise AuthError("malformed identity id")
     if not wanted <= ROLES:
         raise AuthError("unknown role")
+    if not wanted:
+        raise AuthError("empty roles")  # a token with no role is refused: so is such a key
     key_id, plaintext = generate_api_key()
     record = ApiKeyRecord(
         key_id=key_id,

@@ -8,12 +8,23 @@ against an explicit ``now`` (defaulting to the clock) rather than inside PyJWT, 
 replays are deterministic. Roles must be a subset of the closed role set, so a token minted
 with an invented role is refused instead of carrying a privilege nobody defined.
 
+A valid signature proves who minted a token, not that its claims are sane, so every claim is
+bounded before it is used (RFC 8725 §3.10): ``exp``, ``iat`` and ``nbf`` are JSON numbers
+between 0 and year 9999 (no strings, booleans, NaN, 1e300 or 400-digit integers, which used to
+reach ``datetime`` and answer 500); ``iat`` may be at most :data:`IAT_SKEW_S` ahead of this
+gateway's clock (a token "issued" a year ahead is refused); ``exp`` must follow ``iat`` by at
+most ``jwt_ttl_s`` plus that skew, the longest lifetime Nova ever mints, so a leaked signing
+key cannot mint a token that outlives its rotation; ``identity`` must have the identity id
+shape and ``sub`` be printable text (``nova.domain.identity_format``: no NUL, no control
+characters, at most 128 characters); ``roles`` is a non-empty list of known roles.
+
 Every failure is an ``AuthError`` with a short reason ("token expired", "bad signature") that
 is safe to return to the client; PyJWT's own messages are not exposed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,12 +32,16 @@ from typing import Any, Final
 
 import jwt
 
+from nova.domain.identity_format import is_identity_id, is_subject
 from nova.domain.roles import ROLES
 from nova.errors import AuthError
 from nova.settings import Settings
 
 ALGORITHM: Final = "HS256"
 MAX_TOKEN_LENGTH: Final = 4096
+IAT_SKEW_S: Final = 60.0  # clocks of the minting and the checking process may differ this much
+MAX_ROLES: Final = 16
+_MAX_NUMERIC_DATE: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last datetime can hold
 _REQUIRED: Final = ["exp", "iat", "iss", "aud", "sub"]
 
 
@@ -56,10 +71,14 @@ def _utc(now: datetime | None) -> datetime:
 
 def _check_roles(roles: Iterable[object]) -> frozenset[str]:
     checked: set[str] = set()
-    for role in roles:
+    for count, role in enumerate(roles, 1):
+        if count > MAX_ROLES:
+            raise AuthError("malformed claim roles")
         if not isinstance(role, str) or role not in ROLES:
             raise AuthError("unknown role")
         checked.add(role)
+    if not checked:
+        raise AuthError("empty roles")
     return frozenset(checked)
 
 
@@ -69,6 +88,10 @@ def issue_token(
     """Sign a token for ``sub`` acting as ``identity`` with ``roles``, valid for jwt_ttl_s."""
     if not sub or not identity:
         raise AuthError("sub and identity are required")
+    if not is_identity_id(identity):
+        raise AuthError("malformed identity id")
+    if not is_subject(sub):
+        raise AuthError("malformed subject")
     checked = _check_roles(roles)
     issued = _utc(now)
     payload = {
@@ -118,13 +141,19 @@ def _decode(settings: Settings, token: str) -> dict[str, Any]:
     return claims
 
 
-def _timestamp(claims: dict[str, Any], name: str) -> float | None:
+def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
+    """A NumericDate claim (RFC 7519 §2) as seconds, bounded to what ``datetime`` can hold."""
     value = claims.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AuthError(f"malformed claim {name}")
-    return float(value)
+    if isinstance(value, int) and not 0 <= value <= _MAX_NUMERIC_DATE:  # before float(): 10**400
+        raise AuthError(f"malformed claim {name}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 <= seconds <= _MAX_NUMERIC_DATE:
+        raise AuthError(f"malformed claim {name}")
+    return seconds
 
 
 def verify_token(
@@ -138,21 +167,29 @@ def verify_token(
     claims = _decode(settings, token)
     current = _utc(now).timestamp()
 
-    exp = _timestamp(claims, "exp")
+    exp = _numeric_date(claims, "exp")
+    iat = _numeric_date(claims, "iat")
+    nbf = _numeric_date(claims, "nbf")
     if exp is None:
         raise AuthError("missing claim exp")
+    if iat is None:
+        raise AuthError("missing claim iat")
+    if iat > current + max(leeway_s, IAT_SKEW_S):
+        raise AuthError("token issued in the future")
     if current >= exp + leeway_s:
         raise AuthError("token expired")
-    nbf = _timestamp(claims, "nbf")
+    if not iat < exp <= iat + settings.jwt_ttl_s + IAT_SKEW_S:
+        raise AuthError("token lifetime out of bounds")
     if nbf is not None and current + leeway_s < nbf:
         raise AuthError("token not yet valid")
-    _timestamp(claims, "iat")
 
     sub, identity, roles = claims.get("sub"), claims.get("identity"), claims.get("roles")
-    if not isinstance(sub, str) or not sub:
+    if not is_subject(sub):
         raise AuthError("malformed claim sub")
-    if not isinstance(identity, str) or not identity:
+    if identity is None:
         raise AuthError("missing claim identity")
+    if not is_identity_id(identity):
+        raise AuthError("malformed claim identity")
     if not isinstance(roles, list):
         raise AuthError("missing claim roles")
     return Principal(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import warnings
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from nova.auth.keys import (
@@ -167,3 +171,104 @@ def test_api_key_rejections() -> None:
         verify_api_key(record, "Bearer something")
     with pytest.raises(AuthError, match="unknown role"):
         create_api_key("id_alice", ["root"], NOW)
+
+
+# -- strict claims (issue 14, item 8): a valid signature over absurd claims is a clean 401 ------
+T = int(NOW.timestamp())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"exp": 1e300}, "malformed claim exp"),
+        ({"exp": 10**400}, "malformed claim exp"),
+        ({"exp": -1}, "malformed claim exp"),
+        ({"exp": "9999999999"}, "malformed claim exp"),
+        ({"exp": True}, "malformed claim exp"),
+        ({"exp": [T + 60]}, "malformed claim exp"),
+        ({"iat": "now"}, "malformed claim iat"),
+        ({"iat": None}, "missing claim iat"),
+        ({"nbf": 1e308}, "malformed claim nbf"),
+        ({"iat": T + 365 * 86400, "exp": T + 365 * 86400 + 60}, "token issued in the future"),
+        ({"iat": T + 61, "exp": T + 600}, "token issued in the future"),
+        ({"exp": T + 600 + 61}, "token lifetime out of bounds"),  # longer than jwt_ttl_s
+        ({"iat": T - 10, "exp": T + 10**9}, "token lifetime out of bounds"),
+        ({"iat": T + 30, "exp": T + 20}, "token lifetime out of bounds"),  # expires before issued
+        ({"identity": "id_al\x00ice"}, "malformed claim identity"),
+        ({"identity": "id alice"}, "malformed claim identity"),
+        ({"identity": "x" * 129}, "malformed claim identity"),
+        ({"identity": ""}, "malformed claim identity"),
+        ({"identity": 42}, "malformed claim identity"),
+        ({"sub": "user\x00-1"}, "malformed claim sub"),
+        ({"sub": "user-1\n"}, "malformed claim sub"),
+        ({"sub": "user\u202e1"}, "malformed claim sub"),  # right-to-left override
+        ({"sub": "u" * 129}, "malformed claim sub"),
+        ({"sub": " user-1"}, "malformed claim sub"),
+        ({"roles": []}, "empty roles"),
+        ({"roles": ["member"] * 17}, "malformed claim roles"),
+        ({"roles": [None]}, "unknown role"),
+    ],
+)
+def test_signed_tokens_with_absurd_claims_are_refused(
+    settings: Settings, overrides: dict[str, object], reason: str
+) -> None:
+    payload = {**claims(), **overrides}
+    token = jwt.encode({k: v for k, v in payload.items() if v is not None}, SECRET)
+    with pytest.raises(AuthError) as info:
+        verify_token(settings, token, NOW)
+    assert str(info.value) == reason
+
+
+def _signed_raw(payload_json: str) -> str:
+    """A token over JSON that ``jwt.encode`` would not write (NaN)."""
+    import hashlib
+    import hmac
+
+    header = _b64({"alg": "HS256", "typ": "JWT"})
+    body = base64.urlsafe_b64encode(payload_json.encode()).decode().rstrip("=")
+    mac = hmac.new(SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_numeric_dates_are_refused(settings: Settings, value: str) -> None:
+    fields = json.dumps(claims(exp=None))[1:-1]  # every claim but exp
+    token = _signed_raw(f'{{{fields}, "exp": {value}}}')
+    with pytest.raises(AuthError, match="malformed claim exp"):
+        verify_token(settings, token, NOW)
+
+
+def test_iat_within_the_skew_and_a_full_lifetime_are_accepted(settings: Settings) -> None:
+    token = jwt.encode(claims(iat=T + 59, exp=T + 59 + 600), SECRET)
+    assert verify_token(settings, token, NOW).identity == "id_alice"
+
+
+def test_issuing_refuses_what_verifying_would_refuse(settings: Settings) -> None:
+    with pytest.raises(AuthError, match="empty roles"):
+        issue_token(settings, "user-1", "id_alice", [], NOW)
+    with pytest.raises(AuthError, match="malformed identity id"):
+        issue_token(settings, "user-1", "id\x00alice", ["member"], NOW)
+    with pytest.raises(AuthError, match="malformed subject"):
+        issue_token(settings, "user\n1", "id_alice", ["member"], NOW)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)
+
+
+@settings_hypothesis(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["exp", "iat", "nbf", "sub", "identity", "roles", "iss", "aud"]),
+    value=JSON,
+)
+def test_any_signed_claim_value_is_a_principal_or_an_auth_error(name: str, value: object) -> None:
+    """Whatever a correctly signed token carries in one claim, the answer is never a crash."""
+    s = Settings(environment="test", jwt_secret=SecretStr(SECRET), jwt_issuer="nova",
+                 jwt_audience="nova-api", jwt_ttl_s=600)
+    token = _signed_raw(json.dumps({**claims(), name: value}, allow_nan=True))
+    with contextlib.suppress(AuthError):
+        verify_token(s, token, NOW)
