@@ -11,6 +11,8 @@ retry can help (``retriable``) so callers never inspect messages to decide.
     ├── SchemaError              a record does not match its Avro contract (never retriable)
     │   └── UnknownSchemaError   a record names a writer schema we do not have
     ├── ProcessingError          a lane could not process a record (goes to the dead-letter topic)
+    ├── SignatureError           a decision or entity change is unsigned or its signature does
+    │                            not verify with the gateway's key (never retriable)
     ├── NotFoundError            an entity id is unknown
     ├── ForbiddenError           identity boundary crossed
     ├── ConflictError            contradicts an earlier operation (opposite checkpoint decision)
@@ -72,6 +74,14 @@ class UnknownSchemaError(SchemaError):
 
 class ProcessingError(NovaError):
     """A lane could not process a record; the record goes to the dead-letter topic."""
+
+
+class SignatureError(NovaError):
+    """A decision or entity change is unsigned, names an unknown key, or does not verify.
+
+    Readers treat the record as never written (fail closed); the worker dead-letters and
+    audits it (``nova.signing``).
+    """
 
 
 class NotFoundError(NovaError):

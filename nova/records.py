@@ -70,6 +70,7 @@ class GovernanceDecision(Record):
     outcome: str  # allow | deny | require_approval
     fired_rules: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    approvals_required: int = 1  # distinct approvers a checkpoint needs (four-eyes rules: 2)
 
 
 class CheckpointState(Record):
@@ -81,6 +82,8 @@ class CheckpointState(Record):
     decided_by: str | None = None
     decided_at: int | None = None
     decision_reason: str | None = None
+    approvals_required: int = 1
+    approvals: tuple[str, ...] = ()  # distinct approvers so far, in order
 
 
 class Execution(Record):
@@ -194,6 +197,8 @@ class CheckpointDecisionRecord(Record):
     actor: str
     reason: str | None = None
     decided_at: int
+    key_id: str | None = None  # the gateway key that signed it (``nova.signing``)
+    signature: bytes | None = None  # Ed25519 over ``decision_payload``; expiries carry none
 
 
 class AuditFact(Record):
@@ -241,3 +246,5 @@ class EntityEvent(Record):
     ts: int
     deleted: bool = False
     body: str
+    key_id: str | None = None  # the gateway key that signed it (``nova.signing``)
+    signature: bytes | None = None  # Ed25519 over ``entity_payload``

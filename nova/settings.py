@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     jwt_audience: str = "nova"
     jwt_ttl_s: int = 3600
 
+    # Signed decisions and entity changes (``nova.signing``): the private key only the gateway
+    # reads (else generated under data_dir/keys), the public one(s) the worker and tools read.
+    signing_key: SecretStr | None = None
+    signing_public_key: str | None = None
+    signing_trusted_keys: str = ""  # comma-separated older public keys still accepted
+
     # Governance
     checkpoint_ttl_s: int = 24 * 3600
     checkpoint_sweep_s: float = 2.0
@@ -142,7 +148,8 @@ class Settings(BaseSettings):
         """These settings as environment variables, for child processes (worker, tests)."""
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
-            if value is None or name == "kafka_bootstrap_servers":
+            # The gateway's signing key never travels to a child (a worker must not hold it).
+            if value is None or name in ("kafka_bootstrap_servers", "signing_key"):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()

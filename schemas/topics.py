@@ -1,7 +1,7 @@
 """Every Kafka topic Nova uses, declared once: name, key, partitions, retention, value schema.
 
-Keying scheme: every pipeline topic (requests → … → completed, pending, decisions, events,
-audit) is keyed by ``request_id`` (audit records of non-request facts by identity id). Why:
+Keying scheme: every pipeline topic (requests → … → completed, pending, decisions, expiries,
+events, audit) is keyed by ``request_id`` (audit records of non-request facts by identity id). Why:
 all records of one request land in the same partition number of every topic (the topics share
 a partition count), so a request's records stay ordered lane after lane, lane E can join a
 decision with its held request partition-locally, and load spreads evenly over partitions
@@ -101,7 +101,15 @@ _SPECS = [
         "decision",
         "request_id",
         retention_ms=FOREVER,
-        doc="Checkpoint decisions (approve, reject, expire).",
+        doc="Checkpoint decisions (approve, reject), signed by the gateway, its only writer.",
+    ),
+    TopicSpec(
+        "expiries",
+        "decision",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Lane E's expiry of overdue checkpoints (decision expire, unsigned: the worker holds "
+        "no signing key, and lane E re-checks the clock before applying one).",
     ),
     TopicSpec(
         "events",
