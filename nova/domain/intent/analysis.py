@@ -158,8 +158,10 @@ def _class_index() -> dict[str, frozenset[str]]:
     return {word: frozenset(names) for word, names in index.items()}
 
 
-def _classes(toks: Sequence[Tok]) -> set[str]:
-    """Object classes and literal keys present in ``toks`` (see ``lexicon.CLASSES``)."""
+def _classes(toks: Sequence[Tok], names_from: int = 1) -> set[str]:
+    """Object classes and literal keys present in ``toks`` (see ``lexicon.CLASSES``); a
+    capitalised unknown word from index ``names_from`` on is a name (a sentence's first word
+    is capitalised anyway; a verb's object window starts mid-sentence)."""
     found: set[str] = set()
     for i, t in enumerate(toks):
         found.add(t.k)
@@ -177,7 +179,7 @@ def _classes(toks: Sequence[Tok]) -> set[str]:
         names = _class_index().get(t.k)
         if names:
             found |= names
-        elif t.cap and i > 0 and t.k not in _FUNCTION_WORDS and len(t.k) > 1 and (
+        elif t.cap and i >= names_from and t.k not in _FUNCTION_WORDS and len(t.k) > 1 and (
             not verb_entries(t)
         ):
             found.add("RECIPIENT")  # a name: "send it to Marie"
@@ -256,12 +258,25 @@ def _is_adverb(tok: Tok) -> bool:
     return tok.k in _ADVERBS or _ly_adverb(tok.k)
 
 
+_LONG_FILLERS: Final = ("please", "kindly", "quickly", "bonjour", "hello", "merci")
+
+
+@cache
+def _misspelt_filler(word: str) -> bool:
+    """"pleae", "pleasse": a typed-in-a-hurry filler still opens an order."""
+    return len(word) >= 5 and word.isalpha() and not _known_word(word) and any(
+        _within(word, f, 2) for f in _LONG_FILLERS
+    )
+
+
 def _head(toks: Sequence[Tok]) -> int:
     """Index of the first token after fillers, vocatives, adverbs and time expressions."""
     i = 0
     while i < len(toks):
         k = toks[i].k
-        if k in F.FILLERS or k in ("s'", "te") or _is_adverb(toks[i]) or k.endswith("-ci"):
+        if k in F.FILLERS or k in ("s'", "te") or _is_adverb(toks[i]) or k.endswith("-ci") or (
+            i == 0 and _misspelt_filler(k)
+        ):
             i += 1
         elif k in ("this", "next", "ce", "cette", "cet", "every", "chaque") and i + 1 < len(
             toks
@@ -331,7 +346,10 @@ def _open_scan(clause: Clause) -> _Scan:
         hint = -1  # "I wish I knew why ...": the user's own state, not an outcome to bring about
     if hint > 0:
         info_from = len(toks)
-    return _Scan(clause, toks, head, info_from, request_end, wish=wish, hint_end=max(hint, 0))
+    scan = _Scan(clause, toks, head, info_from, request_end, wish=wish, hint_end=max(hint, 0))
+    if head < len(toks) and toks[head].k in _PRESENTING:
+        scan.scope = "read"  # "Here's my fetch call: ...": material to look at
+    return scan
 
 
 _CHAIN: Final = F.NEGATION_CHAIN | frozenset({"you", "u", "him", "her", "them"})
@@ -496,6 +514,8 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         return "statement", "hypothetical or past"
     if verb.lang == "fr" and form == "fin" and french_noun_reading(toks, i):
         return "mentioned", "a noun after its article"
+    if verb.lang == "fr" and form == "fin" and before in F.AUX_PAST:
+        return "reported", "past (j'ai fait, a fait)"
 
     if double:
         return "order", "ordered (double negation: don't forget to)"
@@ -524,11 +544,22 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         if any(v.kind == "read" for v, _ in governor) or gk in ("how", "comment", "where", "what",
                                                               "when", "whether", "learn"):
             return "question", "asked about, not ordered"
+        subject_before = any(
+            t.k in F.SUBJECTS_SELF or t.k in F.SUBJECTS_OTHER or t.k == "j'"
+            for t in toks[max(0, g - 3) : g]
+        )
+        if subject_before and gk not in F.SELF_WISH and not (
+            scan.request_end and g < scan.request_end
+        ):
+            return "statement", f"what the subject does or tries ({gk} to ...)"
         if gk in F.ORDER_GOVERNORS or any(v.kind in ("action", "generic", "light") for v, _ in
                                            governor):
             return "order", f"ordered ({gk} to ...)"
         if scan.request_end and g < scan.request_end:
             return "order", "requested"
+        if any(t.k in F.SUBJECTS_SELF or t.k in F.SUBJECTS_OTHER or t.k == "j'"
+               for t in toks[max(0, g - 3) : g]):
+            return "statement", "what the subject does it for (j'arrive pour signaler ...)"
         if scan.clause.question:
             return "question", "an infinitive in a question (is it better to ...?)"
         return "unsure", "infinitive with no clear governor"
@@ -544,6 +575,8 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         return "statement", "the user describes their own action"
     if prevk in F.MODAL_ORDER or prevk in F.SELF_WISH:
         k = _back(toks, j, F.SKIP | F.MODAL_ORDER | F.SELF_WISH)
+        if j > 0 and toks[j - 1].k in F.SUBJECTS_YOU:
+            k = j - 1  # "u can pay", "tu peux payer": you, not a noun further back
         subject = toks[k].k if k >= 0 else ""
         if subject in F.SUBJECTS_OTHER or (
             k >= scan.head and k >= 0 and subject not in F.SUBJECTS_SELF
@@ -617,7 +650,7 @@ def _object_classes(
     verb: Verb | None = None,
 ) -> set[str]:
     window = list(toks[end : end + WINDOW])
-    objects = _classes(window)
+    objects = _classes(window, names_from=0)
     first = next((t for t in window if t.k not in F.DETERMINERS), None)
     if first is not None and first.k in ("me", "moi", "myself", "m'") and not objects & {
         "CHANNEL", "EMAIL", "PHONE", "email", "mail", "sms", "text", "whatsapp", "courriel",
@@ -659,7 +692,8 @@ def _object_classes(
 
 _PRIVATE_SIDE: Final = frozenset(
     """personal private perso personnel personnelle prive privee home family own mine maison
-    famille familiale familial familiaux familiales side side-project persos""".split()
+    famille familiale familial familiaux familiales side side-project persos enfants enfant
+    kids children child wife husband femme mari""".split()
 )
 _WORK_SIDE: Final = frozenset(
     """business work professional pro company office corporate job employer clinic firm agency
@@ -761,7 +795,8 @@ def _executes(toks: Sequence[Tok], head: int) -> bool:
 
 def _read_clause(
     clause: Clause, doc: set[str], view: View, sentence: Sentence,
-    inherited_scope: str | None, inherited_info: bool,
+    inherited_scope: str | None, inherited_info: bool, runs_code: bool = False,
+    subject: str | None = None,
 ) -> _ClauseResult:
     """Mentions and flags of one clause (see the module docstring)."""
     scan = _open_scan(clause)
@@ -793,6 +828,13 @@ def _read_clause(
         tok = toks[i]
         if i <= used_until or tok.cue is not None:
             i += 1
+            continue
+        if scan.hint_end and i >= scan.hint_end and tok.k in _GONE:
+            add("DELETE", "unsure", tok.s, "wished gone (it would be great if ... were gone)")
+            i += 1
+            continue
+        if tok.code and not runs_code:
+            i += 1  # `res.send()`, `rm -rf`: code being discussed, not an order to Nova
             continue
         if tok.k in _KEEP_FORMS:
             negated, _ = _negation(toks, i)
@@ -835,6 +877,15 @@ def _read_clause(
             i += 1  # "the delete button", "a clear answer": not a verb
             continue
         mood, why = _mood_of_verb(scan, i, form, verb)
+        if tok.code:
+            mood, why = "unsure", "a command the prompt asks to run"
+        elif mood == "order" and _helped_reply(scan, i, verb):
+            mood, why = "content", "help me reply: the user replies, Nova drafts"
+        elif subject is not None and mood == "order" and _back(toks, i) < scan.head:
+            # "I'll review it and post it myself": the conjoined verb keeps its subject.
+            mood, why = "statement", f"{subject} does it (shared subject)"
+        if mood == "order" and _emphatic_self(toks, i):
+            mood, why = "statement", "the user does it themselves (myself, moi-même)"
         end = i + 1
         phrasal = _particle(toks, i, verb)
         if phrasal is not None:
@@ -913,6 +964,7 @@ def _read_clause(
                          scan.info_from <= scan.head < len(toks))
 
 
+_GONE: Final = frozenset("gone vanished disparu disparus disparue disparues".split())
 _KEEP_FORMS: Final = F.KEEP_VERBS | frozenset(
     "keeps kept keeping saves saved retains stores gardes gardons conserves".split()
 )
@@ -992,6 +1044,8 @@ def _hint(
     asks to pay ("the plumber is still waiting for his money", "the 40 quid I owe her")."""
     if verb.lemma not in ("wait", "attendre", "owe") or not objects & {"MONEY", "AMOUNT"}:
         return None
+    if verb.lemma == "owe" and any(t.k in ("how", "combien", "much", "what") for t in toks[:i]):
+        return None  # "how much does each person owe?": arithmetic
     if form in ("inf", "base") and verb.lemma != "owe":
         return None  # "should I pay now or wait?": the user's own choice
     j = _back(toks, i, _BACK_SKIP | {"still", "toujours", "encore", "is", "are", "been"})
@@ -999,6 +1053,24 @@ def _hint(
     if verb.lemma != "owe" and subject in F.SUBJECTS_SELF | F.SUBJECTS_YOU | {"j'"}:
         return None
     return "PAYMENT"
+
+
+_SELF_EMPHASIS: Final = frozenset(
+    "myself ourselves moi-meme nous-memes moi-même nous-mêmes".split()
+)
+
+
+def _helped_reply(scan: _Scan, i: int, verb: Verb) -> bool:
+    """"help me respond to a friend", "aide-moi à répondre": advice or a draft for the user."""
+    frame = tuple(t.k for t in scan.toks[scan.head : scan.request_end])
+    return frame[:2] in (("help", "me"), ("aide", "moi")) and verb.lemma.split()[0] in (
+        "respond", "reply", "answer", "write", "repondre", "ecrire", "tell", "dire"
+    )
+
+
+def _emphatic_self(toks: Sequence[Tok], i: int) -> bool:
+    """"mail it myself", "je le posterai moi-même": the user will do it, not Nova."""
+    return any(t.k in _SELF_EMPHASIS for t in toks[i + 1 : i + 5])
 
 
 def _pick(entries: tuple[tuple[Verb, Form], ...]) -> tuple[Verb, Form]:
@@ -1013,7 +1085,8 @@ def _refers_to_context(toks: Sequence[Tok], start: int) -> bool:
 
 
 _COMPOSE_NOUNS: Final = frozenset(
-    """list liste summary resume draft brouillon plan table tableau recap outline memo template
+    """jeu role-play roleplay scenario story histoire scene dialogue poem poeme
+    list liste summary resume draft brouillon plan table tableau recap outline memo template
     modele schedule planning itinerary itineraire menu chart graphique presentation point
     description comparison comparatif overview synthese analyse analysis proposal proposition
     checklist""".split()
@@ -1059,6 +1132,9 @@ def _light_target(toks: Sequence[Tok], start: int) -> tuple[int, Action] | None:
             return j, action
         if toks[j].k in _NOUN_ADJECTIVES:
             continue
+        gerund = [v for v, f in verb_entries(toks[j]) if f == "ing" and v.kind == "action"]
+        if gerund and gerund[0].default in RISKY:
+            return j, gerund[0].default  # "set up auto-forwarding", "start deleting"
         if (verb_entries(toks[j]) or _noun_like(toks[j])) and toks[j].k not in (
             "with", "ahead", "avec", "au", "aux",
         ):
@@ -1074,6 +1150,10 @@ def _noun_mention(scan: _Scan, i: int, action: Action, add: Add) -> None:
     toks = scan.toks
     nxt = toks[i + 1].k if i + 1 < len(toks) else ""
     word = toks[i].s
+    if scan.scope is not None and scan.scope_at < i:
+        add(action, "content" if scan.scope == "compose" else "mentioned", word,
+            "inside material to work on")
+        return
     if nxt in RECORD_NOUNS:
         add(action, "mentioned", word, f"'{word} {nxt}' names a record")
         return
@@ -1109,6 +1189,9 @@ def _noun_mention(scan: _Scan, i: int, action: Action, add: Add) -> None:
     add(action, "mentioned", word, "named, not ordered")
 
 
+_PRESENTING: Final = frozenset("voici voila here below ci-dessous attached ci-joint".split())
+
+
 def _instruction(results: Sequence[_ClauseResult]) -> bool:
     """A sentence that may be an instruction: nothing in it is asked, read, drafted, negated,
     reported or said of someone else."""
@@ -1130,6 +1213,8 @@ def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
     head = _head(sentence)
     framed = _starts(sentence, F.REQUEST_FRAMES, head) or _starts(sentence, F.WISH_FRAMES, head)
     first = sentence[head] if head < len(sentence) else None
+    if first is not None and first.k in _PRESENTING:
+        return []  # "Voici nos ventes : Nord 120 k€ ...": material, not an instruction
     if not framed and first is not None and (
         first.k in F.SUBJECTS_OTHER or first.k in F.SUBJECTS_SELF
     ):
@@ -1157,6 +1242,17 @@ def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
     return []
 
 
+def _opening_subject(clause: Clause) -> str | None:
+    """The subject pronoun a clause opens with ("I'll review it", "je le relirai"), if any:
+    a verb conjoined to it ("... and post it") shares it."""
+    head = _head(clause.toks)
+    if head < len(clause.toks):
+        k = clause.toks[head].k
+        if k in F.SUBJECTS_SELF or k in F.SUBJECTS_OTHER or k in ("j'",):
+            return "the user" if k in F.SUBJECTS_SELF or k == "j'" else "someone else"
+    return None
+
+
 _TAGS: Final = frozenset("non right ok okay hein no yes oui isn't n'est-ce pas".split())
 
 
@@ -1180,15 +1276,21 @@ def read_views(views: Sequence[View]) -> Reading:
             by_sentence.setdefault(clause.sentence, []).append(clause)
         questions: set[int] = set()
         clause_ids: list[int] = []
+        runs_code = any(toks[_head(c.toks)].k in _RUN_VERBS for c in all_clauses
+                        if _head(c.toks) < len(c.toks) and not c.question)
         for group in by_sentence.values():
             sentence = Sentence.of([t for c in group for t in c.toks])
             results: list[_ClauseResult] = []
             scope: str | None = None
             info = after_colon = False
+            subject: str | None = None
             for n, clause in enumerate(group):
                 after_colon |= clause.origin == "colon"
                 inherited = scope if after_colon else None
-                r = _read_clause(clause, doc, view, sentence, inherited, info and n > 0)
+                shared = subject if clause.origin == "conjunction" else None
+                r = _read_clause(clause, doc, view, sentence, inherited, info and n > 0,
+                                 runs_code, shared)
+                subject = _opening_subject(clause)
                 if r.info:
                     info = True
                 scope = r.scope or scope

@@ -31,7 +31,8 @@ class Cue:
 _CURRENCY_WORDS: Final = (
     r"(?:eur|euros?|usd|dollars?|bucks|quid|gbp|pounds?|chf|francs?|yen|jpy|cad|aud|sek|nok|dkk|"
     r"pln|zloty|zlotys|btc|bitcoins?|eth|balles|boules|centimes|cents?|k€|keur|ke|kusd|pesos?|"
-    r"reais|real|lire|roubles?|rubles?|rupees?|dirhams?|grand)"
+    r"reais|real|lire|roubles?|rubles?|rupees?|rupaye|rupiah|shilingi|shillings?|dong|"
+    r"dirhams?|grand)"
 )
 _NUMBER: Final = r"\d{1,3}(?:[ \u00a0.,'’]\d{3}){0,4}(?:[.,]\d{1,2})?|\d{1,12}(?:[.,]\d{1,2})?"
 _NUMBER_WORDS: Final = (

@@ -61,14 +61,14 @@ SELF_WISH: Final = _w(
     devrais faut compte besoin"""
 )
 DETERMINERS: Final = _w(
-    """the a an my your his her its our their this that these those some any every each no
+    """the a an my your his her its our their this that these those some any every each no 's
     le la les l' un une des du de d' mon ma mes ton ta tes son sa ses notre nos votre vos leur
     leurs ce cet cette ces quelques chaque aucun aucune"""
 )
 PREPOSITIONS: Final = _w(
     "about of for on by in like with into from regarding concerning au aux sur pour"
 )
-INFINITIVE_MARKERS: Final = _w("to de d' a")
+INFINITIVE_MARKERS: Final = _w("to de d' a pour")
 
 # Verbs whose negation is an order: "don't forget to pay", "n'hésite pas à supprimer".
 POSITIVE_AFTER_NEGATION: Final = _w(
@@ -335,6 +335,10 @@ INFO_ANYWHERE: Final = _seqs(
 # Frames that ask for the verb after them to be done.
 REQUEST_FRAMES: Final = _seqs(
     """
+    any chance you can
+    any chance you could
+    any chance u can
+    any chance u could
     je te laisse
     je vous laisse
     i 'll let you
@@ -382,6 +386,7 @@ REQUEST_FRAMES: Final = _seqs(
     it is time to
     time to
     help me
+    help me to
     i am asking you to
     i ask you to
     try to
@@ -493,6 +498,14 @@ WISH_FRAMES: Final = _seqs(
 # it be nice if someone finally paid the nanny", "ce serait top si Maman recevait les photos").
 HINT_FRAMES: Final = _seqs(
     """
+    i would be grateful if
+    i would appreciate it if
+    it would help if
+    je serais reconnaissant si
+    je te serais reconnaissant de
+    je vous serais reconnaissant de
+    je serais ravi si
+    je serais ravie si
     make sure
     make sure that
     ensure
@@ -519,6 +532,12 @@ HINT_FRAMES: Final = _seqs(
     i wish
     if only
     ce serait top si
+    ce serait top de
+    ce serait bien de
+    ce serait genial de
+    ce serait super de
+    ca serait top de
+    ca serait bien de
     ce serait bien si
     ce serait bien que
     ce serait top que

@@ -102,7 +102,7 @@ FOREIGN_STEMS: Final[dict[Action, tuple[str, ...]]] = {
         platest cumpar cumpăr abon suscrib sottoscriv assin abonnier rembols reembols
         erstatt terugbetal donar dona doneer spend spende öde= ode= factur fatur fattur
         rechnung faktur factuur miete alquiler affitto aluguel huur= czynsz hyra zaplat zaplať
-        plať zapłać kupte objednej"""
+        plať zapłać kupte objednej bayar lipa= trả thanh rupaye paise shilingi"""
     ),
     "TRANSFER": _stems(
         """transfier transfer trasferi bonific uberweis überweis overmaak overmak maak
@@ -116,13 +116,14 @@ FOREIGN_STEMS: Final[dict[Action, tuple[str, ...]]] = {
         posli pošli odesli odešli public pubblic veroffentlich veröffentlich publiceer
         opublikuj publicera yayinla
         yayınla compart condivid partilh teile deel= udostepnij udostępnij dela= paylas
-        paylaş inoltr reenvi weiterleit"""
+        paylaş inoltr reenvi weiterleit kirim gửi gui= tuma= bhej bhejo"""
     ),
     "DELETE": _stems(
         """borr elimin suprim apag exclu cancell rimuov losch lösch entfern verwijder wis=
         usun usuń skasuj radera sil= silin sterg şterg slet= vaci vací svuot leere leeren
         leeg oprozni opróżni tom= töm= anul annull storn kundig kündig avbryt iptal bosalt
-        boşalt cancela cancelar cancele smaz smaž vymaz vymaž zrus zruš opzeg zeg="""
+        boşalt cancela cancelar cancele smaz smaž vymaz vymaž zrus zruš opzeg zeg= xóa xoa=
+        hapus futa="""
     ),
 }
 NON_LATIN: Final[dict[Action, tuple[str, ...]]] = {

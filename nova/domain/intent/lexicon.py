@@ -95,7 +95,7 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         ponctuation redondance redondances gras italique espaces adjectifs
         adverbes titre puces erreurs tournure tournures formulation fonction
         fonctions requete requetes formulaire champ champs colle collee ci-dessous ci-dessus
-        suivant suivante citation texte textes redaction dissertation forme tableau colonnes
+        suivant suivante citation texte textes redaction dissertation forme tableau colonnes mise
         cellules courses recette menu"""
     ),
     "MESSAGE": _words(
@@ -123,7 +123,7 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         livreur serveur coiffeur babysitter nounou driver waiter waitress cleaner courier
         caterer caterers contractor contractors mamie papi grand-mere grand-pere grandma
         grandpa granny aunt uncle tante oncle cousin cousine subscribers abonnes followers
-        diffusion"""
+        diffusion attendees participants participant invitees guests mutuelle assurance"""
     ),
     "CHANNEL": _words(
         """twitter linkedin facebook fb instagram insta tiktok slack teams whatsapp telegram
@@ -417,6 +417,13 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
                         "RECIPIENT EMAIL email mail message messages thread comment review ticket "
                         "client customer": S}),
     en("rsvp", S),
+    en("intimate", None, {"RECIPIENT": S}),
+    en("prepone", W), en("reschedule", W),
+    en("spell", W, kind="compose"),
+    en("accept", None, {"invite invitation invitations meeting request requests": S}),
+    en("decline", None, {"invite invitation invitations meeting request requests": S}),
+    en("turn", None, {"UNITS": W}, kind="compose", particles={"into": en("turn into", W,
+                                                                       kind="compose")}),
     en("revert", None, {"RECIPIENT mail email thread": S}),
     en("socialize", S), en("socialise", S),
     en("post", S),
@@ -588,7 +595,7 @@ _ENVOYER = irregular_fr(fut="enverrai enverras enverra enverrons enverrez enverr
 _METTRE = irregular_fr(inf="mettre", fin="mets met mettons mettez mettent", pp="mis mise mises",
                        fut="mettrai mettras mettra mettrons mettrez mettront", ppr="mettant",
                        subj="mette mettes")
-_FAIRE = irregular_fr(inf="faire", fin="fais fait faisons faites font", pp="fait faite faits",
+_FAIRE = irregular_fr(inf="faire", fin="fais fait faisons faites font", pp="faite faits",
                       fut="ferai feras fera ferons ferez feront", subj="fasse fasses fassiez",
                       cond="ferais ferait")
 _TRANSMETTRE = irregular_fr(
@@ -785,6 +792,7 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
                   "un virement": fr("faire un virement", T),
                   "le tri": fr("faire le tri", D, {"ABSTRACT TEXT": W}),
                   "tourner": fr("faire tourner", S), "circuler": fr("faire circuler", S),
+                  "signe": fr("faire signe", S),
                   "ce qu' il faut": fr("faire ce qu'il faut", None, _GENERIC, kind="generic",
                                        defers=True),
                   "le necessaire": fr("faire le necessaire", None, _GENERIC, kind="generic",
@@ -792,6 +800,9 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
     fr("refaire", None, kind="light",
        extra=irregular_fr(inf="refaire", fin="refais refait refaites", pp="refait")),
     fr("annuler", D),
+    fr("accepter", None, {"invitation invitations reunion demande": S}),
+    fr("decliner", None, {"invitation invitations reunion demande": S}),
+    fr("transformer", W, kind="compose"),
     # DELETE
     fr("supprimer", D, {"TEXT": W}),
     fr("supp", D), fr("suppr", D),

@@ -33,6 +33,7 @@ class Tok:
     k: str  # folded key
     cue: CueKind | None = None
     cap: bool = False
+    code: bool = False  # inside `backticks` or a ``` block: code, not words addressed to Nova
 
 
 Origin = Literal["sentence", "comma", "colon", "conjunction"]
@@ -128,14 +129,18 @@ def tokenize(text: str) -> list[Tok]:
     cues = find_cues(text)
     out: list[Tok] = []
     cursor = 0
+    code = False
     for cue in (*cues, Cue("MASK", len(text), len(text))):
         segment = text[cursor : cue.start]
         for m in _WORD.finditer(segment):
             raw = m.group(0)
+            if raw == "`":
+                code = not code
+                continue
             lower = raw.lower()
             cap = raw[:1].isupper()
             for piece in _split(lower):
-                out.append(Tok(piece, _fold(piece) if piece != "\n" else "\n", None, cap))
+                out.append(Tok(piece, _fold(piece) if piece != "\n" else "\n", None, cap, code))
                 cap = False
         if cue.end > cue.start:
             kind = cue.kind
