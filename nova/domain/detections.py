@@ -14,6 +14,31 @@ Three categories, by what Nova must do with the text:
   ("my password is hunter2", "le code PIN est 4821"), and unlabelled high-entropy tokens. A
   credential is never needed to answer a request and cannot be given back once a third-party
   model has seen it, so governance refuses the request (OWASP LLM02).
+
+Credentials as people actually type them. The same secrets also arrive in other forms, and
+each form has its own rule:
+
+* *Split into groups*: "AKIA 6B1W 7D3P PS9C WBOS", a key cut in two halves by a phone. Runs of
+  pieces joined by a few spaces (one line break at most) are judged joined: an AWS access key
+  id by its prefix and sixteen uppercase letters and digits, anything else by the random-token
+  test. After a word such as "key", "clé", "token" or "secret", sixteen characters are enough;
+  without one, the groups must be short (at most 8 characters, as people split by hand), mix
+  case and make 24 characters. Groups sharing their first two characters (a list of ids) and
+  leetspeak words ("th3 pr3ss") are never one secret.
+* *Spelled out*: characters one by one ("t r e f l e 5 5"), digits one by one or in equal groups
+  ("0 9 1 2", "739 204", never a date's 2-2-4), digits in words ("un deux trois quatre"), and
+  passwords read aloud: "the word sunflower", or two parts (numbers, symbols, capital letters)
+  joined by "then" / "puis" / "followed by". A hint ("my dog's name then my birth year") or a
+  rule ("twelve characters then two digits") is not the value.
+* *Listed*: backup and recovery codes ("codes de secours : 2imm-zw0v, t46w-nnfh"), recovery keys,
+  and wallet recovery phrases of 12 to 24 words.
+* *Keypad codes*: digicode, door, gate, alarm, safe, locker and intercom codes, whose value may
+  hold letters ("4B729"). A code that names something ("room code B12", "code postal",
+  "building code" the regulation) is not a secret.
+* *In context*: a bare "code" (or "OTP", "2FA") with 4 to 8 digits is a one-time code when its
+  sentence speaks of signing in or verifying (connexion, login, sign in, confirm, vérification,
+  SMS, 2FA...), and a door code when it speaks of a door, a gate or an alarm; never when a word
+  next to it names another kind of code (postal, promo, error, order, client, line, page...).
 * ``identifier`` - personal and financial identifiers: ``iban``, ``payment_card``, ``email``,
   ``phone``, ``national_id`` (French NIR with its key, US SSN, UK NINO, Spanish DNI/NIE).
   Legitimate requests carry them ("pay this invoice to FR76..."), so they are masked before a
@@ -36,9 +61,12 @@ boundaries, so a value is never cut out of a longer word or number.
 
 Linear time. Prompts can be 100,000 characters. Each scanner walks the text once; every
 regular expression has bounded repetition (no ``*`` or ``+``) and no repeated group that itself
-holds a quantifier; chain windows are bounded by ``MAX_WINDOW`` per group. Work is therefore a
-constant times the text length, whatever the text (``PATTERNS`` lists every expression so tests
-can check their shape).
+holds a quantifier; chain windows are bounded by ``MAX_WINDOW`` per group. The checks behind
+phrased credentials read a bounded slice after their match (a list of at most 24 codes, a
+sentence of at most 120 characters either side, found by binary search in one index of the
+text), and each piece of a split secret is judged in one window. Work is therefore a constant
+times the text length, whatever the text (``PATTERNS`` lists every expression so tests can
+check their shape).
 """
 
 from __future__ import annotations
@@ -48,6 +76,7 @@ import binascii
 import math
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -545,8 +574,10 @@ _CREDENTIAL_PATTERNS: Final[tuple[tuple[str, bool, re.Pattern[str]], ...]] = tup
         (
             "secret_assignment",
             True,
-            r"(?i:\b(?:api[_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|"
-            r"refresh[_-]?token|secret[_-]?key|client[_-]?secret|private[_-]?key|token|secret)"
+            r"(?i:\b(?:api[\s_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|"
+            r"refresh[_-]?token|secret[_-]?key|client[_-]?secret|private[_-]?key|token|secret|"
+            r"cl[eé]s?\s(?:api|d['\u2019]\s?api|secr[eè]tes?|d['\u2019]\s?acc[eè]s)|"
+            r"jetons?(?:\sd['\u2019]\s?acc[eè]s)?)"
             r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?P<v>[^\s\"'`,;]{12,4096})",
         ),
     )
@@ -560,7 +591,22 @@ _PW_LABEL: Final = (
 _PHRASE_LABEL: Final = r"(?:pass\s?phrases?|phrases?\s(?:secretes?|de\spasse))"
 _PIN_LABEL: Final = (
     r"(?:pin|pins|pin\scodes?|codes?\spin|pin\snumbers?|numeros?\spin|digicodes?|door\scodes?|"
-    r"codes?\sde\sla\sporte|codes?\sconfidentiels?|codes?\sde\s(?:la\s)?carte)"
+    r"codes?\sde\sla\sporte|codes?\sconfidentiels?|card\spins?|card\scodes?|codes?\scb|"
+    r"codes?\s(?:de\s|d'\s?|du\s)?(?:(?:ma|ta|sa|la|votre|notre|mon|ton)\s)?(?:carte|cb)"
+    r"(?:\s(?:bleue|bleu|bancaire|visa|mastercard|de\scredit|de\spaiement|credit))?|"
+    r"unlock\s(?:codes?|pins?)|codes?\sde\sdeverrouillage|(?:phone|sim)\s(?:codes?|pins?)|"
+    r"codes?\s(?:de\s|du\s)?(?:mon\s|ma\s|ton\s|ta\s)?(?:telephone|portable|iphone|smartphone|sim))"
+)
+# Codes that open a door, a gate, an alarm or a safe: often letters and digits ("4B729").
+# "building code" alone is the construction regulation, "room code B12" names a room.
+_DOOR_LABEL: Final = (
+    r"(?:digicodes?|door\s?codes?|gate\scodes?|entry\scodes?|entrance\scodes?|"
+    r"alarm\s(?:codes?|pins?)|safe\s(?:codes?|combination)|keypad\scodes?|lockbox\scodes?|"
+    r"padlock\scodes?|lock\s(?:codes?|combination)|locker\s(?:codes?|combination)|"
+    r"intercom\scodes?|garage\s(?:door\s)?codes?|building\s(?:entry|door|gate)\scodes?|"
+    r"codes?\s(?:de\s|d'\s?|du\s)?(?:l'\s?|la\s)?(?:porte|portail|garage|immeuble|batiment|"
+    r"residence|interphone|alarme|coffre(?:-fort)?|cadenas|casier|entree|boite\sa\scles|hall)|"
+    r"combinaisons?\s(?:du|de\sla|de\smon|de\sma|de\smon)\s(?:coffre|cadenas|casier|valise))"
 )
 _OTP_LABEL: Final = (
     r"(?:otp|one[\s-]time\s(?:pass)?codes?|verification\scodes?|2fa\scodes?|sms\scodes?|"
@@ -570,6 +616,15 @@ _CVV_LABEL: Final = (
     r"(?:cvv2?|cvc2?|cvn|card\ssecurity\scodes?|cryptogrammes?(?:\svisuels?)?|"
     r"codes?\sde\ssecurite(?:\sde\sla\scarte)?)"
 )
+_BACKUP_LABEL: Final = (
+    r"(?:(?:backup|recovery|emergency|scratch)\s(?:codes?|keys?)|"
+    r"(?:codes?|cles?)\s(?:de\s)?(?:secours|recuperation|sauvegarde|recouvrement|d'\s?urgence))"
+    r"(?:\s(?:2fa|a2f|mfa|otp|totp))?(?:\s[a-z]{2,20})?"  # "codes de secours 2FA", "... BitLocker"
+)
+_SEED_LABEL: Final = (
+    r"(?:(?:seed|recovery|mnemonic|wallet|secret)\s(?:phrase|words)|mnemonique|mnemonic|"
+    r"phrases?\s(?:de\s)?(?:recuperation|secours|mnemoniques?|graine))"
+)
 # After the label, an optional "for the router" / "du wifi" before the connector.
 _QUALIFIER: Final = (
     r"(?:\s(?:for|of|to|on|at|du|de|des|d'|pour|sur|chez|with|avec)\b[^\n:=.?!]{0,40}?)?"
@@ -577,10 +632,35 @@ _QUALIFIER: Final = (
 _VERB: Final = r"\s(?:is|was|will\sbe|is\snow|are|est|c'est|c\sest|sera|etait|reste)\s"
 _COLON: Final = r"\s?(?:[:=]|->|=>)\s?"
 _VALUE: Final = r"(?P<v>\"[^\"\n]{1,128}\"|'[^'\n]{1,128}'|«\s?[^»\n]{1,128}»|[^\s\"']{1,128})"
+_SAYS: Final = r"(?:" + _COLON + "|" + _VERB + r")"  # "password: x", "the PIN is x"
+_GIVES: Final = (  # also "PIN 4821", "gate code: use 1379"
+    r"(?:" + _COLON + "|" + _VERB + r"|\s)"
+    r"(?:(?:use|type|enter|dial|utilise|tape|tapez|compose|composez)\s)?"
+)
+# 4 to 8 digits, together, in groups or one by one ("0 9 1 2", "739 204", "73-92-04"); never
+# the start of a longer number such as a phone number.
+_DIGIT_RUN: Final = r"(?P<v>\d(?:(?:,\s?|\s|[-.]\s?)?\d){3,7})(?![-.,]?\s?\d)(?![\da-z])"
+# Characters typed one by one: "t r e f l e 5 5", "h, u, n, t".
+_SPELLED: Final = r"(?P<v>[^\s,\u2013\u2014](?:,?\s[^\s,\u2013\u2014]){3,63})(?=[\s,.;:!?)\]]|$)"
+_DIGIT_WORD: Final = (
+    r"(?:zero|one|two|three|four|five|six|seven|eight|nine|un|deux|trois|quatre|cinq|sept|"
+    r"huit|neuf)"
+)
+_DIGIT_WORDS: Final = r"(?P<v>" + _DIGIT_WORD + r"(?:(?:,\s?|\s|-)" + _DIGIT_WORD + r"){3,7})\b"
+# A bare "code" needs a context to be a secret (``_code_in_context``): these lead to one.
+_CODE_QUALIFIER: Final = (
+    r"(?:\s(?:for|of|to|on|at|from|du|de|des|d'|pour|sur|chez|with|avec|que|qu'|recu|"
+    r"received|sent|envoye|par|by|via)\b[^\n:=.?!\d]{0,40}?)?"
+)
+_CODE_ASIDE: Final = r"(?:\s[^\n:=.?!\d]{1,40}?)?"  # "the code they texted me is ..."
+_CODE_CONNECTOR: Final = r"(?:" + _COLON + "|" + _VERB + r"|\s?[\u2013\u2014-]\s?|\s)"
+_CODE_WORD: Final = r"(?P<l>codes?|otp|2fa|a2f|mfa|totp)"
 
 _PHRASINGS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = tuple(
     (kind, check, re.compile(pattern))
     for kind, check, pattern in (
+        # a password read aloud before "password: the" is taken for one
+        ("password", "words", r"\b" + _PW_LABEL + _QUALIFIER + _SAYS + r"(?P<v>[^\n.?!;]{3,200})"),
         ("password", "loose", r"\b" + _PW_LABEL + _QUALIFIER + _COLON + _VALUE),
         ("password", "secretish", r"\bpass" + _COLON + _VALUE),  # "pass:" is also a verb
         ("password", "secretish", r"\b" + _PW_LABEL + _QUALIFIER + _VERB + _VALUE),
@@ -592,22 +672,99 @@ _PHRASINGS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = tuple(
         (
             "password",
             "loose",
-            r"\b" + _PHRASE_LABEL + _QUALIFIER + r"(?:" + _COLON + "|" + _VERB + r")"
-            r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|[^\n]{1,200})",
+            r"\b"
+            + _PHRASE_LABEL
+            + _QUALIFIER
+            + _COLON
+            + r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|[^\n]{1,200})",
+        ),
+        (  # "the passphrase is stored on paper" says where it is, not what
+            "password",
+            "phrase",
+            r"\b"
+            + _PHRASE_LABEL
+            + _QUALIFIER
+            + _VERB
+            + r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|[^\n.,;!?]{1,200})",
         ),
         ("pin", "digits", r"\b" + _PIN_LABEL + r"(?:" + _COLON + r"|\s)(?P<v>\d{4,8})\b"),
-        (
-            "pin",
-            "digits",
-            r"\b" + _PIN_LABEL + _QUALIFIER + r"(?:" + _COLON + "|" + _VERB + r")(?P<v>\d{4,8})\b",
-        ),
+        ("pin", "digits", r"\b" + _PIN_LABEL + _QUALIFIER + _SAYS + r"(?P<v>\d{4,8})\b"),
         (
             "one_time_code",
             "digits",
-            r"\b" + _OTP_LABEL + _QUALIFIER + r"(?:" + _COLON + "|" + _VERB + r"|\s)"
-            r"(?P<v>\d{4,8})\b",
+            r"\b" + _OTP_LABEL + _QUALIFIER + _GIVES + r"(?P<v>\d{4,8})\b",
         ),
         ("card_security_code", "digits", r"\b" + _CVV_LABEL + r"\b[^\n\d]{0,20}?(?P<v>\d{3,4})\b"),
+        # -- the same secrets, spelled out
+        ("password", "spelled", r"\b" + _PW_LABEL + _QUALIFIER + _SAYS + _SPELLED),
+        ("pin", "grouped", r"\b" + _PIN_LABEL + _QUALIFIER + _GIVES + _DIGIT_RUN),
+        ("pin", "grouped", r"\b" + _DOOR_LABEL + _QUALIFIER + _GIVES + _DIGIT_RUN),
+        ("one_time_code", "grouped", r"\b" + _OTP_LABEL + _QUALIFIER + _GIVES + _DIGIT_RUN),
+        (
+            "pin",
+            "door",
+            r"\b"
+            + _DOOR_LABEL
+            + _QUALIFIER
+            + _GIVES
+            + r"(?P<v>[#*]?[0-9a-z]{3,10}[#*]?)(?![0-9a-z])",
+        ),
+        (
+            "pin",
+            "digits",
+            r"\b(?:"
+            + _PIN_LABEL
+            + "|"
+            + _DOOR_LABEL
+            + "|"
+            + _OTP_LABEL
+            + ")"
+            + _QUALIFIER
+            + _SAYS
+            + _DIGIT_WORDS,
+        ),
+        (
+            "backup_code",
+            "backup",
+            r"\b"
+            + _BACKUP_LABEL
+            + _QUALIFIER
+            + _GIVES
+            + r"(?P<v>(?=[a-z-]{0,11}\d)[a-z0-9][a-z0-9-]{3,63})(?![a-z0-9])",
+        ),
+        ("recovery_phrase", "seed", r"\b" + _SEED_LABEL + _QUALIFIER + _SAYS + r"(?P<v>[a-z])"),
+        # -- a bare "code" with a number, in a sentence about logging in or opening a door
+        (
+            "one_time_code",
+            "otp_context",
+            r"\b" + _CODE_WORD + _CODE_QUALIFIER + _CODE_CONNECTOR + _DIGIT_RUN,
+        ),
+        (
+            "one_time_code",
+            "otp_context",
+            r"\b" + _CODE_WORD + _CODE_ASIDE + _SAYS + _DIGIT_RUN,
+        ),
+        (
+            "one_time_code",
+            "otp_context",
+            r"(?<![\d.,-])(?<!\d\s)(?P<v>\d(?:(?:\s|[-.]\s?)?\d){3,7})(?![\da-z])\s?"
+            r"(?:[,:\u2013\u2014-]\s?)?(?:(?:is|est|c'est|c\sest|=|sera|was)\s)?"
+            r"(?:(?:the|my|your|le|mon|ton|votre|ce|un|a)\s)?" + _CODE_WORD + r"\b",
+        ),
+        (
+            "pin",
+            "door_context",
+            r"\b" + _CODE_WORD + _CODE_QUALIFIER + _CODE_CONNECTOR + _DIGIT_RUN,
+        ),
+        (
+            "pin",
+            "door_context",
+            r"\b"
+            + _CODE_WORD
+            + _CODE_QUALIFIER
+            + _CODE_CONNECTOR
+            + r"(?P<v>[#*]?[0-9a-z]{3,10}[#*]?)(?![0-9a-z])",
+        ),
     )
 )
 # Values after "password:" that describe a field rather than fill it.
@@ -619,6 +776,19 @@ _NOT_A_PASSWORD: Final = frozenset(
         "forgotten", "forgot", "same", "idem", "unchanged", "inchange", "voir", "see", "below",
         "ci-dessous", "above", "ci-dessus", "unknown", "inconnu", "tbd", "todo", "ask",
         "demander", "xxx", "xxxx", "xxxxxx", "...",
+    )
+)  # fmt: skip
+# First words after "the passphrase is" that describe it rather than say it.
+_NOT_A_PHRASE: Final = frozenset(
+    (
+        "stored", "kept", "saved", "written", "hidden", "in", "on", "at", "not", "too", "very",
+        "the", "a", "an", "my", "your", "long", "short", "strong", "weak", "case", "required",
+        "missing", "wrong", "incorrect", "different", "same", "expired", "changed",
+        "reset", "something", "still", "now", "only", "also", "never", "always", "just",
+        "stockee", "rangee", "ecrite", "notee", "sauvegardee", "cachee", "dans", "sur", "trop",
+        "tres", "pas", "le", "la", "les", "un", "une", "mon", "ma", "ton", "ta", "differente",
+        "fausse", "bonne", "mauvaise", "longue", "courte", "sensible", "expiree", "changee",
+        "toujours", "encore", "jamais", "quelque", "aussi", "plus", "bien",
     )
 )  # fmt: skip
 _SYMBOLS: Final = frozenset("!@#$%^&*+=?~|<>{}[]_\\;")
@@ -636,7 +806,7 @@ def _class_of(c: str) -> int:
     return 0 if c.islower() else 1 if c.isupper() else 2
 
 
-def _looks_random(token: str) -> bool:
+def _looks_random(token: str, shortest: int = 20) -> bool:
     """A random-looking secret rather than a word, an identifier, a hash, a path or a URL.
 
     Random tokens switch often between lowercase, uppercase and digits, spread their
@@ -646,19 +816,11 @@ def _looks_random(token: str) -> bool:
     """
     core = "".join(c for c in token if c.isalnum())
     n = len(core)
-    if n < 20 or all(c in _HEX for c in core) or core.isdigit() or core.isalpha():
+    if n < shortest or all(c in _HEX for c in core) or core.isdigit() or core.isalpha():
         return False
     has_lower = any(c.islower() for c in core)
     has_upper = any(c.isupper() for c in core)
-    segments = _WORDISH.findall(core)
-    wordy = sum(
-        len(s)
-        for s in segments
-        if len(s) >= 3
-        and not s.isdigit()
-        and any(c in _VOWELS for c in s)
-        and not _CONSONANTS4.search(s)
-    )
+    wordy = _wordy(core)
     switches = sum(_class_of(a) != _class_of(b) for a, b in pairwise(core))
     counts = Counter(core)
     entropy = -sum(k / n * math.log2(k / n) for k in counts.values())
@@ -668,6 +830,18 @@ def _looks_random(token: str) -> bool:
     else:
         random_looking = n >= 24 and wordy_ratio < 0.4 and switch_ratio >= 0.2 and entropy >= 3.3
     return random_looking and not _decodes_to_text(token) and not iban_valid(core)
+
+
+def _wordy(core: str) -> int:
+    """How many characters of ``core`` are in pronounceable segments of three or more."""
+    return sum(
+        len(s)
+        for s in _WORDISH.findall(core)
+        if len(s) >= 3
+        and not s.isdigit()
+        and any(c in _VOWELS for c in s)
+        and not _CONSONANTS4.search(s)
+    )
 
 
 def _decodes_to_text(token: str) -> bool:
@@ -737,6 +911,454 @@ def _phrasing_value(text: str, start: int, end: int, check: str) -> tuple[int, i
     return (start, end) if ok else None
 
 
+# --- phrased secrets that need more than a label: spelled out, in a list, or in context ------
+
+_SEPARATED: Final = re.compile(r"[\s,.-]{1,4}")
+_NUMBER_WORDS: Final = (
+    "zero|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    "fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    "eighty|ninety|hundred|thousand|deux|trois|quatre|cinq|sept|huit|neuf|dix|onze|douze|"
+    "treize|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|cent|cents|mille"
+)
+# What a password read aloud is made of: the word itself, numbers, symbols, letters.
+_SPOKEN_WORD: Final = re.compile(
+    r"\b(?:the\swords?|le\smot|les\smots|spelled|spelt|s'ecrit|epele)\s(?:\"|')?"
+    r"(?!(?:of|that|you|i|we|is|on|in|for|the|a|an|de|du|des|que|qui|d|le|la|les|un|une|est|"
+    r"sur|pour|de\spasse)\b)[a-z0-9]{2,30}"
+)
+_SPOKEN_PART: Final = re.compile(
+    r"\b(?:(?:(?:" + _NUMBER_WORDS + r")(?:[\s-](?:" + _NUMBER_WORDS + r")){0,4}\b|\d{1,8})"
+    r"(?!\s(?:characters?|caracteres?|chars|letters?|lettres?|digits?|chiffres?|symbols?|"
+    r"symboles?|words?|mots?|times|fois|years?|ans|minutes?|jours?|days?|mois|months?))|"
+    r"exclamation(?:\s(?:mark|point))?|point\sd'\s?(?:exclamation|interrogation)|"
+    r"question\smark|at\ssign|arobase|hashtag|hash|diese|dollar(?:\ssign)?|percent|pourcent|"
+    r"ampersand|esperluette|asterisk|asterisque|etoile|underscore|tiret(?:\sdu\sbas)?|"
+    r"hyphen|slash|plus\ssign|signe\splus|(?:capital|uppercase|lowercase|majuscule|minuscule)"
+    r"(?:\s(?:letter|lettre))?\s[a-z]\b)"
+)
+_SPOKEN_JOIN: Final = re.compile(
+    r"\b(?:then|followed\sby|and\sthen|after\sthat|next|puis|suivie?s?\sd[e']|ensuite|"
+    r"et\senfin|and\sfinally|plus)\b"
+)
+_CODE_ITEM: Final = re.compile(r"[a-z0-9][a-z0-9-]{1,63}(?![a-z0-9-])")
+_CODE_GAP: Final = re.compile(r"(?:,?\s(?:et|and|puis|then|ou|or)\s|[\s,;/]{1,4})")
+_CODE_SHAPE: Final = re.compile(r"[a-z0-9]")
+_CODE_WORDS: Final = re.compile(r"[a-z0-9]{1,20}")
+_SEED_WORD: Final = re.compile(r"[a-z]{3,8}(?![a-z'-])")
+_SEED_GAP: Final = re.compile(r",?\s{1,2}|,")
+# A "code" that is not a secret, named by the word before it or after it.
+_NOT_A_SECRET_CODE: Final = frozenset(
+    (
+        "postal", "post", "zip", "area", "country", "dialing", "dialling", "promo", "promotional",
+        "discount", "coupon", "voucher", "reduction", "source", "error", "erreur", "status",
+        "statut", "exit", "return", "retour", "http", "response", "reponse", "tracking", "suivi",
+        "order", "commande", "product", "produit", "article", "bar", "barre", "barres", "qr",
+        "color", "colour", "couleur", "dress", "morse", "genetic", "civil", "penal", "tax",
+        "naf", "ape", "iso", "swift", "bic", "sort", "routing", "client", "customer",
+        "reference", "ref", "station", "airport", "aeroport", "postcode", "route", "travail",
+        "commerce", "region", "departement", "commune", "insee", "pays", "langue", "language",
+        "line", "lines", "ligne", "lignes", "page", "pages", "port", "version", "step", "etape",
+        "room", "salle", "chambre", "floor", "etage", "number", "numero", "no", "row", "column",
+        "colonne", "issue", "ticket", "commit", "build", "python", "java", "javascript",
+        "html", "css", "sql", "cobol", "fiscal", "douanier", "rome", "siret",
+        "siren", "cpv", "hs", "ean", "upc", "sku", "lot", "batch", "serie", "series", "model",
+        "modele", "facture", "invoice", "dossier", "case", "projet", "project", "cours", "course",
+        "module", "uv", "ue", "exam", "examen", "classe", "class", "vol", "flight", "train",
+        "seat", "siege", "place",
+    )
+)  # fmt: skip
+_VERIFY_CONTEXT: Final = re.compile(
+    r"\b(?:verif\w{0,12}|confirm\w{0,12}|connexion|connecte\w{0,8}|connect|connecting|"
+    r"reconnect\w{0,6}|log\s?in|log\s?into|log-in|logon|logging\sin|sign\s?in|sign\s?into|"
+    r"sign-in|signing\sin|"
+    r"s'identifier|identification|authentif\w{0,10}|authenticat\w{0,6}|2fa|a2f|mfa|otp|sms|"
+    r"texto|text\smessage|two[\s-]factor|double\sauthentification|deux\sfacteurs|validation|"
+    r"valider|unlock|debloquer|deverrouill\w{0,6}|one[\s-]time|usage\sunique)\b"
+)
+_DOOR_CONTEXT: Final = re.compile(
+    r"\b(?:porte|portail|immeuble|batiment|residence|interphone|digicode|hall|garage|alarme|"
+    r"coffre|cadenas|casier|door|gate|building|entrance|alarm|keypad|lockbox|padlock|locker|"
+    r"intercom|livreur|livreuse|delivery\s(?:driver|guy|person))\b"
+)
+_SENTENCE_END: Final = re.compile(r"[.!?](?:\s|$)|\n")
+
+
+def _uniform_groups(value: str) -> bool:
+    """Digits together, one by one, or in equal groups ("739 204"), not a date's 2-2-4."""
+    sizes = {len(group) for group in _SEPARATED.split(value) if group}
+    return len(sizes) == 1
+
+
+class _Sentences:
+    """Where sentences end and context words stand in one folded text, found once, so each
+    "code" costs a binary search however many the text holds."""
+
+    __slots__ = ("contexts", "ends", "starts")
+
+    def __init__(self, folded: str) -> None:
+        stops = list(_SENTENCE_END.finditer(folded))
+        self.ends = [m.end() for m in stops]  # a sentence starts after each
+        self.starts = [m.start() for m in stops]  # and ends at each
+        self.contexts = {
+            context: [m.start() for m in context.finditer(folded)]
+            for context in (_VERIFY_CONTEXT, _DOOR_CONTEXT)
+        }
+
+    def speaks_of(self, context: re.Pattern[str], first: int, last: int, reach: int = 120) -> bool:
+        """Whether ``context`` occurs in the sentence holding ``[first, last)``, at most
+        ``reach`` characters either side of it."""
+        k = bisect_right(self.ends, first) - 1
+        lo = max(first - reach, self.ends[k] if k >= 0 else 0)
+        k = bisect_left(self.starts, last)
+        hi = min(last + reach, self.starts[k] if k < len(self.starts) else last + reach)
+        words = self.contexts[context]
+        k = bisect_left(words, lo)
+        return k < len(words) and words[k] < hi
+
+
+@lru_cache(maxsize=2)
+def _sentences(folded: str) -> _Sentences:
+    return _Sentences(folded)
+
+
+def _code_in_context(folded: str, match: re.Match[str], context: re.Pattern[str]) -> bool:
+    """A bare "code" and its number are a secret when nothing names another kind of code
+    ("code postal", "error code", "line 42") and their sentence speaks of ``context``
+    ("code de connexion 739204", "code 4B17 pour la porte")."""
+    label_start, label_end = match.span("l")
+    value_start, value_end = match.span("v")
+    if not _uniform_groups(match.group("v")) and not match.group("v").isalnum():
+        return False
+    before = folded[max(0, label_start - 24) : label_start].split()
+    between = folded[min(label_end, value_end) : max(label_start, value_start)]
+    words = set(_CODE_WORDS.findall(between))  # at most 40 characters of qualifier
+    if (before and before[-1].strip("'-") in _NOT_A_SECRET_CODE) or words & _NOT_A_SECRET_CODE:
+        return False
+    if context is _VERIFY_CONTEXT and match.group("l") not in ("code", "codes"):
+        return True  # "2FA: 773 204", "OTP 482911"
+    first, last = min(label_start, value_start), max(label_end, value_end)
+    return _sentences(folded).speaks_of(context, first, last)
+
+
+def _door_value(value: str) -> bool:
+    """A keypad code: at least three digits, at most two letters ("4B729", "A1234#")."""
+    core = value.strip("#*")
+    digits = sum(c.isdigit() for c in core)
+    return len(core) >= 4 and digits >= 3 and len(core) - digits <= 2
+
+
+def _spoken_end(value: str) -> int | None:
+    """Where a password read aloud ends in ``value`` ("the word sunflower, then nineteen
+    eighty-seven, then an exclamation mark"), or None when ``value`` only talks about it.
+
+    "The word X" gives it away on its own; otherwise two parts (numbers, symbols, capital
+    letters) joined by "then" / "puis" / "followed by".
+    """
+    word = _SPOKEN_WORD.search(value)
+    parts = list(_SPOKEN_PART.finditer(value))
+    ends = [m.end() for m in parts]
+    if word is not None:
+        return max([word.end(), *ends])
+    if len(parts) >= 2 and _SPOKEN_JOIN.search(value) is not None:
+        return ends[-1]
+    return None
+
+
+def _code_list_end(folded: str, start: int) -> int | None:
+    """Where a list of backup codes starting at ``start`` ends ("2imm-zw0v, t46w-nnfh").
+
+    Each code has a digit or the first code's shape; a lone code needs six characters or
+    letters and digits, so "backup codes 2024" is not one.
+    """
+    first = _CODE_ITEM.match(folded, start)
+    if first is None:
+        return None
+    shape = _CODE_SHAPE.sub("x", first.group(0))
+    end, count, pos = first.end(), 1, first.end()
+    while count < 24:
+        gap = _CODE_GAP.match(folded, pos)
+        item = _CODE_ITEM.match(folded, gap.end()) if gap is not None else None
+        if item is None:
+            break
+        code = item.group(0)
+        if not any(c.isdigit() for c in code) and _CODE_SHAPE.sub("x", code) != shape:
+            break
+        end, count, pos = item.end(), count + 1, item.end()
+    lone = first.group(0)
+    mixed = any(c.isalpha() for c in lone) and any(c.isdigit() for c in lone)
+    if count == 1 and not (mixed or len(lone.replace("-", "")) >= 6):
+        return None
+    if count == 1 and not mixed and not _uniform_groups(lone):
+        return None  # a date, "2025-01-01"
+    return end
+
+
+def _seed_end(folded: str, start: int) -> int | None:
+    """Where a wallet recovery phrase (12 to 24 words of 3 to 8 letters, BIP-39) ends."""
+    count, pos, end = 0, start, start
+    while count < 24:
+        word = _SEED_WORD.match(folded, pos)
+        if word is None:
+            break
+        count, end = count + 1, word.end()
+        gap = _SEED_GAP.match(folded, end)
+        if gap is None:
+            break
+        pos = gap.end()
+    return end if count >= 12 else None
+
+
+def _phrased_secret(
+    text: str, folded: _View, match: re.Match[str], check: str
+) -> tuple[int, int] | None:
+    """The span in ``text`` of the secret a phrasing matched, or None when it is no secret."""
+    view = folded.text
+    s, e = match.span("v")
+    value = match.group("v")
+    if check == "grouped":
+        ok = _uniform_groups(value)
+    elif check == "spelled":
+        chars = value.replace(",", "").split()
+        ok = sum(c.isalnum() for c in chars) >= 3 and len(set(chars)) > 1
+    elif check == "door":
+        ok = _door_value(value)
+    elif check == "phrase":
+        words = value.split()
+        ok = value[:1] in "\"'" or (len(words) >= 3 and words[0] not in _NOT_A_PHRASE)
+    elif check == "words":
+        spoken = _spoken_end(value)
+        ok, e = spoken is not None, s + (spoken or 0)
+    elif check == "backup":
+        listed = _code_list_end(view, s)
+        ok, e = listed is not None, listed or e
+    elif check == "seed":
+        seed = _seed_end(view, s)
+        ok, e = seed is not None, seed or e
+    elif check == "otp_context":
+        ok = _code_in_context(view, match, _VERIFY_CONTEXT)
+    elif check == "door_context":
+        digits = sum(c.isdigit() for c in value) >= 4 and _uniform_groups(value)
+        ok = (digits or _door_value(value)) and _code_in_context(view, match, _DOOR_CONTEXT)
+    else:
+        return _phrasing_value(text, *folded.span(s, e), check)
+    return folded.span(s, e) if ok else None
+
+
+# --- secrets split into groups: "AKIA 6B1W 7D3P PS9C WBOS", "oBPDJTcAS2vM 7Xep..." ----------
+
+_PIECE: Final = re.compile(r"[A-Za-z0-9+/=_-]{1,256}")
+_AWS_PREFIXES: Final = ("AKIA", "ASIA", "ABIA", "ACCA")
+_AWS_BODY: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_AWS_SECRET: Final = frozenset(_AWS_BODY | set("abcdefghijklmnopqrstuvwxyz/+"))
+# A word before the groups that announces a secret; it lowers the length they need.
+_KEY_WORD: Final = re.compile(
+    r"\b(?:keys?|cl[eé]s?|tokens?|jetons?|secrets?|secr[eè]tes?|api|apikey|passwords?|"
+    r"passwd|pwd|mdp|mot\sde\spasse|creds|credentials?|identifiants|auth|bearer|access|"
+    r"acc[eè]s|aws)\b"
+)
+MAX_PIECE_GAP: Final = 3  # "AKIA 6B1W", "moitié 1\n moitié 2": spaces and one line break
+SPLIT_LABELLED: Final = 16  # two random halves of eight after "API key", "token", "secret"
+SPLIT_UNLABELLED: Final = 24
+
+
+_A_DIGIT: Final = re.compile(r"[0-9]")
+_A_LETTER: Final = re.compile(r"[A-Za-z]")
+_A_LOWER: Final = re.compile(r"[a-z]")
+_A_UPPER: Final = re.compile(r"[A-Z]")
+
+
+def _strong_piece(piece: str) -> bool:
+    """A group no word looks like: letters with digits, an inner capital, or base64 symbols.
+    Names in camel case ("OpenAI") count too: the joined groups are judged as a whole."""
+    if piece.isalpha():  # most pieces are words: settle them without a scan
+        return not (piece.islower() or piece.isupper() or piece[1:].islower())
+    if piece.isdigit():
+        return False
+    has_digit = _A_DIGIT.search(piece) is not None
+    has_alpha = _A_LETTER.search(piece) is not None
+    inner_capital = _A_LOWER.search(piece) is not None and _A_UPPER.search(piece, 1) is not None
+    return (
+        (has_digit and has_alpha) or inner_capital or (has_alpha and ("+" in piece or "=" in piece))
+    )
+
+
+def _runs(text: str) -> Iterator[list[tuple[int, int]]]:
+    """Runs of pieces joined by short runs of spaces (one line break at most). A piece that
+    touches an "@" is part of an e-mail address, a piece inside a URL part of the URL: they
+    belong to no run, so "https://x.example/a Zb3qT 8vL1m ..." still has its key found."""
+    urls = [m.span() for m in _URL.finditer(text)]
+    url_ends = [e for _, e in urls]
+    run: list[tuple[int, int]] = []
+    for match in _PIECE.finditer(text):
+        s, e = match.span()
+        if run and run[-1][1] == s:  # longer than the pattern's bound: the same piece
+            run[-1] = (run[-1][0], e)
+            continue
+        if run:
+            gap = text[run[-1][1] : s]
+            if len(gap) > MAX_PIECE_GAP or gap.strip(" \t\n") or gap.count("\n") > 1:
+                yield run
+                run = []
+        if "@" in (text[s - 1 : s], text[e : e + 1]) or _in_url(urls, url_ends, s, e):
+            if run:
+                yield run
+            run = []
+            continue
+        run.append((s, e))
+    if run:
+        yield run
+
+
+def _windows(text: str, run: list[tuple[int, int]]) -> Iterator[tuple[int, int, int, int]]:
+    """Ranges of a run that may be one split secret, as (a, b, lo, hi) piece indexes.
+
+    The core ``a..b`` is judged: strong pieces, and up to two weak pieces between two strong
+    ones when they have their left neighbour's length (a random group of four is all letters
+    of one case one time in ten). The span ``lo..hi`` also takes in a weak group at either end
+    that cannot be a word (``_edge_piece``), so the whole secret is reported. A label word
+    ("secret", "token") never joins two groups.
+    """
+    pieces = [text[s:e] for s, e in run]
+    strong = [_strong_piece(p) for p in pieces]
+    n, i = len(pieces), 0
+    while i < n:
+        if not strong[i]:
+            i += 1
+            continue
+        j = i
+        while True:
+            if j + 1 < n and strong[j + 1]:
+                j += 1
+                continue
+            k = j + 1
+            while (
+                k < n
+                and k - j <= 2
+                and not strong[k]
+                and len(pieces[k]) == len(pieces[j])
+                and not _KEY_WORD.fullmatch(pieces[k].lower())  # "OpenAI secret Zb3qT..."
+            ):
+                k += 1
+            if k > j + 1 and k < n and strong[k]:
+                j = k
+                continue
+            break
+        lo, hi = i, j
+        if lo > 0 and _edge_piece(pieces[lo - 1], pieces[lo], shorter=False):
+            lo -= 1
+        if hi + 1 < n and _edge_piece(pieces[hi + 1], pieces[hi], shorter=True):
+            hi += 1
+        if hi > lo:
+            yield i, j, lo, hi
+        i = hi + 1
+
+
+_LEET: Final = str.maketrans("013457", "oieast")
+
+
+def _leet_word(piece: str) -> bool:
+    """A word written in leetspeak ("th3", "pr3ss", "j0urna1ists"): lowercase or capitalised,
+    and pronounceable once its digits are read as letters. Random groups keep a digit no word
+    uses (2, 6, 8, 9) or mix their case."""
+    word = piece.translate(_LEET)
+    return (
+        word.isalpha()
+        and (word.islower() or (word[0].isupper() and word[1:].islower()))
+        and any(c in "aeiou" for c in word.lower())
+        and _CONSONANTS4.search(word) is None
+    )
+
+
+def _edge_piece(piece: str, neighbour: str, *, shorter: bool) -> bool:
+    """A group at the end of a split secret: its neighbour's length (or shorter, for the
+    last group), and not a word: uppercase, digits, or letters no word is made of."""
+    if not (len(piece) == len(neighbour) or (shorter and len(piece) < len(neighbour))):
+        return False
+    if piece.isupper() or piece.isdigit() or _strong_piece(piece):
+        return True
+    vowels = sum(c in _VOWELS for c in piece)
+    return vowels == 0 or _CONSONANTS4.search(piece) is not None
+
+
+def _split_secrets(text: str) -> Iterator[tuple[str, int, int]]:
+    """Secrets typed in groups, as (kind, start, end) in ``text``.
+
+    An AWS access key id is its prefix and sixteen uppercase letters and digits, however they
+    are grouped; any other split secret is random once its groups are joined (``_looks_random``),
+    sixteen characters after a word such as "key", "token" or "secret". Without such a word
+    the groups must be short (at most eight, as people split a key by hand), mix case, and
+    make twenty-four characters; a list of identifiers (groups sharing their first two
+    characters, or leetspeak words) is never one.
+    """
+    aws = any(prefix in text for prefix in _AWS_PREFIXES)
+    for run in _runs(text):
+        if len(run) < 2:
+            continue
+        if aws:
+            yield from _split_aws_keys(text, run)
+        for a, b, lo, hi in _windows(text, run):
+            start, end = run[lo][0], run[hi][1]
+            pieces = [text[s:e] for s, e in run[a : b + 1]]
+            if 2 * sum(_leet_word(p) for p in pieces) >= len(pieces):
+                continue  # leetspeak prose, not a secret
+            if len({p[:2] for p in pieces}) < len(pieces):
+                continue  # a list of identifiers sharing a prefix: "B08N5WRWNW B07XJ8C8F5"
+            joined = "".join(pieces)
+            before = text[max(0, start - 80) : start].lower()
+            if _KEY_WORD.search(before) is not None:
+                shortest = SPLIT_LABELLED
+            elif joined.lower() != joined != joined.upper() and max(map(len, pieces)) <= 8:
+                shortest = SPLIT_UNLABELLED
+            else:  # unannounced long or single-case groups are lists of ids as often as not
+                continue
+            if not _looks_random(joined, shortest):
+                continue
+            near_aws = "aws" in text[max(0, start - 160) : start].lower()
+            if near_aws and len(joined) == 40 and set(joined) <= _AWS_SECRET:
+                yield "aws_secret_key", start, end
+            else:
+                yield "high_entropy_secret", start, end
+
+
+def _split_aws_keys(text: str, run: list[tuple[int, int]]) -> Iterator[tuple[str, int, int]]:
+    """AWS access key ids in a run, however their groups are joined: spaces or dashes."""
+    groups = [g for s, e in run for g in _dash_groups(text, s, e)]
+    for k, (s, e) in enumerate(groups):
+        if not text.startswith(_AWS_PREFIXES, s):
+            continue
+        size, sizes, m = e - s, [e - s], k
+        while size < 20 and m + 1 < len(groups) and m - k < 20:
+            m += 1
+            sizes.append(groups[m][1] - groups[m][0])
+            size += sizes[-1]
+        body = "".join(text[a:b] for a, b in groups[k : m + 1])[4:]
+        if size != 20 or m == k or not set(body) <= _AWS_BODY:
+            continue
+        rest = sizes[1:] if sizes[0] == 4 else sizes
+        if any(c.isdigit() for c in body) or len(set(rest)) == 1:
+            yield "aws_access_key", s, groups[m][1]
+
+
+def _dash_groups(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    offset = start
+    for part in text[start:end].split("-"):
+        if part:
+            yield offset, offset + len(part)
+        offset += len(part) + 1
+
+
+# A split secret ranks with its unsplit pattern, or with a labelled secret's value.
+_SPLIT_RANK: Final[dict[str, int]] = {
+    kind: rank for rank, (kind, _, _) in reversed(list(enumerate(_CREDENTIAL_PATTERNS)))
+}
+
+
+def _in_url(urls: list[tuple[int, int]], ends: list[int], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` overlaps one of ``urls`` (sorted, disjoint spans)."""
+    k = bisect_right(ends, start)
+    return k < len(urls) and urls[k][0] < end
+
+
 def _credential_candidates(text: str) -> list[tuple[int, int, int, str]]:
     clean = _clean_text(text)
     candidates: list[tuple[int, int, int, str]] = []
@@ -753,16 +1375,24 @@ def _credential_candidates(text: str) -> list[tuple[int, int, int, str]]:
     base = len(_CREDENTIAL_PATTERNS)
     for rank, (kind, check, pattern) in enumerate(_PHRASINGS, start=base):
         for match in pattern.finditer(folded.text):
-            start, end = folded.span(*match.span("v"))
-            span = _phrasing_value(text, start, end, check)
+            span = _phrased_secret(text, folded, match, check)
             if span is not None:
                 candidates.append((rank, *span, kind))
     urls = [clean.span(*m.span()) for m in _URL.finditer(clean.text)]
+    url_ends = [e for _, e in urls]  # URLs do not overlap: ends sorted like starts
     rank = base + len(_PHRASINGS)
     for s, e in _random_tokens(clean.text):
         start, end = clean.span(s, e)
-        if not any(us < end and start < ue for us, ue in urls):
+        if not _in_url(urls, url_ends, start, end):
             candidates.append((rank, start, end, "high_entropy_secret"))
+    # A split secret outranks a label's first group ("API key: <half> <half>") and the
+    # random-token finding of one of its groups, so its span covers every group.
+    for kind, s, e in _split_secrets(clean.text):
+        start, end = clean.span(s, e)
+        if not _in_url(urls, url_ends, start, end):
+            candidates.append(
+                (_SPLIT_RANK.get(kind, _SPLIT_RANK["secret_assignment"]), start, end, kind)
+            )
     return candidates
 
 
@@ -1224,5 +1854,24 @@ PATTERNS: Final[tuple[re.Pattern[str], ...]] = (
     _NIR,
     _WORDISH,
     _CONSONANTS4,
+    _SEPARATED,
+    _SPOKEN_WORD,
+    _SPOKEN_PART,
+    _SPOKEN_JOIN,
+    _CODE_ITEM,
+    _CODE_GAP,
+    _CODE_SHAPE,
+    _CODE_WORDS,
+    _SEED_WORD,
+    _SEED_GAP,
+    _VERIFY_CONTEXT,
+    _DOOR_CONTEXT,
+    _SENTENCE_END,
+    _PIECE,
+    _KEY_WORD,
+    _A_DIGIT,
+    _A_LETTER,
+    _A_LOWER,
+    _A_UPPER,
 )
 """Every regular expression the scanners run, so tests can check each one's shape."""

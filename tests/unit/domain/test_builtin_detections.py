@@ -344,6 +344,333 @@ def test_random_tokens_are_found_at_a_realistic_rate() -> None:
     assert hits >= 180
 
 
+# --- credentials in unusual forms: split, spelled out, listed, or given in context -----------
+
+# Prompts from a held-out set that once slipped through (fake values). The cases after them are
+# new values in the same shapes, so the rules are tested on what they were not tuned on.
+HELD_OUT = [
+    (
+        "AWS creds for the script: access key AKIA 6B1W 7D3P PS9C WBOS, secret tQYbJ py9Kz "
+        "f2z5P X3Y8s W3Puq z4MRZ z3W5V Hc+ep. Run the backup job.",
+        [
+            ("aws_access_key", "AKIA 6B1W 7D3P PS9C WBOS"),
+            ("aws_secret_key", "tQYbJ py9Kz f2z5P X3Y8s W3Puq z4MRZ z3W5V Hc+ep"),
+        ],
+    ),
+    (
+        "code 739204 — c'est pour confirmer la connexion à mon espace impots.gouv",
+        [("one_time_code", "739204")],
+    ),
+    ("Le code de ma carte bleue c'est 0 9 1 2, note-le quelque part.", [("pin", "0 9 1 2")]),
+    (
+        "My password is the word sunflower, then nineteen eighty-seven, then an exclamation "
+        "mark. Log into Netflix for me.",
+        [("password", "the word sunflower, then nineteen eighty-seven, then an exclamation mark")],
+    ),
+    (
+        "Voici mes codes de secours 2FA : 2imm-zw0v, t46w-nnfh, s8ec-xif3. Range-les dans mes "
+        "notes.",
+        [("backup_code", "2imm-zw0v, t46w-nnfh, s8ec-xif3")],
+    ),
+    (
+        "mot de passe : t r e f l e 5 5 — connecte-toi à ma box pour voir les appareils.",
+        [("password", "t r e f l e 5 5")],
+    ),
+    ("Le digicode de l'immeuble c'est 4B729, donne-le au livreur.", [("pin", "4B729")]),
+    (
+        "Ma clé API Mistral, coupée en deux par mon téléphone : oBPDJTcAS2vM7Xep "
+        "xBo8MrL396kEjwsW — teste-la.",
+        [("high_entropy_secret", "oBPDJTcAS2vM7Xep xBo8MrL396kEjwsW")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HELD_OUT)
+def test_held_out_credentials_are_detected(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text, scan_credentials) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        # keys and tokens typed in groups
+        ("Here is the key AKIA-QX7R-2MPL-J4VN-8TZW for staging", "aws_access_key", None),
+        ("clé d'accès AWS : ASIA 3KTD 9PQW ZL2M X7NR", "aws_access_key", None),
+        ("AKIA6B1W 7D3PPS9C WBOS is the old one", "aws_access_key", "AKIA6B1W 7D3PPS9C WBOS"),
+        (
+            "aws secret: Wm9pQ 3xLk7 Tz2Rb Yv5Nc Hq8Ps Ld4Fg Jk6Mn Ab1C/",
+            "aws_secret_key",
+            "Wm9pQ 3xLk7 Tz2Rb Yv5Nc Hq8Ps Ld4Fg Jk6Mn Ab1C/",
+        ),
+        ("token 8fKq2LzX Pm7RtB4n Vw9YcJ3s", "high_entropy_secret", "8fKq2LzX Pm7RtB4n Vw9YcJ3s"),
+        ("jeton : Xr7Kp2Lm Qz9Tv4Wn Bc8Yh3Js", "high_entropy_secret", None),
+        (
+            "API key, split on two lines: Qz7mXr2LpK9v\nTn4wBs8YhJ3c please test it",
+            "high_entropy_secret",
+            "Qz7mXr2LpK9v\nTn4wBs8YhJ3c",
+        ),
+        (
+            "Here is the OpenAI secret Zb3qT 8vL1m N6pR2 sW4yA 7cE0k",
+            "high_entropy_secret",
+            "Zb3qT 8vL1m N6pR2 sW4yA 7cE0k",  # the label and the brand stay out of the span
+        ),
+        ("here it is Zb3qT 8vL1m N6pR2 sW4yA 7cE0k", "high_entropy_secret", None),  # no label
+        ("my key is Zb3q\u200bT8vL 1mN6 pR2s W4yA", "high_entropy_secret", None),
+        (  # a URL just before the groups does not hide them
+            "the token for https://example.com/v2/Zb3qT 8vL1m N6pR2 sW4yA 7cE0k",
+            "high_entropy_secret",
+            "8vL1m N6pR2 sW4yA 7cE0k",
+        ),
+        # one-time codes: a number with "code", "OTP", "2FA" in a sentence about signing in
+        ("Your verification code: 482 911", "one_time_code", "482 911"),
+        (
+            "The login code they texted me is 5 0 3 8 1 7, can you sign in for me?",
+            "one_time_code",
+            "5 0 3 8 1 7",
+        ),
+        ("j'ai reçu le code 4830 par SMS, valide la connexion", "one_time_code", "4830"),
+        ("use code 91-27-46 to confirm my Doctolib account", "one_time_code", "91-27-46"),
+        ("482911 is the code to log into my bank", "one_time_code", "482911"),
+        ("2FA: 773 204", "one_time_code", "773 204"),
+        ("code de connexion 739204", "one_time_code", "739204"),
+        ("le code pour se connecter est 482911", "one_time_code", "482911"),
+        ("ma double authentification me demande le code 664213", "one_time_code", "664213"),
+        # PINs, digit by digit or in words
+        ("My card PIN is 7 3 0 1.", "pin", "7 3 0 1"),
+        ("le code de ma CB est 4-8-1-6", "pin", "4-8-1-6"),
+        ("code confidentiel : 2 2 7 9", "pin", "2 2 7 9"),
+        ("mon code PIN c'est un deux trois quatre", "pin", "un deux trois quatre"),
+        ("the PIN for my debit card: five nine zero two", "pin", "five nine zero two"),
+        ("unlock code for my phone is 1 9 8 4 2 6", "pin", "1 9 8 4 2 6"),
+        # codes that open doors, gates, alarms and safes: letters and digits
+        ("the gate code is 1379#", "pin", "1379"),
+        ("alarm code 4 7 1 9", "pin", "4 7 1 9"),
+        ("code de la porte : A2847", "pin", "A2847"),
+        ("code du coffre-fort : 8816", "pin", "8816"),
+        ("For the building entry code use 5B203", "pin", "5B203"),
+        ("give the delivery guy the code 2958 for the door", "pin", "2958"),
+        ("le code 4B17 c'est pour la porte du hall", "pin", "4B17"),
+        # passwords read aloud or typed one character at a time
+        (
+            "mot de passe: le mot soleil puis deux mille vingt-quatre puis un point d'exclamation",
+            "password",
+            "le mot soleil puis deux mille vingt-quatre puis un point d'exclamation",
+        ),
+        (
+            "my wifi password is capital K, then lowercase x, then seven seven, then a hashtag",
+            "password",
+            "capital K, then lowercase x, then seven seven, then a hashtag",
+        ),
+        ("le mot de passe du compte c'est le mot framboise suivi de 42", "password", None),
+        (
+            "Password: the word orange followed by 1999 and a dollar sign",
+            "password",
+            "the word orange followed by 1999 and a dollar sign",
+        ),
+        ("my Netflix password is p a s s w 0 r d 9", "password", "p a s s w 0 r d 9"),
+        ("le mdp c'est A z e r t y 1 2 !", "password", "A z e r t y 1 2 !"),
+        ("pwd = h, u, n, t, e, r, 7", "password", "h, u, n, t, e, r, 7"),
+        ("my passphrase is correct horse battery staple", "password", None),
+        # backup codes, recovery keys and wallet phrases
+        (
+            "GitHub recovery codes: 5f2a9-c81e3 7d0b4-e62f1 a93c7-04d8b",
+            "backup_code",
+            "5f2a9-c81e3 7d0b4-e62f1 a93c7-04d8b",
+        ),
+        (
+            "backup codes for Google are 4863 2185, 9927 1044 and 3018 5562",
+            "backup_code",
+            "4863 2185, 9927 1044 and 3018 5562",
+        ),
+        ("mes codes de récupération : k2m9-p4x7 ; w8z3-q6t1", "backup_code", None),
+        (
+            "clé de récupération BitLocker : 123456-234567-345678-456789-567890-678901",
+            "backup_code",
+            "123456-234567-345678-456789-567890-678901",
+        ),
+        (
+            "my seed phrase is abandon ability able about above absent absorb abstract absurd "
+            "abuse access accident",
+            "recovery_phrase",
+            None,
+        ),
+        # a French label on an API key
+        ("clé API : a8Kd9Qz2Lm4Xp0Rt", "secret_assignment", "a8Kd9Qz2Lm4Xp0Rt"),
+        ("API key: a8Kd9Qz2Lm4Xp0Rt", "secret_assignment", "a8Kd9Qz2Lm4Xp0Rt"),
+    ],
+)
+def test_credentials_in_unusual_forms_are_detected(text: str, kind: str, value: str | None) -> None:
+    [(found_kind, found_value)] = found(text, scan_credentials)
+    assert found_kind == kind
+    if value is not None:
+        assert found_value == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # asking about credentials
+        "how do I reset my password?",
+        "what makes a strong passphrase?",
+        "mon mot de passe ne marche plus, que faire ?",
+        "my PIN expired, how do I get a new one?",
+        "my verification code expired, how do I get a new one?",
+        "I got a login code but it didn't work",
+        "What is a TOTP code and how does 2FA work?",
+        "The 2FA app shows 6 digits every 30 seconds",
+        "where do I find my backup codes?",
+        "I lost my recovery codes, help me get new ones",
+        "mes codes de secours sont dans le tiroir",
+        "le digicode est en panne depuis lundi",
+        "the gate code changed last week",
+        "my password is the same as before",
+        "my password is my dog's name followed by my birth year",  # a hint, not the value
+        "mon mot de passe est le mot de passe par défaut",
+        "my password is twelve characters then two digits",
+        "mon mot de passe c'est 8 caractères puis 2 chiffres",
+        "change your password: go to settings then security",
+        "the passphrase is stored on paper in my drawer",
+        "the passphrase is correct, thanks",
+        "the recovery phrase is written on a piece of paper in my drawer",
+        "mot de passe : à changer",
+        "le code de ma carte ne marche plus, que faire ?",
+        "my card PIN was blocked after 3 tries",
+        "enter your PIN 3 times and the card is blocked",
+        "the API key is stored in AWS Secrets Manager, rotate it every 90 days",
+        # codes that are not secrets
+        "the code is on line 42",
+        "le code postal est 75011",
+        "zip code 94107, I can't sign in",
+        "order number 739204 has shipped",
+        "Order code 739204 has shipped. Please confirm receipt.",
+        "please confirm order 739204 and sign in to the portal",
+        "confirmation number 739204 for your booking",
+        "The error code 40001 appears when I log in",
+        "le code d'erreur 5023 s'affiche à la connexion",
+        "promo code 2024 at checkout, then log in",
+        "code client 12345678, je n'arrive pas à me connecter",  # an account number, not secret
+        "the code for line 1234 fails when I log in",
+        "Line 1234 of the code fails at login",
+        "The code of conduct is 12 pages long",
+        "le code de la route 2024 est sorti",
+        "building code requires 2 exits per floor",
+        "backup codes generated on 2024-01-15",
+        "recovery codes 2024 update",
+        # a room's code names the room; only codes that open something are secrets
+        "meeting room code B12 on floor 3",
+        "Bonjour, le code de la salle est B12, au 3e étage.",
+        "room 4B12 on floor 3, door on the left",
+        "the safe is in room 204, the code is with the manager",
+        # numbers, identifiers and prose with digits
+        "call me at 06 12 34 56 78 or +33 6 12 34 56 78",
+        f"pay {IBAN_FR} before Friday",
+        "the meeting is on 2024-03-15 at 14:30",
+        "rendez-vous le 15/03/2024 à 14h30, salle 204",
+        "it costs 1 250,00 € or $1,299.99",
+        "uuid 123e4567-e89b-12d3-a456-426614174000 in the logs",
+        "the hashes a1b2c3d e4f5a6b 9c8d7e6 are the last three commits",
+        "I have 3 kids, 2 dogs and 1 cat, born in 2015, 2017 and 2019",
+        "Python3 Django4 Node18 React19 Vue3 in our stack",
+        "iPhone 15 Pro Max 256GB vs Galaxy S24 Ultra 512GB",
+        "GitHub OpenAI MongoDB PostgreSQL JavaScript TypeScript YouTube LinkedIn",
+        "tickets NOVA-123 NOVA-456 NOVA-789 NOVA-1011 are open",
+        "ASINs B08N5WRWNW B07XJ8C8F5 B09G9FPHY6 need restocking",  # a list of ids
+        "tracking 1Z999AA10123456784 1Z999AA10123456785",
+        "the ids are usr_8Kd9Qz2 usr_Lm4Xp0 usr_Zb3qT8",
+        "x86_64 aarch64 armv7l i686 ppc64le s390x",
+        "C6H12O6 H2SO4 NaHCO3 CH3COOH C2H5OH",
+        "Model numbers: WH-1000XM5, QC45, SRS-XB43 and WF-1000XM4",
+        "pip install numpy==1.26.4 pandas==2.2.1 scipy==1.12.0",
+        "Exemple de grille : A1B2 C3D4 E5F6 G7H8",
+        "Vol AF1234 Paris CDG T2E 14h05 NRT T1 09h30",
+        # leetspeak is prose, however random it looks
+        "s3nd th3 pr3ss r3l3as3 t0 a11 j0urna1ists",
+        "ple4se upd4te th3 b4ckup sch3dul3 f0r t0n1ght",
+    ],
+)
+def test_ordinary_text_with_codes_and_numbers_is_not_a_credential(text: str) -> None:
+    assert scan_credentials(text) == ()
+
+
+def _split(key: str, size: int) -> str:
+    return " ".join(key[i : i + size] for i in range(0, len(key), size))
+
+
+@pytest.mark.parametrize(
+    ("label", "size"),
+    [("API key: ", 4), ("voici la clé : ", 5), ("token ", 8), ("secret ", 16), ("here: ", 5)],
+)
+def test_split_random_keys_are_found_at_a_realistic_rate(label: str, size: int) -> None:
+    """Groups of a random key are judged joined: most keys are found whole, and a key is found
+    at all far more often still (a group that reads as a word can cut the span short)."""
+    rng = random.Random(size)
+    alphabet = string.ascii_letters + string.digits
+    keys = ["".join(rng.choice(alphabet) for _ in range(32)) for _ in range(200)]
+    found_any = whole = 0
+    for key in keys:
+        text = f"{label}{_split(key, size)} ok"
+        spans = [text[d.span[0] : d.span[1]] for d in scan_credentials(text)]
+        found_any += bool(spans)
+        whole += any(span.replace(" ", "") == key for span in spans)
+    assert found_any >= 180
+    assert whole >= 140
+
+
+def test_split_aws_access_keys_are_found_however_they_are_grouped() -> None:
+    rng = random.Random(3)
+    alphabet = string.ascii_uppercase + "234567"
+    for _ in range(100):
+        key = "AKIA" + "".join(rng.choice(alphabet) for _ in range(16))
+        for written in (_split(key, 4), "-".join(_split(key, 4).split()), _split(key, 5)):
+            assert found(f"creds {written}, thanks", scan_credentials) == [
+                ("aws_access_key", written)
+            ]
+
+
+def test_unusual_credential_spans_index_the_original_text() -> None:
+    text = "Mot de passe\u00a0: t\u200b r e f l e 5 5 !"  # no-break space, zero-width space
+    [(kind, value)] = found(text, scan_credentials)
+    assert (kind, value) == ("password", "t\u200b r e f l e 5 5 !")
+    text = fullwidth("PIN") + " : " + fullwidth("0 9 1 2")
+    assert found(text, scan_credentials) == [("pin", fullwidth("0 9 1 2"))]
+
+
+def _credential_adversarial(size: int) -> str:
+    """Text where every few characters could start a phrased, listed or split credential; a
+    shorter one is the start of a longer one."""
+    rng = random.Random(0)
+    pieces = ["code ", "1234 ", "0 9 1 2 ", "PIN ", "mot de passe : ", "t r e ", "AKIA ", "6B1W "]
+    pieces += ["Zb3qT ", "8vL1m ", "backup codes: ", "2imm-zw0v, ", "then ", "the word ", ". "]
+    pieces += ["connexion ", "porte ", "is ", "c'est ", "deux ", "seed phrase is ", "abandon "]
+    return "".join(rng.choice(pieces) for _ in range(size))[:size]
+
+
+def test_unusual_credential_checks_do_work_proportional_to_the_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The checks behind the phrased and split shapes run a bounded number of times per
+    character, and each on a bounded slice of the text."""
+    calls = {"checks": 0}
+    names = ("_looks_random", "_code_in_context", "_spoken_end", "_code_list_end", "_seed_end")
+
+    def counting(check: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls["checks"] += 1
+            return check(*args, **kwargs)
+
+        return counted
+
+    for name in names:
+        monkeypatch.setattr(detections, name, counting(getattr(detections, name)))
+    work = {}
+    for size in (50_000, 100_000):
+        calls["checks"] = 0
+        scan_credentials(_credential_adversarial(size) + " PIN: 4821")
+        work[size] = calls["checks"]
+    assert work[100_000] <= len(_credential_adversarial(100_000)) // 2
+    assert work[100_000] <= 2.5 * work[50_000]
+
+
 # --- identifiers ---------------------------------------------------------------------------
 
 
