@@ -586,7 +586,9 @@ _CREDENTIAL_PATTERNS: Final[tuple[tuple[str, bool, re.Pattern[str]], ...]] = tup
 # Natural phrasings, matched on the folded view (lowercase, no accents, single spaces).
 _PW_LABEL: Final = (
     r"(?:passwords?|passwd|passwort|pwd|pw|passcodes?|pass\scodes?|mots?\sde\spasse|"
-    r"motdepasse|mdp|codes?\sd'\s?acces|access\scodes?|codes?\ssecrets?|secret\scodes?)"
+    r"motdepasse|mdp|codes?\sd'\s?acces|access\scodes?|codes?\ssecrets?|secret\scodes?|"
+    r"(?:wi-?fi|wpa2?|wlan|network|reseau|box)\s(?:keys?|passwords?|codes?)|"
+    r"(?:cles?|codes?|mots?\sde\spasse)\s(?:du\s|de\sla\s)?(?:wi-?fi|wpa2?|reseau|box))"
 )
 _PHRASE_LABEL: Final = r"(?:pass\s?phrases?|phrases?\s(?:secretes?|de\spasse))"
 _PIN_LABEL: Final = (

@@ -377,6 +377,8 @@ HELD_OUT = [
         [("password", "t r e f l e 5 5")],
     ),
     ("Le digicode de l'immeuble c'est 4B729, donne-le au livreur.", [("pin", "4B729")]),
+    ("la clé wifi c'est 8H3k-PQ92-zzT1, ajoute-la à ma note", [("password", "8H3k-PQ92-zzT1")]),
+    ("the Wi-Fi password is Xk9-vv21-Lmn", [("password", "Xk9-vv21-Lmn")]),
     (
         "Ma clé API Mistral, coupée en deux par mon téléphone : oBPDJTcAS2vM7Xep "
         "xBo8MrL396kEjwsW — teste-la.",
@@ -522,6 +524,8 @@ def test_credentials_in_unusual_forms_are_detected(text: str, kind: str, value: 
         "I lost my recovery codes, help me get new ones",
         "mes codes de secours sont dans le tiroir",
         "le digicode est en panne depuis lundi",
+        "how do I change my wifi password?",
+        "le code wifi est sur la box",
         "the gate code changed last week",
         "my password is the same as before",
         "my password is my dog's name followed by my birth year",  # a hint, not the value
