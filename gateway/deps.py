@@ -17,7 +17,7 @@ from gateway.checkpoints import CheckpointBook
 from gateway.llm_state import LlmState
 from gateway.ratelimit import IdentityRateLimiter
 from gateway.services import Services
-from nova.auth.tokens import Principal, verify_token
+from nova.auth.tokens import Principal, UnprovenTokenError, verify_token
 from nova.errors import AuthError, ForbiddenError, NovaError
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v2/auth/token")
@@ -59,15 +59,34 @@ def get_llm(services: ServicesDep) -> LlmState:
 LlmDep = Annotated[LlmState, Depends(get_llm)]
 
 
-def get_principal(
+def source_address(request: Request) -> str:
+    """The TCP peer of the request (never ``X-Forwarded-For``: see ``gateway.auth_throttle``)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def get_principal(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The bearer token's principal. A source that keeps presenting tokens proving nothing
+    (guessing) is throttled: 429 before its token is even read."""
     if credentials is None:
         raise AuthError("missing bearer token")
     if credentials.scheme.lower() != "bearer":
         raise AuthError("authorization scheme must be Bearer")
-    return verify_token(services.settings, credentials.credentials)
+    source, throttle = source_address(request), services.auth_throttle
+    throttle.acquire("bearer", source)
+    try:
+        principal = verify_token(services.settings, credentials.credentials)
+    except UnprovenTokenError:
+        await throttle.failed("bearer", source)
+        raise
+    except BaseException:  # signed with the key: expired or a bad claim, not a guess
+        throttle.release("bearer", source)
+        raise
+    throttle.release("bearer", source)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -3,10 +3,11 @@
 Every collaborator is a named, typed, required attribute of :class:`Services` (routes reach
 them through the ``Annotated`` aliases of ``gateway.deps``); there is no dictionary of extras
 looked up by name, so a route cannot find a guard missing halfway through a request. The
-governance guards (the identity rate limiter, the entity view and the identity boundary guard
-built on it) are built before the gateway serves anything: if one cannot be built, start-up
-stops with a :class:`~nova.errors.StartupError`, one line naming what is missing and the fix.
-The pure ones (the rate limiter) are built first, before anything connects.
+governance guards (the identity rate limiter, the authentication throttle, the entity view and
+the identity boundary guard built on it) are built before the gateway serves anything: if one
+cannot be built, start-up stops with a :class:`~nova.errors.StartupError`, one line naming what
+is missing and the fix. The pure ones (the rate limiter, the authentication throttle) are built
+first, before anything connects.
 
 Nothing here connects at import time. ClickHouse is the one optional part: a gateway without it
 serves no analytics and runs no sink, which governs nothing.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from analytics.client import ClickHouse, build_clickhouse
 from analytics.migrate import migrate
 from analytics.sink import ClickHouseSink, SinkRunner
+from gateway.auth_throttle import AuthThrottle, build_failure_throttle
 from gateway.boundary import BoundaryGuard
 from gateway.checkpoints import CheckpointBook
 from gateway.llm_state import LlmState, build_llm_state
@@ -47,6 +49,7 @@ class Services:
     producer: RecordProducer
     tracker: RequestTracker
     rate_limiter: IdentityRateLimiter  # every submitted request passes it (429 beyond)
+    auth_throttle: AuthThrottle  # every credential check passes it (429 beyond)
     entities: EntityStore  # the entity view: owners, spheres, rules, budgets
     entity_writer: EntityWriter
     boundary: BoundaryGuard  # every resource id and request reference passes it
@@ -71,6 +74,7 @@ async def start_services(
     stopped again before the error propagates.
     """
     rate_limiter = build_rate_limiter(settings)  # pure: refuses before anything connects
+    failure_throttle = build_failure_throttle(settings)  # pure, too
     llm = build_llm_state(settings)
     schemas = load_schema_set()
     closer = contextlib.AsyncExitStack()
@@ -107,6 +111,7 @@ async def start_services(
             producer=producer,
             tracker=tracker,
             rate_limiter=rate_limiter,
+            auth_throttle=AuthThrottle(failure_throttle, producer),
             entities=store,
             entity_writer=writer,
             boundary=BoundaryGuard(store, writer, producer),

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     jwt_issuer: str = "nova"
     jwt_audience: str = "nova"
     jwt_ttl_s: int = 3600
+    auth_failures_per_minute: float = Field(
+        default=20.0,
+        description="failed credential checks a source address or API key id may make a minute "
+        "at one gateway (429 with Retry-After beyond; gateway.auth_throttle)",
+    )
 
     # Signed decisions and entity changes (``nova.signing``): the private key only the gateway
     # reads (else generated under data_dir/keys), the public one(s) the worker and tools read.

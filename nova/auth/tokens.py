@@ -19,7 +19,11 @@ shape and ``sub`` be printable text (``nova.domain.identity_format``: no NUL, no
 characters, at most 128 characters); ``roles`` is a non-empty list of known roles.
 
 Every failure is an ``AuthError`` with a short reason ("token expired", "bad signature") that
-is safe to return to the client; PyJWT's own messages are not exposed.
+is safe to return to the client; PyJWT's own messages are not exposed. A token that does not
+even prove knowledge of the signing key (malformed, too large, wrong algorithm, bad signature)
+raises the subclass :class:`UnprovenTokenError`: that is what guessing looks like, and what the
+gateway throttles per source address (``gateway.auth_throttle``). A well-signed token with a
+bad claim was minted by a holder of the key and is no guess.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ IAT_SKEW_S: Final = 60.0  # clocks of the minting and the checking process may d
 MAX_ROLES: Final = 16
 _MAX_NUMERIC_DATE: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last datetime can hold
 _REQUIRED: Final = ["exp", "iat", "iss", "aud", "sub"]
+
+
+class UnprovenTokenError(AuthError):
+    """The token proves nothing: not a JWT, too large, another algorithm, or a bad signature."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +135,17 @@ def _decode(settings: Settings, token: str) -> dict[str, Any]:
             },
         )
     except jwt.InvalidAlgorithmError as exc:
-        raise AuthError("algorithm not allowed") from exc
+        raise UnprovenTokenError("algorithm not allowed") from exc
     except jwt.InvalidSignatureError as exc:
-        raise AuthError("bad signature") from exc
+        raise UnprovenTokenError("bad signature") from exc
     except jwt.MissingRequiredClaimError as exc:
         raise AuthError(f"missing claim {exc.claim}") from exc
     except jwt.InvalidAudienceError as exc:
         raise AuthError("wrong audience") from exc
     except jwt.InvalidIssuerError as exc:
         raise AuthError("wrong issuer") from exc
+    except jwt.DecodeError as exc:  # not a JWT at all (checked before the signature)
+        raise UnprovenTokenError("malformed token") from exc
     except jwt.PyJWTError as exc:
         raise AuthError("malformed token") from exc
     return claims
@@ -163,7 +173,7 @@ def verify_token(
     if not token:
         raise AuthError("missing token")
     if len(token) > MAX_TOKEN_LENGTH:
-        raise AuthError("token too large")
+        raise UnprovenTokenError("token too large")
     claims = _decode(settings, token)
     current = _utc(now).timestamp()
 

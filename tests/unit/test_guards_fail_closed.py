@@ -59,6 +59,20 @@ def test_the_rate_limiter_the_gateway_builds_limits() -> None:
         limiter.check("alice")
 
 
+# -- authentication throttle -------------------------------------------------------------------
+@pytest.mark.parametrize("per_minute", [0.0, -1.0, math.nan, math.inf])
+async def test_the_gateway_refuses_to_start_without_a_working_auth_throttle(
+    per_minute: float,
+) -> None:
+    """Like the rate limiter: refused before anything connects (Kafka is unreachable here)."""
+    with pytest.raises(StartupError) as refused:
+        await start_services(settings(auth_failures_per_minute=per_minute))
+    message = one_line(refused.value)
+    assert message.startswith("the gateway refuses to start: no authentication throttle")
+    assert "NOVA_AUTH_FAILURES_PER_MINUTE" in message
+    assert "Kafka" not in message
+
+
 # -- rules and budgets (lane F) ----------------------------------------------------------------
 @dataclass
 class Entities:
