@@ -58,6 +58,16 @@ RISKY: Final[frozenset[str]] = frozenset({"SEND", "DELETE", "TRANSFER", "PAYMENT
 _RANK: Final = {"READ": 0, "WRITE": 1, "SEND": 2, "DELETE": 3, "TRANSFER": 4, "PAYMENT": 5}
 WINDOW: Final = 12  # tokens after a verb that may be its object
 WISH: Final = "wished or required ("
+PREPARED: Final = "prepared to be run (a payment set up)"
+_PREPARED_NOUNS: Final = frozenset(
+    """virement virements transfer transfers wire wires paiement paiements payment payments
+    versement versements transfert transferts""".split()
+)
+_EXECUTE_VERBS: Final = frozenset(
+    """valider valide valides validez executer execute executes executez lancer lance
+    confirmer confirme envoyer envoie validate execute run submit confirm send process
+    approve""".split()
+)
 _FUNCTION_WORDS: Final = (
     F.FILLERS | F.SUBJECTS_SELF | F.SUBJECTS_YOU | F.SUBJECTS_OTHER | F.AUX_PAST | F.AUX_PASSIVE
     | F.MODAL_ORDER | F.DETERMINERS | F.PREPOSITIONS | F.NEGATIONS | F.SKIP
@@ -905,8 +915,17 @@ def _read_clause(
             continue
         if verb.kind == "compose":
             action, uncertain = _sense(verb, objects)
+            prepared = _light_target(toks, end)
             if action in RISKY:
                 add(action, mood if mood != "order" or not uncertain else "unsure", tok.s, why)
+            elif mood in ("order", "unsure") and prepared is not None and (
+                verb.lemma in ("prepare", "preparer", "prep")
+                and toks[prepared[0]].k in _PREPARED_NOUNS
+            ):
+                # "Prépare le virement pour le loyer": in a bank, preparing a transfer sets it
+                # up to run; unless the sentence says not to run it ("mais ne le valide pas").
+                add(prepared[1], "unsure", f"{tok.s} {toks[prepared[0]].s}", PREPARED)
+                used_until = prepared[0]
             elif mood in ("order", "unsure"):
                 composes = True
                 if scan.scope is None:
@@ -1242,6 +1261,11 @@ def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
     return []
 
 
+def _negated_execution(toks: Sequence[Tok]) -> bool:
+    """"ne le valide pas", "don't send it", "sans l'exécuter": running it is excluded."""
+    return any(t.k in _EXECUTE_VERBS and _negation(toks, n)[0] for n, t in enumerate(toks))
+
+
 def _opening_subject(clause: Clause) -> str | None:
     """The subject pronoun a clause opens with ("I'll review it", "je le relirai"), if any:
     a verb conjoined to it ("... and post it") shares it."""
@@ -1306,6 +1330,14 @@ def read_views(views: Sequence[View]) -> Reading:
                 executes |= r.executes
             if group[-1].question and not _is_tag(group[-1]):
                 questions.add(first_clause + len(results) - 1)
+            if any(_negated_execution(c.toks) for c in group):
+                # "Prépare le virement mais ne le valide pas": prepared, explicitly not run.
+                clause_range = range(first_clause, first_clause + len(results))
+                view_mentions = [
+                    replace(m, mood="content", why="prepared but explicitly not to be run")
+                    if m.why == PREPARED and m.clause in clause_range else m
+                    for m in view_mentions
+                ]
             if group[-1].question and any(r.info for r in results):
                 # "Supprimer ou effacer : quel verbe est le plus correct ?": the infinitives
                 # debated by the question are words, not orders.
