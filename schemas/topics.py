@@ -161,6 +161,11 @@ def worker_app_id(prefix: str) -> str:
     return f"{prefix}-worker"
 
 
+def entity_guard_group(prefix: str) -> str:
+    """The consumer group of the worker's entity guard (``streams.entity_guard``)."""
+    return f"{worker_app_id(prefix)}-entity-guard"
+
+
 def changelog_topics(prefix: str) -> list[str]:
     return [f"{worker_app_id(prefix)}-{table}-changelog" for table in WORKER_TABLES]
 
