@@ -2,8 +2,10 @@
 
 Lane D applies an identity's rules on top of the built-in checks (see
 ``nova.domain.governance``). Rules are validated here with the same domain code lane D uses,
-so a rule the lane would refuse (unknown action or role, a pattern that does not compile or
-backtracks catastrophically) is a 422 at the API instead of a rule that silently never fires.
+so a rule the lane would refuse (unknown action or role, a pattern RE2 cannot match in linear
+time: a back-reference, a lookaround) is a 422 at the API instead of a rule that silently never
+fires. So is a rule whose text patterns would take the identity's patterns over their budget of
+RE2 instructions (``nova.domain.patterns``), which bounds what its rules cost on each request.
 
 A rule belongs to the identity of the token that created it; the body cannot name another
 identity (unknown fields are refused). Reading, replacing or deleting another identity's rule
@@ -23,9 +25,11 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from gateway.boundary import BoundaryGuard
 from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.domain.governance import MAX_PATTERNS, Effect, Rule, RuleMatch
 from nova.domain.intent import Action, TaskType
+from nova.domain.patterns import check_identity_budget
 from nova.domain.roles import Role
 from nova.entities.models import RuleEntity
 from nova.errors import ConflictError
@@ -134,6 +138,18 @@ class RuleOut(BaseModel):
         )
 
 
+def check_pattern_budget(guard: BoundaryGuard, rule: RuleEntity) -> None:
+    """422 when the identity's text patterns, this rule's with its other rules', would cost
+    more than the per-identity budget (``nova.domain.patterns``)."""
+    kept = (
+        p
+        for other in guard.store.owned(RuleEntity, rule.identity_id)
+        if other.rule_id != rule.rule_id
+        for p in other.text_patterns
+    )
+    check_identity_budget(kept, rule.text_patterns)
+
+
 @router.post(
     "", status_code=201, response_model=RuleOut, responses={401: {}, 403: {}, 409: {}, 422: {}}
 )
@@ -144,6 +160,7 @@ async def create_rule(body: RuleBody, principal: PrincipalDep, guard: GuardDep) 
     ):
         raise ConflictError(f"an identity holds at most {MAX_RULES_PER_IDENTITY} rules")
     rule = body.entity(uuid7(), principal.identity)
+    check_pattern_budget(guard, rule)
     stored = await guard.writer.put(rule)
     return RuleOut.of(rule, stored.version)
 
@@ -175,6 +192,7 @@ async def replace_rule(
     current = await guard.owned(principal, RuleEntity, rule_id, operation="replace")
     require_role(principal, *RULE_WRITER_ROLES)
     rule = body.entity(current.rule_id, current.identity_id)
+    check_pattern_budget(guard, rule)
     stored = await guard.writer.put(rule)
     return RuleOut.of(rule, stored.version)
 

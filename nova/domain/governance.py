@@ -51,15 +51,13 @@ cited first; it can never let an allow outrank a deny, because a forgotten low-p
 silently overridden is exactly the failure governance exists to prevent. With nothing fired the
 outcome is allow: identity rules add restrictions on top of the built-ins.
 
-User-supplied ``text_patterns`` are bounded (count and length) and refused when they contain
-back-references or a quantified group that itself contains a quantifier (``(a+)+``), the
-classic catastrophic-backtracking shapes, since Python's ``re`` has no matching timeout.
+User-supplied ``text_patterns`` are compiled by RE2 and matched in linear time, or refused when
+the rule is created (``nova.domain.patterns``: what is refused, what is matched, the bounds).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal, get_args
@@ -77,16 +75,20 @@ from nova.domain.intent import (
     strongest,
 )
 from nova.domain.intent.views import views
+from nova.domain.patterns import (  # re-exported: the rule API and tests import them from here
+    MAX_PATTERNS as MAX_PATTERNS,
+)
+from nova.domain.patterns import (
+    InvalidRuleError as InvalidRuleError,
+)
+from nova.domain.patterns import UserPattern, compile_pattern
 from nova.domain.roles import ROLES
 from nova.domain.textnorm import fold
-from nova.errors import NovaError, ProcessingError
+from nova.errors import ProcessingError
 
 Effect = Literal["allow", "deny", "require_approval"]
 EFFECTS: Final[frozenset[str]] = frozenset(get_args(Effect))
 _EFFECT_RANK: Final[dict[str, int]] = {"allow": 0, "require_approval": 1, "deny": 2}
-
-MAX_PATTERNS: Final = 16
-MAX_PATTERN_LENGTH: Final = 256
 
 IDENTITY_BOUNDARY: Final = "IDENTITY_BOUNDARY"
 PROMPT_INJECTION: Final = "PROMPT_INJECTION"
@@ -95,34 +97,6 @@ SECRET_DETECTED: Final = "SECRET_DETECTED"  # noqa: S105 - a reason code, not a 
 IDENTIFIERS_MASKED: Final = "IDENTIFIERS_MASKED"
 CONTEXT_ACTIONS: Final = "CONTEXT_ACTIONS"
 CHECKPOINT_ACTION: Final = "CHECKPOINT_ACTION"
-
-_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
-# A group holding a quantifier, itself followed by a quantifier: (a+)+, (\w*x)*, (a{2,})+.
-_NESTED_QUANTIFIER = re.compile(
-    r"\((?:[^()\\]|\\.)*?(?:[+*]|\{\d*,?\d*\})(?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,?\d*\})"
-)
-
-
-class InvalidRuleError(NovaError, ValueError):
-    """A governance rule is malformed; it is also a ``ValueError`` so API validation maps it
-    to a 422 response. (Candidate for ``nova.errors``.)"""
-
-
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile one user-supplied text pattern, refusing shapes that backtrack badly."""
-    if not pattern:
-        raise InvalidRuleError("text pattern is empty")
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        raise InvalidRuleError(f"text pattern longer than {MAX_PATTERN_LENGTH} characters")
-    if _BACKREF.search(pattern):
-        raise InvalidRuleError("text pattern uses a back-reference")
-    if _NESTED_QUANTIFIER.search(pattern):
-        raise InvalidRuleError("text pattern repeats a group that already repeats")
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise InvalidRuleError(f"text pattern does not compile: {exc.msg}") from exc
-
 
 def _check_members(
     name: str, values: frozenset[str] | None, allowed: frozenset[str] | None
@@ -154,7 +128,7 @@ class RuleMatch:
     min_cost_usd: float | None = None
     max_cost_usd: float | None = None
     text_patterns: tuple[str, ...] = ()
-    _compiled: tuple[re.Pattern[str], ...] = field(
+    _compiled: tuple[UserPattern, ...] = field(
         init=False, repr=False, compare=False, hash=False, default=()
     )
 

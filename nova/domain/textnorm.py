@@ -20,13 +20,30 @@ _APOSTROPHES = str.maketrans(
 _SPACES = re.compile(r"\s+")
 
 
+_last_fold: tuple[str, str] = ("", "")
+
+
 def fold(text: str) -> str:
     """Casefold, strip accents and zero-width characters, unify apostrophes and whitespace,
     spell out the ligatures French writes as letters ("œil" is "oeil").
 
     NFKD first so that compatibility forms (full-width letters, ligatures) and accented letters
     decompose; the combining marks are then dropped, so "Résumer" and "resumer" are one word.
+
+    The last text folded is remembered (by identity, so the check costs nothing): lane D folds
+    the same prompt once per rule with text patterns, and a 100,000-character prompt takes
+    tens of milliseconds to fold, which a hundred rules must not multiply.
     """
+    global _last_fold
+    last_text, last_folded = _last_fold
+    if text is last_text:
+        return last_folded
+    folded = _fold(text)
+    _last_fold = (text, folded)
+    return folded
+
+
+def _fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.translate(_ZERO_WIDTH))
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _SPACES.sub(" ", stripped.translate(_APOSTROPHES).casefold()).strip()

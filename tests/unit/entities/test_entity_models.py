@@ -128,7 +128,7 @@ def test_rule_entity_round_trips_the_domain_rule() -> None:
 
 def test_rule_entity_with_a_dangerous_pattern_is_not_enforceable() -> None:
     entity = RuleEntity(rule_id="r1", identity_id="a", effect="deny", priority=0,
-                        text_patterns=("(a+)+",))
+                        text_patterns=(r"(a)\1",))
     with pytest.raises(InvalidRuleError):
         entity.to_rule()
 
