@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from gateway.bodies import StrictBody
 from gateway.checkpoints import CheckpointBook, HeldRequest
 from gateway.deps import PrincipalDep, ServicesDep
 from gateway.services import Services
@@ -25,9 +26,7 @@ from streams.audit_facts import fact
 router = APIRouter(prefix="/api/v2/governance/checkpoints", tags=["checkpoints"])
 
 
-class DecisionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DecisionBody(StrictBody):
     reason: str | None = Field(default=None, max_length=2000)
 
 

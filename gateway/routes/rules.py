@@ -23,8 +23,9 @@ from __future__ import annotations
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from gateway.bodies import StrictBody
 from gateway.boundary import BoundaryGuard
 from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.domain.governance import MAX_PATTERNS, Effect, Rule, RuleMatch
@@ -42,10 +43,8 @@ RULE_WRITER_ROLES: Final = ("approver",)  # admin always may (require_role)
 Provider = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-class MatchBody(BaseModel):
+class MatchBody(StrictBody):
     """Conditions; unset means "any". All set conditions must hold for the rule to fire."""
-
-    model_config = ConfigDict(extra="forbid")
 
     actions: list[Action] | None = Field(default=None, max_length=16)
     task_types: list[TaskType] | None = Field(default=None, max_length=16)
@@ -68,9 +67,7 @@ class MatchBody(BaseModel):
         )
 
 
-class RuleBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RuleBody(StrictBody):
     effect: Effect
     priority: int = Field(default=0, ge=-1000, le=1000)
     sphere_id: (

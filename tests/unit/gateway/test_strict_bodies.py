@@ -1,0 +1,99 @@
+"""Every JSON body the gateway accepts is strict: no coercion, no unknown field, no NaN.
+
+Found by walking the app's routes rather than listing models, so a route added later with a
+lax body fails here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, get_args
+
+import pytest
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+
+import gateway.routes
+from gateway.bodies import StrictBody
+from gateway.routes.identities import IdentityCreate
+from gateway.routes.llm import BudgetBody, DecideBody
+from gateway.routes.requests import SubmitRequest
+
+
+def body_models() -> list[tuple[str, type[BaseModel]]]:
+    found = []
+    for info in pkgutil.iter_modules(gateway.routes.__path__):
+        module = importlib.import_module(f"gateway.routes.{info.name}")
+        for route in module.router.routes:
+            if isinstance(route, APIRoute) and route.body_field is not None:
+                annotation = route.body_field.field_info.annotation
+                for model in get_args(annotation) or (annotation,):  # DecisionBody | None
+                    if isinstance(model, type) and issubclass(model, BaseModel):
+                        found.append((f"{sorted(route.methods)[0]} {route.path}", model))
+    return found
+
+
+def test_the_app_has_body_routes() -> None:
+    assert len(body_models()) >= 10
+
+
+@pytest.mark.parametrize(("route", "model"), body_models(), ids=lambda v: str(v))
+def test_every_body_model_is_strict(route: str, model: type[BaseModel]) -> None:
+    assert issubclass(model, StrictBody), f"{route} takes {model.__name__}, a lax body"
+    for field_name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            assert issubclass(annotation, StrictBody), f"{route}: {field_name} is lax"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": "hi", "wait_ms": "5000"},
+        {"prompt": "hi", "wait_ms": 5000.5},
+        {"prompt": "hi", "wait_ms": 5000.0},
+        {"prompt": "hi", "wait_ms": True},
+        {"prompt": "hi", "wait_ms": -1},
+        {"prompt": "hi", "wait_ms": 10**30},
+        {"prompt": 42},
+        {"prompt": "hi", "dataspace_ids": "ds-1"},
+        {"prompt": "hi", "dataspace_ids": [1]},
+        {"prompt": "hi", "action": "pay"},
+        {"prompt": "hi", "identity_id": "someone-else"},
+    ],
+)
+def test_submit_refuses_coercions(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        SubmitRequest.model_validate(body)
+
+
+def test_submit_accepts_the_documented_shape() -> None:
+    body = SubmitRequest.model_validate({"prompt": "hi", "wait_ms": 5000, "action": "READ",
+                                         "dataspace_ids": ["ds-1"]})
+    assert body.wait_ms == 5000
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (BudgetBody, {"name": "b", "soft_usd": float("nan"), "hard_usd": 1}),
+        (BudgetBody, {"name": "b", "soft_usd": 1, "hard_usd": float("inf")}),
+        (BudgetBody, {"name": "b", "soft_usd": "1", "hard_usd": 2}),
+        (DecideBody, {"estimated_tokens": "10"}),
+        (DecideBody, {"estimated_tokens": 10.0}),
+        (IdentityCreate, {"user_id": "alice\x00", "display_name": "A"}),
+        (IdentityCreate, {"user_id": "alice\n", "display_name": "A"}),
+        (IdentityCreate, {"user_id": 7, "display_name": "A"}),
+    ],
+)
+def test_other_bodies_refuse_coercions_and_non_finite_numbers(
+    model: type[BaseModel], body: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        model.model_validate(body)
+
+
+def test_a_float_field_still_takes_an_integer() -> None:
+    budget = BudgetBody.model_validate({"name": "b", "soft_usd": 1, "hard_usd": 2})
+    assert (budget.soft_usd, budget.hard_usd) == (1.0, 2.0)
