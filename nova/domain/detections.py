@@ -535,7 +535,7 @@ _CREDENTIAL_PATTERNS: Final[tuple[tuple[str, bool, re.Pattern[str]], ...]] = tup
         (
             "aws_secret_key",
             False,
-            r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
+            r"(?i:aws[\s_]?secret[\s_]?(?:access[\s_]?)?key)[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
             r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
         ),
         (
@@ -574,8 +574,9 @@ _CREDENTIAL_PATTERNS: Final[tuple[tuple[str, bool, re.Pattern[str]], ...]] = tup
         (
             "secret_assignment",
             True,
-            r"(?i:\b(?:api[\s_-]?key|apikey|api[_-]?secret|access[_-]?token|auth[_-]?token|"
-            r"refresh[_-]?token|secret[_-]?key|client[_-]?secret|private[_-]?key|token|secret|"
+            r"(?i:\b(?:api[\s_-]?key|apikey|api[\s_-]?secret|access[\s_-]?token|auth[\s_-]?token|"
+            r"refresh[\s_-]?token|secret[\s_-]?(?:access[\s_-]?)?key|client[\s_-]?secret|"
+            r"private[\s_-]?key|token|secret|"
             r"cl[eé]s?\s(?:api|d['\u2019]\s?api|secr[eè]tes?|d['\u2019]\s?acc[eè]s)|"
             r"jetons?(?:\sd['\u2019]\s?acc[eè]s)?)"
             r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?P<v>[^\s\"'`,;]{12,4096})",
@@ -585,14 +586,15 @@ _CREDENTIAL_PATTERNS: Final[tuple[tuple[str, bool, re.Pattern[str]], ...]] = tup
 
 # Natural phrasings, matched on the folded view (lowercase, no accents, single spaces).
 _PW_LABEL: Final = (
-    r"(?:passwords?|passwd|passwort|pwd|pw|passcodes?|pass\scodes?|mots?\sde\spasse|"
+    r"(?:passwords?|passwd|passwort|kennwort|sesames?|contrasenas?|senhas?|wachtwoord|haslo|losenord|"
+    r"salasana|pwd|pw|passcodes?|pass\scodes?|mots?\sde\spasse|"
     r"motdepasse|mdp|codes?\sd'\s?acces|access\scodes?|codes?\ssecrets?|secret\scodes?|"
     r"(?:wi-?fi|wpa2?|wlan|network|reseau|box)\s(?:keys?|passwords?|codes?)|"
     r"(?:cles?|codes?|mots?\sde\spasse)\s(?:du\s|de\sla\s)?(?:wi-?fi|wpa2?|reseau|box))"
 )
 _PHRASE_LABEL: Final = r"(?:pass\s?phrases?|phrases?\s(?:secretes?|de\spasse))"
 _PIN_LABEL: Final = (
-    r"(?:pin|pins|pin\scodes?|codes?\spin|pin\snumbers?|numeros?\spin|digicodes?|door\scodes?|"
+    r"(?:pin|pins|nip|pin\scodes?|codes?\spin|pin\snumbers?|numeros?\spin|digicodes?|door\scodes?|"
     r"codes?\sde\sla\sporte|codes?\sconfidentiels?|card\spins?|card\scodes?|codes?\scb|"
     r"codes?\s(?:de\s|d'\s?|du\s)?(?:(?:ma|ta|sa|la|votre|notre|mon|ton)\s)?(?:carte|cb)"
     r"(?:\s(?:bleue|bleu|bancaire|visa|mastercard|de\scredit|de\spaiement|credit))?|"
@@ -625,13 +627,19 @@ _BACKUP_LABEL: Final = (
 )
 _SEED_LABEL: Final = (
     r"(?:(?:seed|recovery|mnemonic|wallet|secret)\s(?:phrase|words)|mnemonique|mnemonic|"
-    r"phrases?\s(?:de\s)?(?:recuperation|secours|mnemoniques?|graine))"
+    r"phrases?\s(?:de\s)?(?:recuperation|secours|mnemoniques?|graine)|"
+    r"(?:recovery|seed|backup|wallet)\swords|mots\s(?:de\s)?(?:recuperation|secours|passe))"
 )
 # After the label, an optional "for the router" / "du wifi" before the connector.
 _QUALIFIER: Final = (
     r"(?:\s(?:for|of|to|on|at|du|de|des|d'|pour|sur|chez|with|avec)\b[^\n:=.?!]{0,40}?)?"
 )
-_VERB: Final = r"\s(?:is|was|will\sbe|is\snow|are|est|c'est|c\sest|sera|etait|reste)\s"
+# "is" in the languages people mix in ("Passwort ist", "la contraseña es"); a comma may come
+# first ("le mot de passe, c'est ...").
+_VERB: Final = (
+    r",?\s(?:is|was|will\sbe|is\snow|are|est|c'est|c\sest|sera|etait|reste|ist|lautet|es|"
+    r"jest)\s"
+)
 _COLON: Final = r"\s?(?:[:=]|->|=>)\s?"
 _VALUE: Final = r"(?P<v>\"[^\"\n]{1,128}\"|'[^'\n]{1,128}'|«\s?[^»\n]{1,128}»|[^\s\"']{1,128})"
 _SAYS: Final = r"(?:" + _COLON + "|" + _VERB + r")"  # "password: x", "the PIN is x"
@@ -665,6 +673,11 @@ _PHRASINGS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = tuple(
         ("password", "words", r"\b" + _PW_LABEL + _QUALIFIER + _SAYS + r"(?P<v>[^\n.?!;]{3,200})"),
         ("password", "loose", r"\b" + _PW_LABEL + _QUALIFIER + _COLON + _VALUE),
         ("password", "secretish", r"\bpass" + _COLON + _VALUE),  # "pass:" is also a verb
+        (  # "the password, it's the dog's name then 1987: Rex1987"
+            "password",
+            "secretish",
+            r"\b" + _PW_LABEL + r"[^\n:=.?!]{1,80}?" + _COLON + _VALUE,
+        ),
         ("password", "secretish", r"\b" + _PW_LABEL + _QUALIFIER + _VERB + _VALUE),
         (
             "password",
@@ -722,7 +735,7 @@ _PHRASINGS: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = tuple(
             + _OTP_LABEL
             + ")"
             + _QUALIFIER
-            + _SAYS
+            + r"(?:" + _SAYS + r"|'s\s)"
             + _DIGIT_WORDS,
         ),
         (
@@ -972,7 +985,7 @@ _NOT_A_SECRET_CODE: Final = frozenset(
 _VERIFY_CONTEXT: Final = re.compile(
     r"\b(?:verif\w{0,12}|confirm\w{0,12}|connexion|connecte\w{0,8}|connect|connecting|"
     r"reconnect\w{0,6}|log\s?in|log\s?into|log-in|logon|logging\sin|sign\s?in|sign\s?into|"
-    r"sign-in|signing\sin|"
+    r"sign-in|signing\sin|sign(?:ing)?\s(?:me|us|him|her|them)\s(?:in|into|on)|texted|"
     r"s'identifier|identification|authentif\w{0,10}|authenticat\w{0,6}|2fa|a2f|mfa|otp|sms|"
     r"texto|text\smessage|two[\s-]factor|double\sauthentification|deux\sfacteurs|validation|"
     r"valider|unlock|debloquer|deverrouill\w{0,6}|one[\s-]time|usage\sunique)\b"

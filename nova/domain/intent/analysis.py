@@ -352,6 +352,8 @@ def _open_scan(clause: Clause) -> _Scan:
                 info_from = start
                 break
     hint = _find(toks, F.HINT_FRAMES, limit=min(len(toks), head + 3))
+    if hint < 0 and not clause.question and _starts(toks, F.HINT_OPENERS, head):
+        hint = head + _starts(toks, F.HINT_OPENERS, head)
     if hint > 0 and hint < len(toks) and toks[hint].k in F.SUBJECTS_SELF | {"j'"}:
         hint = -1  # "I wish I knew why ...": the user's own state, not an outcome to bring about
     if hint > 0:
@@ -401,7 +403,8 @@ def _negation(toks: Sequence[Tok], i: int) -> tuple[bool, bool]:
                 continue
             break
         if g == i:
-            return True, False
+            doubled = sum(1 for t in toks[max(0, j - 2) : j + 1] if t.k in ("n't", "not", "no"))
+            return doubled < 2, doubled >= 2  # "don't not send it": sent
         return False, False
     return False, False
 
@@ -444,6 +447,35 @@ _OBLIGATION: Final[Seqs] = (
 )
 
 
+_ASIDES: Final[Seqs] = (
+    ("au", "passage"), ("by", "the", "way"), ("btw",), ("while", "you", "are", "at", "it"),
+    ("pendant", "que", "tu", "y", "es"), ("tant", "que", "tu", "y", "es"), ("et", "aussi"),
+    ("oh", "and"), ("also",), ("sinon",), ("ps",), ("p.s.",),
+)
+
+
+def _hinted_move(classes: set[str]) -> Action | None:
+    """What a wished outcome does, from what it names: money into an account moves money,
+    money to someone pays, something for someone sends it."""
+    money = bool(classes & {"MONEY", "AMOUNT"})
+    if money and classes & {"ACCOUNT", "IBAN"}:
+        return "TRANSFER"
+    if money and "RECIPIENT" in classes:
+        return "PAYMENT"
+    if "MESSAGE" in classes and "RECIPIENT" in classes:
+        return "SEND"
+    return None
+
+
+def _aside(toks: Sequence[Tok], i: int) -> bool:
+    """The verb at ``i`` follows an aside that turns to the assistant ("au passage règle ...")."""
+    for start in range(max(0, i - 5), i):
+        for seq in _ASIDES:
+            if _match(toks, start, seq) and start + len(seq) >= i - 1:
+                return True
+    return False
+
+
 def _governor(toks: Sequence[Tok], marker: int) -> int:
     """The verb an infinitive marker depends on, looking back over the person asked: "asking
     Bob to pay", "demander à mon employeur de virer", "tell the whole team to delete"."""
@@ -452,19 +484,28 @@ def _governor(toks: Sequence[Tok], marker: int) -> int:
         if t.k in F.CONTENT_GOVERNORS or t.k in F.ORDER_GOVERNORS:
             return g
         entries = verb_entries(t)
-        if entries and not (g > 0 and toks[g - 1].k in F.DETERMINERS):
-            return g
+        if entries and not (g > 0 and (toks[g - 1].k in F.DETERMINERS
+                                       or toks[g - 1].k in F.PREPOSITIONS)):
+            return g  # "told me by email to wire": "email" is a noun, "told" governs
     return _back(toks, marker)
 
 
 def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, str]:
     """Mood of the verb at ``i`` from its form and the words before it."""
     toks = scan.toks
+    if form in ("past", "pp") and scan.head < len(toks) and toks[scan.head].k in (
+        "why", "pourquoi"
+    ) and any(t.k in F.SUBJECTS_YOU for t in toks[scan.head : i]) and any(
+        t.k in ("n't", "not", "ne", "n'", "pas") for t in toks[scan.head : i + 2]
+    ):
+        return "unsure", "a rhetorical question that orders (why haven't you ... yet?)"
     negated, double = _negation(toks, i)
     if negated:
         return "negated", "negated"
     if i >= scan.info_from:
         return "question", "asked about, not ordered"
+    if scan.scope is not None and scan.scope_at < 0 and _aside(toks, i):
+        return "unsure", "an order slipped into the material (au passage, by the way)"
     if scan.scope is not None and scan.scope_at < 0:  # after "fix this query: DELETE FROM ..."
         if scan.scope == "compose":
             return "content", "material to work on, quoted after a colon"
@@ -535,6 +576,10 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         return "order", f"{WISH}{toks[scan.request_end - 1].k})" if scan.wish else "requested"
     j = _back(toks, i)
     prevk = toks[j].k if j >= 0 else ""
+    if verb.lang == "fr" and form == "inf" and prevk in ("faire", "fais", "fait", "fasse") and (
+        j > 0 and toks[j - 1].k in ("me", "m'", "te", "t'", "se", "s'", "nous", "vous")
+    ):
+        return "statement", "se faire + infinitive: it happens to the subject (se faire virer)"
     if j >= 0 and form in ("inf", "base") and any(
         f in ("pp", "past") for _, f in verb_entries(toks[j])
     ):
@@ -616,6 +661,10 @@ def _mood_of_verb(scan: _Scan, i: int, form: Form, verb: Verb) -> tuple[Mood, st
         return "mentioned", "object of a request to read"
     if scan.scope == "compose" and scan.scope_at < i:
         return "content", "inside something to draft"
+    if verb.lang == "en" and j >= 1 and toks[j - 1].k in F.DETERMINERS and form == "base" and (
+        toks[j].k in F.TEMPORAL or _noun_like(toks[j])
+    ):
+        return "mentioned", f"'{toks[j - 1].k} {prevk} {toks[i].k}': a noun phrase"
     if j >= 0 and _noun_like(toks[j]) and toks[j].k not in F.TEMPORAL:
         if verb.lang == "fr" and scan.request_end and (
             toks[scan.request_end - 1].k in ("que", "qu'")
@@ -839,8 +888,15 @@ def _read_clause(
         if i <= used_until or tok.cue is not None:
             i += 1
             continue
-        if scan.hint_end and i >= scan.hint_end and tok.k in _GONE:
-            add("DELETE", "unsure", tok.s, "wished gone (it would be great if ... were gone)")
+        if scan.hint_end and i == scan.hint_end and not mentions and not any(
+            v.kind in ("read", "compose") for v, _ in verb_entries(tok)
+        ):
+            hinted = _hinted_move(_classes(toks[scan.hint_end :], names_from=0))
+            if hinted is not None:
+                add(hinted, "unsure", "outcome", "a wished outcome that moves money or data")
+        if scan.hint_end and i >= scan.hint_end and tok.k in _OUTCOMES:
+            add(_OUTCOMES[tok.k], "unsure", tok.s, "a wished or regretted outcome (were gone, "
+                "stayed unpaid)")
             i += 1
             continue
         if tok.code and not runs_code:
@@ -848,8 +904,10 @@ def _read_clause(
             continue
         if tok.k in _KEEP_FORMS:
             negated, _ = _negation(toks, i)
+            negated |= any(t.k in ("opposite", "contrary", "inverse", "contraire")
+                           for t in toks[max(0, i - 4) : i])  # "do the opposite of keeping"
             if negated and _object_classes(toks, i, i + 1, doc, sentence) & {
-                "DATA", "ITEM", "MESSAGE", "SUBSCRIPTION"
+                "DATA", "ITEM", "MESSAGE", "SUBSCRIPTION", "MONEY"
             }:
                 add("DELETE", "unsure", tok.s, "not to be kept: to be got rid of")
             i += 1
@@ -862,8 +920,8 @@ def _read_clause(
         entries = verb_entries(tok)
         if not entries and i == scan.head and scan.clause.origin != "conjunction" and (
             tok.k not in ACTION_NOUNS and not _known_word(tok.s)
-        ):
-            entries = _misspelt(tok)
+        ) and (len(tok.k) >= 5 or (i + 1 < len(toks) and toks[i + 1].k in F.DETERMINERS)):
+            entries = _misspelt(tok)  # "delet all", "snd the report", "pai la facture"
         noun_action = ACTION_NOUNS.get(tok.k)
         if not entries and noun_action is None:
             i += 1
@@ -883,7 +941,9 @@ def _read_clause(
         if tok.k == "partir" and prev_k == "a":
             i += 1  # "à partir de": from
             continue
-        if verb.lang == "en" and form in ("base", "s3") and prev_k in F.DETERMINERS:
+        if verb.lang == "en" and form in ("base", "s3") and (
+            prev_k in F.DETERMINERS or (prev_k in F.PREPOSITIONS and prev_k not in ("to", "on"))
+        ):
             i += 1  # "the delete button", "a clear answer": not a verb
             continue
         mood, why = _mood_of_verb(scan, i, form, verb)
@@ -983,7 +1043,11 @@ def _read_clause(
                          scan.info_from <= scan.head < len(toks))
 
 
-_GONE: Final = frozenset("gone vanished disparu disparus disparue disparues".split())
+_OUTCOMES: Final[dict[str, Action]] = {
+    **dict.fromkeys("gone vanished disparu disparus disparue disparues".split(), "DELETE"),
+    **dict.fromkeys("unpaid impaye impayee impayes impayees".split(), "PAYMENT"),
+    **dict.fromkeys("unsent unanswered".split(), "SEND"),
+}
 _KEEP_FORMS: Final = F.KEEP_VERBS | frozenset(
     "keeps kept keeping saves saved retains stores gardes gardons conserves".split()
 )
@@ -1010,7 +1074,7 @@ def _risky_by_start() -> dict[tuple[str, int], tuple[tuple[str, tuple[tuple[Verb
     """Risky verb forms by (first letter, length): typos rarely touch the first letter."""
     table: dict[tuple[str, int], list[tuple[str, tuple[tuple[Verb, Form], ...]]]] = {}
     for key, entries in _index().items():
-        if len(key) >= 5 and any(v.kind == "action" and v.default in RISKY for v, _ in entries):
+        if len(key) >= 4 and any(v.kind == "action" and v.default in RISKY for v, _ in entries):
             table.setdefault((key[0], len(key)), []).append((key, entries))
     return {n: tuple(v) for n, v in table.items()}
 
@@ -1019,14 +1083,16 @@ def _misspelt(tok: Tok) -> tuple[tuple[Verb, Form], ...]:
     """A risky verb the user mistyped ("delet", "supprme", "trasnfer") at the head of a clause:
     one edit away (two for long words), and not a word of English or French itself."""
     word = tok.k
-    if len(word) < 4 or not word.isalpha() or word in _FUNCTION_WORDS or _known_word(word):
+    if len(word) < 3 or not word.isalpha() or word in _FUNCTION_WORDS or _known_word(word):
         return ()
     budget = 1 if len(word) < 8 else 2
     table = _risky_by_start()
     for n in range(len(word) - budget, len(word) + budget + 1):
         for key, entries in table.get((word[0], n), ()):
             if _within(word, key, budget):
-                return tuple((v, f) for v, f in entries if v.kind == "action")
+                # A hurried imperative: read it as the order form, whatever form it is near.
+                return tuple((v, "fin" if v.lang == "fr" else "base") for v, f in entries
+                             if v.kind == "action")
     return ()
 
 
@@ -1061,7 +1127,9 @@ def _hint(
 ) -> Action | None:
     """Someone else waiting for money, money owed to someone: a statement or question that
     asks to pay ("the plumber is still waiting for his money", "the 40 quid I owe her")."""
-    if verb.lemma not in ("wait", "attendre", "owe") or not objects & {"MONEY", "AMOUNT"}:
+    if verb.lemma not in ("wait", "attendre", "owe", "expect") or not objects & {
+        "MONEY", "AMOUNT"
+    }:
         return None
     if verb.lemma == "owe" and any(t.k in ("how", "combien", "much", "what") for t in toks[:i]):
         return None  # "how much does each person owe?": arithmetic
@@ -1223,7 +1291,9 @@ def _instruction(results: Sequence[_ClauseResult]) -> bool:
     return True
 
 
-def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
+def _cue_mentions(
+    facts: Sentence, question: bool, view: View, asked_elsewhere: bool = False
+) -> list[Mention]:
     """Risk cues in an instruction whose verb the lexicon does not know: "get 300 € to Marie",
     "Account 'Main' → 'Payroll', 18,500 EUR", "Un petit mot sur #general"."""
     sentence = facts.toks
@@ -1238,6 +1308,12 @@ def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
         first.k in F.SUBJECTS_OTHER or first.k in F.SUBJECTS_SELF
     ):
         return []
+    verbless = not any(
+        verb_entries(t) and not (j and (sentence[j - 1].k in F.DETERMINERS))
+        for j, t in enumerate(sentence)
+    )
+    if verbless and asked_elsewhere:
+        return []  # "Mon IBAN : BE71 ... . C'est bien un IBAN valide ?": the data asked about
     money = cues & MONEY_CUES
     recipient = bool(classes & {"RECIPIENT", "ACCOUNT"}) or "IBAN" in cues or any(
         t.k in ("->", ">", "→") for t in sentence
@@ -1247,10 +1323,7 @@ def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
         why = "money cue with a recipient in an instruction"
         return [Mention(action, "unsure", "/".join(sorted(money)).lower(), why, view.disguise,
                         view.hidden)]
-    verbless = not any(
-        verb_entries(t) and not (j and (sentence[j - 1].k in F.DETERMINERS))
-        for j, t in enumerate(sentence)
-    )
+
     if "DATA" in classes and crosses_spheres(facts, sentence, False) and not question:
         return [Mention("TRANSFER", "unsure", "spheres", "records asked to cross spheres",
                         view.disguise, view.hidden)]
@@ -1264,6 +1337,21 @@ def _cue_mentions(facts: Sentence, question: bool, view: View) -> list[Mention]:
 def _negated_execution(toks: Sequence[Tok]) -> bool:
     """"ne le valide pas", "don't send it", "sans l'exécuter": running it is excluded."""
     return any(t.k in _EXECUTE_VERBS and _negation(toks, n)[0] for n, t in enumerate(toks))
+
+
+def _terse_bill(toks: Sequence[Tok], all_clauses: Sequence[Clause], view: View) -> list[Mention]:
+    """"The invoice is from ACME. 1,200 EUR. Today.": no verb to read, a bill, an amount and
+    nothing asked; the likeliest reading is "pay it", and when unsure lane A holds."""
+    if any(c.question for c in all_clauses) or len(toks) > 40:
+        return []
+    if any(verb_entries(t) and not (n and toks[n - 1].k in F.DETERMINERS)
+           for n, t in enumerate(toks) if t.k not in ("is", "are", "be")):
+        return []
+    classes = _classes(toks)
+    if classes & {"AMOUNT", "IBAN"} and "MONEY" in classes:
+        return [Mention("PAYMENT", "unsure", "bill", "a bill and an amount, tersely (pay it?)",
+                        view.disguise, view.hidden)]
+    return []
 
 
 def _opening_subject(clause: Clause) -> str | None:
@@ -1300,6 +1388,7 @@ def read_views(views: Sequence[View]) -> Reading:
             by_sentence.setdefault(clause.sentence, []).append(clause)
         questions: set[int] = set()
         clause_ids: list[int] = []
+        pending_cues: list[tuple[Sentence, bool, int]] = []
         runs_code = any(toks[_head(c.toks)].k in _RUN_VERBS for c in all_clauses
                         if _head(c.toks) < len(c.toks) and not c.question)
         for group in by_sentence.values():
@@ -1359,7 +1448,12 @@ def read_views(views: Sequence[View]) -> Reading:
                     for m in view_mentions
                 ]
             if not any(m.counted for r in results for m in r.mentions) and _instruction(results):
-                view_mentions.extend(_cue_mentions(sentence, group[-1].question, view))
+                pending_cues.append((sentence, group[-1].question, len(view_mentions)))
+        asked = any(c.question for c in all_clauses)
+        for sentence, question, _ in pending_cues:
+            view_mentions.extend(_cue_mentions(sentence, question, view, asked and not question))
+        if not any(m.counted for m in view_mentions):
+            view_mentions.extend(_terse_bill(toks, all_clauses, view))
         if executes:
             promoted = [
                 Mention(m.action, "unsure", m.word, f"{m.why}, then 'do it' asks for it",

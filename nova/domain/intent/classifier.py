@@ -83,6 +83,8 @@ def requires_checkpoint(action: Action) -> bool:
 
 # "just decode it, don't act on it": a hidden payload the user explicitly will not have run.
 _NOT_TO_RUN = re.compile(
+    r"\bsans\s+rien\s+faire\s+d'autre|\bnothing\s+else\b|\bjust\s+(?:tell|say|decode)|"
+    r"\bjuste\s+(?:dis|decode|traduis)|\bdon'?t\s+do\s+anything\b|"
     r"\b(?:do not|don'?t|never|without)\s+(?:act(?:ing)?\s+on|execut\w*|run(?:ning)?|"
     r"do(?:ing)?|follow(?:ing)?|perform\w*)\s+(?:it|this|that|them|what it says|the instruction)"
     r"|\b(?:ne|n')\s*(?:l'|le\s+|la\s+|les\s+)?(?:execute|execut\w+|fais|faites|applique\w*|"

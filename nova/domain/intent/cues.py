@@ -32,14 +32,15 @@ _CURRENCY_WORDS: Final = (
     r"(?:eur|euros?|usd|dollars?|bucks|quid|gbp|pounds?|chf|francs?|yen|jpy|cad|aud|sek|nok|dkk|"
     r"pln|zloty|zlotys|btc|bitcoins?|eth|balles|boules|centimes|cents?|k€|keur|ke|kusd|pesos?|"
     r"reais|real|lire|roubles?|rubles?|rupees?|rupaye|rupiah|shilingi|shillings?|dong|"
-    r"dirhams?|grand)"
+    r"dirhams?|grand|forints?|cfa|fcfa|xof|kc|zl)"
 )
 _NUMBER: Final = r"\d{1,3}(?:[ \u00a0.,'’]\d{3}){0,4}(?:[.,]\d{1,2})?|\d{1,12}(?:[.,]\d{1,2})?"
 _NUMBER_WORDS: Final = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
     r"forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|a\s+hundred|a\s+thousand|"
     r"un|une|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|"
-    r"quarante|cinquante|soixante|cent|cents|mille|million|millions)"
+    r"quarante|cinquante|soixante|septante|huitante|octante|nonante|cent|cents|mille|million|"
+    r"millions)"
 )
 
 _PATTERNS: Final[tuple[tuple[CueKind, re.Pattern[str]], ...]] = (

@@ -453,6 +453,15 @@ REQUEST_FRAMES: Final = _seqs(
 # prompt goes on to ask a question ("I need to send a CV tomorrow: how long should it be?").
 WISH_FRAMES: Final = _seqs(
     """
+    il convient de
+    il faudra
+    il y a lieu de
+    il est necessaire de
+    il est urgent de
+    it is necessary to
+    it 's necessary to
+    it is urgent to
+    it 's urgent to
     j' ai besoin que
     il serait temps de
     il serait peut-etre temps de
@@ -498,6 +507,11 @@ WISH_FRAMES: Final = _seqs(
 # it be nice if someone finally paid the nanny", "ce serait top si Maman recevait les photos").
 HINT_FRAMES: Final = _seqs(
     """
+    it would be a shame if
+    it would be a pity if
+    ce serait dommage que
+    ce serait dommage si
+    il serait dommage que
     i would be grateful if
     i would appreciate it if
     it would help if
@@ -555,6 +569,21 @@ HINT_FRAMES: Final = _seqs(
     j' aimerais bien que
     j' aimerais que
     si seulement
+    """
+)
+
+# The same, only when the clause opens with them: "Que mon abonnement s'arrête ce mois-ci."
+HINT_OPENERS: Final = _seqs(
+    """
+    que mon
+    que ma
+    que mes
+    que le
+    que la
+    que les
+    que l'
+    qu' il
+    qu' elle
     """
 )
 

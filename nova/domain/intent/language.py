@@ -102,19 +102,21 @@ FOREIGN_STEMS: Final[dict[Action, tuple[str, ...]]] = {
         platest cumpar cumpăr abon suscrib sottoscriv assin abonnier rembols reembols
         erstatt terugbetal donar dona doneer spend spende öde= ode= factur fatur fattur
         rechnung faktur factuur miete alquiler affitto aluguel huur= czynsz hyra zaplat zaplať
-        plať zapłać kupte objednej bayar lipa= trả thanh rupaye paise shilingi"""
+        plať zapłać kupte objednej bayar lipa= trả thanh rupaye paise shilingi fizes fizess
+        fizesd fizet maksa osta= ostaa"""
     ),
     "TRANSFER": _stems(
         """transfier transfer trasferi bonific uberweis überweis overmaak overmak maak
         przelej przelew overfor överför havale girar gira= ingresa ingresar copia copiar
         copiare copie kopier kopieer kopiuj kopiera mueve mover mova sposta spostare
-        verschieb verplaats przenies przenieś flytta"""
+        verschieb verplaats przenies przenieś flytta utalj utald átutal atutal chuyển chuyen=
+        siirrä siirra"""
     ),
     "SEND": _stems(
         """envia envía enviar envie envíe mand manda invia inviar inviare spedisc sende schick
         versend stuur verstuur verzend wysl wyśl wysył wysyl skicka gonder gönder trimit
-        posli pošli odesli odešli public pubblic veroffentlich veröffentlich publiceer
-        opublikuj publicera yayinla
+        posli pošli odesli odešli küldd küldj kuldd kuldj lähetä laheta public pubblic
+        veroffentlich veröffentlich publiceer opublikuj publicera yayinla
         yayınla compart condivid partilh teile deel= udostepnij udostępnij dela= paylas
         paylaş inoltr reenvi weiterleit kirim gửi gui= tuma= bhej bhejo"""
     ),
@@ -123,21 +125,24 @@ FOREIGN_STEMS: Final[dict[Action, tuple[str, ...]]] = {
         usun usuń skasuj radera sil= silin sterg şterg slet= vaci vací svuot leere leeren
         leeg oprozni opróżni tom= töm= anul annull storn kundig kündig avbryt iptal bosalt
         boşalt cancela cancelar cancele smaz smaž vymaz vymaž zrus zruš opzeg zeg= xóa xoa=
-        hapus futa="""
+        hapus futa= töröld törölj torold torolj töröl torol poista poistaa"""
     ),
 }
 NON_LATIN: Final[dict[Action, tuple[str, ...]]] = {
     "PAYMENT": ("оплат", "заплат", "плати", "купи", "закаж", "支付", "付款", "付钱", "购买",
                 "付了", "付给", "交房租", "买", "支払", "払って", "購入", "買って", "注文", "ادفع",
                 "اشتر", "भुगतान", "πληρω", "πλήρω", "αγορα", "αγόρα", "결제", "지불", "월세",
-                "구매", "주문"),
+                "구매", "주문", "จ่าย", "ซื้อ", "שלם", "תשלם", "पेमेंट", "खरीद"),
     "TRANSFER": ("перевед", "перевод", "转账", "汇款", "送金", "振り込", "振込", "حول",
-                 "μεταφερ", "μετάφερ", "이체", "송금"),
+                 "μεταφερ", "μετάφερ", "이체", "송금", "переказ", "перекажи", "โอน", "העבר",
+                 "ट्रांसफर"),
     "SEND": ("отправ", "пошли", "发送", "发给", "发布", "送信", "送って", "公開", "أرسل",
-             "ارسل", "भेज", "στειλ", "στείλ", "δημοσιε", "転送", "转发", "보내", "전송", "공유"),
+             "ارسل", "भेज", "στειλ", "στείλ", "δημοσιε", "転送", "转发", "보내", "전송", "공유",
+             "надішли", "надіслати", "перешли", "ส่ง", "שלח", "תשלח", "העבר את המייל",
+             "फॉरवर्ड", "शेयर"),
     "DELETE": ("удал", "сотри", "отмен", "删除", "删掉", "清空", "取消", "削除", "消して",
                "取り消", "احذف", "امسح", "हटा", "διαγρ", "διάγρ", "σβησ", "σβήσ", "ακυρ", "삭제",
-               "취소", "해지"),
+               "취소", "해지", "видали", "видалити", "ลบ", "מחק", "תמחק", "डिलीट"),
 }
 _QUESTION_OPENERS: Final = frozenset(
     """como cómo que qué cual cuál cuando cuándo donde dónde cuanto cuánto por porque wie was
@@ -216,7 +221,9 @@ def read_foreign(text: str) -> list[ForeignWord]:
     out: list[ForeignWord] = []
     for sentence in re.split(r"(?<=[.!?;。！？—–])\s*|\n+", text):
         words = _WORDS.findall(sentence.lower())
-        asks = sentence.strip().endswith(("?", "？", "؟")) or (bool(words) and (
+        polite = bool(words) and words[0] in ("peux", "pourrais", "pouvez", "can", "could",
+                                               "would", "tu", "vous")
+        asks = (not polite and sentence.strip().endswith(("?", "？", "؟"))) or (bool(words) and (
             fold(words[0]) in _QUESTION_OPENERS or any(
                 fold(w).startswith(fold(s)) for w in words[:3] for s in _EXPLAIN
             )

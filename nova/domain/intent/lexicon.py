@@ -57,7 +57,8 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         """account accounts savings checking wallet paypal venmo revolut lydia wise zelle cashapp
         iban rib bic swift bank banks pot kitty livret compte comptes epargne portefeuille
         banque banques cb visa mastercard amex card cards carte cartes stripe adyen sumup
-        gocardless klarna payoneer coinbase binance pots jar tirelire sous-compte"""
+        gocardless klarna payoneer coinbase binance pots jar tirelire sous-compte wave m-pesa
+        mpesa momo paylib twint wero bizum pix upi paytm gcash pool fund"""
     ),
     "DATA": _words(
         """file files folder folders directory directories document documents doc docs email
@@ -149,7 +150,8 @@ CLASSES: Final[dict[str, frozenset[str]]] = {
         """subscription subscriptions plan plans membership memberships licence license licenses
         licences domain domains insurance policy contract lease pass netflix spotify prime
         disney hulu icloud dropbox gym
-        abonnement abonnements forfait forfaits adhesion assurance contrat bail navigo"""
+        abonnement abonnements forfait forfaits adhesion assurance contrat bail navigo domaine
+        domaines"""
     ),
     "DISCUSSION": _words(
         """argument arguments debate debates dispute disputes question questions matter matters
@@ -382,7 +384,9 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("sweep", None, {_MONEY: T}),
     en("put", None, {"AMOUNT MONEY ACCOUNT": T, _SPHERE_MOVE: T, "ITEM+CHANNEL": S, "UNITS": W},
        past="put", particles={"aside": en("put aside", None, {_MONEY: T}),
-                              "away": en("put away", None, {_MONEY: T})}),
+                              "away": en("put away", None, {_MONEY: T}),
+                              "an end to": en("put an end to", D), "a stop to": en(
+                                  "put a stop to", D)}),
     en("migrate", None, {_SPHERE_MOVE: T}),
     en("copy", None, {_SPHERE_MOVE: T, "DIRECT_RECIPIENT": S}),
     en("sync", None, {_SPHERE_MOVE: T}), en("synchronise", None, {_SPHERE_MOVE: T}),
@@ -411,12 +415,20 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("forward", S, {_MONEY: T}),
     en("reply", S),
     en("respond", S),
-    en("put", None, {"end": D}, particles={"an end to": en("put an end to", D)}),
     en("answer", None, {"question questions quiz following riddle SELF this these poll "
                         "survey": None,
                         "RECIPIENT EMAIL email mail message messages thread comment review ticket "
                         "client customer": S}),
     en("rsvp", S),
+    en("wish", None, {"RECIPIENT CHANNEL": S}),
+    en("leave", None, {"review reviews comment comments note message voicemail": S},
+       past="left"),
+    en("pass", None, particles={"along": en("pass along", S), "on": en("pass on", S)}),
+    en("boot", None, particles={"off": en("boot off", D), "out": en("boot out", D)}),
+    en("archive", D, {"TEXT": W}),
+    en("zero", None, particles={"out": en("zero out", P, {"DATA": D})}),
+    en("expect", None, {"MONEY AMOUNT": P}),
+    en("stop", None, {"SUBSCRIPTION membership renewal renewing auto-renew payments payment": D}),
     en("intimate", None, {"RECIPIENT": S}),
     en("prepone", W), en("reschedule", W),
     en("spell", W, kind="compose"),
@@ -456,7 +468,8 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("ship", S),
     en("mention", None, {"CHANNEL": S}),
     en("tag", None, {"CHANNEL": S}),
-    en("let", None, particles={"know": en("let know", S, {"SELF": None})}),
+    en("let", None, {"DIRECT_RECIPIENT": S},
+       particles={"know": en("let know", S, {"SELF": None})}),
     en("keep", None, particles={"posted": en("keep posted", S),
                                 "in the loop": en("keep in the loop", S)}),
     en("write", W, {"check cheque": P}, kind="compose", past="wrote written",
@@ -466,6 +479,7 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
                      "AMOUNT+RECIPIENT": P, "STALE": D},
        kind="generic", past="got gotten",
        particles={"back to": en("get back to", S), "rid of": en("get rid of", D),
+                  "^me off": en("get me off", D), "off": en("get off", None, {"DATA": D}),
                   "in touch": en("get in touch", S), "over to": en("get over to", S),
                   "out to": en("get out to", S)}),
     en("drop", None, {_SPHERE_MOVE: T,
@@ -484,7 +498,7 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("purge", D),
     en("clear", D, {"MONEY AMOUNT": P, "up ABSTRACT": None}, particles={"out": en("clear out", D)}),
     en("tidy", D, {"TEXT": W}, particles={"up": en("tidy up", D, {"TEXT": W})}),
-    en("empty", D),
+    en("empty", D, {"ABSTRACT": None}),
     en("reset", D, past="reset"),
     en("destroy", D),
     en("shred", D),
@@ -513,7 +527,9 @@ VERBS_EN: Final[tuple[Verb, ...]] = (
     en("disappear", D), en("vanish", D),
     en("close", None, {"account accounts card subscription SUBSCRIPTION": D},
        particles={"out": en("close out", D), "down": en("close down", D)}),
-    en("throw", None, past="threw thrown",
+    en("throw", None, {"AMOUNT+ACCOUNT AMOUNT+GIFT AMOUNT+RECIPIENT MONEY+ACCOUNT NUMBER+ACCOUNT "
+                       "NUMBER+GIFT": P},
+       past="threw thrown",
        particles={"away": en("throw away", D), "out": en("throw out", D)}),
     en("toss", D, {"idea ideas": None}),
     en("ditch", D),
@@ -639,7 +655,8 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
     # PAYMENT
     fr("payer", P, {"attention": None}),
     fr("regulariser", P, {"DISCUSSION": None}),
-    fr("regler", P, {"DISCUSSION son volume parametres reglages luminosite reveil alarme "
+    fr("regler", P, {"probleme+RECIPIENT souci+RECIPIENT": S,
+                     "DISCUSSION son volume parametres reglages luminosite reveil alarme "
                      "DEVICE ecran": None}),
     fr("acheter", P),
     fr("racheter", P),
@@ -655,7 +672,8 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
     fr("recharger", P, {"DEVICE": None}),
     fr("reserver", P, {"creneau agenda calendrier moment temps plage": None}),
     fr("avoir", None, {"MONEY AMOUNT NUMBER": P, "ITEM": S}, outcome=True,
-       extra=irregular_fr(inf="avoir", subj="aie aies ait aient")),  # "a", "as": too common
+       extra=irregular_fr(inf="avoir", subj="aie aies ait aient",
+                          impf="avait avais avaient")),  # "a", "as": too common
     fr("boucler", None, {"dossier compte SUBSCRIPTION": D, **_GENERIC}, kind="generic"),
     fr("donner", None, {"SELF": None, _MONEY: P, "ITEM+RECIPIENT": S}, kind="generic"),
     fr("lacher", None, {"SELF": None, _MONEY: P}, kind="generic"),
@@ -724,7 +742,8 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
                   "a zero": fr("mettre a zero", D),
                   "en forme": fr("mettre en forme", W, kind="compose"),
                   "en page": fr("mettre en page", W, kind="compose"),
-                  "fin": fr("mettre fin", D)}),
+                  "fin": fr("mettre fin", D), "un terme": fr("mettre un terme", D),
+                  "dans la boucle": fr("mettre dans la boucle", S)}),
     fr("remettre", None, {"usine": D}, kind="generic", extra=_REMETTRE,
        particles={"a zero": fr("remettre a zero", D)}),
     # SEND
@@ -789,6 +808,8 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
                   "le menage": fr("faire le menage", D, {"TEXT": W}),
                   "disparaitre": fr("faire disparaitre", D),
                   "pareil": fr("faire pareil", None, kind="light"),
+                  "le vide": fr("faire le vide", D, {"ABSTRACT tete esprit": None}),
+                  "sortir": fr("faire sortir", None, {"liste diffusion newsletter": D}),
                   "un virement": fr("faire un virement", T),
                   "le tri": fr("faire le tri", D, {"ABSTRACT TEXT": W}),
                   "tourner": fr("faire tourner", S), "circuler": fr("faire circuler", S),
@@ -800,6 +821,15 @@ VERBS_FR: Final[tuple[Verb, ...]] = (
     fr("refaire", None, kind="light",
        extra=irregular_fr(inf="refaire", fin="refais refait refaites", pp="refait")),
     fr("annuler", D),
+    fr("decommander", D),
+    fr("debarquer", D, {"SELF": D}),
+    fr("biper", S), fr("bipper", S),
+    fr("twinter", P), fr("lydier", P),
+    fr("souhaiter", None, {"RECIPIENT CHANNEL": S}),
+    fr("laisser", None, {"avis commentaire message note": S}),
+    fr("rajouter", None, {"boucle copie": S, _SPHERE_MOVE: T}),
+    fr("archiver", D, {"TEXT": W}),
+    fr("arreter", None, {"SUBSCRIPTION abonnement prelevement": D}, intransitive=True),
     fr("accepter", None, {"invitation invitations reunion demande": S}),
     fr("decliner", None, {"invitation invitations reunion demande": S}),
     fr("transformer", W, kind="compose"),
@@ -910,7 +940,7 @@ ACTION_NOUNS: Final[dict[str, Action]] = {
         P,
     ),
     **dict.fromkeys(
-        """transfer transfers wire wires withdrawal remittance
+        """transfer transfers wire wires withdrawal remittance depot
         virement virements transfert transferts versement versements retrait retraits""".split(),
         T,
     ),

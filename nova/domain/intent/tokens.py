@@ -50,6 +50,13 @@ class Clause:
 _WORD = re.compile(
     r"[^\W\d_]+(?:[-'/][^\W\d_]+)*'?|\d+(?:[.,:/]\d+)*|\n|[^\w\s]",
 )
+# Code written inline: snake_case names, dotted calls, calls with parentheses (send_email(),
+# os.remove, requests.delete(url)). Their words are code, not orders.
+_IDENTIFIER = re.compile(
+    r"\b[A-Za-z][A-Za-z0-9]{0,40}(?:_[A-Za-z0-9]{1,40}){1,6}\b(?:\(\))?"
+    r"|\b[A-Za-z_][A-Za-z0-9_]{0,40}(?:\.[A-Za-z_][A-Za-z0-9_]{0,40}){1,4}\(?"
+    r"|\b[A-Za-z_][A-Za-z0-9_]{0,40}\([^()\n]{0,80}\)"
+)
 # Texting French and English shorthands, spelled out so frames and verbs recognise them.
 _SHORTHAND: Final = {
     "px": ["peux"], "pe": ["peux"], "peu": ["peux"], "pk": ["pourquoi"], "pq": ["pourquoi"],
@@ -130,6 +137,7 @@ def tokenize(text: str) -> list[Tok]:
     out: list[Tok] = []
     cursor = 0
     code = False
+    identifiers = [m.span() for m in _IDENTIFIER.finditer(text)]
     for cue in (*cues, Cue("MASK", len(text), len(text))):
         segment = text[cursor : cue.start]
         for m in _WORD.finditer(segment):
@@ -137,10 +145,13 @@ def tokenize(text: str) -> list[Tok]:
             if raw == "`":
                 code = not code
                 continue
+            at = cursor + m.start()
+            in_identifier = any(s <= at < e for s, e in identifiers) if identifiers else False
             lower = raw.lower()
             cap = raw[:1].isupper()
             for piece in _split(lower):
-                out.append(Tok(piece, _fold(piece) if piece != "\n" else "\n", None, cap, code))
+                out.append(Tok(piece, _fold(piece) if piece != "\n" else "\n", None, cap,
+                               code or in_identifier))
                 cap = False
         if cue.end > cue.start:
             kind = cue.kind

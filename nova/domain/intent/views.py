@@ -44,6 +44,7 @@ class View:
 # Format characters (zero-width, bidi overrides, soft hyphen, word joiner...) carry no letters.
 _FORMAT_CATEGORIES: Final = frozenset({"Cf"})
 _KEEP_MARKS: Final = frozenset("\u0300\u0301\u0302\u0308\u0327\u0303")  # French/Spanish accents
+_ALPHABETS: Final = ("LATIN", "GREEK", "CYRILLIC", "ARABIC", "HEBREW")
 _PUNCT: Final = str.maketrans(
     {
         "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "\u2032": "'",
@@ -62,10 +63,18 @@ def clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     decomposed = unicodedata.normalize("NFD", text)
     if any(unicodedata.combining(c) and c not in _KEEP_MARKS for c in decomposed):
-        decomposed = "".join(
-            c for c in decomposed if not unicodedata.combining(c) or c in _KEEP_MARKS
-        )
-        text = unicodedata.normalize("NFC", decomposed)
+        # Marks stacked on Latin, Greek or Cyrillic letters are disguises (d̶e̶l̶e̶t̶e̶), and
+        # Arabic or Hebrew vowel points are optional (حوّل is حول); in Thai or Hindi the
+        # marks are vowels, part of the word, and stay.
+        kept: list[str] = []
+        base_is_alphabet = False
+        for c in decomposed:
+            if not unicodedata.combining(c):
+                base_is_alphabet = unicodedata.name(c, "").startswith(_ALPHABETS)
+                kept.append(c)
+            elif c in _KEEP_MARKS or not base_is_alphabet:
+                kept.append(c)
+        text = unicodedata.normalize("NFC", "".join(kept))
     return text.translate(_PUNCT)
 
 
@@ -139,6 +148,8 @@ def unleet(text: str, one_as: str = "i") -> str:
         letters = sum(c.isalpha() for c in word)
         if letters < 2 or word.rstrip("€$").isdigit():
             return word
+        if word.upper() == word and sum(c.isdigit() for c in word) >= letters:
+            return word  # "BE71", "Q3", "4B729": codes and IBAN prefixes, not leetspeak
         if one_as == "l":
             word = word.translate(_LEET_L)
         return word.translate(_LEET)
@@ -241,6 +252,31 @@ def joined(text: str) -> str:
     return _PIECES.sub(join, text) if "+" in text else text
 
 
+_LETTERS = re.compile(r"[^\W\d_]{1,12}")
+
+
+def fused(text: str, risky_words: frozenset[str]) -> str:
+    """Two pieces that make a risky verb when joined ("de lete", "sup primer"): each pair of
+    neighbouring words separated by one space is tried, left to right, once."""
+    if not risky_words:
+        return text
+    words = list(_LETTERS.finditer(text))
+    out: list[str] = []
+    cursor = 0
+    n = 0
+    while n + 1 < len(words):
+        a, b = words[n], words[n + 1]
+        if text[a.end() : b.start()] == " " and (a.group(0) + b.group(0)).lower() in risky_words:
+            out.append(text[cursor : a.start()])
+            out.append(a.group(0) + b.group(0))
+            cursor = b.end()
+            n += 2
+            continue
+        n += 1
+    out.append(text[cursor:])
+    return "".join(out)
+
+
 def _reversed_words_hint(text: str, words: frozenset[str]) -> bool:
     return any(w[::-1] in words for w in re.findall(r"[^\W\d_]{4,}", text.lower()))
 
@@ -266,6 +302,7 @@ def views(text: str, risky_words: frozenset[str] = frozenset()) -> tuple[View, .
     add(unleet(spaced), "leetspeak")
     add(unleet(spaced, one_as="l"), "leetspeak")
     add(joined(homo), "a word built from pieces")
+    add(fused(homo, risky_words), "a word split in two")
     if _ROT13_HINT.search(base):
         add(codecs.encode(base, "rot13"), "ROT13", hidden=True)
     if _REVERSE_HINT.search(base) or _reversed_words_hint(base, risky_words):

@@ -499,6 +499,25 @@ def test_held_out_credentials_are_detected(text: str, expected: list[tuple[str, 
         # a French label on an API key
         ("clé API : a8Kd9Qz2Lm4Xp0Rt", "secret_assignment", "a8Kd9Qz2Lm4Xp0Rt"),
         ("API key: a8Kd9Qz2Lm4Xp0Rt", "secret_assignment", "a8Kd9Qz2Lm4Xp0Rt"),
+        # labels in other languages, a comma before the verb, a contraction, a description
+        ("Mein Passwort ist Lindenbaum42, melde dich an.", "password", "Lindenbaum42"),
+        ("mi contraseña es Girasol#77", "password", "Girasol#77"),
+        ("Le sésame du wifi, c'est Brioche!2025, garde-le.", "password", "Brioche!2025"),
+        ("Le mot de passe, c'est le prénom puis l'année : Zoe2011.", "password", "Zoe2011"),
+        ("Mon NIP c'est 7341, regarde mon solde.", "pin", "7341"),
+        ("PIN's two-eight-zero-six, keep it safe", "pin", "two-eight-zero-six"),
+        (
+            "The code my bank texted me is 551 208, finish signing me in.",
+            "one_time_code",
+            "551 208",
+        ),
+        ("secret key: Zk4Lp9Qr2Tx7Wm3Nv8Bh5Jc1Df6Gs0Ya/Ee+Uu", "secret_assignment", None),
+        (
+            "mes 12 mots de récupération : pomme livre chat nuage vélo sucre piano tigre rouge "
+            "lampe neige café",
+            "recovery_phrase",
+            None,
+        ),
     ],
 )
 def test_credentials_in_unusual_forms_are_detected(text: str, kind: str, value: str | None) -> None:
@@ -541,6 +560,11 @@ def test_credentials_in_unusual_forms_are_detected(text: str, kind: str, value: 
         "my card PIN was blocked after 3 tries",
         "enter your PIN 3 times and the card is blocked",
         "the API key is stored in AWS Secrets Manager, rotate it every 90 days",
+        "The password, as you know, is reset every month.",
+        "Le mot de passe, c'est important de le changer souvent.",
+        "Password policy for new accounts: minimum twelve characters.",
+        "My PIN's expired, how do I reset it?",
+        "Sésame, ouvre-toi !",
         # codes that are not secrets
         "the code is on line 42",
         "le code postal est 75011",
