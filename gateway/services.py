@@ -26,6 +26,7 @@ from analytics.sink import ClickHouseSink, SinkRunner
 from gateway.auth_throttle import AuthThrottle, build_failure_throttle
 from gateway.boundary import BoundaryGuard
 from gateway.checkpoints import CheckpointBook
+from gateway.idempotency import IdempotencyIndex
 from gateway.llm_state import LlmState, build_llm_state
 from gateway.ratelimit import IdentityRateLimiter, build_rate_limiter
 from gateway.tracker import RequestTracker
@@ -48,6 +49,7 @@ class Services:
     schemas: SchemaSet
     producer: RecordProducer
     tracker: RequestTracker
+    idempotency: IdempotencyIndex  # the Idempotency-Keys of the window, and their requests
     rate_limiter: IdentityRateLimiter  # every submitted request passes it (429 beyond)
     auth_throttle: AuthThrottle  # every credential check passes it (429 beyond)
     entities: EntityStore  # the entity view: owners, spheres, rules, budgets
@@ -86,6 +88,9 @@ async def start_services(
         tracker = RequestTracker(settings, schemas)
         await tracker.start()
         closer.push_async_callback(tracker.stop)
+        idempotency = IdempotencyIndex(settings, schemas)
+        await idempotency.start()  # reads the window's held and finished keyed requests first
+        closer.push_async_callback(idempotency.stop)
         store = EntityStore(settings, schemas) if entities is None else entities
         await start_or_refuse(
             store, GATEWAY, "the identity boundary guard (and the entity view it reads)"
@@ -110,6 +115,7 @@ async def start_services(
             schemas=schemas,
             producer=producer,
             tracker=tracker,
+            idempotency=idempotency,
             rate_limiter=rate_limiter,
             auth_throttle=AuthThrottle(failure_throttle, producer),
             entities=store,

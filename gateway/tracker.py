@@ -155,6 +155,12 @@ class RequestTracker(TopicTail):
             RequestView(request_id=rec.request_id, identity_id=rec.identity_id, status="accepted")
         )
 
+    def forget(self, request_id: str) -> None:
+        """Drop a view :meth:`accepted` put there for a request that was never written."""
+        view = self._views.get(request_id)
+        if view is not None and view.status == "accepted":
+            del self._views[request_id]
+
     def _put(self, view: RequestView) -> None:
         self._views[view.request_id] = view
         self._views.move_to_end(view.request_id)

@@ -127,6 +127,8 @@ class PipelineRecord(Record):
     provider_hint: str | None = None
     model_hint: str | None = None
     strategy: str | None = None
+    idempotency_key: str | None = None  # the client's Idempotency-Key (gateway.idempotency)
+    body_fingerprint: str | None = None  # SHA-256 of the body submitted with that key
     status: str = "accepted"
     intent: Intent | None = None
     context: ContextSnapshot | None = None

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     gateway_rpm_per_identity: float = 600.0
+    idempotency_window_s: float = Field(
+        default=24 * 3600.0, gt=0,
+        description="how long a gateway remembers an Idempotency-Key (gateway.idempotency)",
+    )
     worker_name: str = Field(default_factory=lambda: f"worker-{os.getpid()}")
     worker_instance: str = Field(
         default="0",

@@ -1,17 +1,34 @@
-"""Submitting requests and following them: ``/api/v2/nova/requests``."""
+"""Submitting requests and following them: ``/api/v2/nova/requests``.
+
+A submission with an ``Idempotency-Key`` header is safe to retry: the retry answers with the
+request the first attempt created, at any gateway (``gateway.idempotency``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from analytics.queries import request_final, request_lanes
 from gateway.bodies import StrictBody
 from gateway.deps import GuardDep, PrincipalDep, RateLimiterDep, ServicesDep
+from gateway.idempotency import (
+    IDEMPOTENCY_HEADER,
+    REPLAYED_HEADER,
+    BrokerUnavailableError,
+    IdempotencyKeyError,
+    KnownKey,
+    body_fingerprint,
+    parse_key,
+    record_key,
+    request_id_for,
+)
+from gateway.problems import problem
 from gateway.services import Services
 from gateway.tracker import LaneView, RequestView
 from nova.auth.tokens import Principal
@@ -57,20 +74,71 @@ class Accepted(BaseModel):
     status_code=202,
     response_model=Accepted,
     responses={
-        200: {"description": "completed within wait_ms"},
+        200: {"description": "completed within wait_ms (or, replayed, already finished)"},
         401: {"description": "missing or invalid token"},
         403: {"description": "references another identity's resource"},
-        422: {"description": "invalid body"},
-        423: {"description": "held at a checkpoint within wait_ms"},
+        422: {"description": "invalid body, or an Idempotency-Key reused with another body"},
+        423: {"description": "held at a checkpoint within wait_ms (or, replayed, held)"},
         429: {"description": "over the identity's request rate limit"},
+        503: {"description": "Kafka could not take the request: nothing was accepted; retry"},
     },
 )
-async def submit(body: SubmitRequest, principal: PrincipalDep, services: ServicesDep,
-                 limiter: RateLimiterDep, guard: GuardDep) -> Any:
+async def submit(
+    body: SubmitRequest,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limiter: RateLimiterDep,
+    guard: GuardDep,
+    idempotency_key: Annotated[str | None, Header(
+        alias=IDEMPOTENCY_HEADER,
+        description="retry-safe submission: a retry with the same key and body answers with "
+        "the request the first attempt created (same id, same outcome); another body is 422",
+    )] = None,
+) -> Any:
     limiter.check(principal.identity)  # 429 + Retry-After when over
     await guard.check_request(principal, body.thread_id, body.dataspace_ids)  # 403/404
-    record = PipelineRecord(
-        request_id=uuid7(),
+    if idempotency_key is None:
+        record = _record(body, principal, services, uuid7())
+        await _produce(services, record)
+        return await _answer(services, record.request_id, body.wait_ms)
+    try:
+        key = parse_key(idempotency_key)
+    except IdempotencyKeyError as exc:
+        return problem(422, str(exc), slug="idempotency-key")
+    fingerprint = body_fingerprint(body.model_dump(mode="json"))
+    index = services.idempotency
+    async with index.claim(principal.identity, key):  # a concurrent retry waits for this one
+        known = index.lookup(principal.identity, key)
+        if known is not None and known.fingerprint != fingerprint:
+            return problem(
+                422,
+                f"this {IDEMPOTENCY_HEADER} was used with another body for request "
+                f"{known.request_id}; use a new key for a new request",
+                slug="idempotency-key-reused",
+                request_id=known.request_id,
+            )
+        if known is not None:
+            return await _answer(services, known.request_id, body.wait_ms, replayed=True)
+        request_id = request_id_for(principal.identity, key, fingerprint, now_ms())
+        if await _state(services, request_id) is not None:  # written, the key since forgotten
+            index.remember(principal.identity, key, KnownKey(request_id, fingerprint, now_ms()))
+            return await _answer(services, request_id, body.wait_ms, replayed=True)
+        record = _record(body, principal, services, request_id, key, fingerprint)
+        await _produce(services, record)
+        index.remember(principal.identity, key, record_key(record))
+    return await _answer(services, request_id, body.wait_ms)
+
+
+def _record(
+    body: SubmitRequest,
+    principal: Principal,
+    services: Services,
+    request_id: str,
+    key: str | None = None,
+    fingerprint: str | None = None,
+) -> PipelineRecord:
+    return PipelineRecord(
+        request_id=request_id,
         identity_id=principal.identity,
         user_id=principal.sub,
         submitted_at=now_ms(),
@@ -85,26 +153,62 @@ async def submit(body: SubmitRequest, principal: PrincipalDep, services: Service
         provider_hint=body.provider,
         model_hint=body.model,
         strategy=body.strategy,
+        idempotency_key=key,
+        body_fingerprint=fingerprint,
     )
+
+
+async def _produce(services: Services, record: PipelineRecord) -> None:
+    """Write the request to Kafka; a failure is a 503 (nothing was accepted), never a 500."""
     services.tracker.accepted(record)
-    await services.producer.send("requests", record.request_id, record)
-    if body.wait_ms > 0:
-        view = await services.tracker.wait_until(
-            record.request_id, lambda v: v.held or v.finished, body.wait_ms / 1000
+    try:
+        await services.producer.send("requests", record.request_id, record)
+    except KafkaError as exc:
+        services.tracker.forget(record.request_id)
+        raise BrokerUnavailableError(
+            "the request could not be written to Kafka and was not accepted; retry (with an "
+            f"{IDEMPOTENCY_HEADER}, a retry can never run it twice)"
+        ) from exc
+    except BaseException:  # cancelled: written or not, a keyed retry will write it (same id)
+        services.tracker.forget(record.request_id)
+        raise
+
+
+async def _state(services: Services, request_id: str) -> RequestView | None:
+    """What this gateway knows of a request: live events, the keyed requests of the window,
+    then ClickHouse."""
+    view = services.tracker.get(request_id)
+    if view is not None and (view.finished or view.held):
+        return view
+    return services.idempotency.view(request_id) or view or await find_view(services, request_id)
+
+
+async def _answer(
+    services: Services, request_id: str, wait_ms: int, *, replayed: bool = False
+) -> JSONResponse:
+    """202 accepted; or, within ``wait_ms`` (at once when replayed), 423 held or 200 done."""
+    headers = {REPLAYED_HEADER: "true"} if replayed else None
+    view = await _state(services, request_id) if replayed else None
+    if wait_ms > 0 and not (view is not None and (view.held or view.finished)):
+        await services.tracker.wait_until(request_id, lambda v: v.held or v.finished,
+                                          wait_ms / 1000)
+        view = await _state(services, request_id)
+    if view is not None and view.held:
+        return JSONResponse(
+            {
+                "checkpoint_id": view.checkpoint_id,
+                "request_id": request_id,
+                "reason": view.checkpoint_reason,
+                "status": "held",
+            },
+            status_code=423,
+            headers=headers,
         )
-        if view is not None and view.held:
-            return JSONResponse(
-                {
-                    "checkpoint_id": view.checkpoint_id,
-                    "request_id": record.request_id,
-                    "reason": view.checkpoint_reason,
-                    "status": "held",
-                },
-                status_code=423,
-            )
-        if view is not None and view.finished:
-            return JSONResponse(view.to_json(), status_code=200)
-    return JSONResponse({"request_id": record.request_id, "status": "accepted"}, status_code=202)
+    if view is not None and view.finished:
+        return JSONResponse(view.to_json(), status_code=200, headers=headers)
+    status = view.status if view is not None else "accepted"
+    return JSONResponse({"request_id": request_id, "status": status}, status_code=202,
+                        headers=headers)
 
 
 async def find_view(services: Services, request_id: str) -> RequestView | None:

@@ -3,8 +3,10 @@
 Each gateway process keeps its own views (request status, checkpoints), so every replica
 must see every partition: no group, all partitions assigned. ``start`` positions the consumer
 (at the end for live-only views, at the beginning for views that must know the past, reading
-up to the current end before returning), then a task applies records as they arrive. A record
-that does not decode is skipped with a debug line: a read model must keep serving.
+up to the current end before returning), then a task applies records as they arrive. A view
+that must know only a recent past (the idempotency index: a day of keys) overrides
+:meth:`TopicTail.since_ms` and starts at the first record of that time instead of offset 0. A
+record that does not decode is skipped with a debug line: a read model must keep serving.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ class TopicTail(ABC):
     def apply(self, topic: str, data: dict[str, Any]) -> None:
         """Fold one decoded record of logical ``topic`` into the view."""
 
+    def since_ms(self) -> int | None:
+        """With ``START = "beginning"``: the time (epoch ms) of the oldest record wanted, or
+        None for every record."""
+        return None
+
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers,
@@ -60,7 +67,7 @@ class TopicTail(ABC):
                 for tp in parts:  # resolve now, so every record produced after start is seen
                     await consumer.position(tp)
             else:
-                await consumer.seek_to_beginning(*parts)
+                await _seek_to_time(consumer, parts, self.since_ms())
                 ends = await consumer.end_offsets(parts)
                 while await _behind(consumer, ends):
                     self._apply_batch(await consumer.getmany(timeout_ms=500, max_records=5000))
@@ -97,6 +104,23 @@ class TopicTail(ABC):
             except Exception:
                 log.exception("%s: poll failed", type(self).__name__)
                 await asyncio.sleep(1)
+
+
+async def _seek_to_time(
+    consumer: AIOKafkaConsumer, parts: list[TopicPartition], since_ms: int | None
+) -> None:
+    """Each partition at its first record written at or after ``since_ms`` (its end when it
+    has none that recent), or at its beginning when ``since_ms`` is None."""
+    if since_ms is None:
+        await consumer.seek_to_beginning(*parts)
+        return
+    found = await consumer.offsets_for_times({tp: since_ms for tp in parts})
+    for tp in parts:
+        at = found.get(tp)
+        if at is None:
+            await consumer.seek_to_end(tp)
+        else:
+            consumer.seek(tp, at.offset)
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
