@@ -8,9 +8,16 @@ yields the same rows, which is what lets ReplacingMergeTree collapse a re-consum
 Sources and tables:
 
     events     → lane_events | llm_calls | alerts   (by Event.kind)
-    completed  → requests                          (final state of each request)
+    completed  → requests, checkpoints             (final state of each request and of its
+                                                    checkpoint, as lane E decided it)
     pending    → checkpoints                       (held request: reason, created, expires)
     decisions  → checkpoints                       (decision: who, when, outcome, why)
+    expiries   → checkpoints                       (lane E's expiry)
+
+An approval does not set a checkpoint's status: with a four-eyes rule the first of two leaves
+it pending. The status ``approved`` comes from lane E's own record on ``completed``; rejections
+and expiries are final and set it at once. (Analytics is no governance reader: it does not
+check signatures; lane E and ``nova audit verify`` do.)
     audit      → audit_events                      (with partition and offset)
 
 ``sphere_id``: no record carries the identity's sphere yet; :func:`sphere_of` reads a
@@ -121,7 +128,13 @@ def completed_rows(rec: PipelineRecord, pos: Position = NO_POSITION) -> TableRow
     completed_at = max((t.started_at + int(t.duration_ms) for t in rec.lanes),
                        default=rec.submitted_at)
     ex = rec.execution
-    return [("requests", [
+    cp = rec.checkpoint
+    checkpoint: TableRows = [] if cp is None or cp.status in UNDECIDED else [("checkpoints", [
+        cp.checkpoint_id, rec.identity_id, rec.request_id, sphere_of(rec), None, cp.status,
+        None, None, cp.decided_by, opt_dt(cp.decided_at), cp.decision_reason,
+        request_ts(rec.request_id, rec.submitted_at),
+    ])]
+    return [*checkpoint, ("requests", [
         rec.request_id, rec.identity_id, sphere_of(rec), rec.user_id, rec.status,
         rec.intent.task_type if rec.intent else None,
         rec.intent.action if rec.intent else None,
@@ -152,10 +165,13 @@ def pending_rows(rec: PipelineRecord, pos: Position = NO_POSITION) -> TableRows:
 
 
 def decision_rows(dec: CheckpointDecisionRecord, pos: Position = NO_POSITION) -> TableRows:
-    """A decision: who decided what and when; NULLs leave the pending row's columns alone."""
+    """A decision: who decided what and when; NULLs leave the pending row's columns alone.
+
+    An approval leaves the status alone (see the module docstring)."""
+    status = None if dec.decision == "approve" else DECISION_STATUS.get(dec.decision, dec.decision)
     return [("checkpoints", [
         dec.checkpoint_id, dec.identity_id, dec.request_id, sphere_of(dec), None,
-        DECISION_STATUS.get(dec.decision, dec.decision), None, None, dec.actor,
+        status, None, None, dec.actor,
         ms_to_dt(dec.decided_at), dec.reason, request_ts(dec.request_id, dec.decided_at),
     ])]
 
@@ -176,6 +192,7 @@ MAPPERS: dict[str, tuple[type[Any], Mapper]] = {
     "completed": (PipelineRecord, completed_rows),
     "pending": (PipelineRecord, pending_rows),
     "decisions": (CheckpointDecisionRecord, decision_rows),
+    "expiries": (CheckpointDecisionRecord, decision_rows),
     "audit": (AuditRecord, audit_rows),
 }
 

@@ -1,10 +1,16 @@
 """The gateway's view of checkpoints: every held request and every decision, folded in order.
 
-Tails the ``pending`` and ``decisions`` topics from the beginning (both keep everything), so
-a restarted gateway knows every checkpoint and its state. The fold uses the same domain state
-machine as lane E (``nova.domain.checkpoints``), so the gateway can answer "already decided"
-(harmless repeat), "decided the other way" (409) and "expired" (409) exactly as the worker
-will apply them.
+Tails the ``pending``, ``decisions`` and ``expiries`` topics from the beginning (all keep
+everything), so a restarted gateway knows every checkpoint and its state. The fold uses the
+same domain state machine as lane E (``nova.domain.checkpoints``), four eyes included, so the
+gateway can answer "already decided" (harmless repeat), "decided the other way" (409),
+"expired" (409) and "one more approver needed" exactly as the worker will apply them.
+
+It trusts what lane E trusts: a decision counts only when it verifies with the gateway's
+public key and names the held request's checkpoint and identity, never when its actor is the
+request's submitter; an expiry only once the checkpoint is overdue (by the expiry's time and by
+this gateway's clock). Anything else is skipped with a warning (lane E dead-letters and audits
+it), so a forged approval never shows a checkpoint as approved here either.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nova.domain.checkpoints import Checkpoint, apply_decision, expire
-from nova.errors import ConflictError
+from nova.errors import ConflictError, ForbiddenError, SignatureError
 from nova.kafka.tail import TopicTail
 from nova.records import CheckpointDecisionRecord, PipelineRecord
 from nova.settings import Settings
+from nova.signing import Verifier
 from schemas import SchemaSet
 from streams.convert import checkpoint_domain, from_ms
 
@@ -49,17 +56,25 @@ class HeldRequest:
             "decided_by": cp.decided_by,
             "decided_at": cp.decided_at.isoformat() if cp.decided_at else None,
             "decision_reason": cp.decision_reason,
+            "approvals_required": cp.approvals_required,
+            "approved_by": list(cp.approvals),
+            "approvals_missing": cp.approvals_missing,
             "action": self.record.intent.action if self.record.intent else None,
             "prompt": self.record.prompt,
         }
 
 
 def fold_decision(held: HeldRequest, decision: CheckpointDecisionRecord) -> HeldRequest:
-    """Apply a decision as lane E does; conflicting or late ones leave the state unchanged."""
+    """Apply a (verified) decision as lane E does; conflicting, late, foreign or self-made
+    ones leave the state unchanged."""
     cp = held.checkpoint
+    if decision.checkpoint_id != cp.checkpoint_id or decision.identity_id != cp.identity_id:
+        return held
     when = from_ms(decision.decided_at)
     if decision.decision == "expire":
-        return replace(held, checkpoint=expire(cp, max(when, cp.expires_at)).checkpoint)
+        if when < cp.expires_at or datetime.now(UTC) < cp.expires_at:
+            return held  # lane E ignores a premature expiry too (by its own clock)
+        return replace(held, checkpoint=expire(cp, when).checkpoint)
     try:
         changed = apply_decision(
             cp,
@@ -69,6 +84,8 @@ def fold_decision(held: HeldRequest, decision: CheckpointDecisionRecord) -> Held
             decision.reason,
         )
     except ConflictError:
+        return replace(held, checkpoint=expire(cp, when).checkpoint)  # late: lane E expires it
+    except ForbiddenError:
         return held
     return replace(held, checkpoint=changed.checkpoint)
 
@@ -76,11 +93,12 @@ def fold_decision(held: HeldRequest, decision: CheckpointDecisionRecord) -> Held
 class CheckpointBook(TopicTail):
     """Every checkpoint since the beginning, by id; read to the end before the gateway serves."""
 
-    TOPICS = ("pending", "decisions")
+    TOPICS = ("pending", "decisions", "expiries")
     START = "beginning"
 
-    def __init__(self, settings: Settings, schemas: SchemaSet) -> None:
+    def __init__(self, settings: Settings, schemas: SchemaSet, verifier: Verifier) -> None:
         super().__init__(settings, schemas)
+        self.verifier = verifier
         self.by_id: dict[str, HeldRequest] = {}
         self._early: dict[str, list[CheckpointDecisionRecord]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -118,13 +136,25 @@ class CheckpointBook(TopicTail):
     def apply(self, topic: str, data: dict[str, Any]) -> None:
         if topic == "pending":
             self._on_pending(PipelineRecord.from_avro(data))
-        else:
-            self._on_decision(CheckpointDecisionRecord.from_avro(data))
+            return
+        decision = CheckpointDecisionRecord.from_avro(data)
+        if topic == "expiries":
+            if decision.decision == "expire":
+                self._on_decision(decision)
+            return
+        try:
+            self.verifier.verify_decision(decision)
+        except SignatureError as exc:
+            log.warning("decision on %s ignored: %s", decision.checkpoint_id, exc)
+            return
+        if decision.decision in ("approve", "reject"):
+            self._on_decision(decision)
 
     def _on_pending(self, record: PipelineRecord) -> None:
         if record.checkpoint is None:
             return
-        cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id)
+        cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id,
+                               record.user_id)
         if cp.checkpoint_id in self.by_id:
             return  # a re-sent hold (lane E re-processing) changes nothing
         held = HeldRequest(cp, record)

@@ -6,8 +6,12 @@ looked up by name, so a route cannot find a guard missing halfway through a requ
 governance guards (the identity rate limiter, the authentication throttle, the entity view and
 the identity boundary guard built on it) are built before the gateway serves anything: if one
 cannot be built, start-up stops with a :class:`~nova.errors.StartupError`, one line naming what
-is missing and the fix. The pure ones (the rate limiter, the authentication throttle) are built
-first, before anything connects.
+is missing and the fix. The pure ones (the rate limiter, the authentication throttle, the
+signing key) are built first, before anything connects.
+
+The gateway holds the signing key (``nova.signing``): every checkpoint decision and entity
+change it writes is signed with it, and its own views (entities, checkpoints) verify what they
+read with its public half, like the worker's do.
 
 Nothing here connects at import time. ClickHouse is the one optional part: a gateway without it
 serves no analytics and runs no sink, which governs nothing.
@@ -31,9 +35,11 @@ from gateway.llm_state import LlmState, build_llm_state
 from gateway.ratelimit import IdentityRateLimiter, build_rate_limiter
 from gateway.tracker import RequestTracker
 from nova.entities.store import EntityStore, EntityWriter, start_or_refuse
+from nova.errors import ConfigError, StartupError
 from nova.kafka.admin import require_topics
 from nova.kafka.producer import RecordProducer
 from nova.settings import Settings
+from nova.signing import Signer, load_signer
 from schemas import SchemaSet, load_schema_set
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ class Services:
     idempotency: IdempotencyIndex  # the Idempotency-Keys of the window, and their requests
     rate_limiter: IdentityRateLimiter  # every submitted request passes it (429 beyond)
     auth_throttle: AuthThrottle  # every credential check passes it (429 beyond)
+    signer: Signer  # signs decisions and entity changes; only the gateway holds it
     entities: EntityStore  # the entity view: owners, spheres, rules, budgets
     entity_writer: EntityWriter
     boundary: BoundaryGuard  # every resource id and request reference passes it
@@ -77,6 +84,7 @@ async def start_services(
     """
     rate_limiter = build_rate_limiter(settings)  # pure: refuses before anything connects
     failure_throttle = build_failure_throttle(settings)  # pure, too
+    signer = gateway_signer(settings)
     llm = build_llm_state(settings)
     schemas = load_schema_set()
     closer = contextlib.AsyncExitStack()
@@ -91,13 +99,18 @@ async def start_services(
         idempotency = IdempotencyIndex(settings, schemas)
         await idempotency.start()  # reads the window's held and finished keyed requests first
         closer.push_async_callback(idempotency.stop)
-        store = EntityStore(settings, schemas) if entities is None else entities
+        store = (
+            EntityStore(settings, schemas, verifier=signer.verifier)
+            if entities is None
+            else entities
+        )
+        writer = EntityWriter(producer, store, signer)
+        store.healer = writer.heal  # re-sign a key a forged record would evict on compaction
         await start_or_refuse(
             store, GATEWAY, "the identity boundary guard (and the entity view it reads)"
         )
         closer.push_async_callback(store.stop)
-        writer = EntityWriter(producer, store)
-        checkpoints = CheckpointBook(settings, schemas)
+        checkpoints = CheckpointBook(settings, schemas, signer.verifier)
         await checkpoints.start()
         closer.push_async_callback(checkpoints.stop)
         if clickhouse is None and settings.run_sink:
@@ -118,6 +131,7 @@ async def start_services(
             idempotency=idempotency,
             rate_limiter=rate_limiter,
             auth_throttle=AuthThrottle(failure_throttle, producer),
+            signer=signer,
             entities=store,
             entity_writer=writer,
             boundary=BoundaryGuard(store, writer, producer),
@@ -130,6 +144,20 @@ async def start_services(
     except BaseException:
         await closer.aclose()
         raise
+
+
+def gateway_signer(settings: Settings) -> Signer:
+    """The signing key, created under the data dir at first start, or a one-line refusal."""
+    try:
+        return load_signer(settings)
+    except (ConfigError, OSError) as exc:
+        raise StartupError(
+            GATEWAY,
+            "its signing key (decisions and entity changes are signed with it) cannot be loaded",
+            "set NOVA_SIGNING_KEY to an Ed25519 key, or let the gateway create one in a writable "
+            "NOVA_DATA_DIR/keys (mode 600)",
+            exc,
+        ) from exc
 
 
 async def stop_services(services: Services) -> None:

@@ -14,7 +14,12 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     def verify() -> None:
-        """Walk the audit topic from the start; exit 1 naming the first broken link."""
+        """Walk the audit topic from the start; exit 1 naming the first broken link.
+
+        Then check every decision and entity change against the gateway's public key: each
+        one that is not the gateway's is listed with where it was audited, and one that was
+        never audited (or signatures that could not be checked) is a failure too.
+        """
         from nova.audit.verify import verify_audit
         from nova.errors import NovaError
         from nova.settings import load_settings
@@ -33,9 +38,17 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"checked {report.checked} audit records in {result.partitions} partitions")
         if report.ok:
             typer.echo("audit chain intact")
-            return
         for brk in report.breaks:
             typer.echo(
                 f"BROKEN: partition {brk.partition}, offset {brk.offset}: {brk.reason}", err=True
             )
-        raise typer.Exit(1)
+        if result.unchecked is not None:
+            typer.echo(f"SIGNATURES NOT CHECKED: {result.unchecked}", err=True)
+        else:
+            typer.echo(f"checked the signatures of {result.signed_checked} decisions, expiries "
+                       "and entity changes")
+        for untrusted in result.untrusted:
+            label = "REJECTED" if untrusted.audited_at is not None else "UNTRUSTED"
+            typer.echo(f"{label}: {untrusted}", err=untrusted.audited_at is None)
+        if not result.ok:
+            raise typer.Exit(1)

@@ -62,9 +62,13 @@ async def governance_scenarios(
     out: Console,
     ids: list[str],
     fake_url: str | None = None,
+    approver: dict[str, str] | None = None,
 ) -> bool:
     """Held (an IBAN payment, held not denied) → approved → completed with the provider never
-    seeing the IBAN; held → rejected; another identity's thread → 403."""
+    seeing the IBAN; held → rejected; another identity's thread → 403. Alice never decides
+    her own requests (four eyes): ``approver`` is another person of her identity, and her own
+    attempt to approve is shown refused first."""
+    approver = approver or alice
     out.rule("Governance before execution")
     scenarios = [
         (f"Pay invoice INV-2041 of 1,200 EUR to ACME Corp, IBAN {DEMO_IBAN}", "approve"),
@@ -82,11 +86,14 @@ async def governance_scenarios(
             f"423 Locked  {prompt!r}\n            checkpoint {held['checkpoint_id']}: "
             f"{held['reason']}"
         )
-        d = await http.post(
-            f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/{decision}",
-            headers=alice,
-            json={"reason": f"demo {decision}"},
-        )
+        url = f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/{decision}"
+        if approver is not alice:
+            own = await http.post(url, headers=alice, json={"reason": "my own request"})
+            out.print(f"            the submitter's own {decision} → {own.status_code} "
+                      f"({own.json().get('detail', '')})")
+            if own.status_code != 403:
+                return False
+        d = await http.post(url, headers=approver, json={"reason": f"demo {decision}"})
         d.raise_for_status()
         rid = held["request_id"]
         ids.append(rid)
@@ -142,10 +149,10 @@ async def governance_scenarios(
     return r.status_code in (200, 202)
 
 
-def token_for(settings: Settings, identity: str, *roles: str) -> str:
+def token_for(settings: Settings, identity: str, *roles: str, sub: str | None = None) -> str:
     return issue_token(
         settings,
-        sub=f"user-{identity}",
+        sub=sub or f"user-{identity}",
         identity=identity,
         roles=roles or ("member",),
         now=datetime.now(UTC),
@@ -197,8 +204,10 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
                 return 1
             elapsed = time.perf_counter() - t0
             bob = {"Authorization": f"Bearer {token_for(settings, 'identity-bob', 'member')}"}
+            carol = token_for(settings, "identity-alice", "approver", sub="user-carol")
             ok = await governance_scenarios(http, headers, bob, out, ids,
-                                            stack.settings.llm_fake_url)
+                                            stack.settings.llm_fake_url,
+                                            {"Authorization": f"Bearer {carol}"})
             if not ok:
                 return 1
 
@@ -215,9 +224,10 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
         total_rows = await asyncio.to_thread(lane_row_count, ch, ids)
         verified = await verify_audit(settings)
         audit_line = (
-            f"{verified.report.checked} records verified, intact"
-            if verified.report.ok
-            else f"BROKEN {verified.report.breaks}"
+            f"{verified.report.checked} records verified, intact; "
+            f"{verified.signed_checked} decisions and entity changes signed by the gateway"
+            if verified.ok
+            else f"BROKEN {verified.report.breaks} {verified.unaudited} {verified.unchecked or ''}"
         )
 
     table = Table(title=f"Per-lane latency, {len(ids)} requests (read back from ClickHouse)")

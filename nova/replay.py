@@ -46,7 +46,7 @@ from nova.records import (
 from nova.settings import Settings
 from schemas import TOPICS, load_schema_set
 
-TRAIL_TOPICS = ("requests", "events", "pending", "decisions", "completed", "audit")
+TRAIL_TOPICS = ("requests", "events", "pending", "decisions", "expiries", "completed", "audit")
 REPLAY_BATCH_ROWS = 20_000
 
 Progress = Callable[[int, int], None]  # (messages read, messages to read)
@@ -239,7 +239,7 @@ class Trail:
                 record.kind, self.alerts).append(record)
         elif topic == "pending":
             self.pending.append(record)
-        elif topic == "decisions":
+        elif topic in ("decisions", "expiries"):
             self.decisions.append(record)
         elif topic == "completed":
             self.completed.append(record)

@@ -29,6 +29,7 @@ from nova.kafka import quiet_kafka_client
 from nova.kafka.launcher import Broker, _die_with_parent, port_open
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings
+from nova.signing import public_key_text
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def spawn(
     """Start ``python -m nova <args>`` as a child that dies with us."""
     env = {**os.environ, **settings.to_env(), **(extra_env or {})}
     env.pop("NOVA_WORKER_NAME", None)  # each child names itself after its own pid
+    env.pop("NOVA_SIGNING_KEY", None)  # the gateway's signing key stays in the gateway
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "nova", *module_args],
         env=env,
@@ -105,7 +107,9 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         # Topics and the gateway's guards first: one that cannot be built stops us here, with
         # one line (StartupError), before a worker is spawned.
         services = await start_services(settings)
-        worker = spawn(["worker"], settings)
+        # The worker verifies with the gateway's public key and is never given the private one.
+        public = {"NOVA_SIGNING_PUBLIC_KEY": public_key_text(services.signer.public)}
+        worker = spawn(["worker"], settings, public if not settings.signing_public_key else None)
         app = create_app(settings, services=services)
         config = uvicorn.Config(
             app,

@@ -5,9 +5,11 @@ and broker come from one :class:`~nova.settings.Settings` (tests run isolated pi
 unique prefixes in the same broker), and the collaborators the lanes rely on are handed in,
 already started, as one typed :class:`~streams.services.WorkerServices`
 (:func:`streams.services.start_worker_services` refuses to start without them). Besides the
-seven lane agents, lane E has a second agent for checkpoint decisions and a timer for expiry;
-lane G's agent consumes both outcomes and audit facts so that one agent owns each audit
-partition.
+seven lane agents, lane E has a second agent for checkpoint decisions and expiries (one agent
+on both topics, so a partition's transitions stay in order) and a timer that publishes
+expiries; lane G's agent consumes both outcomes and audit facts so that one agent owns each
+audit partition; the entity guard (``streams.entity_guard``) reports entity records the
+gateway did not sign.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from schemas import SchemaSet, load_schema_set
 from schemas.topics import worker_app_id
 from streams import consumer
 from streams.context import RAW, LaneContext, LaneState
+from streams.entity_guard import EntityGuard
 from streams.health_probe import HealthProbe
 from streams.lanes import (
     AuditLane,
@@ -35,7 +38,7 @@ from streams.lanes import (
     GovernanceLane,
     IntentLane,
 )
-from streams.lanes.lane_e_checkpoint import on_decision, sweep_expired
+from streams.lanes.lane_e_checkpoint import on_checkpoint_message, sweep_expired
 from streams.lanes.lane_f_execution import run_concurrently
 from streams.lanes.lane_g_audit import AuditChain, on_fact
 from streams.runtime import Lane, handle
@@ -134,9 +137,12 @@ def build_app(
 
     async def decisions_agent(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            await on_decision(ctx, event.message)
+            await on_checkpoint_message(ctx, event.message)
 
-    app.agent(ctx.topic("decisions"), name="lane-E-decisions")(decisions_agent)
+    e_topic = app.topic(settings.topic("decisions"), settings.topic("expiries"), **RAW)
+    app.agent(e_topic, name="lane-E-decisions")(decisions_agent)
+    guard = EntityGuard(ctx)
+    app.task(guard.run)
 
     expiry_sent: set[str] = set()
 

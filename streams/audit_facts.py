@@ -53,7 +53,10 @@ def governance_fact(record: PipelineRecord, gov: GovernanceDecision) -> AuditFac
     )
 
 
-def checkpoint_fact(record: PipelineRecord, cp: CheckpointState, actor: str | None) -> AuditFact:
+def checkpoint_fact(
+    record: PipelineRecord, cp: CheckpointState, actor: str | None, suffix: str | None = None
+) -> AuditFact:
+    """A checkpoint transition; ``suffix`` tells apart facts of one status (approvals)."""
     return fact(
         "CHECKPOINT",
         record.identity_id,
@@ -63,10 +66,39 @@ def checkpoint_fact(record: PipelineRecord, cp: CheckpointState, actor: str | No
             "reason": cp.reason,
             "decision_reason": cp.decision_reason,
             "expires_at": cp.expires_at,
+            "approvals": list(cp.approvals),
+            "approvals_required": cp.approvals_required,
         },
         request_id=record.request_id,
         actor=actor,
-        suffix=cp.status,
+        suffix=suffix or cp.status,
+    )
+
+
+UNTRUSTED_RECORD = "UNTRUSTED_RECORD"
+
+
+def untrusted_fact(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    reason: str,
+    identity_id: str,
+    request_id: str | None,
+    claimed: dict[str, Any],
+) -> AuditFact:
+    """A decision or entity change refused because it is unsigned, badly signed or does not
+    belong where it claims (``nova.signing``); the position lets ``nova audit verify`` match
+    the refused record with its audit. ``claimed`` is what the record said, not the truth."""
+    return fact(
+        UNTRUSTED_RECORD,
+        identity_id,
+        {"topic": topic, "partition": partition, "offset": offset, "reason": reason,
+         "claimed": claimed},
+        request_id=request_id,
+        actor=None,
+        suffix=f"{topic}:{partition}:{offset}",
     )
 
 

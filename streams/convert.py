@@ -75,7 +75,10 @@ def domain_masks(masks: tuple[Mask, ...]) -> tuple[DomainMask, ...]:
 
 def governance_record(d: DomainDecision) -> GovernanceDecision:
     return GovernanceDecision(
-        outcome=d.outcome, fired_rules=tuple(d.fired_rule_ids), reasons=tuple(d.reasons)
+        outcome=d.outcome,
+        fired_rules=tuple(d.fired_rule_ids),
+        reasons=tuple(d.reasons),
+        approvals_required=d.approvals_required,
     )
 
 
@@ -89,10 +92,15 @@ def checkpoint_record(cp: Checkpoint) -> CheckpointState:
         decided_by=cp.decided_by,
         decided_at=to_ms(cp.decided_at) if cp.decided_at else None,
         decision_reason=cp.decision_reason,
+        approvals_required=cp.approvals_required,
+        approvals=cp.approvals,
     )
 
 
-def checkpoint_domain(state: CheckpointState, request_id: str, identity_id: str) -> Checkpoint:
+def checkpoint_domain(
+    state: CheckpointState, request_id: str, identity_id: str, submitter: str | None
+) -> Checkpoint:
+    """The domain checkpoint of a held record; ``submitter`` is the record's ``user_id``."""
     return Checkpoint(
         checkpoint_id=state.checkpoint_id,
         request_id=request_id,
@@ -104,4 +112,7 @@ def checkpoint_domain(state: CheckpointState, request_id: str, identity_id: str)
         decided_by=state.decided_by,
         decided_at=from_ms(state.decided_at) if state.decided_at else None,
         decision_reason=state.decision_reason,
+        submitter=submitter,
+        approvals_required=state.approvals_required,
+        approvals=state.approvals,
     )

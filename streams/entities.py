@@ -15,6 +15,7 @@ from nova.domain.context import DataspaceItem, ThreadMessage
 from nova.domain.governance import Rule
 from nova.entities.models import BudgetEntity
 from nova.entities.store import EntityStore, start_or_refuse
+from nova.errors import StartupError
 
 
 class WorkerEntities:
@@ -22,8 +23,25 @@ class WorkerEntities:
         self.store = store
 
     async def start(self, component: str, needs: str) -> None:
-        """Start the store, or refuse ``component``'s start-up (``StartupError``)."""
+        """Start the store, or refuse ``component``'s start-up (``StartupError``).
+
+        Also refused: a store holding entities no signed record states (written before signing
+        existed, or forged). The view ignores them, so a deny rule or a budget among them would
+        silently stop binding; an operator reviews and re-signs them first (``nova entities
+        adopt``).
+        """
         await start_or_refuse(self.store, component, needs)
+        unadopted = sorted(self.store.unadopted)
+        if unadopted:
+            await self.store.stop()
+            raise StartupError(
+                component,
+                f"{len(unadopted)} entity records are unsigned and no signed record states "
+                f"them (written before signing existed, or forged: {', '.join(unadopted[:3])}"
+                f"{', ...' if len(unadopted) > 3 else ''})",
+                "review them with `nova entities adopt` where the gateway's signing key is, "
+                "then re-sign them (--yes) or reject them (--reject KEY)",
+            )
 
     async def stop(self) -> None:
         await self.store.stop()

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from nova.domain.amounts import stated_amount
 from nova.domain.governance import GovernanceFacts, Rule, refused_providers
 from nova.domain.masking import unmask
 from nova.entities.models import BudgetEntity
@@ -373,6 +374,11 @@ class ExecutionService:
             provider=None,
             cost_estimate_usd=0.0,
             prompt=record.prompt,
+            amount=stated_amount(
+                [record.prompt, record.context.text if record.context else ""]
+                if record.intent.defers_to_context
+                else [record.prompt]
+            ),
         )
         judged = record.governance.fired_rules if record.governance else ()
         refused: dict[str, str] = {}

@@ -1,12 +1,22 @@
 """Checkpoint decisions: ``/api/v2/governance/checkpoints``.
 
 Only an approver (or admin) of the identity that owns the held request may decide it; another
-identity gets 403 (and an IDENTITY_BOUNDARY audit fact), whatever its roles. Deciding twice the
-same way is harmless; the opposite decision, or any decision after expiry, is 409.
+identity gets 403 (and an IDENTITY_BOUNDARY audit fact), whatever its roles. Four eyes: the
+submitter of the request (the token subject that submitted it) never decides it, whatever its
+roles: 403, and, like a member without the approver role, a ``CHECKPOINT_DENIED`` audit fact.
+Deciding twice the same way is harmless; the opposite decision, or any decision after expiry,
+is 409. A checkpoint that needs two approvers (a four-eyes rule) answers the first approval
+with 200 and ``status: pending``, ``approved_by`` naming the first approver and
+``approvals_missing: 1``; the second distinct approver's approval resumes the request, the
+first approver approving again changes nothing.
+
+Each decision is signed with the gateway's key (``nova.signing``) before it is produced: lane
+E acts on nothing else.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -18,10 +28,15 @@ from gateway.checkpoints import CheckpointBook, HeldRequest
 from gateway.deps import PrincipalDep, ServicesDep
 from gateway.services import Services
 from nova.auth.tokens import Principal
-from nova.domain.checkpoints import apply_decision, expire, may_decide
+from nova.domain.checkpoints import apply_decision, expire, is_submitter, may_decide
+from nova.entities.audit_facts import emit_audit_fact
 from nova.errors import ConflictError, ForbiddenError, NotFoundError
 from nova.records import CheckpointDecisionRecord, now_ms
 from streams.audit_facts import fact
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DENIED = "CHECKPOINT_DENIED"
 
 router = APIRouter(prefix="/api/v2/governance/checkpoints", tags=["checkpoints"])
 
@@ -70,6 +85,25 @@ async def get_checkpoint(
     return CheckpointBook._as_of(held, datetime.now(UTC)).to_json()
 
 
+async def denied(
+    services: Services, principal: Principal, held: HeldRequest, decision: str, why: str
+) -> None:
+    """Audit a refused decision attempt; a failure to record it never turns it into an allow."""
+    cp = held.checkpoint
+    try:
+        await emit_audit_fact(
+            services.producer,
+            CHECKPOINT_DENIED,
+            cp.identity_id,
+            principal.sub,
+            cp.request_id,
+            {"resource_kind": "checkpoint", "resource_id": cp.checkpoint_id,
+             "operation": decision, "why": why, "roles": sorted(principal.roles)},
+        )
+    except Exception:
+        log.exception("could not audit a refused decision on %s", cp.checkpoint_id)
+
+
 async def decide(
     checkpoint_id: str,
     decision: Literal["approve", "reject"],
@@ -79,7 +113,11 @@ async def decide(
 ) -> dict[str, Any]:
     held = await owned(services, principal, checkpoint_id)
     if not may_decide(held.checkpoint, principal.identity, principal.roles):
+        await denied(services, principal, held, decision, "not_an_approver")
         raise ForbiddenError("deciding a checkpoint needs the approver role of its identity")
+    if is_submitter(held.checkpoint, principal.sub):
+        await denied(services, principal, held, decision, "submitter")
+        raise ForbiddenError("the submitter of a request cannot decide its checkpoint")
     async with services.checkpoints.lock(checkpoint_id):
         held = services.checkpoints.get(checkpoint_id) or held  # the state after any decision ahead
         now = datetime.now(UTC)
@@ -90,14 +128,16 @@ async def decide(
             cp, decision, principal.sub, now, body.reason
         )  # 409 if opposite
         if transition.changed:
-            record = CheckpointDecisionRecord(
-                checkpoint_id=cp.checkpoint_id,
-                request_id=cp.request_id,
-                identity_id=cp.identity_id,
-                decision=decision,
-                actor=principal.sub,
-                reason=body.reason,
-                decided_at=now_ms(),
+            record = services.signer.sign_decision(
+                CheckpointDecisionRecord(
+                    checkpoint_id=cp.checkpoint_id,
+                    request_id=cp.request_id,
+                    identity_id=cp.identity_id,
+                    decision=decision,
+                    actor=principal.sub,
+                    reason=body.reason,
+                    decided_at=now_ms(),
+                )
             )
             await services.producer.send("decisions", cp.request_id, record)
             services.checkpoints.record_decision(record)
@@ -114,7 +154,7 @@ async def decide(
                     },
                     request_id=cp.request_id,
                     actor=principal.sub,
-                    suffix=decision,
+                    suffix=f"{decision}:{principal.sub}",
                 ),
             )
     current = services.checkpoints.get(checkpoint_id) or held

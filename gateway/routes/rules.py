@@ -11,6 +11,14 @@ A rule belongs to the identity of the token that created it; the body cannot nam
 identity (unknown fields are refused). Reading, replacing or deleting another identity's rule
 is a boundary crossing (403 + fact) and changes nothing.
 
+Four eyes: a ``require_approval`` rule may set ``approvals_required`` (2 to 5 distinct
+approvers, never the submitter) and ``match.amount_above`` (the amount the prompt states must
+be above it; a prompt stating none counts as above), e.g. two approvers for PAYMENT and
+TRANSFER above 1,000::
+
+    {"effect": "require_approval", "approvals_required": 2,
+     "match": {"actions": ["PAYMENT", "TRANSFER"], "amount_above": 1000}}
+
 Rules are governance: a ``require_approval`` rule is what sends a request to a checkpoint, so
 creating, replacing or deleting one needs the ``approver`` role (or ``admin``). Members may read
 their identity's rules but not change them, or a member could delete the rule that holds their
@@ -28,6 +36,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from gateway.bodies import StrictBody
 from gateway.boundary import BoundaryGuard
 from gateway.deps import GuardDep, PrincipalDep, require_role
+from nova.domain.checkpoints import MAX_APPROVALS_REQUIRED
 from nova.domain.governance import MAX_PATTERNS, Effect, Rule, RuleMatch
 from nova.domain.intent import Action, TaskType
 from nova.domain.patterns import check_identity_budget
@@ -53,6 +62,9 @@ class MatchBody(StrictBody):
     min_cost_usd: float | None = None
     max_cost_usd: float | None = None
     text_patterns: list[str] = Field(default_factory=list, max_length=MAX_PATTERNS)
+    amount_above: float | None = Field(
+        default=None, description="fire only when the stated amount is above this"
+    )
 
     def to_match(self) -> RuleMatch:
         """The domain conditions; raises ``InvalidRuleError`` (a ``ValueError``)."""
@@ -64,12 +76,19 @@ class MatchBody(StrictBody):
             min_cost_usd=self.min_cost_usd,
             max_cost_usd=self.max_cost_usd,
             text_patterns=tuple(self.text_patterns),
+            amount_above=self.amount_above,
         )
 
 
 class RuleBody(StrictBody):
     effect: Effect
     priority: int = Field(default=0, ge=-1000, le=1000)
+    approvals_required: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_APPROVALS_REQUIRED,
+        description="distinct approvers (never the submitter) a checkpoint it causes needs",
+    )
     sphere_id: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")] | None
     ) = None
@@ -77,19 +96,22 @@ class RuleBody(StrictBody):
 
     @model_validator(mode="after")
     def _domain_valid(self) -> RuleBody:
-        self.match.to_match()  # InvalidRuleError is a ValueError: pydantic reports a 422
+        self.rule("probe", "probe")  # InvalidRuleError is a ValueError: pydantic reports a 422
         return self
 
-    def entity(self, rule_id: str, identity_id: str) -> RuleEntity:
-        rule = Rule(
+    def rule(self, rule_id: str, identity_id: str) -> Rule:
+        return Rule(
             rule_id=rule_id,
             identity_id=identity_id,
             sphere_id=self.sphere_id,
             effect=self.effect,
             priority=self.priority,
             match=self.match.to_match(),
+            approvals_required=self.approvals_required,
         )
-        return RuleEntity.from_rule(rule)
+
+    def entity(self, rule_id: str, identity_id: str) -> RuleEntity:
+        return RuleEntity.from_rule(self.rule(rule_id, identity_id))
 
 
 class MatchOut(BaseModel):
@@ -100,6 +122,7 @@ class MatchOut(BaseModel):
     min_cost_usd: float | None
     max_cost_usd: float | None
     text_patterns: list[str]
+    amount_above: float | None
 
 
 class RuleOut(BaseModel):
@@ -108,6 +131,7 @@ class RuleOut(BaseModel):
     sphere_id: str | None
     effect: str
     priority: int
+    approvals_required: int
     match: MatchOut
     version: int
 
@@ -122,6 +146,7 @@ class RuleOut(BaseModel):
             sphere_id=r.sphere_id,
             effect=r.effect,
             priority=r.priority,
+            approvals_required=r.approvals_required,
             version=version,
             match=MatchOut(
                 actions=opt(r.actions),
@@ -131,6 +156,7 @@ class RuleOut(BaseModel):
                 min_cost_usd=r.min_cost_usd,
                 max_cost_usd=r.max_cost_usd,
                 text_patterns=list(r.text_patterns),
+                amount_above=r.amount_above,
             ),
         )
 

@@ -45,6 +45,14 @@ are inclusive. ``text_patterns`` fire when any pattern matches the prompt, case-
 either as written or folded (lowercase, accents removed). A rule with ``providers`` set does
 not fire while the provider is still unknown; the router re-asks with the chosen provider.
 
+Four eyes: a ``require_approval`` rule may ask for ``approvals_required`` distinct approvers
+(2 to 5); the decision carries the largest number any fired rule asks for (1 for the
+built-ins), and lane E holds the checkpoint until that many different people, none of them the
+submitter, approved. ``amount_above`` makes a rule fire only when the amount the prompt states
+(or its context, when the prompt defers to it; ``nova.domain.amounts``) is above it; a request
+stating no readable amount counts as above any threshold (fail closed), so "two approvers for
+PAYMENT and TRANSFER above 1,000" also holds "pay the invoice".
+
 Precedence: deny beats require_approval beats allow, whatever the priorities. Priority only
 orders the fired rules and reasons (highest first, then rule id) so the most important one is
 cited first; it can never let an allow outrank a deny, because a forgotten low-priority deny
@@ -62,6 +70,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal, get_args
 
+from nova.domain.checkpoints import MAX_APPROVALS_REQUIRED
 from nova.domain.detections import Detection, scan_credentials, scan_injection
 from nova.domain.encoding import context_items
 from nova.domain.intent import (
@@ -128,6 +137,7 @@ class RuleMatch:
     min_cost_usd: float | None = None
     max_cost_usd: float | None = None
     text_patterns: tuple[str, ...] = ()
+    amount_above: float | None = None  # fires only above this stated amount (unknown: above)
     _compiled: tuple[UserPattern, ...] = field(
         init=False, repr=False, compare=False, hash=False, default=()
     )
@@ -139,6 +149,7 @@ class RuleMatch:
         _check_members("providers", self.providers, None)
         _check_cost("min_cost_usd", self.min_cost_usd)
         _check_cost("max_cost_usd", self.max_cost_usd)
+        _check_cost("amount_above", self.amount_above)
         if (
             self.min_cost_usd is not None
             and self.max_cost_usd is not None
@@ -163,6 +174,12 @@ class RuleMatch:
             return False
         if self.max_cost_usd is not None and facts.cost_estimate_usd > self.max_cost_usd:
             return False
+        if (
+            self.amount_above is not None
+            and facts.amount is not None
+            and facts.amount <= self.amount_above
+        ):
+            return False
         if self._compiled:
             folded = fold(facts.prompt)
             return any(p.search(facts.prompt) or p.search(folded) for p in self._compiled)
@@ -179,6 +196,7 @@ class Rule:
     effect: Effect
     priority: int
     match: RuleMatch
+    approvals_required: int = 1  # distinct approvers a checkpoint it causes needs
 
     def __post_init__(self) -> None:
         if not self.rule_id or not self.identity_id:
@@ -189,6 +207,16 @@ class Rule:
             raise InvalidRuleError(f"unknown effect {self.effect!r}")
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
             raise InvalidRuleError("priority must be an integer")
+        if (
+            isinstance(self.approvals_required, bool)
+            or not isinstance(self.approvals_required, int)
+            or not 1 <= self.approvals_required <= MAX_APPROVALS_REQUIRED
+        ):
+            raise InvalidRuleError(
+                f"approvals_required must be an integer from 1 to {MAX_APPROVALS_REQUIRED}"
+            )
+        if self.approvals_required > 1 and self.effect != "require_approval":
+            raise InvalidRuleError("approvals_required above 1 needs effect require_approval")
 
     def applies_to(self, facts: GovernanceFacts) -> bool:
         """Same identity, and either every sphere or the request's sphere."""
@@ -219,6 +247,7 @@ class GovernanceFacts:
     context_text: str = ""
     defers_to_context: bool = False
     masked_kinds: tuple[str, ...] = ()
+    amount: float | None = None
 
     def __post_init__(self) -> None:
         if not self.identity_id:
@@ -244,6 +273,7 @@ class GovernanceDecision:
     reasons: tuple[str, ...]
     checkpoint_reason: str | None
     detections: tuple[Detection, ...] = ()
+    approvals_required: int = 1
 
     @property
     def allowed(self) -> bool:
@@ -255,6 +285,7 @@ class _Finding:
     effect: Effect
     rule_id: str
     reason: str
+    approvals: int = 1
 
 
 def _kinds(detections: Sequence[Detection]) -> str:
@@ -396,8 +427,18 @@ def decide(facts: GovernanceFacts, rules: Sequence[Rule]) -> GovernanceDecision:
     )
     for rule in applicable:
         if rule.match.matches(facts):
+            four_eyes = (
+                f" by {rule.approvals_required} distinct approvers"
+                if rule.approvals_required > 1
+                else ""
+            )
             findings.append(
-                _Finding(rule.effect, rule.rule_id, f"RULE {rule.rule_id}: {rule.effect}")
+                _Finding(
+                    rule.effect,
+                    rule.rule_id,
+                    f"RULE {rule.rule_id}: {rule.effect}{four_eyes}",
+                    rule.approvals_required,
+                )
             )
 
     outcome: Effect = "allow"
@@ -405,14 +446,18 @@ def decide(facts: GovernanceFacts, rules: Sequence[Rule]) -> GovernanceDecision:
         if _EFFECT_RANK[finding.effect] > _EFFECT_RANK[outcome]:
             outcome = finding.effect
     checkpoint_reason = None
+    approvals = 1
     if outcome == "require_approval":
-        checkpoint_reason = "; ".join(f.reason for f in findings if f.effect == "require_approval")
+        held = [f for f in findings if f.effect == "require_approval"]
+        checkpoint_reason = "; ".join(f.reason for f in held)
+        approvals = max(f.approvals for f in held)
     return GovernanceDecision(
         outcome=outcome,
         fired_rule_ids=tuple(f.rule_id for f in findings),
         reasons=tuple(f.reason for f in findings),
         checkpoint_reason=checkpoint_reason,
         detections=tuple(detections),
+        approvals_required=approvals,
     )
 
 

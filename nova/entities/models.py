@@ -256,6 +256,8 @@ class RuleEntity(Entity):
     min_cost_usd: float | None = None
     max_cost_usd: float | None = None
     text_patterns: tuple[str, ...] = ()
+    amount_above: float | None = None  # four eyes: "above 1,000" (bodies before it: unset)
+    approvals_required: int = 1  # distinct approvers a checkpoint it causes needs
 
     @property
     def entity_id(self) -> str:
@@ -281,7 +283,9 @@ class RuleEntity(Entity):
                 min_cost_usd=self.min_cost_usd,
                 max_cost_usd=self.max_cost_usd,
                 text_patterns=self.text_patterns,
+                amount_above=self.amount_above,
             ),
+            approvals_required=self.approvals_required,
         )
 
     @classmethod
@@ -300,6 +304,8 @@ class RuleEntity(Entity):
             min_cost_usd=m.min_cost_usd,
             max_cost_usd=m.max_cost_usd,
             text_patterns=m.text_patterns,
+            amount_above=m.amount_above,
+            approvals_required=rule.approvals_required,
         )
 
 

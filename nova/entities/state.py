@@ -48,7 +48,7 @@ from nova.records import EntityEvent
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["applied", "stale", "rejected", "unknown"]
+Outcome = Literal["applied", "stale", "rejected", "unknown", "untrusted"]
 E = TypeVar("E", bound=AnyEntity)
 K = TypeVar("K")
 
@@ -83,6 +83,7 @@ class EntityState:
         self._children: dict[tuple[str, str], set[str]] = {}  # (child type, parent id) -> ids
         self._by_user: dict[str, set[str]] = {}  # user id -> identity ids
         self._rules: dict[str, Rule] = {}  # rule id -> validated domain rule
+        self._gone: dict[str, Stored] = {}  # the last state of each deleted key
 
     def __len__(self) -> int:
         return len(self._live)
@@ -110,9 +111,20 @@ class EntityState:
         if previous is not None:
             self._index(previous.entity, add=False)
         if not event.deleted:
+            self._gone.pop(key, None)
             self._live[key] = Stored(entity, event.version, event.ts)
             self._index(entity, add=True)
+        else:
+            self._gone[key] = Stored(entity, event.version, event.ts)
         return "applied"
+
+    def last_state(self, key: str) -> tuple[Stored, bool] | None:
+        """The newest applied state of a key and whether it is deleted; None if never seen."""
+        live = self._live.get(key)
+        if live is not None:
+            return live, False
+        gone = self._gone.get(key)
+        return None if gone is None else (gone, True)
 
     def forget(self, key: str) -> None:
         """A real Kafka tombstone (null value): drop the key entirely, pins included."""
@@ -124,6 +136,7 @@ class EntityState:
         previous = self._live.pop(full, None)
         if previous is not None:
             self._index(previous.entity, add=False)
+        self._gone.pop(full, None)
         self._versions.pop(full, None)
         self._owners.pop(full, None)
 

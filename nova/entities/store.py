@@ -19,6 +19,21 @@ its own write without waiting for the consumer. The fold ignores versions older 
 applied, so the consumer later seeing the same record (or an older one still in flight) never
 rolls the state back.
 
+Signed records only (``nova.signing``). Every record read from the topic must verify with the
+gateway's public key before it is folded in; one that does not (unsigned, signed with another
+key, altered), a null-value tombstone (Nova never writes one, and it cannot carry a signature)
+and an undecodable record are ignored as if never written, so a forged "delete this rule" or
+"add this API key" changes nothing. The writer signs every record it produces with the
+gateway's private key, which the worker's store never has: it only verifies.
+
+Compaction keeps only the newest record of a key, so a forged record, even ignored, would
+evict the key's signed state at the next compaction and the entity would vanish from every
+view rebuilt after it (a deny rule or a revoked key's deletion among them). So a key whose
+newest record is not its trusted state (untrusted, undecodable, or an older signed version
+replayed) is *tainted*, and a store with a ``healer`` (the gateway's, :meth:`EntityWriter.heal`)
+re-signs the key's last trusted state at the next version as soon as it has caught up: the
+newest record of the key is signed again before the cleaner can act on the forgery.
+
 Bounds: the state is as large as the entities, which the gateway caps per identity (threads,
 messages per thread, rules, ...); the consumer fetches at most ``max_records`` per poll.
 """
@@ -29,18 +44,27 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from nova.entities.audit_facts import RecordSender
-from nova.entities.models import AnyEntity, entity_key, to_event
+from nova.entities.models import AnyEntity, entity_key, from_event, to_event
 from nova.entities.state import EntityState, Outcome, Stored
-from nova.errors import ConfigError, ConflictError, NovaError, SchemaError, StartupError
+from nova.errors import (
+    ConfigError,
+    ConflictError,
+    NovaError,
+    SchemaError,
+    SignatureError,
+    StartupError,
+)
 from nova.kafka.admin import all_partitions
 from nova.records import EntityEvent, now_ms
 from nova.settings import Settings
+from nova.signing import Signer, Verifier
 from schemas import TOPICS, SchemaSet, load_schema_set
 
 log = logging.getLogger(__name__)
@@ -63,11 +87,18 @@ class EntityStore(EntityState):
         settings: Settings,
         schemas: SchemaSet | None = None,
         *,
+        verifier: Verifier,
         sync_timeout_s: float = 15.0,
         max_records: int = 5000,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.verifier = verifier
+        self.healer: Callable[[str], Awaitable[None]] | None = None  # see module docstring
+        self.heal_delay_s = 1.0
+        self._tainted: set[str] = set()
+        self._healing: dict[str, asyncio.Task[None]] = {}
+        self._unadopted: dict[str, EntityEvent] = {}  # unsigned, and no signed state to keep
         self.sync_timeout_s = sync_timeout_s
         self.max_records = max_records
         self._codec = (schemas or load_schema_set())[TOPICS[TOPIC].value_schema]
@@ -115,12 +146,17 @@ class EntityStore(EntityState):
         self._task = asyncio.create_task(self._run(consumer), name="entity-store")
         await self.sync(timeout_s)
         self._ready.set()
+        self._heal_tainted()
 
     async def ready(self) -> None:
         """Wait until :meth:`start` has caught up with the topic (for callers started early)."""
         await self._ready.wait()
 
     async def stop(self) -> None:
+        for healing in list(self._healing.values()):
+            healing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await healing
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -134,6 +170,13 @@ class EntityStore(EntityState):
     @property
     def topic(self) -> str:
         return self._topic
+
+    def encode(self, event: EntityEvent) -> bytes:
+        return self._codec.encode(event.to_avro())
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [self._codec.header]
 
     @property
     def running(self) -> bool:
@@ -169,6 +212,8 @@ class EntityStore(EntityState):
                         self.apply_message(msg.key, msg.value, msg.headers)
                 for tp in self._parts:  # past gaps too (compacted offsets), not just last + 1
                     self._positions[tp] = await consumer.position(tp)
+                if self._ready.is_set():
+                    self._heal_tainted()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -181,21 +226,84 @@ class EntityStore(EntityState):
     def apply_message(
         self, key: bytes | None, value: bytes | None, headers: Any
     ) -> Outcome | None:
-        """Decode and fold one Kafka record; bad records are logged and skipped."""
+        """Decode, verify and fold one Kafka record; bad records are logged and skipped."""
         text_key = key.decode("utf-8", "replace") if key is not None else None
-        if value is None:  # a real Kafka tombstone: forget the key entirely
-            if text_key:
-                self.forget(text_key)
-            return None
+        if value is None:  # a real Kafka tombstone: Nova never writes one, none is signed
+            log.warning("entity tombstone %s ignored: it carries no signature", text_key)
+            self._taint(text_key)
+            return "untrusted"
         try:
             event = EntityEvent.from_avro(self._codec.decode(value, headers))
         except (SchemaError, ValueError) as exc:
             log.warning("entity record %s skipped: %s", text_key, exc)
+            self._taint(text_key)
             return "rejected"
         if text_key is not None and text_key != entity_key(event.entity_type, event.entity_id):
             log.warning("entity record %s skipped: key and body disagree", text_key)
+            self._taint(text_key)
             return "rejected"
-        return self.apply(event)
+        try:
+            self.verifier.verify_entity(event)
+        except SignatureError as exc:
+            log.warning("entity record %s ignored: %s", text_key, exc)
+            self._taint(text_key)
+            full = entity_key(event.entity_type, event.entity_id)
+            if event.signature is None and self.last_state(full) is None:
+                self._unadopted[full] = event
+            return "untrusted"
+        outcome = self.apply(event)
+        if text_key is not None:
+            if outcome == "applied":
+                self._tainted.discard(text_key)
+                self._unadopted.pop(text_key, None)
+            elif outcome in ("stale", "rejected"):  # an older signed state replayed, a move
+                self._taint(text_key)
+        return outcome
+
+    @property
+    def unadopted(self) -> dict[str, EntityEvent]:
+        """Keys whose records are all unsigned: written before signing existed (or forged).
+
+        The view ignores them. The worker refuses to start while there are any (a rule written
+        before the upgrade, ignored, would be a deny rule no longer enforced); ``nova entities
+        adopt`` re-signs (or rejects) them after an operator reviewed them.
+        """
+        return dict(self._unadopted)
+
+    # -- healing -------------------------------------------------------------------------
+    def _taint(self, key: str | None) -> None:
+        if key is not None:
+            self._tainted.add(key)
+
+    @property
+    def tainted(self) -> frozenset[str]:
+        """Keys whose newest record is not their trusted state (see the module docstring)."""
+        return frozenset(self._tainted)
+
+    def _heal_tainted(self) -> None:
+        """Schedule the healer for every tainted key that has a trusted state to restore.
+
+        It runs ``heal_delay_s`` later, and only if no trusted record of the key arrived
+        meanwhile: an older signed version is also what the log shows while this process's own
+        newer write is still in flight, and that one clears the taint on arrival.
+        """
+        if self.healer is None:
+            return
+        for key in sorted(self._tainted - self._healing.keys()):
+            if self.last_state(key) is None:
+                self._tainted.discard(key)  # never trusted: nothing to restore or to evict
+                continue
+            task = asyncio.create_task(self._heal_later(key, self.healer), name=f"heal-{key}")
+            self._healing[key] = task
+
+    async def _heal_later(self, key: str, healer: Callable[[str], Awaitable[None]]) -> None:
+        try:
+            await asyncio.sleep(self.heal_delay_s)
+            if key in self._tainted:
+                self._tainted.discard(key)
+                await healer(key)
+        finally:
+            self._healing.pop(key, None)
 
 
 async def start_or_refuse(store: EntityStore, component: str, needs: str) -> EntityStore:
@@ -228,9 +336,10 @@ class EntityWriter:
     same instant can still both claim a version, and then the log order decides.
     """
 
-    def __init__(self, producer: RecordSender, store: EntityStore) -> None:
+    def __init__(self, producer: RecordSender, store: EntityStore, signer: Signer) -> None:
         self.producer = producer
         self.store = store
+        self.signer = signer
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -264,9 +373,52 @@ class EntityWriter:
             pinned = self.store.pinned_owner(etype, eid)
             if pinned is not None and pinned != entity.owner_identity:
                 raise ConflictError(f"{etype} {eid} cannot change owner")
-            event = to_event(entity, version=version + 1, ts=now_ms(), deleted=deleted)
+            event = self.signer.sign_entity(
+                to_event(entity, version=version + 1, ts=now_ms(), deleted=deleted)
+            )
             await self.producer.send(TOPIC, key, event)
             outcome = self.store.apply(event)
             if outcome != "applied":
                 log.error("own entity write %s was not applied locally: %s", key, outcome)
             return Stored(entity, event.version, event.ts)
+
+    async def adopt(self, event: EntityEvent, *, reject: bool = False) -> EntityEvent:
+        """Sign an unsigned record's state as the key's next version (``reject``: as deleted,
+        so the key has a signed state, its owner pinned, and nothing live)."""
+        entity = from_event(event)
+        if entity is None:
+            raise SchemaError(f"{event.entity_type} is not an entity type this build knows")
+        key = entity_key(event.entity_type, event.entity_id)
+        async with self._lock(key):
+            version = max(event.version, self.store.version(event.entity_type, event.entity_id))
+            signed = self.signer.sign_entity(
+                to_event(entity, version=version + 1, ts=now_ms(), deleted=reject or event.deleted)
+            )
+            await self.producer.send(TOPIC, key, signed)
+            self.store.apply_message(key.encode(), self.store.encode(signed), self.store.headers)
+            return signed
+
+    async def heal(self, key: str) -> None:
+        """Re-sign a tainted key's last trusted state at the next version (never raises).
+
+        No ``sync`` first: the store's tailing task runs the healer, and the state it holds is
+        exactly the trusted one the forged record must not evict.
+        """
+        try:
+            async with self._lock(key):
+                last = self.store.last_state(key)
+                if last is None:
+                    return
+                stored, deleted = last
+                version = self.store.version(stored.entity.ENTITY_TYPE, stored.entity.entity_id)
+                event = self.signer.sign_entity(
+                    to_event(stored.entity, version=version + 1, ts=now_ms(), deleted=deleted)
+                )
+                await self.producer.send(TOPIC, key, event)
+                self.store.apply(event)
+                log.warning("entity %s re-signed at version %s after an untrusted record",
+                            key, event.version)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not re-sign entity %s", key)

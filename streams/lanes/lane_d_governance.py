@@ -9,6 +9,7 @@ stopped too. The decision becomes an audit fact whatever it is.
 
 from __future__ import annotations
 
+from nova.domain.amounts import stated_amount
 from nova.domain.governance import GovernanceFacts, Rule, decide
 from nova.entities.view import EntityView
 from nova.records import PipelineRecord
@@ -38,6 +39,8 @@ class GovernanceLane:
         intent = record.intent
         assert intent is not None, "lane A always sets the intent"
         estimate = record.encoded.token_estimate if record.encoded else 0
+        context_text = record.context.text if record.context else ""
+        stated = [record.prompt, context_text] if intent.defers_to_context else [record.prompt]
         facts = GovernanceFacts(
             identity_id=record.identity_id,
             sphere_id=record.sphere_id,
@@ -48,9 +51,10 @@ class GovernanceLane:
             cost_estimate_usd=ctx.estimate_cost(record, estimate),
             prompt=record.prompt,
             resource_owners=owners,
-            context_text=record.context.text if record.context else "",
+            context_text=context_text,
             defers_to_context=intent.defers_to_context,
             masked_kinds=tuple(m.kind for m in record.encoded.masks) if record.encoded else (),
+            amount=stated_amount(stated),
         )
         decision = decide(facts, rules)
         gov = governance_record(decision)

@@ -6,8 +6,22 @@ restarts through its changelog). Decisions arrive on the ``decisions`` topic, ke
 requests, so the decision for a request lands on the partition holding it. Each held entry
 moves from ``pending`` to exactly one of approved / rejected / expired; a later decision for
 a resolved entry is ignored, which makes "approve resumes into lane F exactly once" hold even
-when a decision is delivered twice. Expiry is a decision too: a timer publishes ``expire``
-decisions for overdue entries, so every transition flows through one code path.
+when a decision is delivered twice. The transitions are the domain state machine's
+(``nova.domain.checkpoints``), four eyes included: the submitter never decides, and a
+checkpoint needing two approvers stays pending, recording the first, until a second distinct
+approver approves.
+
+Only the gateway decides. A decision counts only when it verifies with the gateway's public
+key (``nova.signing``) and names exactly the held request: its key, request, checkpoint and
+identity. Anything else (unsigned, signed with another key, altered, a signed decision copied
+onto another checkpoint, a decision by the submitter) is dead-lettered with its reason and
+original bytes, audited as ``UNTRUSTED_RECORD``, and the request stays held.
+
+Expiry has its own topic, ``expiries``: the worker holds no signing key, so a timer publishes
+unsigned ``expire`` records for overdue entries, and lane E consumes them next to the decisions
+(one agent, so a partition's transitions stay in order). An expiry carries no authority: lane E
+applies it only if, by its own clock, the checkpoint is overdue, so a forged expiry can at
+worst ask for what the clock would do anyway.
 """
 
 from __future__ import annotations
@@ -17,10 +31,16 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from nova.domain.checkpoints import apply_decision, expire, open_checkpoint
-from nova.errors import ConflictError, SchemaError
+from nova.domain.checkpoints import (
+    SelfDecisionError,
+    Transition,
+    apply_decision,
+    expire,
+    open_checkpoint,
+)
+from nova.errors import ConflictError, SchemaError, SignatureError
 from nova.records import CheckpointDecisionRecord, LaneTiming, PipelineRecord, now_ms
-from streams.audit_facts import checkpoint_fact
+from streams.audit_facts import checkpoint_fact, untrusted_fact
 from streams.context import LaneContext
 from streams.convert import checkpoint_domain, checkpoint_record, from_ms
 from streams.runtime import LaneOutcome
@@ -29,6 +49,7 @@ log = logging.getLogger(__name__)
 
 EXPIRY_ACTOR = "system:expiry"
 TARGET = {"approve": "approved", "reject": "rejected", "expire": "expired"}
+DECIDED_BY_PEOPLE = frozenset({"approve", "reject"})
 
 
 def held_entry(record: PipelineRecord, state: str) -> bytes:
@@ -67,6 +88,8 @@ class CheckpointLane:
             reason,
             datetime.now(UTC),
             ctx.settings.checkpoint_ttl_s,
+            submitter=record.user_id,
+            approvals_required=gov.approvals_required,
         )
         state = checkpoint_record(cp)
         held = record.model_copy(update={"checkpoint": state, "status": "held"})
@@ -75,13 +98,77 @@ class CheckpointLane:
         return LaneOutcome(held, status="held", target="pending")
 
 
-async def on_decision(ctx: LaneContext, message: Any) -> None:
-    """Apply one decision to the held request it names (partition-local)."""
+async def on_checkpoint_message(ctx: LaneContext, message: Any) -> None:
+    """One record of ``decisions`` or ``expiries`` (both consumed by one agent)."""
+    if message.topic == ctx.settings.topic("expiries"):
+        await on_expiry(ctx, message)
+    else:
+        await on_decision(ctx, message)
+
+
+def _decode(ctx: LaneContext, message: Any) -> CheckpointDecisionRecord:
     codec = ctx.schemas["decision"]
+    return CheckpointDecisionRecord.from_avro(codec.decode(message.value, message.headers))
+
+
+async def _untrusted(
+    ctx: LaneContext,
+    message: Any,
+    decision: CheckpointDecisionRecord,
+    exc: Exception,
+    held: PipelineRecord | None = None,
+) -> None:
+    """Dead-letter a decodable record lane E refuses to act on, and audit the attempt."""
+    await ctx.dead_letter(message, "E", exc)
+    await ctx.audit(
+        untrusted_fact(
+            topic=str(message.topic),
+            partition=int(message.partition),
+            offset=int(message.offset),
+            reason=str(exc),
+            identity_id=held.identity_id if held is not None else decision.identity_id,
+            request_id=decision.request_id,
+            claimed={
+                "checkpoint_id": decision.checkpoint_id,
+                "decision": decision.decision,
+                "actor": decision.actor,
+                "key_id": decision.key_id,
+                "decided_at": decision.decided_at,
+            },
+        )
+    )
+
+
+def _binding_error(
+    message: Any, decision: CheckpointDecisionRecord, record: PipelineRecord
+) -> SignatureError | None:
+    """Why a (validly signed) decision does not belong to the held request, if it does not."""
+    assert record.checkpoint is not None
+    key = message.key if isinstance(message.key, bytes) else None
+    if key is not None and key != decision.request_id.encode():
+        return SignatureError("the record's key names another request than its body")
+    if decision.checkpoint_id != record.checkpoint.checkpoint_id:
+        return SignatureError("the decision names another checkpoint than the held request's")
+    if decision.identity_id != record.identity_id:
+        return SignatureError("the decision names another identity than the held request's")
+    return None
+
+
+async def on_decision(ctx: LaneContext, message: Any) -> None:
+    """Apply one signed decision to the held request it names (partition-local)."""
     try:
-        decision = CheckpointDecisionRecord.from_avro(codec.decode(message.value, message.headers))
+        decision = _decode(ctx, message)
     except (SchemaError, ValueError) as exc:
         await ctx.dead_letter(message, "E", exc)
+        return
+    try:
+        ctx.services.verifier.verify_decision(decision)
+        if decision.decision not in DECIDED_BY_PEOPLE:
+            raise SignatureError(
+                f"the decisions topic carries approve or reject, not {decision.decision!r}"
+            )
+    except SignatureError as exc:
+        await _untrusted(ctx, message, decision, exc)
         return
     table = ctx.state.held
     key = decision.request_id.encode()
@@ -92,33 +179,80 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
     state, record = parse_entry(raw)
     if record.checkpoint is None:
         return
+    problem = _binding_error(message, decision, record)
+    if problem is not None:
+        await _untrusted(ctx, message, decision, problem, record)
+        return
     if state != "pending":
-        if state == TARGET.get(decision.decision):
+        if state == TARGET.get(decision.decision) and decision.actor != record.user_id:
             # The same decision again: after a crash the resumed record may never have reached
             # the broker, so send it once more (lane F's idempotency record prevents a 2nd call).
             await ctx.send("executable", record.request_id, record)
         return  # a contradicting decision after the first one changes nothing
-    started = now_ms()
     # Judge expiry at the moment the person decided, not when this worker got to it: an
-    # approval given in time stays valid even if the worker was down or behind.
+    # approval given in time stays valid even if the worker was down or behind. The time is
+    # the gateway's, under its signature.
     now = from_ms(decision.decided_at)
-    cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id)
-    if decision.decision == "expire":
-        transition = expire(cp, now)
-    else:
-        try:
-            transition = apply_decision(
-                cp,
-                decision.decision,  # type: ignore[arg-type]
-                decision.actor,
-                now,
-                decision.reason,
-            )
-        except ConflictError:
-            transition = expire(cp, now)  # decided too late: the checkpoint had expired
+    cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id,
+                           record.user_id)
+    try:
+        transition = apply_decision(
+            cp,
+            decision.decision,  # type: ignore[arg-type]
+            decision.actor,
+            now,
+            decision.reason,
+        )
+    except SelfDecisionError as exc:
+        await _untrusted(ctx, message, decision, exc, record)
+        return
+    except ConflictError:
+        transition = expire(cp, now)  # decided too late: the checkpoint had expired
+    await _apply(ctx, record, transition, decision.actor)
+
+
+async def on_expiry(ctx: LaneContext, message: Any) -> None:
+    """Expire the held request an ``expiries`` record names, if lane E's clock agrees."""
+    try:
+        decision = _decode(ctx, message)
+    except (SchemaError, ValueError) as exc:
+        await ctx.dead_letter(message, "E", exc)
+        return
+    if decision.decision != "expire":
+        wrong = SignatureError(f"the expiries topic carries only expire, not {decision.decision!r}")
+        await _untrusted(ctx, message, decision, wrong)
+        return
+    raw = ctx.state.held.get(decision.request_id.encode())
+    if raw is None:
+        return
+    state, record = parse_entry(raw)
+    if state != "pending" or record.checkpoint is None:
+        return
+    if record.checkpoint.checkpoint_id != decision.checkpoint_id:
+        return  # names another checkpoint: nothing this record may expire
+    cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id,
+                           record.user_id)
+    transition = expire(cp, datetime.now(UTC))  # our clock, never the record's claim
+    if not transition.changed:
+        log.warning("premature expiry of %s ignored", decision.request_id)
+        return
+    await _apply(ctx, record, transition, EXPIRY_ACTOR)
+
+
+async def _apply(
+    ctx: LaneContext, record: PipelineRecord, transition: Transition, actor: str
+) -> None:
+    """Persist a transition; a final one resumes the request into lane F, once."""
     if not transition.changed:
         return
+    key = record.request_id.encode()
     new_cp = checkpoint_record(transition.checkpoint)
+    if new_cp.status == "pending":  # an approval recorded, more approvers needed
+        waiting = record.model_copy(update={"checkpoint": new_cp})
+        ctx.state.held[key] = held_entry(waiting, "pending")
+        await ctx.audit(checkpoint_fact(waiting, new_cp, actor=actor, suffix=f"approval:{actor}"))
+        return
+    started = now_ms()
     status = {"approved": "in_flight", "rejected": "rejected", "expired": "expired"}[new_cp.status]
     error = (
         None
@@ -136,23 +270,23 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
             "lanes": (*record.lanes, timing),
         }
     )
-    table[key] = held_entry(resumed, new_cp.status)
+    ctx.state.held[key] = held_entry(resumed, new_cp.status)
     await ctx.send("executable", resumed.request_id, resumed)
     await ctx.emit_lane_event(resumed, "E", new_cp.status, started, duration)
-    await ctx.audit(checkpoint_fact(resumed, new_cp, actor=decision.actor))
+    await ctx.audit(checkpoint_fact(resumed, new_cp, actor=actor))
 
 
 async def sweep_expired(ctx: LaneContext, sent: set[str]) -> int:
-    """Publish ``expire`` decisions for overdue pending checkpoints held by this worker."""
+    """Publish ``expire`` records on ``expiries`` for overdue pending checkpoints held here."""
     now = now_ms()
     count = 0
-    for key, raw in list(ctx.state.held.items()):
+    for raw in list(ctx.state.held.values()):
         state, record = parse_entry(raw)
         cp = record.checkpoint
         if state != "pending" or cp is None or cp.expires_at > now or cp.checkpoint_id in sent:
             continue
         await ctx.send(
-            "decisions",
+            "expiries",
             record.request_id,
             CheckpointDecisionRecord(
                 checkpoint_id=cp.checkpoint_id,
@@ -166,5 +300,4 @@ async def sweep_expired(ctx: LaneContext, sent: set[str]) -> int:
         )
         sent.add(cp.checkpoint_id)
         count += 1
-        del key
     return count

@@ -39,6 +39,7 @@ from nova.kafka.admin import ensure_topics
 from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_port
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings, load_settings
+from nova.signing import load_signer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,6 +105,9 @@ class WorkerProcess:
     log_path: Path | None = None
 
     def start(self) -> WorkerProcess:
+        # The gateway's key pair must exist for the worker to verify decisions with its public
+        # half (the harness is the operator that started the gateway once on this data dir).
+        load_signer(self.settings)
         env = {**os.environ, **self.settings.to_env(), **self.extra_env}
         env.pop("NOVA_WORKER_NAME", None)
         self.log_path = self.settings.data_dir / f"worker-{time.monotonic_ns()}.log"
@@ -160,8 +164,9 @@ class Gateway:
         return issue_token(self.settings, sub=sub or f"user-{identity}", identity=identity,
                            roles=roles or ("member",), now=datetime.now(UTC))
 
-    def auth(self, identity: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(identity, *roles)}"}
+    def auth(self, identity: str, *roles: str, sub: str | None = None) -> dict[str, str]:
+        """A bearer header; ``sub`` names another person of the identity (four eyes)."""
+        return {"Authorization": f"Bearer {self.token(identity, *roles, sub=sub)}"}
 
     @property
     def services(self) -> Any:

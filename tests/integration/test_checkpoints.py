@@ -12,6 +12,7 @@ from conftest import Gateway, eventually, serve_gateway
 pytestmark = pytest.mark.integration
 
 ALICE = "identity-alice"
+CAROL = "user-carol"  # another person of identity-alice: the approver (the submitter never is)
 
 
 async def submit_held(gw: Gateway, prompt: str, **extra: Any) -> dict[str, Any]:
@@ -51,7 +52,7 @@ async def test_payment_is_held_then_approved_and_completes_with_one_llm_call(
 ) -> None:
     worker_factory()
     held = await submit_held(gateway, "Pay invoice INV-7 of 300 EUR to ACME")
-    approver = gateway.auth(ALICE, "member", "approver")
+    approver = gateway.auth(ALICE, "member", "approver", sub=CAROL)
     listed = await gateway.http.get("/api/v2/governance/checkpoints?status=pending",
                                     headers=approver)
     assert held["checkpoint_id"] in [c["checkpoint_id"] for c in listed.json()["checkpoints"]]
@@ -79,7 +80,7 @@ async def test_rejected_request_completes_without_any_llm_call(
     held = await submit_held(gateway, "Delete the file draft.docx")
     r = await gateway.http.post(
         f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/reject",
-        headers=gateway.auth(ALICE, "approver"), json={"reason": "keep it"})
+        headers=gateway.auth(ALICE, "approver", sub=CAROL), json={"reason": "keep it"})
     assert r.status_code == 200
     assert r.json()["status"] == "rejected"
     done = await final_status(gateway, held["request_id"], "rejected")
@@ -99,7 +100,7 @@ async def test_unapproved_checkpoint_expires_and_never_runs(
         assert done["status"] == "expired"
         late = await gw.http.post(
             f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/approve",
-            headers=gw.auth(ALICE, "approver"))
+            headers=gw.auth(ALICE, "approver", sub=CAROL))
         assert late.status_code == 409
         assert llm_calls(fake_llm, held["request_id"]) == []
 
@@ -111,7 +112,7 @@ async def test_held_requests_survive_a_killed_worker_and_approval_still_works(
     held = [await submit_held(gateway, f"Transfer {n}00 EUR to savings") for n in range(1, 4)]
     first.kill(signal.SIGKILL)
     worker_factory()
-    approver = gateway.auth(ALICE, "approver")
+    approver = gateway.auth(ALICE, "approver", sub=CAROL)
     listed = await gateway.http.get("/api/v2/governance/checkpoints?status=pending",
                                     headers=approver)
     pending = {c["checkpoint_id"] for c in listed.json()["checkpoints"]}
@@ -144,7 +145,7 @@ async def test_only_an_approver_of_the_owning_identity_may_decide(
     member = await gateway.http.post(f"{url}/approve",
                                      headers=gateway.auth(ALICE, "member"))
     assert member.status_code == 403, "a member of the identity is not an approver"
-    still = await gateway.http.get(url, headers=gateway.auth(ALICE, "approver"))
+    still = await gateway.http.get(url, headers=gateway.auth(ALICE, "approver", sub=CAROL))
     assert still.json()["status"] == "pending"
     assert llm_calls(fake_llm, held["request_id"]) == []
 
@@ -155,7 +156,7 @@ async def test_racing_approve_and_reject_give_one_winner_and_one_conflict(
     worker_factory()
     held = await submit_held(gateway, "Pay supplier invoice 99")
     url = f"/api/v2/governance/checkpoints/{held['checkpoint_id']}"
-    approver = gateway.auth(ALICE, "approver")
+    approver = gateway.auth(ALICE, "approver", sub=CAROL)
     approve, reject = await asyncio.gather(
         gateway.http.post(f"{url}/approve", headers=approver),
         gateway.http.post(f"{url}/reject", headers=approver),

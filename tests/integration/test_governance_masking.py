@@ -98,7 +98,7 @@ async def test_a_payment_to_an_iban_is_held_approved_and_the_provider_never_sees
     assert fake_llm.state.bodies_for(held.json()["request_id"]) == []
 
     url = f"/api/v2/governance/checkpoints/{checkpoint}"
-    seen = await gateway.http.get(url, headers=gateway.auth(ALICE, "approver"))
+    seen = await gateway.http.get(url, headers=gateway.auth(ALICE, "approver", sub="user-carol"))
     assert seen.status_code == 200
     assert IBAN.lower() in seen.json()["prompt"], "the approver sees the original"
     for other in (gateway.auth("identity-mallory", "approver", "admin"),
@@ -107,7 +107,8 @@ async def test_a_payment_to_an_iban_is_held_approved_and_the_provider_never_sees
         assert refused.status_code == 403
         assert not leaks([refused.text])
 
-    approved = await gateway.http.post(f"{url}/approve", headers=gateway.auth(ALICE, "approver"))
+    approved = await gateway.http.post(
+        f"{url}/approve", headers=gateway.auth(ALICE, "approver", sub="user-carol"))
     assert approved.status_code == 200, approved.text
     done = await status(gateway, held.json()["request_id"], "completed")
     sent = bodies(fake_llm, done["request_id"])

@@ -19,6 +19,7 @@ from nova.entities.store import EntityStore
 from nova.errors import StartupError
 from nova.kafka.launcher import free_port
 from nova.settings import Settings
+from nova.signing import load_signer
 from streams.services import start_worker_services
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def assert_one_line_refusal(proc: subprocess.CompletedProcess[str], component: s
 
 async def test_gateway_refuses_to_start_without_its_boundary_guard(settings: Settings) -> None:
     """Kafka answers, but the entity store the guard reads cannot load: no gateway."""
-    store = EntityStore(unreachable(settings))
+    store = EntityStore(unreachable(settings), verifier=load_signer(settings).verifier)
     with pytest.raises(StartupError) as refused:
         await start_services(settings, entities=store)
     message = str(refused.value)
@@ -58,12 +59,22 @@ async def test_gateway_refuses_to_start_without_its_boundary_guard(settings: Set
 
 async def test_worker_refuses_to_start_without_its_entity_view(settings: Settings) -> None:
     """Owners, identity rules and budgets all come from the entity view: no view, no worker."""
+    load_signer(settings)  # the gateway's key pair exists: the entity view is what is missing
     with pytest.raises(StartupError) as refused:
         await start_worker_services(unreachable(settings))
     message = str(refused.value)
     assert message.startswith("the worker refuses to start: the entity view (owners, identity "
                               "rules and budgets) cannot be built")
     assert "\n" not in message
+
+
+def test_nova_worker_without_the_gateways_public_key_exits_2(settings: Settings) -> None:
+    """A worker that cannot tell the gateway's decisions from forged ones reads none of them:
+    it refuses before it connects to anything."""
+    proc = nova(settings, "worker")  # a data dir where no gateway ever ran
+    line = assert_one_line_refusal(proc, "the worker")
+    assert "the gateway's public signing key" in line
+    assert "NOVA_SIGNING_PUBLIC_KEY" in line
 
 
 def test_nova_gateway_with_a_rate_limit_that_cannot_limit_exits_2(settings: Settings) -> None:
@@ -74,6 +85,7 @@ def test_nova_gateway_with_a_rate_limit_that_cannot_limit_exits_2(settings: Sett
 
 
 def test_nova_worker_without_kafka_for_its_entity_view_exits_2(settings: Settings) -> None:
+    load_signer(settings)
     dead: Any = unreachable(settings)
     proc = nova(dead, "worker")
     line = assert_one_line_refusal(proc, "the worker")

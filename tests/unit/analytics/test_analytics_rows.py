@@ -60,7 +60,7 @@ def _record(**update: object) -> PipelineRecord:
 
 
 def test_every_source_topic_has_a_mapper_and_every_table_columns() -> None:
-    assert set(MAPPERS) == {"events", "completed", "pending", "decisions", "audit"}
+    assert set(MAPPERS) == {"events", "completed", "pending", "decisions", "expiries", "audit"}
     for table in ("lane_events", "llm_calls", "requests", "checkpoints", "audit_events"):
         assert table in COLUMNS
 
@@ -138,8 +138,9 @@ def test_decision_row_leaves_pending_columns_null() -> None:
 
 
 @pytest.mark.parametrize(("decision", "status"),
-                         [("approve", "approved"), ("reject", "rejected"), ("expire", "expired")])
-def test_decision_vocabulary(decision: str, status: str) -> None:
+                         [("approve", None), ("reject", "rejected"), ("expire", "expired")])
+def test_decision_vocabulary(decision: str, status: str | None) -> None:
+    """An approval alone approves nothing (four eyes): lane E's final record says approved."""
     dec = CheckpointDecisionRecord(checkpoint_id="c", request_id=RID, identity_id="i",
                                    decision=decision, actor="a", decided_at=1)
     assert _named("checkpoints", decision_rows(dec)[0][1])["decided_status"] == status
@@ -179,3 +180,17 @@ def test_decode_then_map_is_the_shared_path() -> None:
 
 def test_request_ts_comes_from_the_uuid7() -> None:
     assert uuid7_ms(RID) == 1_735_689_600_000
+
+
+def test_the_completed_record_states_the_checkpoint_as_lane_e_decided_it() -> None:
+    cp = CheckpointState(checkpoint_id="c", reason="PAYMENT", status="approved",
+                         created_at=1_735_689_600_000, expires_at=1_735_776_000_000,
+                         decided_by="carol", decided_at=1_735_689_700_000,
+                         approvals_required=2, approvals=("bob", "carol"))
+    rec = PipelineRecord(request_id=RID, identity_id="i", user_id="alice", submitted_at=1,
+                         prompt="pay", status="completed", checkpoint=cp)
+    rows = dict(completed_rows(rec))
+    r = _named("checkpoints", rows["checkpoints"])
+    assert (r["decided_status"], r["decided_by"]) == ("approved", "carol")
+    assert r["reason"] is None, "the pending row's columns are left alone"
+    assert "checkpoints" not in dict(completed_rows(rec.model_copy(update={"checkpoint": None})))

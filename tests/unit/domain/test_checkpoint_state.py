@@ -9,9 +9,11 @@ import pytest
 
 from nova.domain.checkpoints import (
     Checkpoint,
+    SelfDecisionError,
     apply_decision,
     checkpoint_id_for,
     expire,
+    is_submitter,
     may_decide,
     open_checkpoint,
 )
@@ -115,3 +117,63 @@ def test_naive_times_and_unknown_decisions_are_refused(pending: Checkpoint) -> N
         apply_decision(pending, "maybe", "alice", T0)  # type: ignore[arg-type]
     with pytest.raises(ProcessingError):
         apply_decision(pending, "approve", "", T0)
+
+
+# -- four eyes ---------------------------------------------------------------------------------
+
+
+def four_eyes(required: int = 2) -> Checkpoint:
+    return open_checkpoint("req-42", "id_alice", "RULE r: two approvers", T0, TTL,
+                           submitter="u-alice", approvals_required=required)
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_the_submitter_never_decides_whatever_the_state(decision: str) -> None:
+    cp = four_eyes(1)
+    with pytest.raises(SelfDecisionError):
+        apply_decision(cp, decision, "u-alice", T0)  # type: ignore[arg-type]
+    approved, _ = apply_decision(cp, "approve", "u-bob", T0)
+    with pytest.raises(SelfDecisionError):  # not even the harmless repeat
+        apply_decision(approved, "approve", "u-alice", T0)
+    assert is_submitter(cp, "u-alice")
+    assert not is_submitter(cp, "u-bob")
+
+
+def test_two_distinct_approvers_are_needed_and_a_repeat_counts_once() -> None:
+    cp = four_eyes()
+    first, changed = apply_decision(cp, "approve", "u-bob", T0 + timedelta(minutes=1), "ok")
+    assert changed
+    assert (first.status, first.approvals, first.approvals_missing) == ("pending", ("u-bob",), 1)
+    assert first.decided_by is None
+    again, changed = apply_decision(first, "approve", "u-bob", T0 + timedelta(minutes=2))
+    assert (again, changed) == (first, False)
+    done, changed = apply_decision(first, "approve", "u-carol", T0 + timedelta(minutes=3), "ok2")
+    assert changed
+    assert (done.status, done.approvals, done.decided_by, done.decision_reason) == (
+        "approved", ("u-bob", "u-carol"), "u-carol", "ok2")
+    assert done.approvals_missing == 0
+    assert apply_decision(done, "approve", "u-dave", T0 + timedelta(minutes=4)) == (done, False)
+
+
+def test_one_rejection_after_a_first_approval_rejects() -> None:
+    first, _ = apply_decision(four_eyes(), "approve", "u-bob", T0)
+    rejected, changed = apply_decision(first, "reject", "u-carol", T0, "no")
+    assert changed
+    assert rejected.status == "rejected"
+    with pytest.raises(ConflictError):
+        apply_decision(rejected, "approve", "u-dave", T0)
+
+
+def test_a_half_approved_checkpoint_still_expires() -> None:
+    first, _ = apply_decision(four_eyes(), "approve", "u-bob", T0)
+    expired, changed = expire(first, first.expires_at)
+    assert changed
+    assert expired.status == "expired"
+    with pytest.raises(ConflictError):
+        apply_decision(first, "approve", "u-carol", first.expires_at)
+
+
+@pytest.mark.parametrize("required", [0, 6])
+def test_approvals_required_is_bounded(required: int) -> None:
+    with pytest.raises(ProcessingError):
+        four_eyes(required)

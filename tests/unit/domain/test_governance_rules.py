@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -344,3 +345,51 @@ def test_a_provider_rule_with_a_cost_bound_uses_that_providers_own_estimate() ->
                   min_cost_usd=0.05)]
     refused = refused_providers(facts(), rules, {"openai": 0.10, "anthropic": 0.01})
     assert refused == {"openai": "RULE pricey: deny"}
+
+
+# -- four eyes: approvers and amounts ------------------------------------------------------------
+
+
+def four_eyes_rule(above: float = 1000) -> Rule:
+    return Rule("two-approvers", ME, None, "require_approval", 0,
+                RuleMatch(actions=frozenset({"PAYMENT", "TRANSFER"}), amount_above=above),
+                approvals_required=2)
+
+
+@pytest.mark.parametrize(
+    ("action", "amount", "required"),
+    [
+        ("PAYMENT", 1200.0, 2),
+        ("TRANSFER", 5000.0, 2),
+        ("PAYMENT", 1000.0, 1),  # "above" is strict
+        ("PAYMENT", 300.0, 1),
+        ("PAYMENT", None, 2),  # no amount stated: counts as above (fail closed)
+        ("PAYMENT", math.inf, 2),  # an amount spelt out in words
+        ("DELETE", 9999.0, 1),
+    ],
+)
+def test_two_approvers_above_an_amount(action: str, amount: float | None, required: int) -> None:
+    decision = decide(facts(action=action, amount=amount), [four_eyes_rule()])
+    assert decision.outcome == "require_approval"
+    assert decision.approvals_required == required
+    if required == 2:
+        assert "RULE two-approvers: require_approval by 2 distinct approvers" in decision.reasons
+
+
+def test_a_deny_still_wins_over_a_four_eyes_rule() -> None:
+    deny = rule("no-payments", "deny", actions=frozenset({"PAYMENT"}))
+    decision = decide(facts(action="PAYMENT", amount=5000.0), [four_eyes_rule(), deny])
+    assert decision.outcome == "deny"
+    assert decision.approvals_required == 1
+
+
+@pytest.mark.parametrize(
+    ("effect", "approvals", "above"),
+    [("require_approval", 0, None), ("require_approval", 6, None), ("deny", 2, None),
+     ("allow", 2, None), ("require_approval", 2, -1.0), ("require_approval", 2, math.nan)],
+)
+def test_malformed_four_eyes_rules_are_refused(effect: str, approvals: int,
+                                               above: float | None) -> None:
+    with pytest.raises(InvalidRuleError):
+        Rule("r", ME, None, effect, 0, RuleMatch(amount_above=above),  # type: ignore[arg-type]
+             approvals_required=approvals)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from nova.entities.models import (
     DataspaceEntity,
     DataspaceItemEntity,
@@ -16,7 +18,10 @@ from nova.entities.state import EntityState
 from nova.entities.store import EntityStore
 from nova.records import EntityEvent
 from nova.settings import Settings
+from nova.signing import Signer
 from schemas import load_schema_set
+
+SIGNER = Signer(Ed25519PrivateKey.generate())
 
 T0 = 1_750_000_000_000
 
@@ -152,14 +157,14 @@ def test_forget_drops_a_key_and_its_pins() -> None:
 
 def test_store_decodes_kafka_records_and_skips_bad_ones() -> None:
     schemas = load_schema_set()
-    store = EntityStore(Settings(environment="test"), schemas)
+    store = EntityStore(Settings(environment="test"), schemas, verifier=SIGNER.verifier)
     codec = schemas["entity"]
-    event = to_event(thread(), version=1, ts=T0)
+    event = SIGNER.sign_entity(to_event(thread(), version=1, ts=T0))
     value = codec.encode(event.to_avro())
     assert store.apply_message(b"thread:t1", value, [codec.header]) == "applied"
     assert store.apply_message(b"thread:t9", value, [codec.header]) == "rejected"
     assert store.apply_message(b"thread:t1", b"\x00garbage", [codec.header]) == "rejected"
     assert store.apply_message(b"thread:t1", value, []) == "rejected"  # no schema header
     assert store.get(ThreadEntity, "t1") == thread()
-    assert store.apply_message(b"thread:t1", None, []) is None  # tombstone
-    assert store.get(ThreadEntity, "t1") is None
+    assert store.apply_message(b"thread:t1", None, []) == "untrusted"  # tombstone: unsigned
+    assert store.get(ThreadEntity, "t1") == thread(), "a tombstone cannot delete anything"

@@ -6,10 +6,12 @@ no-op because nothing else writes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.boundary import BoundaryGuard
 from nova.auth.tokens import Principal
@@ -25,8 +27,10 @@ from nova.entities.view import EntityView
 from nova.errors import ConflictError, ForbiddenError, NotFoundError
 from nova.records import EntityEvent, Event, Record
 from nova.settings import Settings
+from nova.signing import Signer
 
 T0 = 1_750_000_000_000
+SIGNER = Signer(Ed25519PrivateKey.generate())
 
 
 class FakeProducer:
@@ -62,12 +66,12 @@ def producer() -> FakeProducer:
 
 @pytest.fixture
 def store() -> LocalStore:
-    return LocalStore(Settings(environment="test"))
+    return LocalStore(Settings(environment="test"), verifier=SIGNER.verifier)
 
 
 @pytest.fixture
 def writer(producer: FakeProducer, store: LocalStore) -> EntityWriter:
-    return EntityWriter(producer, store)
+    return EntityWriter(producer, store, SIGNER)
 
 
 @pytest.fixture
@@ -114,7 +118,7 @@ async def test_writer_refuses_taken_ids_and_owner_changes(writer: EntityWriter,
 
 async def test_sync_before_start_is_an_explicit_error() -> None:
     with pytest.raises(EntitiesUnavailableError):
-        await EntityStore(Settings(environment="test")).sync()
+        await EntityStore(Settings(environment="test"), verifier=SIGNER.verifier).sync()
 
 
 async def test_emit_audit_fact(producer: FakeProducer) -> None:
@@ -220,6 +224,52 @@ async def test_listing_another_identity_is_refused(guard: BoundaryGuard,
 
 
 def test_the_store_is_what_lanes_b_and_d_expect() -> None:
-    view: EntityView = EntityStore(Settings(environment="test"))  # mypy checks the protocol
+    view: EntityView = EntityStore(  # mypy checks the protocol
+        Settings(environment="test"), verifier=SIGNER.verifier
+    )
     assert view.owner("thread", "t1") is None
     assert list(view.rules_for("a")) == []
+
+
+async def test_forged_changes_are_ignored_and_the_signed_state_is_re_signed(
+    writer: EntityWriter, producer: FakeProducer, store: LocalStore
+) -> None:
+    """A rule deleted and an API key added without the gateway's signature change nothing; the
+    rule's signed state is written again so compaction cannot evict it behind a forgery."""
+    from nova.entities.models import ApiKeyEntity, to_event
+    from schemas import load_schema_set
+
+    codec = load_schema_set()["entity"]
+    deny = RuleEntity(rule_id="no-pay", identity_id="a", effect="deny", priority=0,
+                      actions=("PAYMENT",))
+    await writer.put(deny)
+    healed: list[str] = []
+    store.heal_delay_s = 0.0
+
+    async def heal(key: str) -> None:
+        healed.append(key)
+        await writer.heal(key)
+
+    store.healer = heal
+    forged_delete = to_event(deny, version=9, ts=T0, deleted=True)  # unsigned
+    forged_key = ApiKeyEntity(key_id="k-evil", identity_id="a", roles=("admin",), hash="x",
+                              created_at=T0)
+    other = Signer(Ed25519PrivateKey.generate())
+    for key, event in (("rule:no-pay", forged_delete),
+                       ("api_key:k-evil", other.sign_entity(to_event(forged_key, version=1,
+                                                                      ts=T0)))):
+        outcome = store.apply_message(key.encode(), codec.encode(event.to_avro()), [codec.header])
+        assert outcome == "untrusted"
+    assert store.apply_message(b"rule:no-pay", None, []) == "untrusted"  # a real tombstone
+    assert store.get(RuleEntity, "no-pay") == deny
+    assert [r.rule_id for r in store.rules_for("a")] == ["no-pay"]
+    assert store.api_key("k-evil") is None
+    assert store.tainted == {"rule:no-pay", "api_key:k-evil"}
+    store._heal_tainted()
+    await asyncio.sleep(0.05)
+    assert healed == ["rule:no-pay"], "a key that was never trusted has nothing to restore"
+    [(_, first), (_, again)] = producer.on("entities")
+    assert isinstance(first, EntityEvent)
+    assert isinstance(again, EntityEvent)
+    assert (again.version, again.deleted, again.body) == (2, False, first.body)
+    SIGNER.verifier.verify_entity(again)

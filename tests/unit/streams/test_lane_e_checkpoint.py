@@ -1,4 +1,6 @@
-"""Lane E: a held request is decided once, by the time the person decided, whatever replays."""
+"""Lane E: a held request is decided once, by the time the person decided, whatever replays;
+only the gateway's signed decisions count, the submitter never decides, and a four-eyes
+checkpoint waits for a second distinct approver."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nova.domain.checkpoints import checkpoint_id_for
 from nova.records import (
     CheckpointDecisionRecord,
     GovernanceDecision,
@@ -15,8 +20,17 @@ from nova.records import (
     now_ms,
 )
 from nova.settings import load_settings
+from nova.signing import Signer
 from schemas import load_schema_set
-from streams.lanes.lane_e_checkpoint import CheckpointLane, on_decision, parse_entry
+from streams.lanes.lane_e_checkpoint import (
+    CheckpointLane,
+    on_checkpoint_message,
+    on_decision,
+    parse_entry,
+)
+
+GATEWAY = Signer(Ed25519PrivateKey.generate())
+FORGER = Signer(Ed25519PrivateKey.generate())
 
 
 @dataclass
@@ -26,9 +40,11 @@ class FakeCtx:
     settings: Any = field(default_factory=lambda: load_settings(checkpoint_ttl_s=60))
     schemas: Any = field(default_factory=load_schema_set)
     state: Any = field(default_factory=lambda: SimpleNamespace(held={}))
+    services: Any = field(default_factory=lambda: SimpleNamespace(verifier=GATEWAY.verifier))
     sent: list[tuple[str, Record]] = field(default_factory=list)
     facts: list[Record] = field(default_factory=list)
     lane_events: list[str] = field(default_factory=list)
+    dead: list[tuple[Any, str]] = field(default_factory=list)
 
     async def send(self, topic: str, key: str, record: Record) -> None:
         self.sent.append((topic, record))
@@ -41,35 +57,49 @@ class FakeCtx:
         self.lane_events.append(status)
 
     async def dead_letter(self, message: Any, lane: str, exc: BaseException) -> None:
-        raise AssertionError(f"unexpected dead letter: {exc}")
+        self.dead.append((message, str(exc)))
 
 
 @dataclass
 class Msg:
     value: bytes
     headers: list[tuple[str, bytes]]
+    key: bytes = b"r-1"
+    topic: str = "nova.decisions"
+    partition: int = 0
+    offset: int = 0
 
 
-def payment() -> PipelineRecord:
+def payment(approvals: int = 1) -> PipelineRecord:
     return PipelineRecord(
         request_id="r-1", identity_id="alice", user_id="u-alice", submitted_at=now_ms(),
         prompt="pay the invoice",
         intent=Intent(task_type="general", action="PAYMENT", confidence=0.9),
         governance=GovernanceDecision(outcome="require_approval",
-                                      reasons=("CHECKPOINT_ACTION: PAYMENT",)),
+                                      reasons=("CHECKPOINT_ACTION: PAYMENT",),
+                                      approvals_required=approvals),
         status="in_flight",
     )
 
 
-def decision(ctx: FakeCtx, verb: str, decided_at: int) -> Msg:
+def decision(ctx: FakeCtx, verb: str, decided_at: int, *, actor: str = "u-approver",
+             signer: Signer | None = GATEWAY, request_id: str = "r-1",
+             topic: str = "nova.decisions", **changes: Any) -> Msg:
+    """A decision record as the gateway writes it (``signer=None``: unsigned), then
+    ``changes`` applied after signing, as a forger would."""
     codec = ctx.schemas["decision"]
-    rec = CheckpointDecisionRecord(checkpoint_id="cp", request_id="r-1", identity_id="alice",
-                                   decision=verb, actor="u-approver", decided_at=decided_at)
-    return Msg(codec.encode(rec.to_avro()), [codec.header])
+    rec = CheckpointDecisionRecord(checkpoint_id=checkpoint_id_for(request_id),
+                                   request_id=request_id, identity_id="alice", decision=verb,
+                                   actor=actor, decided_at=decided_at)
+    if signer is not None:
+        rec = signer.sign_decision(rec)
+    rec = rec.model_copy(update=changes)
+    return Msg(codec.encode(rec.to_avro()), [codec.header], key=rec.request_id.encode(),
+               topic=topic, offset=len(ctx.sent) + len(ctx.dead))
 
 
-async def hold(ctx: FakeCtx) -> PipelineRecord:
-    outcome = await CheckpointLane().process(payment(), ctx)
+async def hold(ctx: FakeCtx, approvals: int = 1) -> PipelineRecord:
+    outcome = await CheckpointLane().process(payment(approvals), ctx)
     assert outcome.target == "pending"
     assert outcome.status == "held"
     return outcome.record
@@ -126,3 +156,108 @@ async def test_an_approval_given_after_expiry_expires_the_request() -> None:
     state, record = parse_entry(ctx.state.held[b"r-1"])
     assert state == "expired"
     assert record.status == "expired"
+
+
+def executable(ctx: FakeCtx) -> list[Record]:
+    return [r for topic, r in ctx.sent if topic == "executable"]
+
+
+def untrusted(ctx: FakeCtx) -> list[Any]:
+    return [f for f in ctx.facts if getattr(f, "kind", "") == "UNTRUSTED_RECORD"]
+
+
+async def test_forged_decisions_leave_the_request_held_and_are_dead_lettered_and_audited() -> None:
+    ctx = FakeCtx()
+    await hold(ctx)
+    now = now_ms()
+    forgeries = {
+        "unsigned": decision(ctx, "approve", now, signer=None),
+        "another key": decision(ctx, "approve", now, signer=FORGER),
+        "altered after signing": decision(ctx, "approve", now, reason="altered"),
+        "tampered signature": decision(ctx, "approve", now, signature=b"\x00" * 64),
+        "expire on decisions": decision(ctx, "expire", now),
+    }
+    for msg in forgeries.values():
+        await on_checkpoint_message(ctx, msg)
+    state, record = parse_entry(ctx.state.held[b"r-1"])
+    assert state == "pending"
+    assert record.status == "held"
+    assert executable(ctx) == []
+    assert len(ctx.dead) == len(forgeries)
+    assert [m.value for m, _ in ctx.dead] == [m.value for m in forgeries.values()], "raw bytes"
+    reasons = [reason for _, reason in ctx.dead]
+    assert reasons[0] == "unsigned record"
+    assert "unknown key" in reasons[1]
+    assert "bad signature" in reasons[2]
+    assert "bad signature" in reasons[3]
+    assert "approve or reject" in reasons[4]
+    facts = untrusted(ctx)
+    assert len(facts) == len(forgeries)
+    assert {(f.request_id, f.identity_id) for f in facts} == {("r-1", "alice")}
+
+
+async def test_a_signed_approval_replayed_onto_another_checkpoint_is_refused() -> None:
+    ctx = FakeCtx()
+    await hold(ctx)
+    other = checkpoint_id_for("r-other")
+    # The signature covers the checkpoint: rewriting it breaks the signature...
+    await on_decision(ctx, decision(ctx, "approve", now_ms(), checkpoint_id=other))
+    # ...and a decision signed for another checkpoint, sent under this request's key and id,
+    # names a checkpoint that is not the held one.
+    codec = ctx.schemas["decision"]
+    signed = GATEWAY.sign_decision(CheckpointDecisionRecord(
+        checkpoint_id=other, request_id="r-1", identity_id="alice", decision="approve",
+        actor="u-approver", decided_at=now_ms()))
+    await on_decision(ctx, Msg(codec.encode(signed.to_avro()), [codec.header]))
+    state, _ = parse_entry(ctx.state.held[b"r-1"])
+    assert state == "pending"
+    assert executable(ctx) == []
+    assert "bad signature" in ctx.dead[0][1]
+    assert "another checkpoint" in ctx.dead[1][1]
+    assert len(untrusted(ctx)) == 2
+
+
+async def test_the_submitter_never_decides_even_with_a_signed_decision() -> None:
+    ctx = FakeCtx()
+    await hold(ctx)
+    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-alice"))
+    state, _ = parse_entry(ctx.state.held[b"r-1"])
+    assert state == "pending"
+    assert "submitter" in ctx.dead[0][1]
+    assert len(untrusted(ctx)) == 1
+
+
+async def test_four_eyes_waits_for_a_second_distinct_approver() -> None:
+    ctx = FakeCtx()
+    await hold(ctx, approvals=2)
+    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-bob"))
+    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-bob"))
+    state, record = parse_entry(ctx.state.held[b"r-1"])
+    assert state == "pending"
+    assert record.checkpoint is not None
+    assert record.checkpoint.approvals == ("u-bob",), "the same approver counts once"
+    assert executable(ctx) == []
+    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-carol"))
+    state, record = parse_entry(ctx.state.held[b"r-1"])
+    assert state == "approved"
+    assert record.checkpoint is not None
+    assert record.checkpoint.approvals == ("u-bob", "u-carol")
+    assert record.checkpoint.decided_by == "u-carol"
+    assert len(executable(ctx)) == 1
+    assert ctx.dead == []
+
+
+async def test_expiries_come_from_their_own_topic_and_only_count_when_overdue() -> None:
+    ctx = FakeCtx()
+    held = await hold(ctx)
+    assert held.checkpoint is not None
+    early = decision(ctx, "expire", held.checkpoint.expires_at + 10_000, signer=None,
+                     topic=ctx.settings.topic("expiries"))
+    await on_checkpoint_message(ctx, early)  # the record claims it is late; our clock says no
+    state, _ = parse_entry(ctx.state.held[b"r-1"])
+    assert state == "pending"
+    approve_on_expiries = decision(ctx, "approve", now_ms(), topic=ctx.settings.topic("expiries"))
+    await on_checkpoint_message(ctx, approve_on_expiries)
+    assert "only expire" in ctx.dead[-1][1]
+    state, _ = parse_entry(ctx.state.held[b"r-1"])
+    assert state == "pending"
