@@ -43,6 +43,7 @@ from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_por
 from nova.kafka.producer import RecordProducer
 from nova.records import LaneTiming, PipelineRecord, now_ms
 from nova.settings import Settings, load_settings
+from nova.signing import load_signer, public_key_text
 from schemas import TOPICS, load_schema_set
 
 HOPS = 7
@@ -183,7 +184,9 @@ async def run_pipeline(
     await ensure_topics(settings)
     fake_port = free_port()
     env = {**os.environ, **settings.to_env(),
-           "NOVA_LLM_FAKE_URL": f"http://127.0.0.1:{fake_port}"}
+           "NOVA_LLM_FAKE_URL": f"http://127.0.0.1:{fake_port}",
+           # the worker verifies decisions with the gateway's public key (nova.signing)
+           "NOVA_SIGNING_PUBLIC_KEY": public_key_text(load_signer(settings).public)}
     env.pop("NOVA_WORKER_NAME", None)
     with child(["-m", "nova.llm.fake_server", "--port", str(fake_port)], env,
                logs / "fake-llm.log") as fake, \
