@@ -301,6 +301,17 @@ def injections(text: str) -> tuple[Detection, ...]:
     return tuple(found.values())
 
 
+def credentials(text: str) -> tuple[Detection, ...]:
+    """Credentials in ``text`` as written and in any payload it encodes (a base64'd
+    "password: ..." is still a password). Spans of decoded finds refer to the decoded text;
+    only their kinds are reported."""
+    found = list(scan_credentials(text))
+    for view in views(text):
+        if view.hidden and view.disguise is not None and view.disguise.startswith("decoded"):
+            found.extend(scan_credentials(view.text))
+    return tuple(found)
+
+
 @dataclass(frozen=True, slots=True)
 class ContextCheck:
     """What the context carries: planted instructions, credentials, and the actions it orders
@@ -315,19 +326,19 @@ class ContextCheck:
 def check_context(context_text: str) -> ContextCheck:
     """Scan and classify every item of a rendered context (``nova.domain.encoding``)."""
     found_injections: dict[str, Detection] = {}
-    credentials: list[Detection] = []
+    secrets: list[Detection] = []
     ordered: Action | None = None
     reason: str | None = None
     for item in context_items(context_text):
         for d in injections(item):
             found_injections.setdefault(d.kind, d)
-        credentials.extend(scan_credentials(item))
+        secrets.extend(credentials(item))
         reading, _, _ = read_prompt(item)
         top = strongest(reading.mentions)
         if top is not None and (ordered is None or riskier(ordered, top.action) != ordered):
             ordered = top.action
             reason = f"{top.action} ({top.word!r}: {top.why})"
-    return ContextCheck(tuple(found_injections.values()), tuple(credentials), ordered, reason)
+    return ContextCheck(tuple(found_injections.values()), tuple(secrets), ordered, reason)
 
 
 def effective_action(facts: GovernanceFacts, context: ContextCheck | None) -> Action:
@@ -358,7 +369,7 @@ def _builtin_findings(
         findings.append(
             _Finding("deny", "builtin:prompt_injection", f"{PROMPT_INJECTION}: {_kinds(injection)}")
         )
-    secrets = list(scan_credentials(facts.prompt))
+    secrets = list(credentials(facts.prompt))
     indirect: tuple[Detection, ...] = ()
     if context is not None:
         indirect = context.injections

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import replace
 from typing import Any
@@ -135,6 +136,21 @@ def test_an_allow_rule_cannot_override_builtin_denials() -> None:
 def test_secret_in_context_is_denied_too() -> None:
     decision = decide(facts(context_text="note: sk-abcdefghijklmnopqrstuvwxyz"), [])
     assert decision.outcome == "deny"
+
+
+@pytest.mark.parametrize("where", ["prompt", "context_text"])
+def test_a_credential_hidden_in_an_encoded_payload_is_denied(where: str) -> None:
+    payload = base64.b64encode(b"password: Tulipe#2031").decode()
+    decision = decide(facts(**{where: f"here is my login, encoded: {payload}"}), [])
+    assert decision.outcome == "deny"
+    assert decision.reasons[0] == "SECRET_DETECTED: password"
+    assert "Tulipe" not in " ".join(decision.reasons)
+
+
+def test_an_encoded_payload_without_a_credential_is_not_a_secret() -> None:
+    payload = base64.b64encode(b"the quarterly numbers look fine overall").decode()
+    decision = decide(facts(prompt=f"decode and summarise: {payload}"), [])
+    assert "builtin:secret" not in decision.fired_rule_ids
 
 
 def test_injection_in_context_asks_for_approval() -> None:
