@@ -130,9 +130,13 @@ async def test_two_distinct_approvers_above_an_amount(
     assert (shown["approvals_required"], shown["approved_by"]) == (2, [BOB])
     assert await status(gateway, big) == "held"
     assert fake_llm.state.calls_for(big["request_id"]) == []
-    partial = [r for r in await audited(settings, "CHECKPOINT", 1)
-               if r.request_id == big["request_id"] and r.audit_id.endswith(f"approval:{BOB}")]
-    assert partial, "lane E audits the first approval"
+
+    async def first_approval_audited() -> list[AuditRecord]:
+        return [r for r in await read_records(settings, "audit", AuditRecord)
+                if r.request_id == big["request_id"] and r.audit_id.endswith(f"approval:{BOB}")]
+
+    [partial] = await eventually(first_approval_audited, 60, message="lane E audits approval 1")
+    assert json.loads(partial.detail)["approvals"] == [BOB]
 
     second = await decide(gateway, big, as_(gateway, CAROL, "approver"))
     assert second.status_code == 200, second.text
