@@ -10,7 +10,8 @@ outcome is not ``allow``. Printed per language and per category:
 and the same two figures for a keyword matcher (the risky verbs of English and French as plain
 regular expressions, what lane A was before it read mood), so the difference is what
 understanding the request buys. Also the time lane A + D take per prompt (p50/p99) against the
-baseline's. Figures are exact counts, not timings, except the last line.
+baseline's, and the CPU time of one 100,000-character prompt (the API's limit). Figures are
+exact counts, not timings, except the last two lines.
 
     .venv/bin/python bench/intent.py [--corpus FILE] [--show-misses]
 """
@@ -18,6 +19,7 @@ baseline's. Figures are exact counts, not timings, except the last line.
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import statistics
 import time
@@ -88,6 +90,21 @@ def pct(a: int, b: int) -> str:
     return f"{100 * a / b:5.1f}% ({a}/{b})" if b else "    -"
 
 
+def _long_prompt(entries: list[dict[str, Any]], size: int = 100_000) -> str:
+    """The API's longest prompt, made of the corpus's prompts in a fixed shuffled order: the
+    worst case for lane A, since every disguise it undoes rewrites the whole text."""
+    texts = [e["text"] for e in entries]
+    random.Random(1).shuffle(texts)
+    out: list[str] = []
+    length = 0
+    for text in texts * (1 + size // max(1, sum(map(len, texts)))):
+        if length >= size:
+            break
+        out.append(text)
+        length += len(text) + 1
+    return " ".join(out)[:size]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
@@ -112,6 +129,15 @@ def main() -> None:
     q = statistics.quantiles(base_ns, n=100)
     print(f"time per prompt (lane A + D): p50 {p[49] / 1e6:.2f} ms, p99 {p[98] / 1e6:.2f} ms; "
           f"keyword baseline p50 {q[49] / 1e6:.3f} ms, p99 {q[98] / 1e6:.3f} ms")
+    long_prompt = _long_prompt(entries)
+    started = time.process_time()
+    nova_held(long_prompt)
+    long_s = time.process_time() - started
+    started = time.process_time()
+    keyword_held(long_prompt)
+    kw_s = time.process_time() - started
+    print(f"a {len(long_prompt):,}-character prompt (corpus prompts end to end, every disguise "
+          f"present): lane A + D {long_s:.2f} s of CPU; keyword baseline {kw_s * 1e3:.1f} ms")
     if args.show_misses:
         for entry in misses:
             print(f"MISS {entry['id']} expect={entry['expect']} {entry['text']!r}")

@@ -78,12 +78,13 @@ from nova.domain.intent import (
     TASK_TYPES,
     Action,
     TaskType,
+    prompt_views,
     read_prompt,
     requires_checkpoint,
     riskier,
     strongest,
 )
-from nova.domain.intent.views import views
+from nova.domain.intent.views import changed_sentences
 from nova.domain.patterns import (  # re-exported: the rule API and tests import them from here
     MAX_PATTERNS as MAX_PATTERNS,
 )
@@ -295,8 +296,8 @@ def _kinds(detections: Sequence[Detection]) -> str:
 def injections(text: str) -> tuple[Detection, ...]:
     """Injection phrasings in any reading of ``text`` (disguises undone), one per kind."""
     found: dict[str, Detection] = {}
-    for view in views(text):
-        for d in scan_injection(view.text):
+    for piece in changed_sentences(prompt_views(text)):
+        for d in scan_injection(piece):
             found.setdefault(d.kind, d)
     return tuple(found.values())
 
@@ -306,7 +307,7 @@ def credentials(text: str) -> tuple[Detection, ...]:
     "password: ..." is still a password). Spans of decoded finds refer to the decoded text;
     only their kinds are reported."""
     found = list(scan_credentials(text))
-    for view in views(text):
+    for view in prompt_views(text):
         if view.hidden and view.disguise is not None and view.disguise.startswith("decoded"):
             found.extend(scan_credentials(view.text))
     return tuple(found)

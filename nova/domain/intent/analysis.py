@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from itertools import pairwise
 from typing import Final, Literal
 
@@ -133,11 +133,12 @@ def _index() -> dict[str, tuple[tuple[Verb, Form], ...]]:
 
 
 def risky_forms() -> frozenset[str]:
-    """Folded forms of verbs that can carry a risky action (for backwards-text detection)."""
+    """Folded forms of verbs that can carry a risky action, of three letters or more (for
+    disguised-text detection: "yap" backwards, "cnl" in ROT13)."""
     return frozenset(
         k
         for k, entries in _index().items()
-        if len(k) >= 4 and any(v.kind == "action" and v.default in RISKY for v, _ in entries)
+        if len(k) >= 3 and any(v.kind == "action" and v.default in RISKY for v, _ in entries)
     )
 
 
@@ -1082,7 +1083,11 @@ def _risky_by_start() -> dict[tuple[str, int], tuple[tuple[str, tuple[tuple[Verb
 def _misspelt(tok: Tok) -> tuple[tuple[Verb, Form], ...]:
     """A risky verb the user mistyped ("delet", "supprme", "trasnfer") at the head of a clause:
     one edit away (two for long words), and not a word of English or French itself."""
-    word = tok.k
+    return _misspelt_word(tok.k)
+
+
+@lru_cache(maxsize=65_536)  # a long prompt repeats its words: each is compared once
+def _misspelt_word(word: str) -> tuple[tuple[Verb, Form], ...]:
     if len(word) < 3 or not word.isalpha() or word in _FUNCTION_WORDS or _known_word(word):
         return ()
     budget = 1 if len(word) < 8 else 2
@@ -1373,13 +1378,57 @@ def _is_tag(clause: Clause) -> bool:
     return all(t.k in _TAGS or t.k in ("n't", "it", "est", "ce", "pas") for t in clause.toks)
 
 
+def _read_group(
+    group: Sequence[Clause], doc: set[str], view: View, sentence: Sentence, runs_code: bool
+) -> list[_ClauseResult]:
+    """The readings of one sentence's clauses, each inheriting scope, info and subject from
+    the clauses before it."""
+    results: list[_ClauseResult] = []
+    scope: str | None = None
+    info = after_colon = False
+    subject: str | None = None
+    for n, clause in enumerate(group):
+        after_colon |= clause.origin == "colon"
+        inherited = scope if after_colon else None
+        shared = subject if clause.origin == "conjunction" else None
+        r = _read_clause(clause, doc, view, sentence, inherited, info and n > 0, runs_code,
+                         shared)
+        subject = _opening_subject(clause)
+        if r.info:
+            info = True
+        scope = r.scope or scope
+        results.append(r)
+    return results
+
+
+def _relabelled(result: _ClauseResult, view: View) -> _ClauseResult:
+    """``result`` read in another view: its mentions name that view's disguise."""
+    if all(m.disguise == view.disguise and m.hidden == view.hidden for m in result.mentions):
+        return result
+    return replace(result, mentions=[
+        replace(m, disguise=view.disguise, hidden=view.hidden) for m in result.mentions
+    ])
+
+
 def read_views(views: Sequence[View]) -> Reading:
     """Mentions of every view; defers/composes from any view."""
     mentions: list[Mention] = []
     defers = composes = False
-    for view in views:
-        toks = tokenize(view.text)
-        doc = _classes(toks)
+    # A sentence's reading depends only on its clauses, the document's classes and whether the
+    # prompt runs code; the views of a long prompt repeat most sentences unchanged, and a
+    # prompt may repeat a sentence: each is read once, its mentions relabelled per view.
+    # The readings of what the user wrote (not of decoded payloads) share one document: the
+    # classes any of them shows, so "pay it" finds the invoice however it was spelled.
+    memo: dict[tuple[object, ...], list[_ClauseResult]] = {}
+    tokenized = [tokenize(view.text) for view in views]
+    visible: set[str] = set()
+    for view, toks in zip(views, tokenized, strict=True):
+        if not view.hidden:
+            visible |= _classes(toks)
+    frozen_visible = frozenset(visible)
+    for view, toks in zip(views, tokenized, strict=True):
+        doc = _classes(toks) if view.hidden else set(visible)
+        frozen_doc = frozenset(doc) if view.hidden else frozen_visible
         view_mentions: list[Mention] = []
         executes = False
         all_clauses = clauses(toks)
@@ -1392,22 +1441,13 @@ def read_views(views: Sequence[View]) -> Reading:
         runs_code = any(toks[_head(c.toks)].k in _RUN_VERBS for c in all_clauses
                         if _head(c.toks) < len(c.toks) and not c.question)
         for group in by_sentence.values():
-            sentence = Sentence.of([t for c in group for t in c.toks])
-            results: list[_ClauseResult] = []
-            scope: str | None = None
-            info = after_colon = False
-            subject: str | None = None
-            for n, clause in enumerate(group):
-                after_colon |= clause.origin == "colon"
-                inherited = scope if after_colon else None
-                shared = subject if clause.origin == "conjunction" else None
-                r = _read_clause(clause, doc, view, sentence, inherited, info and n > 0,
-                                 runs_code, shared)
-                subject = _opening_subject(clause)
-                if r.info:
-                    info = True
-                scope = r.scope or scope
-                results.append(r)
+            key = (tuple((c.toks, c.origin, c.question) for c in group), frozen_doc, runs_code)
+            known = memo.get(key)
+            if known is None:
+                sentence = Sentence.of([t for c in group for t in c.toks])
+                results = memo[key] = _read_group(group, doc, view, sentence, runs_code)
+            else:
+                results = [_relabelled(r, view) for r in known]
             first_clause = len(clause_ids)
             clause_ids.extend(range(first_clause, first_clause + len(results)))
             for n, r in enumerate(results):
@@ -1448,6 +1488,7 @@ def read_views(views: Sequence[View]) -> Reading:
                     for m in view_mentions
                 ]
             if not any(m.counted for r in results for m in r.mentions) and _instruction(results):
+                sentence = Sentence.of([t for c in group for t in c.toks])
                 pending_cues.append((sentence, group[-1].question, len(view_mentions)))
         asked = any(c.question for c in all_clauses)
         for sentence, question, _ in pending_cues:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Final
 
 from nova.domain.intent.analysis import RISKY, Mention, Mood, Reading, read_views, risky_forms
@@ -142,9 +143,17 @@ def _superseded(mentions: list[Mention]) -> list[Mention]:
     ]
 
 
+@lru_cache(maxsize=8)
+def prompt_views(text: str) -> tuple[View, ...]:
+    """Every reading of ``text`` lane A and governance check (``views.views`` with the risky
+    verb forms), built once per text: lane A, the injection scan and the credential scan of
+    the same prompt share them, and a long prompt's views cost a large part of its reading."""
+    return views(text, _risky_words())
+
+
 def read_prompt(prompt: str) -> tuple[Reading, str, tuple[View, ...]]:
     """The reading of every view of ``prompt``, its language, and the views."""
-    all_views = views(prompt, _risky_words())
+    all_views = prompt_views(prompt)
     reading = read_views(all_views)
     base = all_views[0].text
     undisguised = next((v.text for v in all_views if v.disguise == "look-alike letters"), base)

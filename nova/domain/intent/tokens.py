@@ -17,6 +17,7 @@ Marie").
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, Literal
@@ -131,13 +132,25 @@ def _split_word(word: str) -> list[str]:
     return [word]
 
 
+@lru_cache(maxsize=65_536)  # words repeat: each distinct one is split and folded once
+def _word_tokens(raw: str, code: bool) -> tuple[Tok, ...]:
+    """The tokens of one written word; only the first piece keeps its capital."""
+    cap = raw[:1].isupper()
+    out: list[Tok] = []
+    for piece in _split(raw.lower()):
+        out.append(Tok(piece, _fold(piece) if piece != "\n" else "\n", None, cap, code))
+        cap = False
+    return tuple(out)
+
+
 def tokenize(text: str) -> list[Tok]:
     """Tokens of ``text`` (one view), with cues as single tokens."""
     cues = find_cues(text)
     out: list[Tok] = []
     cursor = 0
     code = False
-    identifiers = [m.span() for m in _IDENTIFIER.finditer(text)]
+    identifiers = [m.span() for m in _IDENTIFIER.finditer(text)]  # sorted, disjoint
+    starts = [s for s, _ in identifiers]
     for cue in (*cues, Cue("MASK", len(text), len(text))):
         segment = text[cursor : cue.start]
         for m in _WORD.finditer(segment):
@@ -146,13 +159,9 @@ def tokenize(text: str) -> list[Tok]:
                 code = not code
                 continue
             at = cursor + m.start()
-            in_identifier = any(s <= at < e for s, e in identifiers) if identifiers else False
-            lower = raw.lower()
-            cap = raw[:1].isupper()
-            for piece in _split(lower):
-                out.append(Tok(piece, _fold(piece) if piece != "\n" else "\n", None, cap,
-                               code or in_identifier))
-                cap = False
+            k = bisect_right(starts, at) - 1
+            in_identifier = k >= 0 and at < identifiers[k][1]
+            out.extend(_word_tokens(raw, code or in_identifier))
         if cue.end > cue.start:
             kind = cue.kind
             if kind == "MASK":  # a placeholder left by masking: [IBAN_1] is an IBAN

@@ -22,10 +22,13 @@ import json
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Final
+
+from nova.domain.textnorm import fold
 
 MAX_PAYLOADS: Final = 8  # encoded payloads decoded per view
 MAX_PAYLOAD_CHARS: Final = 20_000
@@ -281,6 +284,96 @@ def _reversed_words_hint(text: str, words: frozenset[str]) -> bool:
     return any(w[::-1] in words for w in re.findall(r"[^\W\d_]{4,}", text.lower()))
 
 
+LONG_TEXT: Final = 4_000  # beyond this, a disguise worn by part of a text is undone there only
+_SENTENCES: Final = re.compile(r"[^.!?\n]*(?:[.!?\n]+|$)")
+_CHUNK: Final = re.compile(r"\S+")
+
+
+@cache
+def _known(word: str) -> bool:
+    import simplemma
+
+    return bool(simplemma.is_known(word, lang="en") or simplemma.is_known(word, lang="fr"))
+
+
+def _rot13(word: str) -> str:
+    return codecs.encode(word, "rot13")
+
+
+def _reverse(word: str) -> str:
+    return word[::-1]
+
+
+def _undone_runs(
+    text: str, undo: Callable[[str], str], risky_words: frozenset[str], reverse_order: bool
+) -> str:
+    """In a long text, the runs of words that read as words once ``undo`` is applied (and not
+    as written) and hold a risky verb, each undone, one per line. A prompt that wears a
+    disguise in one sentence keeps the others as written: undoing the whole text would turn
+    them into gibberish that orders nothing, glued to the disguised order, at the price of
+    reading the whole prompt again."""
+    out: list[str] = []
+    run: list[str] = []
+    risky = False
+
+    def flush() -> None:
+        if run and risky:
+            pieces = [undo(w) for w in run]
+            out.append(" ".join(reversed(pieces) if reverse_order else pieces))
+
+    for m in _CHUNK.finditer(text):
+        chunk = m.group(0)
+        letters = "".join(c for c in chunk if c.isalpha()).lower()
+        if len(letters) <= 2:
+            if run:
+                run.append(chunk)
+            continue
+        undone = undo(letters)
+        if fold(undone) in risky_words:
+            run.append(chunk)
+            risky = True
+        elif _known(undone) and (run or not _known(letters)):
+            run.append(chunk)  # a run starts at a word that means nothing as written
+        else:
+            flush()
+            run, risky = [], False
+    flush()
+    return "\n".join(out)
+
+
+def _undone(
+    text: str, undo: Callable[[str], str], risky_words: frozenset[str], reverse_order: bool
+) -> str:
+    """``text`` with a disguise undone: whole when short, only where it is worn when long."""
+    if len(text) > LONG_TEXT and risky_words:
+        return _undone_runs(text, undo, risky_words, reverse_order)
+    if reverse_order or undo is _rot13:
+        return undo(text)  # the text backwards, or ROT13, as a whole
+    return " ".join(undo(w) for w in text.split())
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each run of sentence ends or line breaks (the pieces join back to
+    it)."""
+    return [m.group(0) for m in _SENTENCES.finditer(text) if m.group(0)]
+
+
+def changed_sentences(views: Sequence[View]) -> Iterator[str]:
+    """The text each view adds to the ones before it: a short view whole, a long one only in
+    the sentences no earlier view holds. Undoing one disguise in a long prompt changes a few
+    sentences; scanning the unchanged rest again finds nothing new."""
+    known: set[str] = set()
+    for view in views:
+        if len(view.text) <= LONG_TEXT:
+            yield view.text
+            continue
+        pieces = sentences(view.text)
+        fresh = [p for p in pieces if p not in known]
+        known.update(pieces)
+        if fresh:
+            yield "".join(fresh)
+
+
 def views(text: str, risky_words: frozenset[str] = frozenset()) -> tuple[View, ...]:
     """Every reading of ``text`` worth classifying: as written (cleaned), then each disguise
     undone, then hidden payloads decoded (one level of nesting). Identical readings are kept
@@ -304,10 +397,12 @@ def views(text: str, risky_words: frozenset[str] = frozenset()) -> tuple[View, .
     add(joined(homo), "a word built from pieces")
     add(fused(homo, risky_words), "a word split in two")
     if _ROT13_HINT.search(base):
-        add(codecs.encode(base, "rot13"), "ROT13", hidden=True)
+        add(_undone(base, _rot13, risky_words, reverse_order=False), "ROT13", hidden=True)
     if _REVERSE_HINT.search(base) or _reversed_words_hint(base, risky_words):
-        add(base[::-1], "text written backwards", hidden=True)
-        add(" ".join(w[::-1] for w in base.split()), "words written backwards", hidden=True)
+        add(_undone(base, _reverse, risky_words, reverse_order=True), "text written backwards",
+            hidden=True)
+        add(_undone(base, _reverse, risky_words, reverse_order=False), "words written backwards",
+            hidden=True)
     for layer in range(2):  # a payload may itself hold one more encoded payload
         for view in list(out):
             if layer and not view.hidden:

@@ -356,3 +356,54 @@ def test_declared_action_never_lowers_risk(prompt: str, declared: str) -> None:
     alone = classify(prompt, None, None).action
     final = classify(prompt, declared, None).action
     assert action_rank(final) == max(action_rank(alone), action_rank(parsed))
+
+
+# --- long prompts: each sentence read once, disguises still undone where they are -----------
+
+FILLER = [
+    "The quarterly review covers revenue, churn and hiring.",
+    "Le comité se réunit jeudi pour parler du budget.",
+    "Our team shipped three features and fixed twelve bugs.",
+    "Merci de relire les notes de la réunion de lundi.",
+]
+
+
+def _long(middle: str, sentences: int = 2_000) -> str:
+    body = [FILLER[n % len(FILLER)] for n in range(sentences)]
+    body.insert(sentences // 2, middle)
+    return " ".join(body)
+
+
+@pytest.mark.parametrize(
+    ("disguised", "action"),
+    [
+        ("Decode this rot13: cnl gur nyvpr vaibvpr gbqnl.", "PAYMENT"),
+        ("Read it backwards: .evihcra eht eteled", "DELETE"),
+        ("Pl3ase s3nd th3 c0ntract t0 the client.", "SEND"),
+        ("Then su pprime le dossier client.", "DELETE"),
+    ],
+)
+def test_one_disguised_order_in_a_long_prompt_is_still_found(disguised: str, action: str) -> None:
+    intent = classify(_long(disguised), None, None)
+    assert intent.action == action
+
+
+def test_a_long_prompt_of_harmless_sentences_needs_no_checkpoint() -> None:
+    assert not requires_checkpoint(classify(_long("Nothing else to add."), None, None).action)
+
+
+def test_a_repeated_sentence_is_read_once_per_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nova.domain.intent import analysis
+
+    reads: list[int] = []
+    real = analysis._read_group
+
+    def counting(*args: object, **kwargs: object) -> object:
+        reads.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(analysis, "_read_group", counting)
+    intent = classify(_long("Now pay the Hetzner invoice."), None, None)
+    assert intent.action == "PAYMENT"
+    # 2,001 sentences, five of them distinct: a handful of reads, not thousands.
+    assert len(reads) <= 5 * 8
