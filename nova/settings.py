@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     checkpoint_ttl_s: int = 24 * 3600
     checkpoint_sweep_s: float = 2.0
     context_token_budget: int = 2000
+    # Lane D asks a ``classifier`` model what the masked prompt orders; it can only raise the
+    # risk (streams/second_opinion.py). Off by default: the rules decide alone.
+    intent_second_opinion: bool = False
+    intent_second_opinion_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
     # LLM
     llm_fake_url: str | None = None

@@ -222,6 +222,49 @@ class ExecutionService:
             self._derive_spend()
         return applied
 
+    async def consult(
+        self,
+        record: PipelineRecord,
+        role: str,
+        messages: tuple[Message, ...],
+        *,
+        max_tokens: int,
+        attempt_base: int,
+    ) -> tuple[Outcome | None, tuple[Event, ...]]:
+        """One side call for ``record`` on behalf of ``role`` (lane D's second opinion).
+
+        It goes through the same router, limits, budgets and fallbacks as lane F's call and is
+        charged to the same identity, but its attempts are numbered from ``attempt_base`` + 1 so
+        that their LLM events (and ClickHouse rows) never collide with lane F's own attempts of
+        the request. None when no provider can serve ``role`` now.
+        """
+        await self._await_ready()
+        self.refresh_budgets()
+        tokens = sum(len(m["content"]) for m in messages) // 4 + 1
+        request = RouteRequest(task_type="analysis", role=role,
+                               estimated_tokens=tokens + max_tokens)
+        try:
+            decision = self.router.decide(
+                request, provider_state(self.board, self.limiter, self.registry, time.monotonic())
+            )
+        except ProviderError:
+            return None, ()
+        outcome = await self.executor.execute(
+            decision,
+            ExecutionRequest(
+                request_id=f"{record.request_id}:{role}",
+                messages=messages,
+                max_tokens=max_tokens,
+                identity=record.identity_id,
+                sphere=record.sphere_id,
+            ),
+        )
+        outcome = replace(outcome, attempts=tuple(
+            replace(a, number=a.number + attempt_base) for a in outcome.attempts))
+        self._charge_own(record, outcome)
+        calls = tuple(e for e in self._events(record, outcome, role=role) if e.kind == "llm")
+        return outcome, calls
+
     def _charge_own(self, record: PipelineRecord, outcome: Outcome) -> None:
         """Our calls were charged to the budget book by the executor; the ledger too, here."""
         at = datetime.now(UTC)
@@ -438,7 +481,9 @@ class ExecutionService:
             update={"execution": execution, "status": outcome.status, "error": error}
         )
 
-    def _events(self, record: PipelineRecord, outcome: Outcome) -> tuple[Event, ...]:
+    def _events(
+        self, record: PipelineRecord, outcome: Outcome, role: str | None = None
+    ) -> tuple[Event, ...]:
         events = [
             Event(
                 event_id=event_id(record.request_id, a.number),
@@ -449,7 +494,7 @@ class ExecutionService:
                 llm=LlmCall(
                     provider=a.provider,
                     model=a.model,
-                    role=record.role,
+                    role=role or record.role,
                     task_type=record.intent.task_type if record.intent else None,
                     tokens_in=a.tokens_in,
                     tokens_out=a.tokens_out,

@@ -6,10 +6,11 @@ be the production code, SDKs included. So instead of patching SDKs we point thei
 and OpenAI Chat Completions at ``/{provider}/v1`` for every other provider. Answers are
 deterministic (``"[fake:{provider}/{model}] "`` plus the start of the prompt) with realistic usage
 (input ≈ prompt chars / 4). A JSON control API injects latency, error statuses, 429s with
-Retry-After, outages and context limits per provider, and counts the calls per provider and per
-``x-nova-request-id`` so tests can prove where a request did, and did not, go. It also keeps the
-raw JSON body of every completion call (``FakeState.bodies_for``, ``GET /_bodies``), so tests can
-prove what left Nova: that a masked IBAN or card number never reached a provider.
+Retry-After, outages, context limits and fixed replies per provider, and counts the calls per
+provider and per ``x-nova-request-id`` so tests can prove where a request did, and did not,
+go. It also keeps the raw JSON body of every completion call (``FakeState.bodies_for``,
+``GET /_bodies``), so tests can prove what left Nova: that a masked IBAN or card number never
+reached a provider.
 
 Run it with ``python -m nova.llm.fake_server --port 8300``, :func:`serve`, or in tests with
 :class:`FakeServerThread`.
@@ -50,6 +51,7 @@ class ControlBody(BaseModel):
     down: bool | None = None
     fail_times: int | None = None
     context_window: int | None = None
+    reply: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ProviderControl:
     down: bool = False
     fail_times: int | None = None  # None: fail every call while a failure mode is set
     context_window: int | None = None
+    reply: str | None = None  # a fixed answer instead of the echo (a classifier's one word)
 
     @property
     def failing(self) -> bool:
@@ -213,12 +216,16 @@ def _tokens(chars: int) -> int:
 
 
 def _answer(
-    provider: str, model: str, prompt: str, last_user: str, max_tokens: int
+    provider: str, model: str, prompt: str, last_user: str, max_tokens: int,
+    reply: str | None = None,
 ) -> tuple[str, int, int, bool]:
-    """Deterministic reply text, input tokens, output tokens, and whether max_tokens cut it."""
+    """Deterministic reply text, input tokens, output tokens, and whether max_tokens cut it.
+
+    The text echoes the start of the last user message, or is ``reply`` when the provider's
+    control sets one."""
     words = last_user.split()
     summary = " ".join(words[:12]) + (" …" if len(words) > 12 else "")
-    text = f"[fake:{provider}/{model}] {summary}".rstrip()
+    text = reply if reply is not None else f"[fake:{provider}/{model}] {summary}".rstrip()
     out = _tokens(len(text))
     truncated = out > max_tokens
     if truncated:
@@ -336,7 +343,8 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
             (_text_of(m.get("content")) for m in reversed(turns) if m.get("role") == "user"), ""
         )
         text, tokens_in, tokens_out, truncated = _answer(
-            provider, model, prompt, last_user, int(body.get("max_tokens", 1024))
+            provider, model, prompt, last_user, int(body.get("max_tokens", 1024)),
+            fake.control(provider).reply,
         )
         request_id = request.headers.get(REQUEST_ID_HEADER)
         roles = {m.get("role") for m in turns}
@@ -376,7 +384,7 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
         )
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or 1024
         text, tokens_in, tokens_out, truncated = _answer(
-            provider, model, prompt, last_user, int(limit)
+            provider, model, prompt, last_user, int(limit), fake.control(provider).reply
         )
         request_id = request.headers.get(REQUEST_ID_HEADER)
         failed = await failure_or_none(provider, False, tokens_in)

@@ -42,7 +42,13 @@ DEFAULT_TASK_ROUTING: Mapping[str, str] = MappingProxyType(
     }
 )
 DEFAULT_ROLE_ROUTING: Mapping[str, str] = MappingProxyType(
-    {"nova": "anthropic", "orchestrator": "anthropic", "analyst": "openai", "researcher": "google"}
+    {
+        "nova": "anthropic",
+        "orchestrator": "anthropic",
+        "analyst": "openai",
+        "researcher": "google",
+        "classifier": "openai/gpt-5-mini",  # lane D's optional second opinion: small and cheap
+    }
 )
 DEFAULT_LOCKED_ROLES: Mapping[str, str] = MappingProxyType({"nova": "anthropic"})
 # Keys are a provider, a "provider/model", or "*" for any provider without its own entry.

@@ -2,7 +2,9 @@
 
 Combines built-in checks (injection, credentials, risky actions, the context's planted
 instructions and orders, the identity boundary) with the identity's own rules; identifiers are
-already masked by lane C and only cited here. The identity boundary is enforced here again,
+already masked by lane C and only cited here. When the deployment turns it on, a classifier
+model's second opinion on the masked prompt may first raise lane A's action
+(:mod:`streams.second_opinion`). The identity boundary is enforced here again,
 independently of the gateway, so a request that reaches Kafka with foreign references is
 stopped too. The decision becomes an audit fact whatever it is.
 """
@@ -17,6 +19,7 @@ from streams.audit_facts import governance_fact
 from streams.context import LaneContext
 from streams.convert import governance_record
 from streams.runtime import LaneOutcome
+from streams.second_opinion import second_opinion
 
 
 class GovernanceLane:
@@ -36,8 +39,16 @@ class GovernanceLane:
         for kind, rid in refs:
             owners[f"{kind}:{rid}"] = entities.owner(kind, rid) or "<unknown>"
         rules: tuple[Rule, ...] = tuple(entities.rules_for(record.identity_id))
+        assert record.intent is not None, "lane A always sets the intent"
+        if ctx.settings.intent_second_opinion:  # a model may raise lane A's action, never lower
+            raised, calls = await second_opinion(
+                record, ctx.services.execution, ctx.settings.intent_second_opinion_timeout_s
+            )
+            for call in calls:
+                await ctx.emit(call)
+            record = record.model_copy(update={"intent": raised})
         intent = record.intent
-        assert intent is not None, "lane A always sets the intent"
+        assert intent is not None
         estimate = record.encoded.token_estimate if record.encoded else 0
         context_text = record.context.text if record.context else ""
         stated = [record.prompt, context_text] if intent.defers_to_context else [record.prompt]
@@ -58,6 +69,9 @@ class GovernanceLane:
         )
         decision = decide(facts, rules)
         gov = governance_record(decision)
+        opinion = tuple(r for r in intent.reasons if r.startswith("second opinion"))
+        if opinion:  # the approver and the audit read why a model raised (or did not) the action
+            gov = gov.model_copy(update={"reasons": (*gov.reasons, *opinion)})
         update: dict[str, object] = {"governance": gov}
         status = "ok"
         if decision.outcome == "deny":

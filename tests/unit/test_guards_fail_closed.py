@@ -20,7 +20,7 @@ from nova.domain.governance import Rule, RuleMatch
 from nova.entities.store import EntitiesUnavailableError
 from nova.errors import LimitError, StartupError
 from nova.records import EncodedPrompt, Intent, Message, PipelineRecord, now_ms
-from nova.settings import load_settings
+from nova.settings import Settings, load_settings
 from streams.execution import ExecutionService
 from streams.lanes.lane_d_governance import GovernanceLane
 
@@ -146,6 +146,7 @@ class Ctx:
 
     services: Services
     facts: list[Any] = field(default_factory=list)
+    settings: Settings = field(default_factory=lambda: settings())
 
     def primary_provider(self, record: PipelineRecord, tokens: int) -> str | None:
         return "anthropic"

@@ -22,6 +22,8 @@ from nova.domain.intent.lexicon import Action
 
 CLASSIFIER_ROLE: Final = "classifier"
 MAX_PROMPT_CHARS: Final = 8_000  # what the classifier is shown of a long prompt
+# One word is the answer; the margin lets a reasoning model think a little before it.
+CLASSIFIER_MAX_TOKENS: Final = 64
 
 INSTRUCTIONS: Final = (
     "You classify what a user's request asks an assistant to do, before anything runs. "
@@ -78,6 +80,7 @@ def with_second_opinion(intent: Intent, answer: str | None, source: str) -> Inte
 
 __all__ = [
     "ACTION_RISK_ORDER",
+    "CLASSIFIER_MAX_TOKENS",
     "CLASSIFIER_ROLE",
     "classifier_messages",
     "parse_answer",

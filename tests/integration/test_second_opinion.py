@@ -1,0 +1,115 @@
+"""Lane D's optional second opinion, end to end on the real broker and the fake providers.
+
+What must hold: off by default, no classifier is ever called; on, a classifier that reads an
+order in a prompt the rules took for a question adds a checkpoint, with the reason naming the
+model; a classifier can never remove one; one that answers nonsense or too late changes
+nothing; it sees the masked prompt, never an IBAN; its call is an LLM event of role
+``classifier`` that does not collide with lane F's call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import FakeLlm, Gateway, eventually
+
+pytestmark = pytest.mark.integration
+
+ALICE = "identity-alice-opinion"
+CLASSIFIER = "openai"  # the classifier role's route: openai/gpt-5-mini
+ON = {"NOVA_INTENT_SECOND_OPINION": "true", "NOVA_INTENT_SECOND_OPINION_TIMEOUT_S": "2"}
+
+
+async def post(gw: Gateway, prompt: str) -> Any:
+    return await gw.http.post(
+        "/api/v2/nova/requests", headers=gw.auth(ALICE, "member"),
+        json={"prompt": prompt, "wait_ms": 30_000},
+    )
+
+
+def classifier_calls(llm_fake: FakeLlm, request_id: str) -> list[dict[str, Any]]:
+    return llm_fake.calls(f"{request_id}:classifier")
+
+
+async def test_off_by_default_no_classifier_is_called(
+    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm
+) -> None:
+    worker_factory()
+    llm_fake.control(CLASSIFIER, reply="PAYMENT")
+    r = await post(gateway, "Summarise the notes of our Monday meeting")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed"
+    assert classifier_calls(llm_fake, r.json()["request_id"]) == []
+
+
+async def test_a_classifier_reading_an_order_holds_a_request_the_rules_let_through(
+    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm, fake_llm: Any
+) -> None:
+    worker_factory(ON)
+    llm_fake.control(CLASSIFIER, reply="PAYMENT")
+    iban = "FR76 3000 6000 0112 3456 7890 189"
+    r = await post(gateway, f"Summarise the notes of our Monday meeting about {iban}")
+    assert r.status_code == 423, r.text
+    request_id = r.json()["request_id"]
+    assert "raised READ to PAYMENT" in r.json()["reason"]
+    assert "openai/gpt-5-mini" in r.json()["reason"]
+    assert [c["status"] for c in classifier_calls(llm_fake, request_id)] == [200]
+    sent = [s for b in fake_llm.state.bodies_for(f"{request_id}:classifier") for s in b.strings()]
+    assert any("[IBAN_1]" in s for s in sent), "the classifier reads the masked prompt"
+    assert not any("3000 6000" in s for s in sent)
+    assert llm_fake.calls(request_id) == [], "held: lane F called nobody"
+
+
+async def test_a_classifier_never_lowers_a_checkpoint(
+    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm
+) -> None:
+    worker_factory(ON)
+    llm_fake.control(CLASSIFIER, reply="READ")
+    r = await post(gateway, "Delete every file in the shared drive")
+    assert r.status_code == 423, r.text
+    assert "CHECKPOINT_ACTION: DELETE" in r.json()["reason"]
+    assert "READ, not riskier; kept" in r.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    ("control", "why"),
+    [
+        ({"reply": "It could be READ or SEND, hard to say."}, "unreadable answer, ignored"),
+        ({"latency_ms": 5_000}, "no answer within 2 s, ignored"),
+    ],
+)
+async def test_a_classifier_that_answers_nonsense_or_late_changes_nothing(
+    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm, control: dict[str, Any], why: str
+) -> None:
+    worker_factory(ON)
+    llm_fake.control(CLASSIFIER, **control)
+    r = await post(gateway, "Summarise the notes of our Monday meeting")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "completed"
+    assert any(why in reason for reason in body["governance"]["reasons"]), body
+    assert [c["status"] for c in llm_fake.calls(body["request_id"])] == [200]
+
+
+async def test_the_classifier_call_lands_in_analytics_beside_lane_fs_call(
+    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm
+) -> None:
+    worker_factory(ON)
+    llm_fake.control(CLASSIFIER, reply="READ")
+    r = await post(gateway, "Summarise the notes of our Monday meeting")
+    assert r.status_code == 200, r.text
+    request_id = r.json()["request_id"]
+
+    table = f"{gateway.settings.clickhouse_database}.llm_calls"
+
+    async def rows() -> list[tuple[Any, ...]] | None:
+        _, found = gateway.clickhouse.query(
+            f"SELECT role, attempt, status FROM {table} FINAL WHERE request_id = {{rid:String}} "
+            "ORDER BY attempt", parameters={"rid": request_id})
+        return found if len(found) == 2 else None
+
+    landed = await eventually(rows, 60, message="two LLM calls of the request in ClickHouse")
+    assert landed[0][1] == 1
+    assert landed[0][0] != "classifier"
+    assert landed[1] == ("classifier", 101, "ok")
