@@ -12,13 +12,19 @@ disagree about what is valid. Every request body model derives from :class:`Stri
   an integer or a float for ``float``; a string for ``str``; an array for a list);
 - ``allow_inf_nan=False``: Python's JSON parser accepts ``NaN`` and ``Infinity``, which no
   amount or bound may be.
+
+One conversion is not a guess: JSON has a single number type, and JSON Schema's ``integer`` is
+any number without a fractional part, so ``5000.0`` *is* the integer 5000 in the contract
+(schemathesis sends it as a valid ``wait_ms``). An ``int`` field takes a whole JSON number
+written with a fraction; ``5000.5``, ``"5000"`` and ``true`` stay 422.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from nova.domain.identity_format import is_subject
 
@@ -27,6 +33,27 @@ class StrictBody(BaseModel):
     """A request body: unknown fields, coercions and non-finite numbers are 422."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers_are_integers(cls, data: Any) -> Any:
+        """``5000.0`` for an ``int`` field is the integer 5000 (module docstring)."""
+        if not isinstance(data, dict):
+            return data
+        whole = {
+            name: int(value)
+            for name, value in data.items()
+            if type(value) is float and value.is_integer() and name in cls.model_fields
+            and _takes_int(cls.model_fields[name].annotation)
+        }
+        return {**data, **whole} if whole else data
+
+
+def _takes_int(annotation: Any) -> bool:
+    """``int`` or ``int | None`` (a field that also takes a float needs no conversion)."""
+    union = get_origin(annotation) in (Union, types.UnionType)
+    members = get_args(annotation) if union else (annotation,)
+    return int in members and float not in members
 
 
 def _subject(value: str) -> str:
@@ -38,4 +65,8 @@ def _subject(value: str) -> str:
 
 
 # A user id as tokens carry it in ``sub`` (``nova.domain.identity_format``).
-SubjectStr = Annotated[str, AfterValidator(_subject)]
+SubjectStr = Annotated[str, AfterValidator(_subject), Field(
+    min_length=1, max_length=128,
+    description="1 to 128 printable characters (no control, format, private-use, unassigned or "
+    "separator characters but the space), not space-padded",
+)]

@@ -99,7 +99,6 @@ async def test_a_sane_token_still_works(module_gateway: Any) -> None:
     [
         {"prompt": "hi", "wait_ms": "5000"},
         {"prompt": "hi", "wait_ms": 5000.5},
-        {"prompt": "hi", "wait_ms": 5000.0},
         {"prompt": "hi", "wait_ms": True},
         {"prompt": "hi", "dataspace_ids": "ds"},
         {"prompt": 5},
