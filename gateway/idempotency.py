@@ -73,6 +73,8 @@ MAX_KEY_LENGTH: Final = 255
 DAY_MS: Final = 86_400_000
 # Printable ASCII without spaces or quotes; the draft's sf-string form ("...") is unquoted first.
 _KEY: Final = re.compile(r"[!#-~]{1,255}")
+# The header as the contract documents it: the key bare or as a Structured Field string.
+IDEMPOTENCY_KEY_PATTERN: Final = r'^([!#-~]{1,255}|"[!#-~]{1,255}")$'
 
 
 class IdempotencyKeyError(NovaError, ValueError):

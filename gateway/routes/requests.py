@@ -19,6 +19,7 @@ from gateway.bodies import StrictBody
 from gateway.deps import GuardDep, PrincipalDep, RateLimiterDep, ServicesDep
 from gateway.idempotency import (
     IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_PATTERN,
     REPLAYED_HEADER,
     BrokerUnavailableError,
     IdempotencyKeyError,
@@ -77,6 +78,7 @@ class Accepted(BaseModel):
         200: {"description": "completed within wait_ms (or, replayed, already finished)"},
         401: {"description": "missing or invalid token"},
         403: {"description": "references another identity's resource"},
+        404: {"description": "references a thread or dataspace that does not exist"},
         422: {"description": "invalid body, or an Idempotency-Key reused with another body"},
         423: {"description": "held at a checkpoint within wait_ms (or, replayed, held)"},
         429: {"description": "over the identity's request rate limit"},
@@ -93,6 +95,7 @@ async def submit(
         alias=IDEMPOTENCY_HEADER,
         description="retry-safe submission: a retry with the same key and body answers with "
         "the request the first attempt created (same id, same outcome); another body is 422",
+        json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
     )] = None,
 ) -> Any:
     limiter.check(principal.identity)  # 429 + Retry-After when over

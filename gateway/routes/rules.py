@@ -39,7 +39,7 @@ from gateway.deps import GuardDep, PrincipalDep, require_role
 from nova.domain.checkpoints import MAX_APPROVALS_REQUIRED
 from nova.domain.governance import MAX_PATTERNS, Effect, Rule, RuleMatch
 from nova.domain.intent import Action, TaskType
-from nova.domain.patterns import check_identity_budget
+from nova.domain.patterns import MAX_PATTERN_LENGTH, check_identity_budget
 from nova.domain.roles import Role
 from nova.entities.models import RuleEntity
 from nova.errors import ConflictError
@@ -50,20 +50,26 @@ router = APIRouter(prefix="/api/v2/governance/rules", tags=["governance"])
 MAX_RULES_PER_IDENTITY: Final = 100
 RULE_WRITER_ROLES: Final = ("approver",)  # admin always may (require_role)
 Provider = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Pattern = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATTERN_LENGTH)]
 
 
 class MatchBody(StrictBody):
     """Conditions; unset means "any". All set conditions must hold for the rule to fire."""
 
-    actions: list[Action] | None = Field(default=None, max_length=16)
-    task_types: list[TaskType] | None = Field(default=None, max_length=16)
-    roles: list[Role] | None = Field(default=None, max_length=16)
-    providers: list[Provider] | None = Field(default=None, max_length=32)
-    min_cost_usd: float | None = None
-    max_cost_usd: float | None = None
-    text_patterns: list[str] = Field(default_factory=list, max_length=MAX_PATTERNS)
+    # An empty list would match nothing: the domain refuses it, and so does the schema.
+    actions: list[Action] | None = Field(default=None, min_length=1, max_length=16)
+    task_types: list[TaskType] | None = Field(default=None, min_length=1, max_length=16)
+    roles: list[Role] | None = Field(default=None, min_length=1, max_length=16)
+    providers: list[Provider] | None = Field(default=None, min_length=1, max_length=32)
+    min_cost_usd: float | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0, description="at least min_cost_usd")
+    text_patterns: list[Pattern] = Field(
+        default_factory=list, max_length=MAX_PATTERNS,
+        description="RE2 syntax without back-references or lookarounds; an identity's patterns "
+        "share a budget of RE2 instructions",
+    )
     amount_above: float | None = Field(
-        default=None, description="fire only when the stated amount is above this"
+        default=None, ge=0, description="fire only when the stated amount is above this"
     )
 
     def to_match(self) -> RuleMatch:
