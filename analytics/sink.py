@@ -25,6 +25,7 @@ from aiokafka.structs import OffsetAndMetadata
 from analytics.client import ClickHouse
 from analytics.rows import COLUMNS, SOURCE_TOPICS, Position, Row, message_rows
 from nova.errors import NovaError, SchemaError
+from nova.kafka.clients import kafka_consumer
 from nova.kafka.producer import RecordProducer
 from nova.records import DeadLetter, now_ms
 from nova.settings import Settings
@@ -101,9 +102,9 @@ class SinkRunner:
         self.committed: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_consumer(
+            self.settings,
             *self._by_kafka_name,
-            bootstrap_servers=self.settings.bootstrap_servers,
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

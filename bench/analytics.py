@@ -40,14 +40,13 @@ import tempfile
 import time
 import uuid
 
-from aiokafka import AIOKafkaProducer
-
 from analytics.client import ClickHouse
 from analytics.migrate import migrate
 from analytics.rows import COLUMNS, event_rows
 from analytics.sink import ClickHouseSink, SinkRunner
 from nova.ids import uuid7
 from nova.kafka.admin import ensure_topics
+from nova.kafka.clients import kafka_producer
 from nova.kafka.launcher import Broker, BrokerLayout, free_port
 from nova.records import Event, LaneEvent, LlmCall, now_ms
 from nova.replay import replay_into
@@ -80,8 +79,8 @@ def events(n: int) -> list[Event]:
 
 async def produce(settings: Settings, evs: list[Event]) -> None:
     codec = load_schema_set()[TOPICS["events"].value_schema]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20,
-                                max_batch_size=512 * 1024, acks="all", enable_idempotence=True)
+    producer = kafka_producer(settings, linger_ms=20, max_batch_size=512 * 1024, acks="all",
+                              enable_idempotence=True)
     await producer.start()
     try:
         futures = [await producer.send(settings.topic("events"), codec.encode(e.to_avro()),
@@ -200,6 +199,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     settings = load_settings(
         environment="test", data_dir=tmp / "data", topic_prefix=f"bench{tag}", run_sink=False,
         log_level="error", topic_partitions=4,
+        kafka_client="admin",  # the bench is the operator: it creates and feeds the topics
         **({} if external else {"kafka_port": free_port(), "kafka_controller_port": free_port()}),
     )
     ch = ClickHouse(f"chdb://{tmp / 'chdb'}", f"bench_sink_{tag}")

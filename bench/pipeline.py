@@ -34,11 +34,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewTopic
 
 from nova.ids import uuid7
-from nova.kafka.admin import ensure_topics, wait_for_leaders
+from nova.kafka.admin import provision, wait_for_leaders
+from nova.kafka.clients import kafka_admin, kafka_consumer, kafka_producer
 from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_port, port_open
 from nova.kafka.producer import RecordProducer
 from nova.records import LaneTiming, PipelineRecord, now_ms
@@ -77,11 +78,10 @@ def request(i: int) -> PipelineRecord:
 class Receiver:
     """Consumes ``topic`` from its current end; records when each request id first arrives."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, settings: Settings, topic: str, partitions: int) -> None:
         self.topic = topic
         self.parts = [TopicPartition(topic, p) for p in range(partitions)]
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                         enable_auto_commit=False)
+        self.consumer = kafka_consumer(settings, group_id=None, enable_auto_commit=False)
         self.codec = load_schema_set()["pipeline_record"]
         # id → (submitted_at, received ms, lane timings)
         self.arrived: dict[str, tuple[int, int, tuple[LaneTiming, ...]]] = {}
@@ -181,7 +181,7 @@ def child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproces
 async def run_pipeline(
     settings: Settings, n: int, timeout_s: float, logs: Path, broker_pid: dict[str, int],
 ) -> Result:
-    await ensure_topics(settings)
+    await provision(settings)  # topics, and the worker's ACLs on a broker that has them
     fake_port = free_port()
     env = {**os.environ, **settings.to_env(),
            "NOVA_LLM_FAKE_URL": f"http://127.0.0.1:{fake_port}",
@@ -199,7 +199,7 @@ async def run_pipeline(
         producer = RecordProducer(settings)
         await producer.start()
         try:
-            async with Receiver(settings.bootstrap_servers, settings.topic("completed"),
+            async with Receiver(settings, settings.topic("completed"),
                                 settings.topic_partitions) as receiver:
 
                 async def send(rec: PipelineRecord) -> None:
@@ -214,12 +214,10 @@ async def run_pipeline(
 # -- the baseline: a raw aiokafka relay ------------------------------------------------------
 
 
-async def relay_stage(bootstrap: str, source: str, target: str, group: str) -> None:
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
-                                auto_offset_reset="earliest", enable_auto_commit=True,
-                                auto_commit_interval_ms=1000)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                enable_idempotence=True, linger_ms=2)
+async def relay_stage(settings: Settings, source: str, target: str, group: str) -> None:
+    consumer = kafka_consumer(settings, source, group_id=group, auto_offset_reset="earliest",
+                              enable_auto_commit=True, auto_commit_interval_ms=1000)
+    producer = kafka_producer(settings, acks="all", enable_idempotence=True, linger_ms=2)
     await consumer.start()
     await producer.start()
     try:
@@ -236,7 +234,7 @@ async def relay_stage(bootstrap: str, source: str, target: str, group: str) -> N
 
 @contextlib.asynccontextmanager
 async def relay(settings: Settings, topics: list[str]) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(relay_stage(settings.bootstrap_servers, topics[i],
+    tasks = [asyncio.create_task(relay_stage(settings, topics[i],
                                              topics[i + 1], f"{topics[i]}-relay"))
              for i in range(HOPS)]
     try:
@@ -251,7 +249,7 @@ async def run_relay(
     settings: Settings, n: int, timeout_s: float, broker_pid: dict[str, int],
 ) -> Result:
     topics = [settings.topic(f"relay{i}") for i in range(HOPS + 1)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_admin(settings)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in topics])
@@ -259,12 +257,11 @@ async def run_relay(
         await admin.close()
     await wait_for_leaders(settings, topics)
     codec = load_schema_set()[TOPICS["requests"].value_schema]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
-                                enable_idempotence=True, linger_ms=2)
+    producer = kafka_producer(settings, acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
     try:
         async with relay(settings, topics), Receiver(
-            settings.bootstrap_servers, topics[-1], settings.topic_partitions,
+            settings, topics[-1], settings.topic_partitions,
         ) as receiver:
 
             async def send(rec: PipelineRecord) -> None:
@@ -321,6 +318,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     settings = load_settings(
         environment="test", data_dir=tmp / "data", topic_prefix=f"bench{tag}",
         topic_partitions=args.partitions, run_sink=False, log_level="error",
+        kafka_client="admin",  # the bench is the operator: it provisions and feeds the topics
         **({} if external else {"kafka_port": free_port(), "kafka_controller_port": free_port()}),
     )
     broker: Broker | None = None

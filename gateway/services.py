@@ -82,6 +82,7 @@ async def start_services(
     instead of one on ``settings``' Kafka, for tests. Whatever was started before a failure is
     stopped again before the error propagates.
     """
+    settings = settings.as_client("gateway")  # every client below logs in as nova-gateway
     rate_limiter = build_rate_limiter(settings)  # pure: refuses before anything connects
     failure_throttle = build_failure_throttle(settings)  # pure, too
     signer = gateway_signer(settings)

@@ -65,8 +65,8 @@ def kafka_fetch() -> None:
 
 @kafka_app.command("start")
 def kafka_start() -> None:
-    """Start the broker in the background; returns once it answers."""
-    from nova.kafka.admin import ensure_topics
+    """Start the broker in the background; returns once it answers (topics and ACLs created)."""
+    from nova.kafka.admin import provision
     from nova.kafka.launcher import Broker
 
     settings = _settings()
@@ -79,8 +79,11 @@ def kafka_start() -> None:
     def run() -> None:
         broker = Broker(settings)
         broker.start(attached=False)
-        asyncio.run(ensure_topics(settings))
-        typer.echo(f"Kafka ready on {broker.layout.bootstrap} (data in {broker.layout.home})")
+        asyncio.run(provision(broker.admin_settings))
+        typer.echo(
+            f"Kafka ready on {broker.layout.bootstrap} (SASL/SCRAM-SHA-512; data in "
+            f"{broker.layout.home}, credentials in {broker.layout.credentials})"
+        )
 
     _guard(run)
 
@@ -102,7 +105,7 @@ def kafka_status() -> None:
 
     settings = _settings()
     if settings.external_kafka:
-        ok = broker_answers(settings.bootstrap_servers)
+        ok = broker_answers(settings)
         typer.echo(
             f"external Kafka {settings.bootstrap_servers}: {'answers' if ok else 'does not answer'}"
         )
@@ -112,11 +115,54 @@ def kafka_status() -> None:
     if pid is None:
         typer.echo("no local broker is running")
         raise typer.Exit(1)
-    ok = broker_answers(broker.layout.bootstrap)
+    ok = broker_answers(broker.admin_settings)
     typer.echo(
         f"broker pid {pid} on {broker.layout.bootstrap}: {'ready' if ok else 'not answering'}"
     )
     raise typer.Exit(0 if ok else 1)
+
+
+@kafka_app.command("provision")
+def kafka_provision() -> None:
+    """Create the topics of NOVA_TOPIC_PREFIX and the ACLs of Nova's principals, as admin.
+
+    On Nova's running broker it logs in as nova-admin; on an external cluster, with
+    KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD of a principal that may create topics and ACLs.
+    """
+    from nova.kafka.admin import provision
+    from nova.kafka.launcher import Broker
+
+    settings = _settings()
+    admin = (settings.as_client("admin") if settings.external_kafka
+             else Broker(settings).admin_settings)
+
+    def run() -> None:
+        created, applied = asyncio.run(provision(admin))
+        typer.echo(f"{len(created)} topics created for prefix {settings.topic_prefix!r}")
+        if applied:
+            typer.echo("ACLs of nova-gateway, nova-worker and nova-tools applied "
+                       "(`nova kafka acls` lists them)")
+        else:
+            typer.echo("this cluster runs no authorizer: no ACLs applied, every client may read "
+                       "and write every topic")
+
+    _guard(run)
+
+
+@kafka_app.command("acls")
+def kafka_acls() -> None:
+    """Print the ACLs of NOVA_TOPIC_PREFIX as kafka-acls commands (for a cluster you manage)."""
+    from nova.kafka.acls import PatternType, ResourceType, bindings
+
+    settings = _settings()
+    kind = {ResourceType.TOPIC: "--topic", ResourceType.GROUP: "--group"}
+    for b in bindings(settings):
+        pattern = " --resource-pattern-type prefixed" if b.pattern is PatternType.PREFIXED else ""
+        typer.echo(
+            f"kafka-acls.sh --bootstrap-server {settings.bootstrap_servers} --add "
+            f"--allow-principal {b.principal} --operation {b.operation.name.capitalize()} "
+            f"{kind[b.resource_type]} {b.resource_name}{pattern}"
+        )
 
 
 @app.command()

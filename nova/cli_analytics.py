@@ -158,7 +158,7 @@ def replay_command(
         request_trail,
     )
 
-    settings = _settings()
+    settings = _settings().as_client("tools")  # reads the topics, writes none (on Kafka)
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from nova.errors import NovaError
         from nova.settings import load_settings
 
-        settings = load_settings()
+        settings = load_settings().as_client("tools")  # reads the topics, writes none
         try:
             result = asyncio.run(verify_audit(settings))
         except (NovaError, OSError) as exc:

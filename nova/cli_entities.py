@@ -48,6 +48,7 @@ async def create_key(
     from nova.records import now_ms
     from nova.signing import load_signer
 
+    settings = settings.as_client("gateway")  # the gateway's principal is the entities' writer
     now = datetime.now(UTC)
     record, plaintext = create_api_key(identity, roles, now)  # validates roles first
     await ensure_topics(settings)
@@ -137,6 +138,7 @@ async def adopt_entities(
     from nova.kafka.producer import RecordProducer
     from nova.signing import load_signer
 
+    settings = settings.as_client("gateway")  # the gateway's principal is the entities' writer
     signer = load_signer(settings)
     producer = RecordProducer(settings)
     await producer.start()

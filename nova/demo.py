@@ -222,7 +222,7 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
         summary = await asyncio.to_thread(lane_summary, ch, ids)
         statuses = await asyncio.to_thread(status_counts, ch, ids)
         total_rows = await asyncio.to_thread(lane_row_count, ch, ids)
-        verified = await verify_audit(settings)
+        verified = await verify_audit(settings.as_client("tools"))  # as `nova audit verify`
         audit_line = (
             f"{verified.report.checked} records verified, intact; "
             f"{verified.signed_checked} decisions and entity changes signed by the gateway"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -36,6 +36,7 @@ from analytics.queries import refresh_rollups
 from analytics.rows import SOURCE_TOPICS, Position, decode_message, message_rows
 from analytics.sink import Batch, ClickHouseSink
 from nova.errors import ConfigError, SchemaError
+from nova.kafka.clients import kafka_client, kafka_consumer
 from nova.records import (
     AuditRecord,
     CheckpointDecisionRecord,
@@ -80,8 +81,8 @@ async def scan_topics(
     Calls ``handle(topic, message)`` in partition order and ``after_poll()`` after each
     fetched chunk (where a caller writes what it accumulated); returns messages read.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+    consumer = kafka_consumer(
+        settings, group_id=None, enable_auto_commit=False,
         isolation_level="read_committed", auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
@@ -140,7 +141,7 @@ async def scan_topics(
 
 async def _partitions(settings: Settings, names: list[str]) -> dict[str, list[int]]:
     """Partition ids of the named topics that exist (a consumer only knows its assignment)."""
-    client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers)
+    client = kafka_client(settings)
     await client.bootstrap()
     try:
         cluster = await client.fetch_all_metadata()

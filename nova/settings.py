@@ -16,6 +16,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The principals of Nova's own broker: the launcher, the gateway, the worker, the tools.
+KafkaClient = Literal["admin", "gateway", "worker", "tools"]
+
 DEV_JWT_SECRET = "nova-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
 
 
@@ -31,6 +34,12 @@ def _is_loopback(host: str) -> bool:
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "nova"
+
+
+def _kafka_alias(name: str) -> AliasChoices:
+    """Kafka client settings keep Kafka's own names (``security.protocol`` is
+    ``KAFKA_SECURITY_PROTOCOL``), like ``KAFKA_BOOTSTRAP_SERVERS``; ``NOVA_KAFKA_…`` works too."""
+    return AliasChoices(f"KAFKA_{name.upper()}", f"NOVA_KAFKA_{name.upper()}")
 
 
 def _default_cache_dir() -> Path:
@@ -58,6 +67,41 @@ class Settings(BaseSettings):
     kafka_heap: str = "512m"
     topic_prefix: str = "nova"
     topic_partitions: int = 4
+    # How clients authenticate (``nova.kafka.clients``). On Nova's own broker: always SASL/SCRAM
+    # as ``nova-<kafka_client>``, with the password the launcher generated. On an external
+    # cluster: Kafka's own client settings below, or PLAINTEXT when none is set.
+    kafka_client: KafkaClient = Field(
+        default="tools",
+        description="the principal this process logs in as on Nova's broker; the gateway, the "
+        "worker and the launcher choose their own",
+    )
+    kafka_credentials_dir: Path | None = Field(
+        default=None,
+        description="passwords of Nova's broker principals (default <data_dir>/kafka/credentials); "
+        "set with KAFKA_BOOTSTRAP_SERVERS to reach a Nova broker started with another data dir",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = (
+        Field(default=None, validation_alias=_kafka_alias("security_protocol"))
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", validation_alias=_kafka_alias("sasl_mechanism")
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, validation_alias=_kafka_alias("sasl_username")
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, validation_alias=_kafka_alias("sasl_password")
+    )
+    kafka_ssl_cafile: Path | None = Field(default=None, validation_alias=_kafka_alias("ssl_cafile"))
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, validation_alias=_kafka_alias("ssl_certfile")
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, validation_alias=_kafka_alias("ssl_keyfile")
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, validation_alias=_kafka_alias("ssl_key_password")
+    )
 
     # Processes
     gateway_host: str = "127.0.0.1"
@@ -136,6 +180,48 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _kafka_security_is_coherent(self) -> Settings:
+        """Refuse security settings that would be silently ignored or send no credentials."""
+        explicit = [
+            name for name in ("security_protocol", "sasl_username", "sasl_password",
+                              "ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            if getattr(self, f"kafka_{name}") is not None
+        ]
+        if not explicit:
+            return self
+        names = ", ".join(f"KAFKA_{n.upper()}" for n in explicit)
+        if not self.external_kafka:
+            raise ValueError(
+                f"{names} configure a client of an external cluster: set KAFKA_BOOTSTRAP_SERVERS "
+                "too (Nova's own broker always uses the SCRAM credentials it generated)"
+            )
+        if self.kafka_credentials_dir is not None:
+            raise ValueError(
+                f"NOVA_KAFKA_CREDENTIALS_DIR and {names} both say how to log in: set one of them"
+            )
+        protocol = self.kafka_security_protocol or "PLAINTEXT"
+        sasl = protocol.startswith("SASL_")
+        if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+            raise ValueError(
+                f"KAFKA_SASL_USERNAME/PASSWORD are set but KAFKA_SECURITY_PROTOCOL is {protocol}, "
+                "which sends no credentials: set it to SASL_PLAINTEXT or SASL_SSL"
+            )
+        tls_files = self.kafka_ssl_cafile or self.kafka_ssl_certfile or self.kafka_ssl_keyfile
+        if tls_files and not protocol.endswith("SSL"):
+            raise ValueError(
+                f"KAFKA_SSL_* files are set but KAFKA_SECURITY_PROTOCOL is {protocol}, which does "
+                "not use TLS: set it to SSL or SASL_SSL"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (client TLS)")
+        return self
+
     @cached_property
     def clickhouse_url(self) -> str:
         """The DSN in force: the configured one, else embedded chdb under the data dir."""
@@ -154,6 +240,14 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
 
     @property
+    def nova_broker_credentials(self) -> Path | None:
+        """The password files of Nova's broker principals, when the broker is Nova's (its own,
+        or one reached by address with NOVA_KAFKA_CREDENTIALS_DIR); None for another cluster."""
+        if self.kafka_credentials_dir is not None:
+            return self.kafka_credentials_dir
+        return None if self.external_kafka else self.data_dir / "kafka" / "credentials"
+
+    @property
     def gateway_url(self) -> str:
         return f"http://{self.gateway_host}:{self.gateway_port}"
 
@@ -168,7 +262,14 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             env[f"NOVA_{name.upper()}"] = str(value)
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
+        if (credentials := self.nova_broker_credentials) is not None:
+            # The child reaches this broker by address: tell it where its password is.
+            env["NOVA_KAFKA_CREDENTIALS_DIR"] = str(credentials)
         return env
+
+    def as_client(self, role: KafkaClient) -> Settings:
+        """These settings for a process that logs in to Nova's broker as ``role``."""
+        return self if self.kafka_client == role else self.model_copy(update={"kafka_client": role})
 
     def topic(self, name: str) -> str:
         """The full Kafka topic name of a logical topic (prefix lets tests isolate runs)."""

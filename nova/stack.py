@@ -26,6 +26,7 @@ from gateway.app import create_app
 from gateway.services import Services, start_services, stop_services
 from nova.errors import ConfigError
 from nova.kafka import quiet_kafka_client
+from nova.kafka.admin import provision
 from nova.kafka.launcher import Broker, _die_with_parent, port_open
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings
@@ -101,6 +102,11 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
     if not settings.external_kafka:
         broker = Broker(settings)
         await asyncio.to_thread(broker.start, attached=True)
+        try:  # nova-admin creates the topics and the ACLs of every principal
+            await provision(broker.admin_settings)
+        except BaseException:
+            await asyncio.to_thread(broker.stop)
+            raise
     worker: subprocess.Popen[bytes] | None = None
     services: Services | None = None
     try:

@@ -22,6 +22,7 @@ from typing import Any
 import faust
 from faust.streams import current_event
 
+from nova.kafka.clients import faust_broker
 from nova.settings import Settings
 from schemas import SchemaSet, load_schema_set
 from schemas.topics import worker_app_id
@@ -63,7 +64,7 @@ def build_app(
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         worker_app_id(settings.topic_prefix),
-        broker=f"kafka://{settings.bootstrap_servers}",
+        **faust_broker(settings),  # logs in as the worker's principal (nova.kafka.clients)
         store="memory://",
         datadir=str(datadir),
         topic_partitions=settings.topic_partitions,

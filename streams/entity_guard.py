@@ -25,11 +25,12 @@ import asyncio
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from nova.entities.models import entity_key
 from nova.errors import SchemaError, SignatureError
+from nova.kafka.clients import kafka_consumer
 from nova.records import EntityEvent
 from schemas.topics import entity_guard_group
 from streams.audit_facts import untrusted_fact
@@ -103,9 +104,9 @@ class EntityGuard:
 
     async def _consume(self) -> None:
         settings = self.ctx.settings
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_consumer(
+            settings,
             settings.topic("entities"),
-            bootstrap_servers=settings.bootstrap_servers,
             group_id=entity_guard_group(settings.topic_prefix),
             enable_auto_commit=False,
             auto_offset_reset="earliest",

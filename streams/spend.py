@@ -148,11 +148,13 @@ class SpendTracker:
 
     async def run(self) -> None:
         """Run until cancelled; a broker hiccup is logged and retried, never fatal."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
+
+        from nova.kafka.clients import kafka_consumer
 
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap_servers,
+            consumer = kafka_consumer(
+                self.settings,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",

@@ -21,6 +21,7 @@ from streams.services import WORKER, start_worker_services
 
 
 def run_worker(settings: Settings) -> None:
+    settings = settings.as_client("worker")  # every client of this process logs in as nova-worker
     quiet_kafka_client(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -21,7 +21,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "Kafka does not answer"}})
 async def ready(services: ServicesDep) -> Any:
-    if not await kafka_ready(services.settings.bootstrap_servers):
+    if not await kafka_ready(services.settings):
         return problem(503, "Kafka does not answer", slug="not-ready")
     return JSONResponse(
         {

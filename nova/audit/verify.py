@@ -20,12 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
 from nova.audit.chain import ChainReport, ChainVerifier
 from nova.entities.models import entity_key
 from nova.errors import ConfigError, SchemaError, SignatureError
 from nova.kafka.admin import all_partitions
+from nova.kafka.clients import kafka_consumer
 from nova.records import AuditRecord, CheckpointDecisionRecord, EntityEvent
 from nova.settings import Settings
 from nova.signing import Verifier, load_verifier
@@ -83,8 +82,8 @@ class VerifyResult:
 async def _walk(settings: Settings, name: str, handle: Handler) -> int:
     """Feed every record of logical topic ``name`` (up to its end now) to ``handle``."""
     topic = settings.topic(name)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

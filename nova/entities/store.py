@@ -47,7 +47,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from nova.entities.audit_facts import RecordSender
@@ -62,6 +62,7 @@ from nova.errors import (
     StartupError,
 )
 from nova.kafka.admin import all_partitions
+from nova.kafka.clients import kafka_consumer
 from nova.records import EntityEvent, now_ms
 from nova.settings import Settings
 from nova.signing import Signer, Verifier
@@ -114,8 +115,8 @@ class EntityStore(EntityState):
     # -- life cycle ----------------------------------------------------------------------
     async def start(self, timeout_s: float = 60.0) -> None:
         """Assign every partition, read from the beginning, return once caught up."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = kafka_consumer(
+            self.settings,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -123,8 +124,8 @@ class EntityStore(EntityState):
         # End offsets come from a second, never-fetching client: the broker answers the
         # requests of one connection in order, so on the tailing consumer's connection a
         # ListOffsets would queue behind the long-poll fetch (up to fetch_max_wait_ms).
-        offsets = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        offsets = kafka_consumer(
+            self.settings,
             group_id=None,
             enable_auto_commit=False,
         )

@@ -6,6 +6,14 @@ repository (``<cache_dir>/kafka/<version>/lib``), storage is formatted once unde
 ``<data_dir>/kafka``, and the broker runs on the machine's Java with a bounded heap.
 A start returns only when the broker answers Kafka requests, so callers never race it.
 
+The broker only speaks SASL: clients log in with SCRAM-SHA-512 on its one listener, and the
+broker's own connection to its KRaft controller uses SASL/PLAIN with the admin password (KRaft
+cannot check SCRAM on the controller listener: those credentials live in the metadata the
+controller serves). Credentials for every principal are generated before the first format
+(:mod:`nova.kafka.credentials`) and written into the metadata with ``--add-scram``; the
+``StandardAuthorizer`` allows nothing without an ACL, and only ``nova-admin`` is a super user.
+``server.properties`` holds the admin password, so it is written readable by the user only.
+
 With ``KAFKA_BOOTSTRAP_SERVERS`` set, nothing here runs: that cluster is used as is.
 """
 
@@ -26,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova.errors import LauncherError
-from nova.settings import Settings
+from nova.kafka import credentials
+from nova.settings import KafkaClient, Settings
 
 MISSING_TOOL_HINT = (
     "install Java 17+ and Maven (e.g. `apt-get install openjdk-17-jre-headless maven`), "
@@ -122,6 +131,7 @@ class BrokerLayout:
     home: Path
     port: int
     controller_port: int
+    credentials_dir: Path | None = None  # default: <home>/credentials
 
     @property
     def log_dirs(self) -> Path:
@@ -143,6 +153,11 @@ class BrokerLayout:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def credentials(self) -> Path:
+        """The principals' password files (:mod:`nova.kafka.credentials`)."""
+        return self.credentials_dir or self.home / "credentials"
+
     @classmethod
     def from_settings(cls, settings: Settings) -> BrokerLayout:
         port = settings.kafka_port
@@ -150,20 +165,42 @@ class BrokerLayout:
             home=settings.data_dir / "kafka",
             port=port,
             controller_port=settings.kafka_controller_port or port + 1,
+            credentials_dir=settings.kafka_credentials_dir,
         )
 
 
-def _server_properties(layout: BrokerLayout) -> str:
+ADMIN: KafkaClient = "admin"
+
+
+def _server_properties(layout: BrokerLayout, admin_password: str) -> str:
+    admin = credentials.username(ADMIN)
+    scram_login = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{admin}" password="{admin_password}";'
+    )
+    plain_login = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{admin}" password="{admin_password}" user_{admin}="{admin_password}";'
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{layout.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{layout.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port}",
+            f"listeners=BROKER://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{layout.controller_port}",
+            f"advertised.listeners=BROKER://127.0.0.1:{layout.port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=BROKER",
+            "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.name.broker.sasl.enabled.mechanisms=SCRAM-SHA-512",
+            f"listener.name.broker.scram-sha-512.sasl.jaas.config={scram_login}",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain_login}",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{admin}",
+            "allow.everyone.if.no.acl.found=false",
             f"log.dirs={layout.log_dirs}",
             "num.partitions=4",
             "offsets.topic.replication.factor=1",
@@ -210,25 +247,46 @@ def min_heap(heap: str) -> str:
     return "128m" if heap.lower().endswith(("m", "g")) else heap
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by this user only (also when it existed before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
 def prepare(settings: Settings, layout: BrokerLayout) -> Path:
-    """Fetch jars, write configuration, and format storage if it never was."""
+    """Fetch jars, write configuration, and format storage (with credentials) if it never was."""
     lib = fetch_kafka(settings)
     layout.home.mkdir(parents=True, exist_ok=True)
-    layout.properties.write_text(_server_properties(layout))
-    (layout.home / "log4j2.yaml").write_text(_LOG4J2)
-    if not (layout.log_dirs / "meta.properties").exists():
-        cmd = _java_cmd(
-            lib,
-            layout,
-            "256m",
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            _cluster_id(),
-            "-c",
-            str(layout.properties),
+    formatted = (layout.log_dirs / "meta.properties").exists()
+    if formatted and not credentials.exists(layout.credentials):
+        raise LauncherError(
+            f"the Kafka storage in {layout.log_dirs} was formatted before Nova's broker required "
+            f"SASL, and has no credentials in {layout.credentials}: stop Nova and delete "
+            f"{layout.log_dirs} (its topics are lost) so that the next start formats it with them"
         )
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    passwords = credentials.generate(layout.credentials)
+    _write_private(layout.properties, _server_properties(layout, passwords[ADMIN]))
+    (layout.home / "log4j2.yaml").write_text(_LOG4J2)
+    if not formatted:
+        scram = [
+            arg
+            for role, password in passwords.items()
+            for arg in ("--add-scram",
+                        f"SCRAM-SHA-512=[name={credentials.username(role)},password={password}]")
+        ]
+        # The passwords go through a private argument file (``java @file``), not the command
+        # line, which every user of the machine can read in /proc while the tool runs.
+        argfile = layout.home / "format.args"
+        _write_private(argfile, "\n".join(
+            ["kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+             "-c", str(layout.properties), *scram, ""]))
+        try:
+            cmd = _java_cmd(lib, layout, "256m", f"@{argfile}")
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        finally:
+            argfile.unlink(missing_ok=True)
         if proc.returncode != 0:
             raise LauncherError(f"formatting Kafka storage failed: {proc.stderr.strip()[-500:]}")
     return lib
@@ -251,6 +309,19 @@ class Broker:
         self.settings = settings
         self.layout = layout or BrokerLayout.from_settings(settings)
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def admin_settings(self) -> Settings:
+        """``settings`` for a client of this broker logging in as ``nova-admin``."""
+        return self.client_settings(ADMIN)
+
+    def client_settings(self, role: KafkaClient) -> Settings:
+        """``settings`` for a client of this broker logging in as ``role``."""
+        return self.settings.model_copy(update={
+            "kafka_bootstrap_servers": self.layout.bootstrap,
+            "kafka_credentials_dir": self.layout.credentials,
+            "kafka_client": role,
+        })
 
     def running_pid(self) -> int | None:
         try:
@@ -301,7 +372,7 @@ class Broker:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 return False
-            if port_open(self.layout.port) and broker_answers(self.layout.bootstrap):
+            if port_open(self.layout.port) and broker_answers(self.admin_settings):
                 return True
             time.sleep(0.3)
         return False

@@ -5,8 +5,7 @@ One :class:`RecordProducer` per process, built at start-up and passed to whoever
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer
-
+from nova.kafka.clients import kafka_producer
 from nova.records import Record
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet, load_schema_set
@@ -16,8 +15,8 @@ class RecordProducer:
     def __init__(self, settings: Settings, schemas: SchemaSet | None = None) -> None:
         self.settings = settings
         self.schemas = schemas or load_schema_set()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+        self._producer = kafka_producer(
+            settings,
             enable_idempotence=True,
             acks="all",
             linger_ms=2,

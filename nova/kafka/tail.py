@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from nova.errors import ConfigError, SchemaError
 from nova.kafka.admin import all_partitions
+from nova.kafka.clients import kafka_consumer
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
 
@@ -50,8 +51,8 @@ class TopicTail(ABC):
         return None
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = kafka_consumer(
+            self.settings,
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="earliest",

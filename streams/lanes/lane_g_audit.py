@@ -17,11 +17,12 @@ import logging
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from nova.audit.chain import GENESIS_HASH, link_hash
 from nova.errors import SchemaError
+from nova.kafka.clients import kafka_consumer
 from nova.records import AuditFact, AuditRecord, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
@@ -71,8 +72,8 @@ class AuditChain:
     async def _recover(self, partition: int) -> str:
         settings = self.settings
         tp = TopicPartition(settings.topic("audit"), partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+        consumer = kafka_consumer(
+            settings,
             enable_auto_commit=False,
             isolation_level="read_uncommitted",
         )
