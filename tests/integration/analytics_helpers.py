@@ -11,6 +11,7 @@ from conftest import eventually
 from analytics.client import ClickHouse
 from analytics.queries import table_counts
 from analytics.rows import COLUMNS
+from nova.kafka.producer import RecordProducer
 from nova.records import (
     AuditRecord,
     CheckpointDecisionRecord,
@@ -47,7 +48,17 @@ async def inject_side_records(gw: Any, ids: list[str]) -> dict[str, int]:
     every view is exercised live and in replay whatever the lanes do. Returns how many rows
     per table the injected records alone make.
     """
-    producer = gw.services.producer
+    # Written as the harness (nova-admin): pending and audit are the worker's topics, which the
+    # gateway's principal may not write.
+    producer = RecordProducer(gw.settings)
+    await producer.start()
+    try:
+        return await _inject(producer, ids)
+    finally:
+        await producer.stop()
+
+
+async def _inject(producer: RecordProducer, ids: list[str]) -> dict[str, int]:
     t = now_ms()
     expected = {"llm_calls": 0, "checkpoints": 0, "audit_events": 0}
     for i, rid in enumerate(ids):

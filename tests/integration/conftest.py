@@ -1,11 +1,17 @@
 """Real components for integration tests, started by the project's own launcher.
 
-- ``broker``: one real Kafka broker per session (free ports, temporary directory), or the
-  cluster named by KAFKA_BOOTSTRAP_SERVERS. Never skipped: if it cannot start, tests fail.
+- ``broker``: one real Kafka broker per session, started by the project's own launcher (free
+  ports, temporary directory) exactly as ``nova up`` runs it: SASL/SCRAM-SHA-512 only, the
+  StandardAuthorizer, ACLs per principal. Never skipped: if it cannot start, tests fail. (An
+  external KAFKA_BOOTSTRAP_SERVERS is not used: the tests prove the broker's ACLs.)
 - ``clickhouse``: one embedded ClickHouse (chdb) per session (a process may own one chdb path);
   each test gets its own database.
 - ``settings``: unique topic prefix, data dir and database per test, so tests never see each
-  other's records; LLM calls go to the session's fake provider server (``fake_llm``).
+  other's records; LLM calls go to the session's fake provider server (``fake_llm``). The
+  prefix is provisioned (topics and every principal's ACLs) before the test runs. The settings
+  log in as ``nova-admin``: the test harness is the operator. The components under test log in
+  as their own principals (the gateway as ``nova-gateway``, the worker subprocess as
+  ``nova-worker``); ``settings.as_client(role)`` gives any principal's settings.
 - ``worker_factory``: the lane worker as a real subprocess (``python -m nova worker``) that
   tests can SIGKILL and restart.
 - ``gateway``: the FastAPI gateway served by uvicorn in the test's event loop on a free port,
@@ -15,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -35,30 +42,52 @@ import uvicorn
 from analytics.client import ClickHouse
 from gateway.app import create_app
 from nova.auth.tokens import issue_token
-from nova.kafka.admin import ensure_topics
+from nova.kafka.admin import provision
 from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_port
 from nova.llm.fake_server import FakeServerThread
-from nova.settings import Settings, load_settings
+from nova.settings import KafkaClient, Settings, load_settings
 from nova.signing import load_signer
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@dataclass(frozen=True)
+class SessionBroker:
+    """The session's SASL broker: where it listens and where its principals' passwords are."""
+
+    bootstrap: str
+    credentials: Path
+
+    def settings(self, role: KafkaClient = "admin", **overrides: Any) -> Settings:
+        """Settings of a client of this broker logging in as ``role``."""
+        return load_settings(
+            kafka_bootstrap_servers=self.bootstrap, kafka_credentials_dir=self.credentials,
+            kafka_client=role, kafka_security_protocol=None, kafka_sasl_username=None,
+            kafka_sasl_password=None, **overrides)
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
-        return
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionBroker]:
     home = tmp_path_factory.mktemp("kafka")
     settings = load_settings(data_dir=home)
     layout = BrokerLayout(home=home / "kafka", port=free_port(), controller_port=free_port())
     b = Broker(settings, layout)
     b.start(attached=True)
     try:
-        yield layout.bootstrap
+        yield SessionBroker(layout.bootstrap, layout.credentials)
     finally:
         b.stop()
+
+
+_PROVISIONED: set[str] = set()  # topic prefixes whose topics and ACLs exist on the broker
+
+
+def provisioned(settings: Settings) -> Settings:
+    """``settings`` after its prefix's topics and ACLs exist (from a thread: no running loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, provision(settings)).result()
+    _PROVISIONED.add(settings.topic_prefix)
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +107,10 @@ def fake_llm() -> Iterator[FakeServerThread]:
 
 
 @pytest.fixture
-def settings(broker: str, tmp_path: Path, fake_llm: FakeServerThread) -> Settings:
+def settings(broker: SessionBroker, tmp_path: Path, fake_llm: FakeServerThread) -> Settings:
     tag = uuid.uuid4().hex[:10]
-    return load_settings(
+    return provisioned(broker.settings(
         environment="test",
-        kafka_bootstrap_servers=broker,
         data_dir=tmp_path / "data",
         topic_prefix=f"t{tag}",
         topic_partitions=4,
@@ -92,7 +120,7 @@ def settings(broker: str, tmp_path: Path, fake_llm: FakeServerThread) -> Setting
         log_level="warning",
         llm_fake_url=fake_llm.url,
         checkpoint_sweep_s=0.5,
-    )
+    ))
 
 
 @dataclass
@@ -175,7 +203,9 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def serve_gateway(settings: Settings, ch: ClickHouse) -> AsyncIterator[Gateway]:
-    await ensure_topics(settings)
+    if settings.topic_prefix not in _PROVISIONED:
+        await provision(settings)  # harness settings log in as nova-admin, the app as nova-gateway
+        _PROVISIONED.add(settings.topic_prefix)
     app = create_app(settings, clickhouse=ch)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port,
                             log_level="warning", lifespan="on")
@@ -221,12 +251,11 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 async def module_gateway(
-    broker: str, clickhouse: ClickHouse, tmp_path_factory: pytest.TempPathFactory
+    broker: SessionBroker, clickhouse: ClickHouse, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Gateway]:
     tag = uuid.uuid4().hex[:10]
-    module_settings = load_settings(
+    module_settings = broker.settings(
         environment="test",
-        kafka_bootstrap_servers=broker,
         data_dir=tmp_path_factory.mktemp("gateway") / "data",
         topic_prefix=f"t{tag}",
         topic_partitions=4,

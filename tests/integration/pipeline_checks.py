@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from analytics.client import ClickHouse
+from nova.kafka.clients import kafka_admin, kafka_consumer
 from nova.settings import Settings
 from schemas import TOPICS, load_schema_set
 
@@ -41,7 +42,7 @@ class Raw:
 async def read_topic(settings: Settings, name: str) -> list[Raw]:
     """Every record on ``name`` from offset 0 up to the end offsets at the time of the call."""
     topic = settings.topic(name)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    consumer = kafka_consumer(settings, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -115,12 +116,10 @@ async def worker_lag(settings: Settings) -> dict[str, str]:
 
     Shown when a pipeline test times out, so the failure names the partition left unconsumed.
     """
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from schemas.topics import worker_app_id
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    admin = kafka_admin(settings)
+    consumer = kafka_consumer(settings, group_id=None)
     await admin.start()
     await consumer.start()
     try:
@@ -142,11 +141,9 @@ async def worker_lag(settings: Settings) -> dict[str, str]:
 
 async def worker_group(settings: Settings) -> tuple[str, int]:
     """The worker group's state (``Stable``, ``PreparingRebalance``…) and its member count."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from schemas.topics import worker_app_id
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_admin(settings)
     await admin.start()
     try:
         [response] = await admin.describe_consumer_groups([worker_app_id(settings.topic_prefix)])

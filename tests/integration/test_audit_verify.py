@@ -9,10 +9,11 @@ import sys
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from conftest import REPO, Gateway, eventually
 
 from nova.audit.verify import verify_audit
+from nova.kafka.clients import kafka_consumer
 from nova.kafka.producer import RecordProducer
 from nova.records import AuditRecord
 from schemas import load_schema_set
@@ -40,7 +41,7 @@ async def run_requests(gateway: Gateway, n: int) -> None:
 
 async def last_audit_record(settings: Any) -> tuple[int, AuditRecord]:
     codec = load_schema_set()["audit_record"]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_consumer(settings,
                                 enable_auto_commit=False)
     await consumer.start()
     try:

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from nova.kafka.clients import kafka_consumer
 from nova.records import Event
 from schemas import TOPICS
 
@@ -115,7 +116,7 @@ async def boundary_facts(gw: Any, identity: str) -> list[Event]:
     settings = gw.settings
     topic = settings.topic("events")
     codec = gw.services.schemas[TOPICS["events"].value_schema]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    consumer = kafka_consumer(settings, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=50)
     await consumer.start()

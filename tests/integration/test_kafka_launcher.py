@@ -6,13 +6,20 @@ never touches the session broker or a developer's running broker.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from nova.kafka.launcher import free_port
 from nova.settings import load_settings
@@ -24,8 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The caller's environment minus any Nova or Kafka configuration, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("NOVA_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOVA_", "KAFKA_"))}
     env.update(extra)
     return env
 
@@ -85,6 +91,7 @@ def test_start_status_stop_leaves_no_process(broker_env: dict[str, str]):
     assert f"Kafka ready on 127.0.0.1:{port}" in started.stdout
     pid = int((Path(data_dir) / "kafka" / "broker.pid").read_text())
     assert alive(pid)
+    assert_sasl_only(Path(data_dir) / "kafka", int(port))
 
     up = nova(broker_env, "kafka", "status")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -104,6 +111,83 @@ def test_start_status_stop_leaves_no_process(broker_env: dict[str, str]):
     after = nova(broker_env, "kafka", "status")
     assert after.returncode == 1
     assert "no local broker is running" in after.stdout
+
+
+def assert_sasl_only(home: Path, port: int) -> None:
+    """The broker `nova kafka start` runs: credentials private to the user, passwords on no
+    command line, and a client without them refused."""
+    creds = home / "credentials"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o700
+    files = sorted(f.name for f in creds.iterdir())
+    assert files == ["nova-admin", "nova-gateway", "nova-tools", "nova-worker"]
+    for f in creds.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "server.properties").stat().st_mode) == 0o600
+    assert not (home / "format.args").exists()
+    for password in (f.read_text() for f in creds.iterdir()):
+        assert processes_mentioning(password) == []
+    properties = (home / "server.properties").read_text()
+    assert "super.users=User:nova-admin\n" in properties
+    assert "allow.everyone.if.no.acl.found=false" in properties
+    assert ":PLAINTEXT" not in properties
+
+    async def plain_client() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}",
+                                    request_timeout_ms=5000)
+        try:
+            await asyncio.wait_for(producer.start(), 20)
+        finally:
+            await producer.stop()
+
+    with pytest.raises((KafkaError, TimeoutError)):
+        asyncio.run(plain_client())
+
+
+def test_nova_up_runs_the_sasl_broker_and_serves_a_request(tmp_path: Path) -> None:
+    """`nova up` as a newcomer runs it: the broker refuses a client without credentials, while
+    the gateway (nova-gateway) and the worker (nova-worker) carry a request end to end."""
+    data_dir = tmp_path / "nova-data"
+    kafka_port, gateway_port = free_port(), free_port()
+    env = clean_env(NOVA_DATA_DIR=str(data_dir), NOVA_KAFKA_PORT=str(kafka_port),
+                    NOVA_KAFKA_CONTROLLER_PORT=str(free_port()),
+                    NOVA_GATEWAY_PORT=str(gateway_port))
+    for key in [k for k in env if k.endswith("_API_KEY")]:
+        del env[key]  # the fake providers, whatever the developer's shell holds
+    # Its output goes to a file: a pipe nobody reads while polling would fill up and block
+    # `nova up`, and would be left open for the garbage collector to close.
+    log_path = tmp_path / "nova-up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen([sys.executable, "-m", "nova", "up"], cwd=REPO, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{gateway_port}"
+        deadline = time.monotonic() + 180
+        while True:
+            assert up.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "nova up did not become ready"
+            time.sleep(0.5)
+        assert_sasl_only(data_dir / "kafka", kafka_port)
+
+        token = nova(env, "token", "--identity", "identity-up", "--role", "member")
+        assert token.returncode == 0, token.stderr
+        r = httpx.post(f"{url}/api/v2/nova/requests", timeout=60,
+                       headers={"Authorization": f"Bearer {token.stdout.strip()}"},
+                       json={"prompt": "Summarise this thread", "wait_ms": 30_000})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "completed", r.text
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(10)
+    assert processes_mentioning(str(data_dir)) == []
 
 
 @pytest.mark.parametrize(

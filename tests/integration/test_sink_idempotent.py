@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from conftest import eventually
 from pipeline_checks import LANES
 
@@ -21,6 +21,7 @@ from analytics.migrate import migrate
 from analytics.sink import ClickHouseSink, SinkRunner
 from nova.ids import uuid7
 from nova.kafka.admin import ensure_topics
+from nova.kafka.clients import kafka_consumer
 from nova.kafka.producer import RecordProducer
 from nova.records import Event, LaneEvent, LaneTiming, PipelineRecord, now_ms
 from nova.settings import Settings
@@ -91,7 +92,7 @@ async def consume_everything(settings: Settings, ch: ClickHouse, group: str) -> 
 
 async def rewind(settings: Settings, group: str) -> None:
     """Commit offset 0 for ``group`` on every partition of the sink's source topics."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
+    consumer = kafka_consumer(settings, group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
