@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -30,7 +31,7 @@ from gateway.boundary import BoundaryGuard
 from nova.auth.tokens import Principal
 from nova.errors import ForbiddenError
 from nova.llm.health import BreakerConfig
-from nova.llm.registry import Registry, fake_registry, load_registry
+from nova.llm.registry import Registry, deployment_registry
 from nova.llm.routing import HealthStatus, Router, StateSnapshot
 from nova.settings import Settings
 
@@ -179,9 +180,8 @@ class LlmState:
 
 
 def build_registry(settings: Settings) -> Registry:
-    """The registry the workers use: the fake server's when ``llm_fake_url`` is set."""
-    registry = load_registry()
-    return fake_registry(settings.llm_fake_url, registry) if settings.llm_fake_url else registry
+    """The registry the workers use (:func:`~nova.llm.registry.deployment_registry`)."""
+    return deployment_registry(settings, os.environ)
 
 
 def build_llm_state(settings: Settings) -> LlmState:

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
 
     # LLM
     llm_fake_url: str | None = None
+    # Replaces the packaged providers.yaml (same format); <PROVIDER>_BASE_URL moves one provider.
+    providers_file: Path | None = None
     llm_timeout_s: float = 30.0
     llm_max_in_flight: int = 256
     llm_max_tokens: int = 1024

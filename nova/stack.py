@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import uvicorn
@@ -73,12 +73,17 @@ class RunningStack:
     fake_llm: FakeServerThread | None = None
 
 
-def has_provider_keys(env: dict[str, str] | None = None) -> bool:
-    """True when any provider's API key is set, so real providers can be called."""
-    from nova.llm.registry import load_registry
+def has_real_providers(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
+    """True when a real provider can be called: an API key is set, or a provider's base URL is
+    (a proxy or a self-hosted server, which may need no key)."""
+    from nova.llm.registry import base_url_variable, load_registry
 
     source = os.environ if env is None else env
-    return any(spec.api_key_env and source.get(spec.api_key_env) for spec in load_registry())
+    return any(
+        (spec.api_key_env and source.get(spec.api_key_env))
+        or source.get(base_url_variable(spec.name))
+        for spec in load_registry(settings.providers_file)
+    )
 
 
 @contextlib.asynccontextmanager
@@ -90,12 +95,13 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
             f"port {settings.gateway_port} is in use: set NOVA_GATEWAY_PORT to a free port"
         )
     fake: FakeServerThread | None = None
-    if not settings.llm_fake_url and not has_provider_keys():
+    if not settings.llm_fake_url and not has_real_providers(settings):
         fake = FakeServerThread().start()
         settings = settings.model_copy(update={"llm_fake_url": fake.url})
         print(
             f"No LLM provider API key is set: using Nova's fake provider server at {fake.url} "
-            "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, … to call real providers).",
+            "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, …, or a <PROVIDER>_BASE_URL, to call real "
+            "providers).",
             flush=True,
         )
     broker: Broker | None = None

@@ -49,7 +49,7 @@ from nova.llm.cost import cost_usd
 from nova.llm.executor import ExecutionRequest, Executor, Outcome, provider_limiter, provider_state
 from nova.llm.health import HealthBoard
 from nova.llm.limits import RateLimiter
-from nova.llm.registry import Registry, fake_registry, load_registry
+from nova.llm.registry import Registry, deployment_registry
 from nova.llm.routing import Router, RouteRequest, RoutingDecision
 from nova.records import Alert, Event, Execution, LlmCall, PipelineRecord, now_ms
 from nova.settings import Settings
@@ -144,9 +144,7 @@ class ExecutionService:
     def build(
         cls, settings: Settings, *, budgets: BudgetSource, rules: RuleSource
     ) -> ExecutionService:
-        registry = load_registry()
-        if settings.llm_fake_url:
-            registry = fake_registry(settings.llm_fake_url, registry)
+        registry = deployment_registry(settings, os.environ)
         pool = ClientPool.from_settings(settings, os.environ, registry=registry)
         return cls(settings, registry, pool, budgets=budgets, rules=rules)
 

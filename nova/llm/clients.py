@@ -295,9 +295,10 @@ class ClientPool:
             return cls.fake(
                 settings.llm_fake_url, registry=registry, timeout_s=settings.llm_timeout_s
             )
-        from nova.llm.registry import load_registry
+        from nova.llm.registry import deployment_registry
 
-        return cls(registry or load_registry(), timeout_s=settings.llm_timeout_s, env=env)
+        return cls(registry or deployment_registry(settings, env),
+                   timeout_s=settings.llm_timeout_s, env=env)
 
     def _api_key(self, spec: ProviderSpec) -> str | None:
         if self._key_override is not None:

@@ -2,13 +2,22 @@
 
 Kept as data (``providers.yaml``) so adding a model or changing a price is a reviewed one-line
 diff, not a code change. Every entry is validated when loaded, and a bad entry fails start-up
-with a :class:`~nova.errors.ConfigError` that names it, instead of failing the first request
-routed to it. :func:`fake_registry` rewrites every base URL to Nova's fake provider server so
-tests and the offline demo exercise the real SDKs without reaching the network.
+with a :class:`~nova.errors.ConfigError` that names it (and its line, for a file), instead of
+failing the first request routed to it. :func:`fake_registry` rewrites every base URL to Nova's
+fake provider server so tests and the offline demo exercise the real SDKs without reaching the
+network.
+
+A deployment changes the registry without editing the package (:func:`deployment_registry`):
+``NOVA_PROVIDERS_FILE`` replaces the whole file (same format), and ``<PROVIDER>_BASE_URL``
+(``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``, ``AZURE_OPENAI_BASE_URL``…: the provider's name in
+capitals, dashes as underscores, as the official SDKs name theirs) moves one provider to a proxy
+or a self-hosted server. Setting the base URL of a provider the file leaves disabled (the local
+servers) enables it: pointing Nova at a server says it runs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nova.errors import ConfigError
+from nova.settings import Settings
 
 ApiStyle = Literal["anthropic", "openai-compatible"]
 
@@ -121,8 +131,11 @@ class Registry:
 DEFAULT_REGISTRY_FILE = "providers.yaml"
 
 
-def parse_registry(data: Any, *, source: str = "registry") -> Registry:
-    """Validate already-parsed YAML/JSON data; the error names the offending entry."""
+def parse_registry(
+    data: Any, *, source: str = "registry", lines: _Lines | None = None
+) -> Registry:
+    """Validate already-parsed YAML/JSON data; the error names the offending entry (and its
+    line, when ``lines`` maps the data's positions to the file's lines)."""
     if not isinstance(data, dict) or not isinstance(data.get("providers"), list):
         raise ConfigError(f"{source}: expected a mapping with a 'providers' list")
     specs: list[ProviderSpec] = []
@@ -131,14 +144,45 @@ def parse_registry(data: Any, *, source: str = "registry") -> Registry:
         try:
             specs.append(ProviderSpec.model_validate(entry))
         except ValidationError as exc:
+            errors = exc.errors()
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}"
-                for err in exc.errors()
+                for err in errors
             )
+            where = source
+            if lines is not None:
+                line = lines.line(("providers", index, *errors[0]["loc"]))
+                where = f"{source}, line {line}"
             raise ConfigError(
-                f"{source}: provider entry #{index} ({label!r}) is invalid: {problems}"
+                f"{where}: provider entry #{index} ({label!r}) is invalid: {problems}"
             ) from None
-    return Registry(tuple(specs))
+    try:
+        return Registry(tuple(specs))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+class _Lines:
+    """Where each value of a YAML document starts (1-based lines), by its path of keys/indexes."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.root = root
+
+    def line(self, path: tuple[Any, ...]) -> int:
+        """The line of the deepest node of ``path`` that exists (the entry's, at worst)."""
+        node = self.root
+        found = node.start_mark.line + 1 if node is not None else 1
+        for step in path:
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                child = next((v for k, v in node.value if getattr(k, "value", None) == step),
+                             None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+                child = node.value[step] if 0 <= step < len(node.value) else None
+            if child is None:
+                break
+            node, found = child, child.start_mark.line + 1
+        return found
 
 
 def load_registry(path: Path | None = None) -> Registry:
@@ -154,9 +198,47 @@ def load_registry(path: Path | None = None) -> Registry:
         source = str(path)
     try:
         data = yaml.safe_load(text)
+        lines = _Lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    return parse_registry(data, source=source)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}, line {mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    return parse_registry(data, source=source, lines=lines)
+
+
+_URL = re.compile(r"^https?://\S+$")
+
+
+def base_url_variable(provider: str) -> str:
+    """The environment variable that moves ``provider`` elsewhere (``AZURE_OPENAI_BASE_URL``)."""
+    return f"{provider.upper().replace('-', '_')}_BASE_URL"
+
+
+def with_base_urls(registry: Registry, env: Mapping[str, str]) -> Registry:
+    """``registry`` with each provider whose ``<PROVIDER>_BASE_URL`` is set moved (and enabled)."""
+    specs = []
+    for spec in registry:
+        variable = base_url_variable(spec.name)
+        url = env.get(variable, "").strip()
+        if not url:
+            specs.append(spec)
+            continue
+        if not _URL.match(url):
+            raise ConfigError(f"{variable}={url!r} is not an http(s) URL: set it to the "
+                              "server's base URL, e.g. http://127.0.0.1:4000/v1, or unset it")
+        specs.append(spec.model_copy(update={"base_url": url.rstrip("/"), "enabled": True}))
+    return Registry(tuple(specs))
+
+
+def deployment_registry(settings: Settings, env: Mapping[str, str]) -> Registry:
+    """The registry this deployment routes over: ``NOVA_PROVIDERS_FILE`` (else the packaged
+    file), base URLs from ``env``, and every provider on the fake server when
+    ``NOVA_LLM_FAKE_URL`` is set (which wins: tests and the demo never leave the machine)."""
+    registry = with_base_urls(load_registry(settings.providers_file), env)
+    if settings.llm_fake_url:
+        return fake_registry(settings.llm_fake_url, registry)
+    return registry
 
 
 def fake_base_url(fake_url: str, spec: ProviderSpec) -> str:

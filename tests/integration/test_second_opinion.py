@@ -105,7 +105,7 @@ async def test_the_classifier_call_lands_in_analytics_beside_lane_fs_call(
 
     async def rows() -> list[tuple[Any, ...]] | None:
         _, found = gateway.clickhouse.query(
-            f"SELECT role, attempt, status FROM {table} FINAL WHERE request_id = {{rid:String}} "
+            f"SELECT role, attempt, status FROM {table} FINAL WHERE request_id = {{rid:String}} "  # noqa: S608 - the test names its own database
             "ORDER BY attempt", parameters={"rid": request_id})
         return found if len(found) == 2 else None
 

@@ -6,7 +6,15 @@ import pytest
 import yaml
 
 from nova.errors import ConfigError
-from nova.llm.registry import fake_registry, load_registry, parse_registry
+from nova.llm.registry import (
+    base_url_variable,
+    deployment_registry,
+    fake_registry,
+    load_registry,
+    parse_registry,
+)
+from nova.settings import load_settings
+from nova.stack import has_real_providers
 
 EXPECTED_PROVIDERS = {
     "anthropic", "openai", "google", "mistral", "cohere", "meta", "groq", "together",
@@ -136,3 +144,77 @@ def test_fake_registry_routes_every_provider_by_path_prefix_and_enables_all():
     assert registry.provider("azure-openai").base_url == "http://127.0.0.1:9999/azure-openai/v1"
     assert all(p.enabled for p in registry)
     assert not load_registry().provider("ollama").enabled
+
+
+# ---- a deployment's registry: NOVA_PROVIDERS_FILE and <PROVIDER>_BASE_URL -------------------
+
+
+def test_a_providers_file_replaces_the_packaged_registry(tmp_path: Path):
+    own = tmp_path / "providers.yaml"
+    own.write_text(yaml.safe_dump({"providers": [good_entry()]}))
+    registry = deployment_registry(load_settings(providers_file=own), {})
+    assert registry.names == ("acme",)
+
+
+def test_an_invalid_providers_file_names_the_line_of_the_fault(tmp_path: Path):
+    own = tmp_path / "providers.yaml"
+    entry = good_entry(models=[{"id": "acme-1", "context_window": 8000, "input": -1.0,
+                                "output": 2.0}])
+    text = yaml.safe_dump({"providers": [good_entry(name="fine"), entry]}, sort_keys=False)
+    own.write_text(text)
+    fault = next(n for n, line in enumerate(text.splitlines(), 1) if "input: -1.0" in line)
+    with pytest.raises(ConfigError) as caught:
+        deployment_registry(load_settings(providers_file=own), {})
+    assert f"{own}, line {fault}: provider entry #1 ('acme')" in str(caught.value)
+    assert "models.0.input" in str(caught.value)
+
+
+def test_a_providers_file_that_is_not_yaml_names_its_line(tmp_path: Path):
+    own = tmp_path / "providers.yaml"
+    own.write_text("providers:\n  - name: acme\n    api: [openai\n")
+    with pytest.raises(ConfigError, match=r"line \d+: not valid YAML"):
+        load_registry(own)
+
+
+def test_a_provider_declared_twice_in_a_file_names_the_file(tmp_path: Path):
+    own = tmp_path / "providers.yaml"
+    own.write_text(yaml.safe_dump({"providers": [good_entry(), good_entry()]}))
+    with pytest.raises(ConfigError, match=f"{own}: provider 'acme' is declared twice"):
+        load_registry(own)
+
+
+def test_a_base_url_from_the_environment_moves_one_provider():
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:4000/v1/", "ANTHROPIC_BASE_URL": "https://p.test"}
+    registry = deployment_registry(load_settings(), env)
+    assert registry.provider("openai").base_url == "http://127.0.0.1:4000/v1"
+    assert registry.provider("anthropic").base_url == "https://p.test"
+    assert registry.provider("groq").base_url == load_registry().provider("groq").base_url
+
+
+def test_a_base_url_enables_a_local_server_the_file_leaves_disabled():
+    env = {"OLLAMA_BASE_URL": "http://10.0.0.5:11434/v1", "AZURE_OPENAI_BASE_URL": "https://a.test"}
+    registry = deployment_registry(load_settings(), env)
+    assert registry.provider("ollama").enabled
+    assert registry.provider("ollama").base_url == "http://10.0.0.5:11434/v1"
+    assert registry.provider("azure-openai").enabled
+    assert not registry.provider("vllm").enabled
+    assert base_url_variable("openai-compatible") == "OPENAI_COMPATIBLE_BASE_URL"
+
+
+@pytest.mark.parametrize("url", ["localhost:4000", "ftp://x.test", "http://a b"])
+def test_a_base_url_that_is_not_a_url_is_refused_by_its_variable(url):
+    with pytest.raises(ConfigError, match=r"OPENAI_BASE_URL=.* is not an http"):
+        deployment_registry(load_settings(), {"OPENAI_BASE_URL": url})
+
+
+def test_the_fake_server_wins_over_base_urls():
+    settings = load_settings(llm_fake_url="http://127.0.0.1:9999")
+    registry = deployment_registry(settings, {"OPENAI_BASE_URL": "https://proxy.test/v1"})
+    assert registry.provider("openai").base_url == "http://127.0.0.1:9999/openai/v1"
+
+
+def test_a_base_url_alone_is_enough_to_call_real_providers():
+    settings = load_settings()
+    assert not has_real_providers(settings, {})
+    assert has_real_providers(settings, {"OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1"})
+    assert has_real_providers(settings, {"OPENAI_API_KEY": "sk-x"})

@@ -312,3 +312,28 @@ async def test_the_fake_server_keeps_every_body_it_received(fake, pool, control)
         (await client.post("/_control/reset")).raise_for_status()
         assert (await client.get("/_bodies")).json() == []
     assert fake.state.all_bodies() == []
+
+
+async def test_base_urls_from_the_environment_reach_a_proxy_with_the_real_sdks(fake, control):
+    """OPENAI_BASE_URL / ANTHROPIC_BASE_URL / OLLAMA_BASE_URL point the production clients at
+    another server (here the fake one standing in for a proxy); nothing else moves."""
+    env = {
+        "OPENAI_BASE_URL": f"{fake.url}/openai/v1",
+        "OPENAI_API_KEY": "sk-proxy",
+        "ANTHROPIC_BASE_URL": f"{fake.url}/anthropic",
+        "ANTHROPIC_API_KEY": "sk-ant-proxy",
+        "OLLAMA_BASE_URL": f"{fake.url}/ollama/v1",
+    }
+    settings = Settings(environment="test", llm_fake_url=None)
+    async with ClientPool.from_settings(settings, env) as pool:
+        assert pool.registry.provider("ollama").enabled
+        for provider, model in [("openai", "gpt-5-mini"), ("anthropic", "claude-haiku-4-5"),
+                                ("ollama", pool.registry.provider("ollama").default_model)]:
+            request_id = rid()
+            done = await pool.complete(provider, model, HELLO, 64, request_id)
+            assert done.text.startswith(f"[fake:{provider}/{model}]")
+            assert control.calls(request_id) == [
+                {"provider": provider, "model": model, "status": 200}
+            ]
+        with pytest.raises(ProviderError, match="no API key"):
+            await pool.complete("groq", "llama-3.1-8b-instant", HELLO, 64, rid())
