@@ -32,6 +32,7 @@ lint: install ## ruff and mypy --strict on application code
 	$(VENV)/bin/mypy
 
 bench: kafka-jars ## benchmarks: each prints its figure next to a baseline measured in the same run
+	$(PY) bench/sync.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/analytics.py
 	$(PY) bench/router.py
