@@ -138,6 +138,13 @@ def test_issuing_an_unknown_role_is_refused(settings: Settings) -> None:
         issue_token(settings, "user-1", "id_alice", ["superuser"], NOW)
 
 
+def test_operator_is_a_role_of_its_own(settings: Settings) -> None:
+    token = issue_token(settings, "ops", "id_ops", ["operator"], NOW)
+    principal = verify_token(settings, token, NOW)
+    assert principal.roles == frozenset({"operator"})
+    assert not principal.has_role("admin")  # neither implies the other
+
+
 def test_api_key_round_trip_and_storage() -> None:
     record, plaintext = create_api_key("id_alice", ["member"], NOW)
     assert plaintext.startswith(API_KEY_PREFIX)

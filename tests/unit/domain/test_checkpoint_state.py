@@ -104,6 +104,8 @@ def test_expire_leaves_decided_checkpoints_alone(pending: Checkpoint) -> None:
         ("id_alice", {"admin"}, True),
         ("id_alice", {"member"}, False),
         ("id_bob", {"approver", "admin"}, False),  # never across identities
+        ("id_alice", {"operator"}, False),  # platform-wide, but not a decider
+        ("id_bob", {"operator", "approver"}, False),
     ],
 )
 def test_who_may_decide(pending: Checkpoint, identity: str, roles: set[str], allowed: bool) -> None:
