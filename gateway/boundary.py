@@ -20,6 +20,11 @@ metadata (id, display name, sphere) of their own identities in every sphere, nev
 user's. Data inside an identity (threads, dataspaces, rules, keys) stays strictly per identity.
 
 A failure to produce the audit fact is logged and does not turn the refusal into an allow.
+
+Operators (``nova.domain.roles``) cross the boundary lawfully: :meth:`BoundaryGuard.operator_act`
+records each change an operator makes to another identity's objects (or to a platform-wide
+one, such as a budget on ``*``) as an ``OPERATOR_ACTION`` fact *before* the change is made, and
+unlike a refusal's fact it is not optional: when it cannot be sent, the change is not made.
 """
 
 from __future__ import annotations
@@ -30,14 +35,18 @@ from typing import Final, TypeVar
 
 from nova.auth.tokens import Principal
 from nova.domain.governance import IDENTITY_BOUNDARY
+from nova.domain.roles import OPERATOR
 from nova.entities.audit_facts import RecordSender, emit_audit_fact
 from nova.entities.models import AnyEntity, DataspaceEntity, IdentityEntity, ThreadEntity
 from nova.entities.store import EntityStore, EntityWriter
-from nova.errors import ForbiddenError, NotFoundError
+from nova.errors import AuditUnavailableError, ForbiddenError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=AnyEntity)
+
+OPERATOR_ACTION: Final = "OPERATOR_ACTION"
+EVERY_IDENTITY: Final = "*"  # the target of a platform-wide change (a budget on a sphere, *)
 
 # How a resource kind is named to the caller ("this thread belongs to another identity").
 _NOUNS: Final = {
@@ -49,6 +58,7 @@ _NOUNS: Final = {
     "dataspace_item": "item",
     "rule": "rule",
     "request": "request",
+    "budget": "budget",
 }
 
 
@@ -87,6 +97,47 @@ class BoundaryGuard:
         except Exception:  # the refusal stands even if the fact cannot be sent
             log.exception("could not record an identity boundary fact for %s %s",
                           kind, resource_id)
+
+    async def operator_act(
+        self,
+        principal: Principal,
+        kind: str,
+        resource_id: str,
+        target_identity: str,
+        *,
+        operation: str,
+        change: dict[str, object] | None = None,
+    ) -> bool:
+        """Audit an operator's ``operation`` on another identity's ``kind`` ``resource_id``.
+
+        Returns whether a fact was produced: none when the object is the operator's own
+        identity's (``target_identity`` is its identity), which is no crossing. A platform-wide
+        change names :data:`EVERY_IDENTITY` as its target; its fact is filed under the
+        operator's identity (no one identity owns it). Raises :class:`AuditUnavailableError`
+        (a 503) when the fact cannot be sent, so the caller makes no unaudited change.
+        """
+        if OPERATOR not in principal.roles:
+            raise ForbiddenError("only an operator acts on other identities' objects")
+        if target_identity == principal.identity:
+            return False
+        detail: dict[str, object] = {
+            "resource_kind": kind,
+            "resource_id": resource_id,
+            "owner_identity": target_identity,
+            "operation": operation,
+            "operator_identity": principal.identity,
+        }
+        if change is not None:
+            detail["change"] = change
+        filed_under = principal.identity if target_identity == EVERY_IDENTITY else target_identity
+        try:
+            await emit_audit_fact(self.producer, OPERATOR_ACTION, filed_under, principal.sub,
+                                  None, detail)
+        except Exception as exc:  # no fact, no change: the caller's write never happens
+            log.exception("could not record an operator action on %s %s", kind, resource_id)
+            raise AuditUnavailableError("the audit record of this change could not be written; "
+                                        "nothing was changed, try again") from exc
+        return True
 
     async def refuse(
         self, principal: Principal, kind: str, resource_id: str, owner_identity: str,

@@ -93,7 +93,12 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require_role(principal: Principal, *roles: str) -> None:
-    """Function-level authorization: the caller must hold one of ``roles`` (admin always may)."""
+    """Function-level authorization: the caller must hold one of ``roles`` (admin always may).
+
+    Only *what* the caller may do; *where* is always its token's identity, which the route
+    resolves through the boundary guard. ``operator`` is deliberately not implied by, and does
+    not imply, any of these roles (``nova.domain.roles``).
+    """
     if not principal.has_role(*roles, "admin"):
         raise ForbiddenError(f"this operation needs one of the roles: {', '.join(roles)}")
 

@@ -29,6 +29,7 @@ from typing import Any, Final
 from analytics.client import ClickHouse
 from gateway.boundary import BoundaryGuard
 from nova.auth.tokens import Principal
+from nova.domain.roles import OPERATOR
 from nova.errors import ForbiddenError
 from nova.llm.health import BreakerConfig
 from nova.llm.registry import Registry, deployment_registry
@@ -190,21 +191,23 @@ def build_llm_state(settings: Settings) -> LlmState:
 
 
 # -- what the LLM and monitoring routes share ---------------------------------------------
-SEE_ALL_ROLES: Final = ("admin", "analyst")
+SEE_ALL_ROLES: Final = (OPERATOR,)
 
 
 async def data_scope(principal: Principal, identity: str | None, guard: BoundaryGuard,
                      ) -> str | None:
     """Whose data a monitoring answer covers: an identity, or None for every identity.
 
-    Members see their own identity only: asking for another is a boundary crossing, refused
-    with a 403 and recorded as an IDENTITY_BOUNDARY fact like every other one. Admins and
-    analysts see every identity, or one when they pass ``identity``: operators and analysts
-    need the whole picture, and the figures hold costs and counts, never prompts or answers.
+    Every role but ``operator`` acts within its token's identity (``nova.domain.roles``):
+    members, approvers, admins and analysts see their own identity's figures, and asking for
+    another is a boundary crossing, refused with a 403 and recorded as an IDENTITY_BOUNDARY fact
+    like every other one. An operator sees every identity, or one when it passes ``identity``:
+    the figures hold costs and counts, never prompts or answers, and reading them changes
+    nothing, so it is not an audited act.
     """
     if principal.has_role(*SEE_ALL_ROLES):
         return identity
     if identity is not None and identity != principal.identity:
         await guard.violation(principal, "monitoring", identity, identity, operation="read")
-        raise ForbiddenError("members may only read their own identity's figures")
+        raise ForbiddenError("only an operator reads another identity's figures")
     return principal.identity

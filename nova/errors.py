@@ -15,6 +15,7 @@ retry can help (``retriable``) so callers never inspect messages to decide.
     │                            not verify with the gateway's key (never retriable)
     ├── NotFoundError            an entity id is unknown
     ├── ForbiddenError           identity boundary crossed
+    ├── AuditUnavailableError    an act that must be audited first could not be (retriable)
     ├── ConflictError            contradicts an earlier operation (opposite checkpoint decision)
     ├── AuthError                missing, malformed, expired or wrongly signed credentials
     ├── LimitError               a rate limit or budget says no; names the limit (retriable)
@@ -90,6 +91,12 @@ class NotFoundError(NovaError):
 
 class ForbiddenError(NovaError):
     """An identity tried to reach another identity's resource."""
+
+
+class AuditUnavailableError(NovaError):
+    """The audit fact an operator's change needs could not be sent, so the change was not made."""
+
+    retriable = True
 
 
 class ConflictError(NovaError):

@@ -5,13 +5,15 @@ are the unit of the boundary: threads, dataspaces and rules belong to exactly on
 
 Decisions:
 
-- **Creating an identity is an admin operation** (function-level authorization). An identity
-  is a security principal: letting members mint them would let anyone create boundaries, and
-  an identity is only usable with an API key, which an operator issues anyway
-  (``nova keys create``). The admin role grants provisioning, not reading: an admin sees other
-  users' identities only in the answer to their own POST.
+- **Creating an identity is an operator's act** (``nova.domain.roles``). An identity is a
+  security principal, and provisioning principals for any user is platform-wide
+  administration: an ``admin`` administers its own identity only, so neither members nor
+  admins mint identities, and an identity is only usable with an API key, which an operator
+  issues anyway (``nova keys create``). Each identity an operator creates is an
+  ``OPERATOR_ACTION`` audit fact filed under the new identity, produced before it is written.
 - **Reading is per user**: the list holds the identities of the caller's own user (every
   sphere), and reading one of another user's identities is a boundary crossing (403 + fact).
+  An operator may read any identity (it provisions them; reading changes nothing).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, StringConstraints
 
 from gateway.bodies import StrictBody, SubjectStr
-from gateway.deps import GuardDep, PrincipalDep, require_role
+from gateway.deps import GuardDep, PrincipalDep
+from nova.domain.roles import OPERATOR
 from nova.entities.models import IdentityEntity, ms_to_datetime
-from nova.errors import ConflictError
+from nova.errors import ConflictError, ForbiddenError, NotFoundError
 from nova.ids import uuid7
 from nova.records import now_ms
 
@@ -56,12 +59,13 @@ class IdentityOut(BaseModel):
 
 
 @router.post("", status_code=201, response_model=IdentityOut,
-             responses={401: {}, 403: {}, 409: {}, 422: {}})
+             responses={401: {}, 403: {}, 409: {}, 422: {}, 503: {}})
 async def create_identity(
     body: IdentityCreate, principal: PrincipalDep, guard: GuardDep
 ) -> IdentityOut:
-    """Provision an identity for a user in a sphere (admin only)."""
-    require_role(principal, "admin")
+    """Provision an identity for a user in a sphere (operators only, audited)."""
+    if not principal.has_role(OPERATOR):
+        raise ForbiddenError("only an operator provisions identities")
     store = guard.store
     if len(store.identities_of_user(body.user_id)) >= MAX_IDENTITIES_PER_USER:
         raise ConflictError(f"a user holds at most {MAX_IDENTITIES_PER_USER} identities")
@@ -72,6 +76,10 @@ async def create_identity(
         sphere_id=body.sphere_id,
         created_at=now_ms(),
     )
+    if store.identity(ident.id) is not None:  # before the audit: a refused create is no act
+        raise ConflictError(f"identity {ident.id} already exists")
+    await guard.operator_act(principal, "identity", ident.id, ident.id, operation="create",
+                             change={"user_id": ident.user_id, "sphere_id": ident.sphere_id})
     await guard.writer.put(ident, create=True)
     return IdentityOut.of(ident)
 
@@ -84,4 +92,12 @@ async def list_identities(principal: PrincipalDep, guard: GuardDep) -> list[Iden
 
 @router.get("/{identity_id}", response_model=IdentityOut, responses={401: {}, 403: {}, 404: {}})
 async def get_identity(identity_id: str, principal: PrincipalDep, guard: GuardDep) -> IdentityOut:
+    if principal.has_role(OPERATOR):
+        found = guard.store.identity(identity_id)
+        if found is None:
+            await guard.store.sync()
+            found = guard.store.identity(identity_id)
+        if found is None:
+            raise NotFoundError(f"no identity {identity_id}")
+        return IdentityOut.of(found)
     return IdentityOut.of(await guard.identity(principal, identity_id))

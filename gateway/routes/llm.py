@@ -7,15 +7,21 @@ unavailable (the ``nova`` role with Anthropic down names the lock and the reason
 the request itself names an unknown provider or model.
 
 Budgets are entities on the compacted ``entities`` topic (``BudgetEntity``); every worker
-loads all of them and enforces them before each call (``streams.execution``). Who may create
-what:
+loads all of them and enforces them before each call (``streams.execution``). Who may do what
+(roles act within their token's identity, ``nova.domain.roles``):
 
-- members (and approvers) create ``identity`` budgets for their own identity only;
-- ``sphere`` and ``provider`` budgets, budgets for another identity, and ``*`` (each subject
-  separately) are admin-only, because they restrict other identities' requests.
-
-Members read, change and delete their own budgets (another identity's is a 403 boundary
-crossing); admins may manage every budget so an operator can always lift a blocking one.
+- members, approvers and admins create, read, replace and delete their own identity's
+  ``identity`` budget (scope ``identity``, subject their identity). Another identity's budget
+  is a 403 boundary crossing with its IDENTITY_BOUNDARY fact, whatever the roles: an ``admin``
+  administers its identity, not its neighbours'.
+- Every other budget restricts other identities' requests (a ``sphere`` budget every identity
+  of the sphere, a ``provider`` budget everyone's calls, ``*`` each subject separately, so a
+  hard limit of 0 on ``*`` blocks everyone), and is an ``operator``'s act: creating, replacing
+  or deleting one, and any budget of another identity. An operator's budget on one identity
+  is owned by that identity (it lists it and sees its spend); platform-wide ones by the
+  operator's identity. Each such change is an ``OPERATOR_ACTION`` audit fact, produced before
+  the change (``BoundaryGuard.operator_act``): no fact, no change. ``GET ?all=true`` lists every
+  owner's budgets for operators, so an operator can always find and lift a blocking one.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from pydantic import Field, StringConstraints
 
 from analytics.client import ClickHouse
 from gateway.bodies import StrictBody
-from gateway.boundary import BoundaryGuard
+from gateway.boundary import EVERY_IDENTITY, BoundaryGuard
 from gateway.deps import GuardDep, LlmDep, PrincipalDep, ServicesDep, require_role
 from gateway.problems import problem
 from gateway.services import Services
 from nova.auth.tokens import Principal
+from nova.domain.roles import OPERATOR
 from nova.entities.models import BudgetEntity
 from nova.entities.store import EntityStore
 from nova.errors import ConfigError, ConflictError, ForbiddenError, NotFoundError, ProviderError
@@ -149,15 +156,38 @@ def _subject(body: BudgetBody, principal: Principal, guard: BoundaryGuard) -> st
     raise ConfigError("a provider budget must name its provider as subject")
 
 
-def _authorize(scope: str, subject: str, principal: Principal, providers: tuple[str, ...]) -> None:
+def _check_provider(scope: str, subject: str, providers: tuple[str, ...]) -> None:
     if scope == "provider" and subject != EACH and subject not in providers:
         raise ConfigError(f"unknown provider {subject!r}")
-    if principal.has_role("admin"):
+
+
+def _target(scope: str, subject: str, owner: str) -> str:
+    """Whose objects a budget restricts: its owner's alone, or everyone's (platform-wide)."""
+    return owner if scope == "identity" and subject == owner else EVERY_IDENTITY
+
+
+def _may_manage(principal: Principal, scope: str, subject: str, owner: str) -> None:
+    """Anyone but an operator manages only its own identity's own identity budget."""
+    if principal.has_role(OPERATOR):
         return
     require_role(principal, *WRITER_ROLES)
-    if scope != "identity" or subject != principal.identity:
-        raise ForbiddenError("only admins may set budgets on other identities, spheres, "
+    if _target(scope, subject, owner) != principal.identity:
+        raise ForbiddenError("only an operator may set budgets on other identities, spheres, "
                              "providers or every subject ('*')")
+
+
+def _change(b: BudgetEntity) -> dict[str, object]:
+    return {"name": b.name, "scope": b.scope, "subject": b.subject, "period": b.period,
+            "soft_usd": b.soft_usd, "hard_usd": b.hard_usd}
+
+
+async def _audited(guard: BoundaryGuard, principal: Principal, budget_id: str, target: str,
+                   operation: str, change: dict[str, object]) -> None:
+    """An operator's change to another identity's budget, or a platform-wide one, is audited
+    before it is made; anyone else has already been limited to its own identity's."""
+    if principal.has_role(OPERATOR):
+        await guard.operator_act(principal, "budget", budget_id, target, operation=operation,
+                                 change=change)
 
 
 _SPEND_COLUMN: Final = {"identity": "identity_id", "sphere": "sphere_id", "provider": "provider"}
@@ -203,7 +233,8 @@ async def _render(services: Services, store: EntityStore, budgets: list[BudgetEn
 
 async def _budget(principal: Principal, guard: BoundaryGuard, budget_id: str, operation: str
                   ) -> BudgetEntity:
-    if principal.has_role("admin"):
+    """The budget an operator asked for, or the caller identity's own (403 + fact if not)."""
+    if principal.has_role(OPERATOR):
         found: BudgetEntity | None = guard.store.get(BudgetEntity, budget_id)
         if found is None:
             await guard.store.sync()
@@ -217,23 +248,27 @@ async def _budget(principal: Principal, guard: BoundaryGuard, budget_id: str, op
 
 
 @router.post("/monitoring/budgets", status_code=201,
-             responses={401: {}, 403: {}, 409: {}, 422: {}})
+             responses={401: {}, 403: {}, 409: {}, 422: {}, 503: {}})
 async def create_budget(body: BudgetBody, principal: PrincipalDep, guard: GuardDep,
                         services: ServicesDep, llm: LlmDep) -> Any:
     if body.soft_usd > body.hard_usd:
         return problem(422, "soft_usd must not exceed hard_usd", slug="validation")
     try:
         subject = _subject(body, principal, guard)
-        _authorize(body.scope, subject, principal, llm.registry.names)
+        _check_provider(body.scope, subject, llm.registry.names)
     except ConfigError as exc:
         return problem(422, str(exc), slug="budget")
-    if guard.store.count_owned(BudgetEntity.ENTITY_TYPE, principal.identity) >= (
-        MAX_BUDGETS_PER_IDENTITY
-    ):
+    # An operator's budget on one identity belongs to that identity (see module docstring).
+    owner = subject if principal.has_role(OPERATOR) and body.scope == "identity" and (
+        subject != EACH) else principal.identity
+    _may_manage(principal, body.scope, subject, owner)
+    if guard.store.count_owned(BudgetEntity.ENTITY_TYPE, owner) >= MAX_BUDGETS_PER_IDENTITY:
         raise ConflictError(f"an identity holds at most {MAX_BUDGETS_PER_IDENTITY} budgets")
-    budget = BudgetEntity(id=uuid7(), owner=principal.identity, name=body.name, scope=body.scope,
+    budget = BudgetEntity(id=uuid7(), owner=owner, name=body.name, scope=body.scope,
                           subject=subject, period=body.period, soft_usd=body.soft_usd,
                           hard_usd=body.hard_usd, created_at=now_ms())
+    await _audited(guard, principal, budget.id, _target(budget.scope, subject, owner), "create",
+                   {"after": _change(budget)})
     await guard.writer.put(budget, create=True)
     out = await _render(services, guard.store, [budget])
     return JSONResponse(out[0], status_code=201)
@@ -242,11 +277,12 @@ async def create_budget(body: BudgetBody, principal: PrincipalDep, guard: GuardD
 @router.get("/monitoring/budgets", responses={401: {}})
 async def list_budgets(
     principal: PrincipalDep, guard: GuardDep, services: ServicesDep,
-    all_owners: Annotated[bool, Query(alias="all", description="admins: every owner's")] = False,
+    all_owners: Annotated[bool, Query(alias="all", description="operators: every owner's")]
+    = False,
 ) -> Any:
-    """The caller identity's budgets with their spend this window (admins: ``?all=true``)."""
+    """The caller identity's budgets with their spend this window (operators: ``?all=true``)."""
     store = guard.store
-    if all_owners and principal.has_role("admin"):
+    if all_owners and principal.has_role(OPERATOR):
         budgets = store.budgets()
     else:
         budgets = store.owned(BudgetEntity, principal.identity)
@@ -260,7 +296,8 @@ async def get_budget(budget_id: str, principal: PrincipalDep, guard: GuardDep,
     return (await _render(services, guard.store, [budget]))[0]
 
 
-@router.put("/monitoring/budgets/{budget_id}", responses={401: {}, 403: {}, 404: {}, 422: {}})
+@router.put("/monitoring/budgets/{budget_id}",
+            responses={401: {}, 403: {}, 404: {}, 422: {}, 503: {}})
 async def replace_budget(budget_id: str, body: BudgetBody, principal: PrincipalDep,
                          guard: GuardDep, services: ServicesDep, llm: LlmDep) -> Any:
     """Replace name, scope, subject, period and limits (id, owner and spend stay)."""
@@ -269,22 +306,30 @@ async def replace_budget(budget_id: str, body: BudgetBody, principal: PrincipalD
     current = await _budget(principal, guard, budget_id, "replace")
     try:
         subject = _subject(body, principal, guard)
-        _authorize(body.scope, subject, principal, llm.registry.names)
+        _check_provider(body.scope, subject, llm.registry.names)
     except ConfigError as exc:
         return problem(422, str(exc), slug="budget")
+    _may_manage(principal, current.scope, current.subject, current.owner)
+    _may_manage(principal, body.scope, subject, current.owner)
     budget = current.model_copy(update={
         "name": body.name, "scope": body.scope, "subject": subject, "period": body.period,
         "soft_usd": body.soft_usd, "hard_usd": body.hard_usd})
     budget = BudgetEntity.model_validate(budget.model_dump())
+    before = _target(current.scope, current.subject, current.owner)
+    after = _target(budget.scope, budget.subject, budget.owner)
+    await _audited(guard, principal, budget_id, before if before == after else EVERY_IDENTITY,
+                   "replace", {"before": _change(current), "after": _change(budget)})
     await guard.writer.put(budget)
     return (await _render(services, guard.store, [budget]))[0]
 
 
 @router.delete("/monitoring/budgets/{budget_id}", status_code=204,
-               responses={401: {}, 403: {}, 404: {}})
+               responses={401: {}, 403: {}, 404: {}, 503: {}})
 async def delete_budget(budget_id: str, principal: PrincipalDep, guard: GuardDep) -> Response:
     current = await _budget(principal, guard, budget_id, "delete")
-    if not principal.has_role("admin"):
-        require_role(principal, *WRITER_ROLES)
+    _may_manage(principal, current.scope, current.subject, current.owner)
+    await _audited(guard, principal, budget_id,
+                   _target(current.scope, current.subject, current.owner), "delete",
+                   {"before": _change(current)})
     await guard.writer.delete(current)
     return Response(status_code=204)

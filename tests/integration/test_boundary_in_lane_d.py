@@ -26,9 +26,9 @@ async def test_a_foreign_thread_sent_straight_to_kafka_is_denied_in_lane_d(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     a, b = f"a-{tag}", f"b-{tag}"
-    admin = gateway.auth(f"ops-{tag}", "admin")
+    operator = gateway.auth(f"ops-{tag}", "operator")
     for ident in (a, b):
-        r = await gateway.http.post("/api/v2/identities", headers=admin, json={
+        r = await gateway.http.post("/api/v2/identities", headers=operator, json={
             "id": ident, "user_id": f"user-{ident}", "display_name": ident})
         assert r.status_code == 201, r.text
     r = await gateway.http.post("/api/v2/threads", headers=gateway.auth(a),

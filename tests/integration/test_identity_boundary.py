@@ -43,7 +43,8 @@ class World:
 
 
 async def admin_headers(gw: Any) -> dict[str, str]:
-    headers: dict[str, str] = gw.auth(f"ops-{uuid.uuid4().hex[:8]}", "admin")
+    """An operator's: provisioning identities is platform-wide administration."""
+    headers: dict[str, str] = gw.auth(f"ops-{uuid.uuid4().hex[:8]}", "operator")
     return headers
 
 

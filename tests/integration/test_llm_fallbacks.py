@@ -94,9 +94,9 @@ async def test_429_storm_then_fallback_and_monitoring(
                                    headers=gateway.auth(bob))).json()["total_usd"] == 0
     assert (await gateway.http.get(f"/api/v2/llm/monitoring/costs?identity={alice}",
                                    headers=gateway.auth(bob))).status_code == 403
-    admin = (await gateway.http.get(f"/api/v2/llm/monitoring/costs?identity={alice}",
-                                    headers=gateway.auth(bob, "admin"))).json()
-    assert admin["total_usd"] == costs["total_usd"]
+    operator = (await gateway.http.get(f"/api/v2/llm/monitoring/costs?identity={alice}",
+                                       headers=gateway.auth(bob, "operator"))).json()
+    assert operator["total_usd"] == costs["total_usd"]
     for path in ("/api/v2/llm/providers", "/api/v2/llm/monitoring/dashboard",
                  "/api/v2/llm/monitoring/health", "/api/v2/llm/monitoring/health/openai",
                  "/api/v2/llm/monitoring/rate-limits", "/api/v2/llm/monitoring/rate-limits/openai",

@@ -57,18 +57,23 @@ class _Producer:
         self.sent.append((topic, key, record))
 
 
-async def test_members_see_their_identity_admins_and_analysts_everyone():
+async def test_every_role_sees_its_own_identity_and_only_an_operator_sees_everyone():
     producer = _Producer()
     guard = BoundaryGuard(None, None, producer)
     assert await data_scope(_principal("member"), None, guard) == "alice"
     assert await data_scope(_principal("member"), "alice", guard) == "alice"
-    assert await data_scope(_principal("analyst"), None, guard) is None
-    assert await data_scope(_principal("admin"), "bob", guard) == "bob"
+    assert await data_scope(_principal("analyst"), None, guard) == "alice"
+    assert await data_scope(_principal("admin", "analyst"), None, guard) == "alice"
+    assert await data_scope(_principal("operator"), None, guard) is None
+    assert await data_scope(_principal("operator"), "bob", guard) == "bob"
     assert producer.sent == []
-    with pytest.raises(ForbiddenError):
-        await data_scope(_principal("member"), "bob", guard)
-    # The refusal is a boundary crossing like any other: an IDENTITY_BOUNDARY fact, by alice.
+    for roles in (("member",), ("analyst",), ("admin",), ("member", "approver", "admin",
+                                                         "analyst")):
+        with pytest.raises(ForbiddenError):
+            await data_scope(_principal(*roles), "bob", guard)
+    # Each refusal is a boundary crossing like any other: an IDENTITY_BOUNDARY fact, by alice.
     alerts = [r.alert for topic, _, r in producer.sent if topic == "events"]
-    assert [(a.alert_type, a.subject) for a in alerts] == [("IDENTITY_BOUNDARY", "monitoring:bob")]
-    assert [topic for topic, _, _ in producer.sent] == ["events", "facts"]
+    assert [(a.alert_type, a.subject) for a in alerts] == [
+        ("IDENTITY_BOUNDARY", "monitoring:bob")] * 4
+    assert [topic for topic, _, _ in producer.sent] == ["events", "facts"] * 4
     assert all(r.identity_id == "alice" for _, _, r in producer.sent)
