@@ -21,11 +21,28 @@ def request_lanes(ch: ClickHouse, request_id: str) -> list[dict[str, Any]]:
 
 
 def request_final(ch: ClickHouse, request_id: str) -> dict[str, Any] | None:
+    """The request's final row with its answer and error text (``result``, ``error``).
+
+    The content comes from ``request_content`` (private: migrations/0006), so this is for
+    routes that have already established the caller owns the request, never for analysts.
+    """
     rows = ch.rows(
         f"SELECT * FROM {ch.database}.requests FINAL WHERE request_id = {{rid:String}}",  # noqa: S608
         {"rid": request_id},
     )
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    return {**rows[0], **request_content(ch, request_id)}
+
+
+def request_content(ch: ClickHouse, request_id: str) -> dict[str, Any]:
+    """``result`` and ``error`` of one request (both None when it has none)."""
+    rows = ch.rows(
+        f"SELECT result, error FROM {ch.database}.request_content FINAL "  # noqa: S608
+        "WHERE request_id = {rid:String}",
+        {"rid": request_id},
+    )
+    return rows[0] if rows else {"result": None, "error": None}
 
 
 def lane_summary(ch: ClickHouse, request_ids: list[str] | None = None) -> list[dict[str, Any]]:

@@ -8,8 +8,10 @@ yields the same rows, which is what lets ReplacingMergeTree collapse a re-consum
 Sources and tables:
 
     events     → lane_events | llm_calls | alerts   (by Event.kind)
-    completed  → requests, checkpoints             (final state of each request and of its
-                                                    checkpoint, as lane E decided it)
+    completed  → requests, request_content,        (final state of each request and of its
+                 checkpoints                        checkpoint, as lane E decided it; the
+                                                    answer and error text apart, as private
+                                                    content: migrations/0006)
     pending    → checkpoints                       (held request: reason, created, expires)
     decisions  → checkpoints                       (decision: who, when, outcome, why)
     expiries   → checkpoints                       (lane E's expiry)
@@ -55,8 +57,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                "severity", "ts", "version"),
     "requests": ("request_id", "identity_id", "sphere_id", "user_id", "status", "task_type",
                  "action", "role", "governance", "fired_rules", "checkpoint", "provider", "model",
-                 "cost_usd", "tokens_in", "tokens_out", "attempts", "latency_ms", "error",
-                 "result", "request_ts", "completed_at", "version"),
+                 "cost_usd", "tokens_in", "tokens_out", "attempts", "latency_ms", "request_ts",
+                 "completed_at", "version"),
+    "request_content": ("request_id", "identity_id", "result", "error", "request_ts", "version"),
     "checkpoints": ("checkpoint_id", "identity_id", "request_id", "sphere_id", "reason",
                     "decided_status", "created_at", "expires_at", "decided_by", "decided_at",
                     "decision_reason", "request_ts"),
@@ -134,6 +137,11 @@ def completed_rows(rec: PipelineRecord, pos: Position = NO_POSITION) -> TableRow
         None, None, cp.decided_by, opt_dt(cp.decided_at), cp.decision_reason,
         request_ts(rec.request_id, rec.submitted_at),
     ])]
+    rts = request_ts(rec.request_id, rec.submitted_at)
+    result = ex.text if ex else None
+    content: TableRows = [] if result is None and rec.error is None else [(
+        "request_content", [rec.request_id, rec.identity_id, result, rec.error, rts,
+                            completed_at])]
     return [*checkpoint, ("requests", [
         rec.request_id, rec.identity_id, sphere_of(rec), rec.user_id, rec.status,
         rec.intent.task_type if rec.intent else None,
@@ -146,9 +154,8 @@ def completed_rows(rec: PipelineRecord, pos: Position = NO_POSITION) -> TableRow
         ex.cost_usd if ex else 0.0, ex.tokens_in if ex else 0, ex.tokens_out if ex else 0,
         ex.attempts if ex else 0,
         float(completed_at - rec.submitted_at),
-        rec.error, ex.text if ex else None,
-        request_ts(rec.request_id, rec.submitted_at), ms_to_dt(completed_at), completed_at,
-    ])]
+        rts, ms_to_dt(completed_at), completed_at,
+    ]), *content]
 
 
 def pending_rows(rec: PipelineRecord, pos: Position = NO_POSITION) -> TableRows:

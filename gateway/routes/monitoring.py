@@ -5,12 +5,13 @@ sink consumed twice counts once) or from shared state (the registry, the routing
 entities topic), never from one process's memory: any gateway answers the same, and a
 restarted one loses nothing.
 
-Whose data: members see their own identity's figures; admins and analysts see every identity
-or one (``?identity=``), see ``gateway.llm_state.data_scope``; a member naming another identity
-is a 403 boundary crossing with its IDENTITY_BOUNDARY fact. Provider health and provider
-limits are about providers, not identities, and are the same for everyone. A pipeline
-(``/api/v2/nova/monitoring/pipelines/{id}``) is shown to its owner only: it is one request's
-trail, and another identity's request is a 403 boundary crossing whatever the caller's role.
+Whose data: every role but ``operator`` sees its own identity's figures; an operator sees
+every identity or one (``?identity=``), see ``gateway.llm_state.data_scope``; anyone else
+naming another identity is a 403 boundary crossing with its IDENTITY_BOUNDARY fact. Provider
+health and provider limits are about providers, not identities, and are the same for everyone.
+A pipeline (``/api/v2/nova/monitoring/pipelines/{id}``) is shown to its owner only: it is one
+request's trail with its error text (private content, ``request_content``), and another
+identity's request is a 403 boundary crossing whatever the caller's roles, operator included.
 
 Windows are ``?hours=`` back from now (default 24), by when the call or alert happened.
 """
@@ -24,6 +25,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query
 
 from analytics.client import ClickHouse
+from analytics.queries import request_content
 from gateway.deps import (
     ClickHouseDep,
     GuardDep,
@@ -43,7 +45,7 @@ LLM: Final = "/api/v2/llm/monitoring"
 NOVA: Final = "/api/v2/nova/monitoring"
 Hours = Annotated[int, Query(ge=1, le=24 * 366, description="window: this many hours back")]
 IdentityQ = Annotated[str | None, Query(max_length=128,
-                                        description="admins and analysts: one identity")]
+                                        description="operators: one identity")]
 
 
 def _clean(value: Any) -> Any:
@@ -376,7 +378,7 @@ async def pipeline(request_id: str, principal: PrincipalDep, ch: ClickHouseDep,
                "tokens_out, cost_usd, latency_ms, ts, identity_id "
                f"FROM {ch.database}.llm_calls FINAL WHERE request_id = {{rid:String}} "
                "ORDER BY attempt", params),
-        _q(ch, "SELECT status, error, provider, model, cost_usd, attempts, latency_ms, "  # noqa: S608
+        _q(ch, "SELECT status, provider, model, cost_usd, attempts, latency_ms, "  # noqa: S608
                "identity_id FROM "
                f"{ch.database}.requests FINAL WHERE request_id = {{rid:String}}", params),
     )
@@ -388,5 +390,9 @@ async def pipeline(request_id: str, principal: PrincipalDep, ch: ClickHouseDep,
         raise ForbiddenError("this request belongs to another identity")
     for row in (*lanes, *calls, *final):
         row.pop("identity_id", None)
+    if final:  # the error text is private content: read only once the owner is known
+        content = await asyncio.to_thread(request_content, ch, request_id)
+        final[0] = {"status": final[0]["status"], "error": content["error"],
+                    **{k: v for k, v in final[0].items() if k != "status"}}
     return {"request_id": request_id, "identity": principal.identity,
             "final": final[0] if final else None, "lanes": lanes, "llm_calls": calls}

@@ -113,6 +113,26 @@ def test_completed_row_summarises_the_request() -> None:
     assert r["version"] == 1_735_689_600_015
 
 
+def test_answer_and_error_text_go_to_the_private_table_only() -> None:
+    """Analysts read ``requests``; the answer and error text are ``request_content``'s."""
+    answered = _record(execution=Execution(provider="anthropic", model="m", cost_usd=0.01,
+                                           tokens_in=3, tokens_out=4, attempts=1,
+                                           text="the answer"))
+    rows = dict(completed_rows(answered))
+    assert set(rows) == {"requests", "request_content"}
+    assert "result" not in COLUMNS["requests"]
+    assert "error" not in COLUMNS["requests"]
+    content = _named("request_content", rows["request_content"])
+    assert (content["result"], content["error"], content["identity_id"]) == (
+        "the answer", None, "id-1")
+    assert content["version"] == _named("requests", rows["requests"])["version"]
+    denied = dict(completed_rows(_record(status="denied", execution=None,
+                                         error="SECRET_DETECTED: password")))
+    assert _named("request_content", denied["request_content"])["error"] == (
+        "SECRET_DETECTED: password")
+    assert set(dict(completed_rows(_record())).keys()) == {"requests"}  # nothing to keep
+
+
 def test_pending_row_brings_reason_and_clock_but_no_decision() -> None:
     cp = CheckpointState(checkpoint_id="cp-1", reason="high_cost", status="pending",
                          created_at=1_735_689_601_000, expires_at=1_735_776_001_000)
