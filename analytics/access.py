@@ -3,14 +3,17 @@
 Order of preference, so the same command works whether or not the stack is running:
 
 1. A gateway answers on NOVA_GATEWAY_HOST:NOVA_GATEWAY_PORT → POST /api/v2/analytics/sql with
-   an analyst JWT minted from NOVA_JWT_SECRET. This is the only way to read an embedded
-   (chdb) database while the stack runs: the gateway process owns the chdb path.
+   an ``analyst`` + ``operator`` JWT minted from NOVA_JWT_SECRET: whoever holds that secret
+   runs the platform, and ``nova sql``/``nova report`` are about every identity's metrics.
+   This is the only way to read an embedded (chdb) database while the stack runs: the
+   gateway process owns the chdb path.
 2. No gateway, ``http(s)://`` DSN → the server directly, ``readonly=1`` on every request.
 3. No gateway, ``chdb://`` DSN → open the path in this process, read-only handle. If another
    process holds the path, a one-line ConfigError names the fix.
 
-Every path refuses writes and DDL in ClickHouse itself (``readonly=1``), not by parsing SQL; see
-``analytics/client.py`` for the host-reaching forms refused on top.
+Every path refuses writes and DDL in ClickHouse itself (``readonly=1``), and every path judges
+the statement the same way before it runs (metric tables only, no KILL or SYSTEM:
+``analytics/statements.py``), so no path reads private content.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class GatewaySql:
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self.where = f"gateway {settings.gateway_url}"
         token = issue_token(settings, sub=ANALYST_IDENTITY, identity=ANALYST_IDENTITY,
-                            roles=["analyst"], now=datetime.now(UTC))
+                            roles=["analyst", "operator"], now=datetime.now(UTC))
         self._http = httpx.Client(base_url=settings.gateway_url, transport=transport,
                                   headers={"Authorization": f"Bearer {token}"}, timeout=90)
 

@@ -20,17 +20,19 @@ has its own lock, so a slow analyst query does not stall the sink. On an HTTP se
 request is its own session, and ``readonly=1`` is passed with the request; the server account
 used for analyst SQL should also lack the FILE, URL, S3, REMOTE and SOURCES grants.
 
-``readonly=1`` still lets a SELECT call the *scalar* ``file()`` function and use
-``INTO OUTFILE``, and chdb (ClickHouse in local mode) does not confine either to
-``user_files_path``. So :func:`checked_readonly_sql` first has ClickHouse parse the statement
-(``formatQuerySingleLine``, which also refuses several statements in one) and refuses those
-forms in the normalised text; the normalised statement is what then runs.
+``readonly=1`` says nothing about *which* tables a statement reads, and still runs ``KILL``,
+the scalar ``file()`` and ``INTO OUTFILE`` (chdb, ClickHouse in local mode, does not confine
+either to ``user_files_path``). So :meth:`ClickHouse.query_readonly` first has ClickHouse parse
+the statement (``formatQuerySingleLine``, which also refuses several statements in one), then
+:func:`analytics.statements.analyst_statement` judges the normalised text against the server's
+catalogue (its databases and table functions, read on the same handle); the normalised
+statement is what then runs. On a server, give the account analysts' SQL uses SELECT on the
+metric tables only (not on ``request_content``) as well: ``docs/analytics.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,53 +42,15 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ProgrammingError
 
+from analytics.statements import Catalogue, RefusedQueryError, analyst_statement
 from nova.errors import ConfigError
 from nova.settings import Settings
+
+__all__ = ["ClickHouse", "RefusedQueryError", "build_clickhouse"]
 
 READONLY_MAX_EXECUTION_S = 60
 READONLY_SETTINGS: dict[str, Any] = {"max_execution_time": READONLY_MAX_EXECUTION_S,
                                      "readonly": 1}
-
-# Functions that reach the host or the network. ``readonly=1`` refuses the table functions among
-# them already (verified on chdb); they are listed again so a server-side misconfiguration or a
-# future ClickHouse does not reopen them. ``file`` is also a scalar function that readonly=1 runs.
-OUTSIDE_FUNCTIONS = frozenset({
-    "file", "filecluster", "url", "urlcluster", "s3", "s3cluster", "gcs", "azureblobstorage",
-    "hdfs", "remote", "remotesecure", "cluster", "clusterallreplicas", "input", "executable",
-    "python", "mysql", "postgresql", "sqlite", "mongodb", "redis", "jdbc", "odbc",
-})
-_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|`((?:[^`\\]|\\.)*)`|\"((?:[^\"\\]|\\.)*)\""
-                    r"|([A-Za-z_][A-Za-z0-9_]*)")
-_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
-
-
-class RefusedQueryError(ValueError):
-    """An analyst statement reaches outside the database; ClickHouse would have run it."""
-
-
-def checked_readonly_sql(normalised: str) -> str:
-    """``normalised`` (ClickHouse's own single-line formatting) unless it reaches the host.
-
-    A name followed by ``(`` is a call, quoted or not; string literals never are, so
-    ``'file('`` in a string is fine.
-    """
-    called: set[str] = set()
-    bare: list[str] = []  # the text without literals and quoted names, for keyword search
-    last = 0
-    for token in _TOKEN.finditer(normalised):
-        name = token.group(1) or token.group(2) or token.group(3)
-        bare.append(normalised[last:token.start()] + (token.group(3) or " _ "))
-        last = token.end()
-        if name and normalised[last:].lstrip().startswith("("):
-            called.add(name.lower())
-    bare.append(normalised[last:])
-    outside = sorted(called & OUTSIDE_FUNCTIONS)
-    if outside:
-        raise RefusedQueryError(f"function {outside[0]}() reaches outside the database")
-    if _OUTFILE.search("".join(bare)):
-        raise RefusedQueryError("INTO OUTFILE writes to the host")
-    return normalised
-
 
 def _connect(dsn: str) -> Any:
     """One clickhouse-connect client; a locked chdb path becomes a one-line ConfigError."""
@@ -110,6 +74,17 @@ class _Connection:
     lock: threading.Lock = field(default_factory=threading.Lock)
     reader: Any = None
     reader_lock: threading.Lock = field(default_factory=threading.Lock)
+    table_functions: frozenset[str] | None = None
+
+    def catalogue(self, reader: Any, extra: dict[str, Any] | None) -> Catalogue:
+        """The server's databases (now) and table functions (once: they change with the
+        server's version only), as the analyst statement checks need them."""
+        if self.table_functions is None:
+            rows = reader.query("SELECT lower(name) FROM system.table_functions",
+                                settings=extra).result_rows
+            self.table_functions = frozenset(str(r[0]) for r in rows)
+        rows = reader.query("SELECT name FROM system.databases", settings=extra).result_rows
+        return Catalogue(frozenset(str(r[0]) for r in rows), self.table_functions)
 
     def readonly_client(self) -> Any:
         """The read-only handle, opened on first use (callers hold ``reader_lock``)."""
@@ -165,24 +140,29 @@ class ClickHouse:
 
     def query_readonly(
         self, sql: str, parameters: dict[str, Any] | None = None,
-        settings: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None, *, database: str | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one statement where writes, DDL, host access and changing settings are refused.
+        """Run one analyst statement: metric tables only, no writes, DDL, host access or
+        setting changes (see the module docstring and ``analytics.statements``).
 
-        Unqualified table names resolve in this wrapper's database. ``settings`` only apply on
-        an HTTP server (``readonly``/``max_execution_time`` stay ours); the chdb reader's
-        session refuses any setting change, so passing them there is a programming error.
+        It runs in ``database`` (default: this wrapper's), where unqualified names resolve and
+        outside which it may name nothing: an identity's scope database (``analytics.scopes``)
+        confines it to that identity's rows. ``settings`` only apply on an HTTP server
+        (``readonly``/``max_execution_time`` stay ours); the chdb reader's session refuses any
+        setting change, so passing them there is a programming error.
         """
         if settings and self.embedded:
             raise ValueError("the chdb read-only session takes no per-query settings")
         conn = self._conn
+        where = database or self.database
         with conn.reader_lock:
             reader = conn.readonly_client()
-            reader.database = self.database
+            reader.database = where
             extra = None if self.embedded else {**(settings or {}), **READONLY_SETTINGS}
             normalised = reader.query("SELECT formatQuerySingleLine(%(sql)s)",
                                       parameters={"sql": sql}, settings=extra).result_rows[0][0]
-            statement = checked_readonly_sql(str(normalised))
+            statement = analyst_statement(str(normalised), database=where,
+                                          catalogue=conn.catalogue(reader, extra))
             result = reader.query(statement, parameters=parameters, settings=extra)
             return list(result.column_names), [tuple(r) for r in result.result_rows]
 
