@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 MAX_EXAMPLES = 12  # per operation and phase: 49 operations fit in about a minute
 SEED = 14  # reproducible: a failure is the same failure on the next run
-ROLES = ["member", "approver", "admin", "analyst"]  # every route has a positive path
+ROLES = ["member", "approver", "admin", "analyst", "operator"]  # every route has a positive path
 
 
 @pytest.fixture
