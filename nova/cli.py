@@ -213,7 +213,8 @@ def demo(
 @app.command()
 def token(
     identity: Annotated[str, typer.Option(help="identity the token acts for")],
-    role: Annotated[list[str], typer.Option(help="role(s): member, approver, admin, analyst")],
+    role: Annotated[list[str], typer.Option(help="role(s): member, approver, admin, analyst "
+                                                 "(within the identity), operator")],
     sub: Annotated[str | None, typer.Option(help="user id (default: the identity)")] = None,
 ) -> None:
     """Mint a JWT with the configured NOVA_JWT_SECRET (operators and scripts on this machine)."""

@@ -2,10 +2,11 @@
 
 ``nova keys create`` is how an operator on the machine bootstraps access: it writes the key's
 salted hash to the ``entities`` topic and prints the plaintext once, on stdout alone, so
-``KEY=$(nova keys create --identity ops --role admin)`` works. The key cannot be shown again.
+``KEY=$(nova keys create --identity ops --role operator)`` works. The key cannot be shown again.
+(``operator`` administers every identity; ``admin`` only its own: ``nova.domain.roles``.)
 
 When the identity does not exist yet it is created in the same step (user and sphere from the
-options), because a first admin has no API to create identities with yet.
+options), because a first operator has no API to create identities with yet.
 
 Entity records count only when the gateway's key signed them (``nova.signing``), so this
 command signs with that key: it runs where the gateway's key is (its data dir, or
@@ -79,7 +80,7 @@ async def create_key(
 def keys_create(
     identity: Annotated[str, typer.Option(help="identity the key acts for")],
     role: Annotated[list[str], typer.Option(help="role, repeatable: member, approver, admin, "
-                                                 "analyst")],
+                                                 "analyst (within the identity), operator")],
     user: Annotated[str | None, typer.Option(help="user of a new identity (default: its id)")]
     = None,
     sphere: Annotated[str, typer.Option(help="sphere of a new identity")] = "personal",
