@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from nova.errors import ConfigError, LauncherError, NovaError
-from nova.settings import Settings, load_settings
+from nova.settings import Settings, load_settings, settings_problem
 
 app = typer.Typer(
     help="Nova: governance-first LLM request pipeline on Kafka.",
@@ -27,7 +27,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ValueError as exc:
-        _fail(f"invalid settings: {exc}")
+        _fail(settings_problem(exc))
         raise  # unreachable
 
 

@@ -33,12 +33,12 @@ def _fail(message: str) -> None:
 
 
 def _settings() -> Settings:
-    from nova.settings import load_settings
+    from nova.settings import load_settings, settings_problem
 
     try:
         return load_settings()
     except ValueError as exc:
-        _fail(f"invalid settings: {str(exc).splitlines()[0]}")
+        _fail(settings_problem(exc))
         raise  # unreachable
 
 

@@ -20,14 +20,20 @@ def register(app: typer.Typer) -> None:
         one that is not the gateway's is listed with where it was audited, and one that was
         never audited (or signatures that could not be checked) is a failure too.
         """
+        from aiokafka.errors import KafkaError
+
         from nova.audit.verify import verify_audit
         from nova.errors import NovaError
-        from nova.settings import load_settings
+        from nova.settings import load_settings, settings_problem
 
-        settings = load_settings().as_client("tools")  # reads the topics, writes none
+        try:
+            settings = load_settings().as_client("tools")  # reads the topics, writes none
+        except ValueError as exc:  # exit 1 says the chain is broken: a bad setting is 2
+            typer.echo(f"nova: {settings_problem(exc)}", err=True)
+            raise typer.Exit(2) from None
         try:
             result = asyncio.run(verify_audit(settings))
-        except (NovaError, OSError) as exc:
+        except (NovaError, OSError, KafkaError) as exc:
             typer.echo(
                 f"nova: cannot read the audit topic ({exc}); is Kafka running "
                 "(`nova kafka start` or KAFKA_BOOTSTRAP_SERVERS)?",

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The principals of Nova's own broker: the launcher, the gateway, the worker, the tools.
@@ -276,6 +276,33 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The full Kafka topic name of a logical topic (prefix lets tests isolate runs)."""
         return f"{self.topic_prefix}.{name}"
+
+
+def settings_problem(exc: ValueError) -> str:
+    """One line naming each invalid setting by its environment variable, for a user to fix.
+
+    pydantic's message spans lines and names fields, not the variables a user sets.
+    """
+    if not isinstance(exc, ValidationError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not loc:  # a check across settings: its message names the variables
+            problems.append(message)
+            continue
+        field = Settings.model_fields.get(loc[0])
+        if field is None:  # reported under the alias it was read by (KAFKA_SECURITY_PROTOCOL)
+            variable = loc[0].upper()
+        else:
+            alias = field.validation_alias
+            names = alias.choices if isinstance(alias, AliasChoices) else None
+            variable = str(names[0]) if names else f"NOVA_{loc[0].upper()}"
+        given = error.get("input")
+        shown = f"={given!r}" if isinstance(given, (str, int, float)) else ""
+        problems.append(f"{variable}{shown}: {message}")
+    return "invalid settings: " + "; ".join(problems)
 
 
 def load_settings(**overrides: object) -> Settings:

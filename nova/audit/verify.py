@@ -88,7 +88,11 @@ async def _walk(settings: Settings, name: str, handle: Handler) -> int:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that never reached the broker still holds a client
+        raise
     try:
         parts = await all_partitions(consumer, [topic])
         if not parts:
