@@ -12,7 +12,6 @@ partitions and retries the same batch later instead of dropping it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -25,7 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from analytics.client import ClickHouse
 from analytics.rows import COLUMNS, SOURCE_TOPICS, Position, Row, message_rows
 from nova.errors import NovaError, SchemaError
-from nova.kafka.clients import kafka_consumer
+from nova.kafka.clients import kafka_consumer, stop_client
 from nova.kafka.producer import RecordProducer
 from nova.records import DeadLetter, now_ms
 from nova.settings import Settings
@@ -116,8 +115,7 @@ class SinkRunner:
         try:
             await self._loop(consumer)
         finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+            await stop_client(consumer)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -36,7 +36,7 @@ from analytics.queries import refresh_rollups
 from analytics.rows import SOURCE_TOPICS, Position, decode_message, message_rows
 from analytics.sink import Batch, ClickHouseSink
 from nova.errors import ConfigError, SchemaError
-from nova.kafka.clients import kafka_client, kafka_consumer
+from nova.kafka.clients import kafka_client, kafka_consumer, stop_client
 from nova.records import (
     AuditRecord,
     CheckpointDecisionRecord,
@@ -136,7 +136,7 @@ async def scan_topics(
                 progress(read, total)
         return read
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 async def _partitions(settings: Settings, names: list[str]) -> dict[str, list[int]]:

@@ -30,7 +30,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from nova.entities.models import entity_key
 from nova.errors import SchemaError, SignatureError
-from nova.kafka.clients import kafka_consumer
+from nova.kafka.clients import kafka_consumer, stop_client
 from nova.records import EntityEvent
 from schemas.topics import entity_guard_group
 from streams.audit_facts import untrusted_fact
@@ -134,4 +134,4 @@ class EntityGuard:
                     for tp, messages in polled.items() if messages
                 })
         finally:
-            await consumer.stop()
+            await stop_client(consumer)

@@ -24,7 +24,6 @@ overshoot a hard limit by at most the calls in flight at that moment; the next c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -150,7 +149,7 @@ class SpendTracker:
         """Run until cancelled; a broker hiccup is logged and retried, never fatal."""
         from aiokafka import TopicPartition
 
-        from nova.kafka.clients import kafka_consumer
+        from nova.kafka.clients import kafka_consumer, stop_client
 
         while True:
             consumer = kafka_consumer(
@@ -175,8 +174,7 @@ class SpendTracker:
                 log.exception("spend tracker failed; restarting in 1s")
                 await asyncio.sleep(1)
             finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await stop_client(consumer)
 
     async def _seek_start(self, consumer: Any, parts: list[Any]) -> None:
         start_ms = int(tracking_start(self.clock()).timestamp() * 1000)

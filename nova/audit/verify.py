@@ -24,7 +24,7 @@ from nova.audit.chain import ChainReport, ChainVerifier
 from nova.entities.models import entity_key
 from nova.errors import ConfigError, SchemaError, SignatureError
 from nova.kafka.admin import all_partitions
-from nova.kafka.clients import kafka_consumer
+from nova.kafka.clients import kafka_consumer, stop_client
 from nova.records import AuditRecord, CheckpointDecisionRecord, EntityEvent
 from nova.settings import Settings
 from nova.signing import Verifier, load_verifier
@@ -91,7 +91,7 @@ async def _walk(settings: Settings, name: str, handle: Handler) -> int:
     try:
         await consumer.start()
     except BaseException:
-        await consumer.stop()  # a consumer that never reached the broker still holds a client
+        await stop_client(consumer)  # a consumer that never reached the broker still holds a client
         raise
     try:
         parts = await all_partitions(consumer, [topic])
@@ -116,7 +116,7 @@ async def _walk(settings: Settings, name: str, handle: Handler) -> int:
                     remaining.discard(tp)
         return len(parts)
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 def judge(schemas: SchemaSet, verifier: Verifier, name: str, msg: Any) -> str | None:

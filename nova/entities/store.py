@@ -62,7 +62,7 @@ from nova.errors import (
     StartupError,
 )
 from nova.kafka.admin import all_partitions
-from nova.kafka.clients import kafka_consumer
+from nova.kafka.clients import kafka_consumer, stop_client
 from nova.records import EntityEvent, now_ms
 from nova.settings import Settings
 from nova.signing import Signer, Verifier
@@ -140,8 +140,8 @@ class EntityStore(EntityState):
             for tp in parts:
                 self._positions[tp] = await consumer.position(tp)
         except BaseException:
-            await offsets.stop()
-            await consumer.stop()
+            await stop_client(offsets)
+            await stop_client(consumer)
             raise
         self._consumer, self._offsets, self._parts = consumer, offsets, parts
         self._task = asyncio.create_task(self._run(consumer), name="entity-store")
@@ -165,7 +165,7 @@ class EntityStore(EntityState):
             self._task = None
         for client in (self._offsets, self._consumer):
             if client is not None:
-                await client.stop()
+                await stop_client(client)
         self._consumer = self._offsets = None
 
     @property

@@ -17,15 +17,20 @@ Three cases, from :class:`~nova.settings.Settings`:
   cluster keeps working.
 
 Nothing else in the code base constructs an aiokafka client (``tests/unit/test_kafka_clients.py``
-fails on one that does), so a new consumer cannot forget to log in.
+fails on one that does), so a new consumer cannot forget to log in. Every client is stopped
+with :func:`stop_client`, which always releases its connections and never lets aiokafka's own
+cancellations out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -34,6 +39,8 @@ from aiokafka.helpers import create_ssl_context
 from nova.errors import ConfigError
 from nova.kafka import credentials
 from nova.settings import Settings
+
+log = logging.getLogger(__name__)
 
 NOVA_PROTOCOL = "SASL_PLAINTEXT"
 NOVA_MECHANISM = "SCRAM-SHA-512"
@@ -147,3 +154,57 @@ def faust_broker(settings: Settings) -> dict[str, Any]:
         credentials_ = faust.SSLCredentials(security.ssl_context)
     return {"broker": f"kafka://{settings.bootstrap_servers}",
             "broker_credentials": credentials_}
+
+
+KafkaClientT: TypeAlias = AIOKafkaConsumer | AIOKafkaProducer | AIOKafkaAdminClient | AIOKafkaClient
+
+
+async def stop_client(client: KafkaClientT) -> None:
+    """Stop ``client`` and close its connections, whatever state the broker is in.
+
+    aiokafka's ``Fetcher.close`` cancels the consumer's in-flight fetches and awaits them
+    without suppressing their ``CancelledError``, so a consumer stopped while a fetch is in
+    flight (or retrying against a broker that went away) raises ``CancelledError`` out of
+    ``stop()`` and never closes its connections: shutdown tracebacks ("Application shutdown
+    failed") and "Unclosed" warnings. That error is aiokafka's, not a cancellation of the caller,
+    so it is absorbed and the rest of the close is done here; a real cancellation of the calling
+    task (``Task.cancelling()``) still propagates. A broker error while leaving a group or
+    flushing is logged, not raised: a stop has to finish.
+    """
+    try:
+        if isinstance(client, AIOKafkaAdminClient | AIOKafkaClient):
+            await client.close()
+            return
+        await client.stop()
+        return
+    except asyncio.CancelledError:
+        if _caller_cancelled():
+            raise
+        log.debug("%s: aiokafka cancelled its own task while stopping", type(client).__name__)
+    except Exception as exc:  # noqa: BLE001 - whatever the broker answers, the stop completes
+        log.debug("%s: stopping failed: %s", type(client).__name__, exc)
+    await _finish_close(client)
+
+
+def _caller_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _finish_close(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """What ``stop()`` left undone when it raised: the fetches, then the connections."""
+    fetcher = getattr(client, "_fetcher", None)
+    for task in list(getattr(fetcher, "_pending_tasks", ())):
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if _caller_cancelled():
+                raise
+        except Exception as exc:  # noqa: BLE001 - a fetch that failed is as good as stopped
+            log.debug("fetch failed while stopping: %s", exc)
+    inner: AIOKafkaClient | None = getattr(client, "_client", None) or getattr(
+        client, "client", None)
+    if inner is not None:
+        with contextlib.suppress(Exception):
+            await inner.close()

@@ -5,7 +5,7 @@ One :class:`RecordProducer` per process, built at start-up and passed to whoever
 
 from __future__ import annotations
 
-from nova.kafka.clients import kafka_producer
+from nova.kafka.clients import kafka_producer, stop_client
 from nova.records import Record
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet, load_schema_set
@@ -26,7 +26,7 @@ class RecordProducer:
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        await stop_client(self._producer)
 
     def encode(self, topic: str, record: Record) -> tuple[bytes, list[tuple[str, bytes]]]:
         codec = self.schemas[TOPICS[topic].value_schema]

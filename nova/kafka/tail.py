@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from nova.errors import ConfigError, SchemaError
 from nova.kafka.admin import all_partitions
-from nova.kafka.clients import kafka_consumer
+from nova.kafka.clients import kafka_consumer, stop_client
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
 
@@ -73,7 +73,7 @@ class TopicTail(ABC):
                 while await _behind(consumer, ends):
                     self._apply_batch(await consumer.getmany(timeout_ms=500, max_records=5000))
         except BaseException:
-            await consumer.stop()
+            await stop_client(consumer)
             raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(consumer), name=type(self).__name__)
@@ -84,7 +84,8 @@ class TopicTail(ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_client(self._consumer)
+            self._consumer = None
 
     def _apply_batch(self, polled: dict[TopicPartition, list[Any]]) -> None:
         for tp, messages in polled.items():

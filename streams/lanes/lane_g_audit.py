@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 
 from nova.audit.chain import GENESIS_HASH, link_hash
 from nova.errors import SchemaError
-from nova.kafka.clients import kafka_consumer
+from nova.kafka.clients import kafka_consumer, stop_client
 from nova.records import AuditFact, AuditRecord, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
@@ -91,7 +91,7 @@ class AuditChain:
             codec = self.schemas["audit_record"]
             return str(codec.decode(msgs[-1].value, msgs[-1].headers)["hash"])
         finally:
-            await consumer.stop()
+            await stop_client(consumer)
 
     async def append(self, partition: int, fact: AuditFact) -> AuditRecord:
         lock = self.locks.setdefault(partition, asyncio.Lock())
