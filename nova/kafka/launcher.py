@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -292,6 +293,17 @@ def prepare(settings: Settings, layout: BrokerLayout) -> Path:
     return lib
 
 
+def runs_broker(pid: int, properties: Path) -> bool:
+    """True while ``pid`` is a live (not zombie) ``kafka.Kafka`` on ``properties``."""
+    proc = Path("/proc") / str(pid)
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and b"kafka.Kafka" in argv and str(properties).encode() in argv
+
+
 def _die_with_parent() -> None:
     """Child-side: ask Linux to SIGTERM us when the parent dies, so nothing is left behind."""
     with contextlib.suppress(Exception):
@@ -309,6 +321,11 @@ class Broker:
         self.settings = settings
         self.layout = layout or BrokerLayout.from_settings(settings)
         self.process: subprocess.Popen[bytes] | None = None
+        self._abort = threading.Event()
+
+    def abort_start(self) -> None:
+        """Make a :meth:`start` waiting for readiness in another thread give up now."""
+        self._abort.set()
 
     @property
     def admin_settings(self) -> Settings:
@@ -323,23 +340,39 @@ class Broker:
             "kafka_client": role,
         })
 
-    def running_pid(self) -> int | None:
+    def recorded_pid(self) -> int | None:
+        """The pid the pid file names, whether or not that process is still our broker."""
         try:
-            pid = int(self.layout.pid_file.read_text().strip())
+            return int(self.layout.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+
+    def running_pid(self) -> int | None:
+        """The pid of the broker that owns this data dir, if it runs.
+
+        A pid file outlives its broker when the broker was killed: the pid may then be a zombie
+        nobody reaped yet, or a new, unrelated process that got the same number. Only a live
+        (not zombie) process running ``kafka.Kafka`` on this data dir's properties counts.
+        """
+        pid = self.recorded_pid()
+        if pid is None or not runs_broker(pid, self.layout.properties):
             return None
         return pid
 
     def start(self, *, attached: bool, timeout_s: float = 90.0) -> None:
+        """Start the broker and return once it answers (or reuse the one already running).
+
+        The broker always runs in a session of its own, so a terminal's Ctrl-C does not reach
+        it: whoever started it stops it, after its clients. ``attached``: the kernel stops it
+        when the starting thread's process dies; detached, it outlives us (``nova kafka start``).
+        """
+        self._abort.clear()
         pid = self.running_pid()
         if pid is not None:
             if self._ready(timeout_s):
                 return
             raise LauncherError(f"a broker (pid {pid}) owns {self.layout.home} but does not answer")
+        self.layout.pid_file.unlink(missing_ok=True)  # stale: its broker is gone
         if port_open(self.layout.port):
             raise LauncherError(
                 f"port {self.layout.port} is taken by another program: set NOVA_KAFKA_PORT to a "
@@ -355,7 +388,7 @@ class Broker:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=not attached,
+            start_new_session=True,
             preexec_fn=_die_with_parent if attached else None,
         )
         out.close()
@@ -370,6 +403,8 @@ class Broker:
 
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if self._abort.is_set():
+                return False
             if self.process is not None and self.process.poll() is not None:
                 return False
             if port_open(self.layout.port) and broker_answers(self.admin_settings):
@@ -379,8 +414,12 @@ class Broker:
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """SIGTERM (clean shutdown), then SIGKILL after ``timeout_s``. True if one was running."""
-        pid = self.process.pid if self.process is not None else self.running_pid()
+        if self.process is not None and self.process.poll() is not None:
+            pid = None  # ours, already dead and reaped: its pid may be another process's now
+        else:
+            pid = self.process.pid if self.process is not None else self.running_pid()
         if pid is None:
+            self.layout.pid_file.unlink(missing_ok=True)
             return False
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -389,11 +428,8 @@ class Broker:
             if self.process is not None:
                 if self.process.poll() is not None:
                     break
-            else:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
+            elif not runs_broker(pid, self.layout.properties):
+                break
             time.sleep(0.1)
         else:
             with contextlib.suppress(ProcessLookupError):
