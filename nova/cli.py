@@ -113,7 +113,11 @@ def kafka_status() -> None:
     broker = Broker(settings)
     pid = broker.running_pid()
     if pid is None:
-        typer.echo("no local broker is running")
+        stale = broker.recorded_pid()
+        typer.echo("no local broker is running" + (
+            f" (the pid file names pid {stale}, which is not this data dir's broker: a stale "
+            "file, left by a broker that was killed; `nova kafka start` replaces it)"
+            if stale is not None else ""))
         raise typer.Exit(1)
     ok = broker_answers(broker.admin_settings)
     typer.echo(
@@ -185,11 +189,19 @@ def gateway() -> None:
 
 @app.command()
 def up() -> None:
-    """Run the whole stack in the foreground on embedded defaults; Ctrl-C stops all of it."""
+    """Run the whole stack in the foreground on embedded defaults, restarting a worker or broker
+    that dies; Ctrl-C stops all of it (exit 1 when a child keeps dying)."""
     from nova.stack import serve_forever
 
     settings = _settings()
-    _guard(lambda: asyncio.run(serve_forever(settings)))
+    code = 0
+
+    def run() -> None:
+        nonlocal code
+        code = asyncio.run(serve_forever(settings))
+
+    _guard(run)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -1,10 +1,12 @@
 """The whole stack in one foreground process tree: broker, worker, gateway (with the sink).
 
-``nova up`` and ``nova demo`` share this. The broker and worker are child processes that the
-kernel terminates if we die (PR_SET_PDEATHSIG), and that we stop in reverse order on the way
-out, so Ctrl-C, SIGTERM or a crash leaves no process behind. The gateway runs in this process
-because it owns the embedded ClickHouse (one process per chdb path) and serves read-only
-queries to everyone else.
+``nova up`` and ``nova demo`` share this. The broker and worker are child processes, each in a
+session of its own (a terminal's Ctrl-C reaches only us) that the kernel terminates if we die
+(PR_SET_PDEATHSIG); ``nova up`` supervises them (:mod:`nova.supervisor`: a dead one is reaped
+and restarted) and, on Ctrl-C or SIGTERM, stops gateway, worker and broker in that order, so
+the gateway's clients leave before the broker goes and no process is left behind. The gateway
+runs in this process because it owns the embedded ClickHouse (one process per chdb path) and
+serves read-only queries to everyone else.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 
 import uvicorn
@@ -31,6 +33,7 @@ from nova.kafka.launcher import Broker, _die_with_parent, port_open
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings
 from nova.signing import public_key_text
+from nova.supervisor import BrokerChild, Child, WorkerChild, supervise
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def spawn(
     settings: Settings,
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``python -m nova <args>`` as a child that dies with us."""
+    """Start ``python -m nova <args>`` in its own session, as a child that dies with us."""
     env = {**os.environ, **settings.to_env(), **(extra_env or {})}
     env.pop("NOVA_WORKER_NAME", None)  # each child names itself after its own pid
     env.pop("NOVA_SIGNING_KEY", None)  # the gateway's signing key stays in the gateway
@@ -48,19 +51,18 @@ def spawn(
         [sys.executable, "-m", "nova", *module_args],
         env=env,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C is ours to handle: we stop it after the gateway
         preexec_fn=_die_with_parent,
     )
 
 
-def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+class GatewayServer(uvicorn.Server):
+    """uvicorn without its own SIGINT/SIGTERM handling: the stack decides when and in which
+    order everything stops (uvicorn would stop serving at once and re-raise the signal)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
 
 
 @dataclass
@@ -68,9 +70,15 @@ class RunningStack:
     settings: Settings
     app: FastAPI
     server: uvicorn.Server
-    worker: subprocess.Popen[bytes]
-    broker: Broker | None
+    serving: asyncio.Task[None]
+    worker: WorkerChild
+    broker: BrokerChild | None
     fake_llm: FakeServerThread | None = None
+
+    @property
+    def children(self) -> list[Child]:
+        """What the supervisor watches, in start order."""
+        return [c for c in (self.broker, self.worker) if c is not None]
 
 
 def has_real_providers(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
@@ -104,16 +112,16 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
             "providers).",
             flush=True,
         )
-    broker: Broker | None = None
+    broker: BrokerChild | None = None
     if not settings.external_kafka:
-        broker = Broker(settings)
-        await asyncio.to_thread(broker.start, attached=True)
+        broker = BrokerChild(Broker(settings))
+        await asyncio.to_thread(broker.start)
         try:  # nova-admin creates the topics and the ACLs of every principal
-            await provision(broker.admin_settings)
+            await provision(broker.broker.admin_settings)
         except BaseException:
             await asyncio.to_thread(broker.stop)
             raise
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerChild | None = None
     services: Services | None = None
     try:
         # Topics and the gateway's guards first: one that cannot be built stops us here, with
@@ -121,7 +129,9 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         services = await start_services(settings)
         # The worker verifies with the gateway's public key and is never given the private one.
         public = {"NOVA_SIGNING_PUBLIC_KEY": public_key_text(services.signer.public)}
-        worker = spawn(["worker"], settings, public if not settings.signing_public_key else None)
+        extra = public if not settings.signing_public_key else None
+        worker = WorkerChild(lambda: spawn(["worker"], settings, extra))
+        worker.start()
         app = create_app(settings, services=services)
         config = uvicorn.Config(
             app,
@@ -130,7 +140,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
             log_level="warning",
             lifespan="on",
         )
-        server = uvicorn.Server(config)
+        server = GatewayServer(config)
         serving = asyncio.create_task(server.serve(), name="gateway")
         while not server.started:
             if serving.done():
@@ -138,8 +148,10 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
                 raise ConfigError("the gateway stopped during start-up")
             await asyncio.sleep(0.05)
         try:
-            yield RunningStack(settings, app, server, worker, broker, fake)
+            yield RunningStack(settings, app, server, serving, worker, broker, fake)
         finally:
+            # Gateway first: its lifespan stops its consumers and producer while the broker is
+            # still there to say goodbye to.
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, 30)
@@ -147,15 +159,16 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         if services is not None:
             await stop_services(services)  # the lifespan did, unless the server never started
         if worker is not None:
-            await asyncio.to_thread(terminate, worker)
+            await asyncio.to_thread(worker.stop)
         if broker is not None:
             await asyncio.to_thread(broker.stop)
         if fake is not None:
             fake.stop()
 
 
-async def serve_forever(settings: Settings) -> None:
-    """``nova up``: run until Ctrl-C or SIGTERM."""
+async def serve_forever(settings: Settings) -> int:
+    """``nova up``: run and supervise until Ctrl-C or SIGTERM (0), or until a child cannot be
+    kept alive (1, after one line saying which and why)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -166,13 +179,7 @@ async def serve_forever(settings: Settings) -> None:
             f"{settings.bootstrap_servers}, ClickHouse {settings.clickhouse_url}. Ctrl-C stops.",
             flush=True,
         )
-        waiter = asyncio.create_task(stop.wait())
-        while not stop.is_set():
-            await asyncio.wait({waiter}, timeout=1.0)
-            if stack.worker.poll() is not None:
-                print(
-                    f"nova: the worker exited with {stack.worker.returncode}; stopping",
-                    file=sys.stderr,
-                )
-                break
+        code = await supervise(stack.children, stop, stack.serving)
+        print("Nova is stopping (gateway, worker, broker)…", flush=True)
     print("Nova stopped.", flush=True)
+    return code

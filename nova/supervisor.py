@@ -1,0 +1,221 @@
+"""``nova up`` keeps its children alive: a child that dies is reaped and restarted with backoff.
+
+The children are the broker (unless Kafka is external) and the lane worker; the gateway runs in
+``nova up``'s own process. Each child runs in a session of its own, so a terminal's Ctrl-C
+reaches ``nova up`` alone, which then stops gateway, worker and broker in that order (the
+gateway's consumers leave before the broker goes), and each child is asked by the kernel to
+stop if ``nova up`` dies (``PR_SET_PDEATHSIG``).
+
+The supervisor polls every child (``Popen.poll`` reaps it, so no zombie is left) and restarts a
+dead one after a backoff that doubles from :attr:`RestartPolicy.first_backoff_s`, with one log
+line naming the child, its pid and how it ended. A child that dies more than
+:attr:`RestartPolicy.max_restarts` times within :attr:`RestartPolicy.window_s` is not a hiccup
+but a fault a restart will not fix: the stack stops with one line saying so, and ``nova up``
+exits 1. The policy is pure (the clock is passed in), so it is unit-tested without processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nova.errors import LauncherError
+from nova.kafka.launcher import Broker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How often a child may die before the stack gives up on it."""
+
+    first_backoff_s: float = 1.0
+    max_backoff_s: float = 15.0
+    max_restarts: int = 5
+    window_s: float = 120.0
+
+
+@dataclass
+class RestartBudget:
+    """The deaths of one child within the policy's window."""
+
+    policy: RestartPolicy
+    deaths: list[float] = field(default_factory=list)
+
+    def record_death(self, now: float) -> float | None:
+        """The backoff before restarting, or None when the child keeps dying (give up)."""
+        self.deaths = [t for t in self.deaths if now - t < self.policy.window_s] + [now]
+        if len(self.deaths) > self.policy.max_restarts:
+            return None
+        backoff: float = self.policy.first_backoff_s * 2.0 ** (len(self.deaths) - 1)
+        return min(self.policy.max_backoff_s, backoff)
+
+
+def describe_exit(returncode: int) -> str:
+    """``exit status 1`` or ``signal SIGKILL``, as an operator reads it."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class Child(Protocol):
+    """One process ``nova up`` runs and restarts."""
+
+    name: str
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def exited(self) -> int | None:
+        """Its return code once it has ended (and is reaped), else None."""
+
+    def start(self) -> None:
+        """Start it (again); blocks until it is usable."""
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL); blocks until it is gone."""
+
+
+class WorkerChild:
+    """The lane worker: ``python -m nova worker``, started by ``spawn``."""
+
+    name = "worker"
+
+    def __init__(self, spawn: Callable[[], subprocess.Popen[bytes]]) -> None:
+        self._spawn = spawn
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def exited(self) -> int | None:
+        return self.process.poll() if self.process is not None else None
+
+    def start(self) -> None:
+        self.process = self._spawn()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            terminate(self.process)
+
+
+class BrokerChild:
+    """The local Kafka broker (:class:`~nova.kafka.launcher.Broker`), attached to us."""
+
+    name = "broker"
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    @property
+    def pid(self) -> int | None:
+        process = self.broker.process
+        return process.pid if process is not None else None
+
+    def exited(self) -> int | None:
+        process = self.broker.process
+        return process.poll() if process is not None else None
+
+    def start(self) -> None:
+        self.broker.start(attached=True)
+
+    def stop(self) -> None:
+        self.broker.abort_start()
+        self.broker.stop()
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; the process is reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def say(message: str) -> None:
+    """One line on stderr, where ``nova up``'s operator looks."""
+    print(f"nova: {message}", file=sys.stderr, flush=True)
+
+
+async def supervise(
+    children: Sequence[Child],
+    stop: asyncio.Event,
+    gateway: asyncio.Task[None],
+    policy: RestartPolicy | None = None,
+    poll_s: float = 0.5,
+) -> int:
+    """Watch ``children`` until ``stop`` is set (0) or one cannot be kept alive (1).
+
+    The gateway task ending on its own also stops the stack (1): it serves in this process and
+    a restart would not be a different process."""
+    budgets = {child.name: RestartBudget(policy or RestartPolicy()) for child in children}
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            await asyncio.wait({waiter, gateway}, timeout=poll_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                return 0
+            if gateway.done():
+                error = None if gateway.cancelled() else gateway.exception()
+                say(f"the gateway stopped ({error or 'its server exited'}); stopping")
+                return 1
+            for child in children:
+                if not await _keep_alive(child, budgets[child.name], stop, waiter):
+                    return 1
+        return 0
+    finally:
+        waiter.cancel()
+
+
+async def _keep_alive(
+    child: Child, budget: RestartBudget, stop: asyncio.Event, waiter: asyncio.Task[bool]
+) -> bool:
+    """Restart ``child`` if it has died; False when it keeps dying."""
+    code = child.exited()
+    if code is None:
+        return True
+    pid = child.pid
+    backoff = budget.record_death(time.monotonic())
+    if backoff is None:
+        policy = budget.policy
+        say(f"the {child.name} keeps dying ({len(budget.deaths)} exits within "
+            f"{policy.window_s:.0f} s, the last with {describe_exit(code)}); stopping")
+        return False
+    say(f"the {child.name} (pid {pid}) exited with {describe_exit(code)}; restarting it in "
+        f"{backoff:.0f} s")
+    await asyncio.wait({waiter}, timeout=backoff)
+    if stop.is_set():
+        return True
+    starting = asyncio.create_task(asyncio.to_thread(child.start))
+    starting.add_done_callback(_retrieve)  # a start aborted by a stop ends quietly
+    await asyncio.wait({starting, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        return True  # stopping: the caller stops the child, which aborts its start
+    try:
+        starting.result()
+    except (LauncherError, OSError) as exc:
+        say(f"the {child.name} could not be restarted: {exc}")
+        return True  # still dead: the next poll counts another death
+    say(f"the {child.name} is back (pid {child.pid})")
+    return True
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
