@@ -37,6 +37,7 @@ from gateway.tracker import RequestTracker
 from nova.entities.store import EntityStore, EntityWriter, start_or_refuse
 from nova.errors import ConfigError, StartupError
 from nova.kafka.admin import require_topics
+from nova.kafka.liveness import KafkaLiveness
 from nova.kafka.producer import RecordProducer
 from nova.settings import Settings
 from nova.signing import Signer, load_signer
@@ -53,7 +54,8 @@ class Services:
 
     settings: Settings
     schemas: SchemaSet
-    producer: RecordProducer
+    producer: RecordProducer  # refuses writes at once while ``kafka`` says Kafka is down
+    kafka: KafkaLiveness  # whether the broker answers, probed in the background
     tracker: RequestTracker
     idempotency: IdempotencyIndex  # the Idempotency-Keys of the window, and their requests
     rate_limiter: IdentityRateLimiter  # every submitted request passes it (429 beyond)
@@ -91,7 +93,10 @@ async def start_services(
     closer = contextlib.AsyncExitStack()
     try:
         await require_topics(settings, GATEWAY)
-        producer = RecordProducer(settings, schemas)
+        kafka = KafkaLiveness(settings)
+        await kafka.start()
+        closer.push_async_callback(kafka.stop)
+        producer = RecordProducer(settings, schemas, kafka)
         await producer.start()
         closer.push_async_callback(producer.stop)
         tracker = RequestTracker(settings, schemas)
@@ -128,6 +133,7 @@ async def start_services(
             settings=settings,
             schemas=schemas,
             producer=producer,
+            kafka=kafka,
             tracker=tracker,
             idempotency=idempotency,
             rate_limiter=rate_limiter,

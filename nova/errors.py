@@ -16,6 +16,7 @@ retry can help (``retriable``) so callers never inspect messages to decide.
     ├── NotFoundError            an entity id is unknown
     ├── ForbiddenError           identity boundary crossed
     ├── AuditUnavailableError    an act that must be audited first could not be (retriable)
+    ├── KafkaUnavailableError    Kafka is unreachable: a write was refused or given up (retriable)
     ├── ConflictError            contradicts an earlier operation (opposite checkpoint decision)
     ├── AuthError                missing, malformed, expired or wrongly signed credentials
     ├── LimitError               a rate limit or budget says no; names the limit (retriable)
@@ -95,6 +96,13 @@ class ForbiddenError(NovaError):
 
 class AuditUnavailableError(NovaError):
     """The audit fact an operator's change needs could not be sent, so the change was not made."""
+
+    retriable = True
+
+
+class KafkaUnavailableError(NovaError):
+    """Kafka is unreachable, so a write was refused (or given up while in flight); the message
+    says whether anything may still be written. A 503 with ``Retry-After`` at the gateway."""
 
     retriable = True
 

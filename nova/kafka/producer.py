@@ -1,20 +1,30 @@
 """Producing Nova records: Avro value, schema header, string key, idempotent producer.
 
-One :class:`RecordProducer` per process, built at start-up and passed to whoever sends.
+One :class:`RecordProducer` per process, built at start-up and passed to whoever sends. Given a
+:class:`~nova.kafka.liveness.KafkaLiveness` (the gateway's), a write while Kafka is down fails at
+once with :class:`~nova.errors.KafkaUnavailableError` instead of waiting out aiokafka's request
+timeout.
 """
 
 from __future__ import annotations
 
 from nova.kafka.clients import kafka_producer, stop_client
+from nova.kafka.liveness import KafkaLiveness
 from nova.records import Record
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet, load_schema_set
 
 
 class RecordProducer:
-    def __init__(self, settings: Settings, schemas: SchemaSet | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        schemas: SchemaSet | None = None,
+        liveness: KafkaLiveness | None = None,
+    ) -> None:
         self.settings = settings
         self.schemas = schemas or load_schema_set()
+        self.liveness = liveness
         self._producer = kafka_producer(
             settings,
             enable_idempotence=True,
@@ -35,9 +45,7 @@ class RecordProducer:
     async def send(self, topic: str, key: str, record: Record) -> None:
         """Send and wait for the broker's acknowledgement (the record is durable on return)."""
         value, headers = self.encode(topic, record)
-        await self._producer.send_and_wait(
-            self.settings.topic(topic), value, key=key.encode(), headers=headers
-        )
+        await self.send_raw(topic, key.encode(), value, headers)
 
     async def send_raw(
         self,
@@ -46,6 +54,12 @@ class RecordProducer:
         value: bytes,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        await self._producer.send_and_wait(
+        if self.liveness is None:
+            await self._producer.send_and_wait(
+                self.settings.topic(topic), value, key=key, headers=headers or []
+            )
+            return
+        self.liveness.check()  # down: refused before anything is written
+        await self.liveness.while_up(self._producer.send_and_wait(
             self.settings.topic(topic), value, key=key, headers=headers or []
-        )
+        ))
