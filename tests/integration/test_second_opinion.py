@@ -9,10 +9,14 @@ nothing; it sees the masked prompt, never an IBAN; its call is an LLM event of r
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import FakeLlm, Gateway, eventually
+from conftest import FakeLlm, Gateway, WorkerProcess, eventually, provisioned, serve_gateway
+
+from nova.kafka.launcher import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +30,27 @@ async def post(gw: Gateway, prompt: str) -> Any:
         "/api/v2/nova/requests", headers=gw.auth(ALICE, "member"),
         json={"prompt": prompt, "wait_ms": 30_000},
     )
+
+
+@pytest.fixture(scope="module")
+async def opinion(
+    broker: Any, clickhouse: Any, fake_llm: Any, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Gateway]:
+    """One gateway and one worker with the second opinion on, shared by this module's tests
+    (each sets the fake classifier's answer it needs; the controls are reset between tests)."""
+    tag = uuid.uuid4().hex[:10]
+    settings = provisioned(broker.settings(
+        environment="test", data_dir=tmp_path_factory.mktemp("opinion") / "data",
+        topic_prefix=f"t{tag}", topic_partitions=4, clickhouse_database=f"t_{tag}",
+        gateway_port=free_port(), sink_flush_interval_s=0.2, log_level="warning",
+        llm_fake_url=fake_llm.url,
+    ))
+    async with serve_gateway(settings, clickhouse.with_database(f"t_{tag}")) as gw:
+        worker = WorkerProcess(settings, dict(ON)).start()
+        try:
+            yield gw
+        finally:
+            worker.stop()
 
 
 def classifier_calls(llm_fake: FakeLlm, request_id: str) -> list[dict[str, Any]]:
@@ -44,9 +69,9 @@ async def test_off_by_default_no_classifier_is_called(
 
 
 async def test_a_classifier_reading_an_order_holds_a_request_the_rules_let_through(
-    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm, fake_llm: Any
+    opinion: Gateway, llm_fake: FakeLlm, fake_llm: Any
 ) -> None:
-    worker_factory(ON)
+    gateway = opinion
     llm_fake.control(CLASSIFIER, reply="PAYMENT")
     iban = "FR76 3000 6000 0112 3456 7890 189"
     r = await post(gateway, f"Summarise the notes of our Monday meeting about {iban}")
@@ -61,10 +86,8 @@ async def test_a_classifier_reading_an_order_holds_a_request_the_rules_let_throu
     assert llm_fake.calls(request_id) == [], "held: lane F called nobody"
 
 
-async def test_a_classifier_never_lowers_a_checkpoint(
-    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm
-) -> None:
-    worker_factory(ON)
+async def test_a_classifier_never_lowers_a_checkpoint(opinion: Gateway, llm_fake: FakeLlm) -> None:
+    gateway = opinion
     llm_fake.control(CLASSIFIER, reply="READ")
     r = await post(gateway, "Delete every file in the shared drive")
     assert r.status_code == 423, r.text
@@ -80,9 +103,9 @@ async def test_a_classifier_never_lowers_a_checkpoint(
     ],
 )
 async def test_a_classifier_that_answers_nonsense_or_late_changes_nothing(
-    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm, control: dict[str, Any], why: str
+    opinion: Gateway, llm_fake: FakeLlm, control: dict[str, Any], why: str
 ) -> None:
-    worker_factory(ON)
+    gateway = opinion
     llm_fake.control(CLASSIFIER, **control)
     r = await post(gateway, "Summarise the notes of our Monday meeting")
     assert r.status_code == 200, r.text
@@ -93,9 +116,9 @@ async def test_a_classifier_that_answers_nonsense_or_late_changes_nothing(
 
 
 async def test_the_classifier_call_lands_in_analytics_beside_lane_fs_call(
-    gateway: Gateway, worker_factory: Any, llm_fake: FakeLlm
+    opinion: Gateway, llm_fake: FakeLlm
 ) -> None:
-    worker_factory(ON)
+    gateway = opinion
     llm_fake.control(CLASSIFIER, reply="READ")
     r = await post(gateway, "Summarise the notes of our Monday meeting")
     assert r.status_code == 200, r.text
