@@ -86,7 +86,16 @@ def test_start_status_stop_leaves_no_process(broker_env: dict[str, str]):
     assert down.returncode == 1
     assert "no local broker is running" in down.stdout
 
-    started = nova(broker_env, "kafka", "start")
+    # A pid file left by a killed broker, whose pid now belongs to another process (this one).
+    pid_file = Path(data_dir) / "kafka" / "broker.pid"
+    pid_file.parent.mkdir(parents=True)
+    pid_file.write_text(str(os.getpid()))
+    stale = nova(broker_env, "kafka", "status")
+    assert stale.returncode == 1
+    assert f"no local broker is running (the pid file names pid {os.getpid()}" in stale.stdout
+    assert "stale" in stale.stdout
+
+    started = nova(broker_env, "kafka", "start")  # replaces the stale file, waits for nothing
     assert started.returncode == 0, started.stderr
     assert f"Kafka ready on 127.0.0.1:{port}" in started.stdout
     pid = int((Path(data_dir) / "kafka" / "broker.pid").read_text())
@@ -143,9 +152,24 @@ def assert_sasl_only(home: Path, port: int) -> None:
         asyncio.run(plain_client())
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
 def test_nova_up_runs_the_sasl_broker_and_serves_a_request(tmp_path: Path) -> None:
     """`nova up` as a newcomer runs it: the broker refuses a client without credentials, while
-    the gateway (nova-gateway) and the worker (nova-worker) carry a request end to end."""
+    the gateway (nova-gateway) and the worker (nova-worker) carry a request end to end; Ctrl-C
+    (SIGINT to its process group, as a terminal sends it) stops it all cleanly: exit 0, no
+    traceback, no unclosed client, no process left."""
     data_dir = tmp_path / "nova-data"
     kafka_port, gateway_port = free_port(), free_port()
     env = clean_env(NOVA_DATA_DIR=str(data_dir), NOVA_KAFKA_PORT=str(kafka_port),
@@ -158,7 +182,9 @@ def test_nova_up_runs_the_sasl_broker_and_serves_a_request(tmp_path: Path) -> No
     log_path = tmp_path / "nova-up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen([sys.executable, "-m", "nova", "up"], cwd=REPO, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              start_new_session=True)  # its own process group, as in a terminal
+    children: list[int] = []
     try:
         url = f"http://127.0.0.1:{gateway_port}"
         deadline = time.monotonic() + 180
@@ -180,13 +206,21 @@ def test_nova_up_runs_the_sasl_broker_and_serves_a_request(tmp_path: Path) -> No
                        json={"prompt": "Summarise this thread", "wait_ms": 30_000})
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "completed", r.text
+        children = children_of(up.pid)  # the broker and the worker
+        assert len(children) == 2, children
     finally:
-        up.send_signal(signal.SIGTERM)
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C
         try:
-            up.wait(60)
+            code = up.wait(30)  # a bound for a loaded machine; it takes a few seconds
         except subprocess.TimeoutExpired:
             up.kill()
             up.wait(10)
+            raise
+    output = log_path.read_text(errors="replace")
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output, output
+    assert "Unclosed" not in output, output
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
     assert processes_mentioning(str(data_dir)) == []
 
 

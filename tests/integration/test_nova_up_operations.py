@@ -1,0 +1,204 @@
+"""``nova up`` as its operator meets it: children killed under it come back, writes fail fast
+while Kafka is away, and a stop is clean.
+
+One ``nova up`` (a subprocess with its own data dir and free ports, fake providers) serves the
+whole module, in order: the worker is SIGKILLed (restarted, named in one line, a request posted
+afterwards completes); the broker is SIGKILLed (reaped, restarted; meanwhile a POST is a 503
+problem+json with ``Retry-After`` and ``/ready`` says why; afterwards requests complete and
+``nova kafka status`` names the new broker); then SIGTERM stops everything: exit 0, no
+traceback, no unclosed client, no process left. Ctrl-C (SIGINT to the process group, as a
+terminal sends it) is checked by ``test_kafka_launcher.py``'s ``nova up`` test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_kafka_launcher import REPO, clean_env, nova, processes_mentioning
+
+from nova.kafka.launcher import free_port
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def child_running(parent: int, marker: str) -> int | None:
+    """The pid of ``parent``'s live child whose command line contains ``marker``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or parent_of(int(entry.name)) != parent:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in argv and state != "Z":
+            return int(entry.name)
+    return None
+
+
+def exists(pid: int) -> bool:
+    """True while ``pid`` is in the process table, a zombie included (not yet reaped)."""
+    return Path(f"/proc/{pid}").exists()
+
+
+def until(check: Callable[[], Any], what: str, timeout_s: float = 120) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    data_dir: Path
+    url: str
+    log_path: Path
+    token: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def post(self, wait_ms: int = 30_000, **headers: str) -> httpx.Response:
+        return httpx.post(f"{self.url}/api/v2/nova/requests", timeout=90,
+                          headers={"Authorization": f"Bearer {self.token}", **headers},
+                          json={"prompt": "Summarise this thread", "wait_ms": wait_ms})
+
+    def ready(self) -> httpx.Response | None:
+        try:
+            return httpx.get(f"{self.url}/ready", timeout=10)
+        except httpx.HTTPError:
+            return None
+
+    def child(self, marker: str) -> int:
+        pid: int = until(lambda: child_running(self.proc.pid, marker),
+                         f"nova up's child {marker!r}")
+        return pid
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    home = tmp_path_factory.mktemp("nova-up")
+    data_dir = home / "nova-data"
+    gateway_port = free_port()
+    env = clean_env(NOVA_DATA_DIR=str(data_dir), NOVA_KAFKA_PORT=str(free_port()),
+                    NOVA_KAFKA_CONTROLLER_PORT=str(free_port()),
+                    NOVA_GATEWAY_PORT=str(gateway_port))
+    for key in [k for k in env if k.endswith("_API_KEY")]:
+        del env[key]  # the fake providers, whatever the developer's shell holds
+    log_path = home / "nova-up.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "nova", "up"], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    stack = Up(proc, env, data_dir, f"http://127.0.0.1:{gateway_port}", log_path, "")
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, stack.log()[-3000:]
+            r = stack.ready()
+            return r is not None and r.status_code == 200
+
+        until(ready, "nova up to be ready", 180)
+        token = nova(env, "token", "--identity", "identity-ops", "--role", "member")
+        assert token.returncode == 0, token.stderr
+        stack.token = token.stdout.strip()
+        yield stack
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def test_a_killed_worker_is_restarted_with_a_line_naming_it_and_requests_complete(up: Up):
+    worker = up.child("-m nova worker")
+    os.kill(worker, signal.SIGKILL)
+
+    until(lambda: f"nova: the worker (pid {worker}) exited with signal SIGKILL; restarting"
+          in up.log(), "the line naming the killed worker")
+    assert until(lambda: not exists(worker), "the killed worker to be reaped")
+    restarted = up.child("-m nova worker")
+    assert restarted != worker
+
+    r = up.post()
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed", r.text
+    assert up.proc.poll() is None, up.log()[-3000:]
+
+
+def test_while_the_broker_is_down_posts_fail_fast_and_everything_resumes_when_it_is_back(
+    up: Up,
+):
+    broker = up.child("kafka.Kafka")
+    os.kill(broker, signal.SIGKILL)
+
+    def refused() -> httpx.Response | None:
+        r = up.post(wait_ms=0)
+        return r if r.status_code == 503 and "nothing was written" in r.text else None
+
+    down = until(refused, "a POST refused while the broker is down")
+    assert down.headers["content-type"] == PROBLEM
+    assert int(down.headers["retry-after"]) >= 1
+    assert "Kafka is unreachable" in down.json()["detail"]
+    not_ready = up.ready()
+    if not_ready is not None and not_ready.status_code == 503:  # unless already back
+        assert not_ready.json()["kafka"].startswith("no broker at 127.0.0.1:")
+
+    until(lambda: "nova: the broker (pid " in up.log(), "the line naming the killed broker")
+    assert f"nova: the broker (pid {broker}) exited with signal SIGKILL" in up.log()
+    until(lambda: not exists(broker), "the killed broker to be reaped (no zombie)")
+    restarted = up.child("kafka.Kafka")
+
+    def ready() -> bool:
+        r = up.ready()
+        return r is not None and r.status_code == 200
+
+    until(ready, "the gateway to be ready again, without a restart", 180)
+
+    def completed() -> bool:
+        r = up.post()
+        return r.status_code == 200 and r.json()["status"] == "completed"
+
+    until(completed, "a request to complete after the broker's restart", 180)
+    status = nova(up.env, "kafka", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"broker pid {restarted} on" in status.stdout
+    assert up.proc.poll() is None, up.log()[-3000:]
+
+
+def test_sigterm_stops_everything_cleanly(up: Up):
+    children = [up.child("-m nova worker"), up.child("kafka.Kafka")]
+    up.proc.send_signal(signal.SIGTERM)
+    code = up.proc.wait(30)  # a bound for a loaded machine; it takes a few seconds
+    log = up.log()
+    assert code == 0, log[-3000:]
+    assert "Traceback" not in log, log
+    assert "Unclosed" not in log, log
+    assert "Nova stopped." in log
+    assert not any(exists(pid) for pid in children)
+    assert processes_mentioning(str(up.data_dir)) == []
