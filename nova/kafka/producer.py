@@ -54,12 +54,8 @@ class RecordProducer:
         value: bytes,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        if self.liveness is None:
-            await self._producer.send_and_wait(
-                self.settings.topic(topic), value, key=key, headers=headers or []
-            )
-            return
-        self.liveness.check()  # down: refused before anything is written
-        await self.liveness.while_up(self._producer.send_and_wait(
+        if self.liveness is not None:
+            await self.liveness.ensure_up()  # down: refused before anything is written
+        await self._producer.send_and_wait(
             self.settings.topic(topic), value, key=key, headers=headers or []
-        ))
+        )
