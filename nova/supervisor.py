@@ -32,6 +32,12 @@ from nova.kafka.launcher import Broker
 log = logging.getLogger(__name__)
 
 
+# How long a child may take to stop cleanly before it is killed: a clean stop takes a second or
+# two; a worker killed loses nothing (its uncommitted records are read again), and a broker
+# killed recovers its log at the next start.
+STOP_BUDGET_S = 8.0
+
+
 @dataclass(frozen=True)
 class RestartPolicy:
     """How often a child may die before the stack gives up on it."""
@@ -107,7 +113,7 @@ class WorkerChild:
 
     def stop(self) -> None:
         if self.process is not None:
-            terminate(self.process)
+            terminate(self.process, STOP_BUDGET_S)
 
 
 class BrokerChild:
@@ -132,7 +138,7 @@ class BrokerChild:
 
     def stop(self) -> None:
         self.broker.abort_start()
-        self.broker.stop()
+        self.broker.stop(STOP_BUDGET_S)
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
