@@ -24,7 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from analytics.client import ClickHouse
 from analytics.rows import COLUMNS, SOURCE_TOPICS, Position, Row, message_rows
 from nova.errors import NovaError, SchemaError
-from nova.kafka.clients import kafka_consumer, stop_client
+from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.kafka.producer import RecordProducer
 from nova.records import DeadLetter, now_ms
 from nova.settings import Settings
@@ -111,7 +111,7 @@ class SinkRunner:
             isolation_level="read_committed",
         )
         self._consumer = consumer
-        await consumer.start()
+        await start_client(consumer)
         try:
             await self._loop(consumer)
         finally:

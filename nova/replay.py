@@ -36,7 +36,7 @@ from analytics.queries import refresh_rollups
 from analytics.rows import SOURCE_TOPICS, Position, decode_message, message_rows
 from analytics.sink import Batch, ClickHouseSink
 from nova.errors import ConfigError, SchemaError
-from nova.kafka.clients import kafka_client, kafka_consumer, stop_client
+from nova.kafka.clients import kafka_client, kafka_consumer, start_client, stop_client
 from nova.records import (
     AuditRecord,
     CheckpointDecisionRecord,
@@ -87,7 +87,7 @@ async def scan_topics(
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     try:
-        await consumer.start()
+        await start_client(consumer)
     except Exception as exc:
         raise ConfigError(f"Kafka at {settings.bootstrap_servers} did not answer "
                           f"({type(exc).__name__}): start it with `nova kafka start` or set "

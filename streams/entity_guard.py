@@ -30,7 +30,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from nova.entities.models import entity_key
 from nova.errors import SchemaError, SignatureError
-from nova.kafka.clients import kafka_consumer, stop_client
+from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.records import EntityEvent
 from schemas.topics import entity_guard_group
 from streams.audit_facts import untrusted_fact
@@ -111,7 +111,7 @@ class EntityGuard:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        await start_client(consumer)
         try:
             while True:
                 polled = await consumer.getmany(timeout_ms=1000, max_records=500)

@@ -17,9 +17,10 @@ Three cases, from :class:`~nova.settings.Settings`:
   cluster keeps working.
 
 Nothing else in the code base constructs an aiokafka client (``tests/unit/test_kafka_clients.py``
-fails on one that does), so a new consumer cannot forget to log in. Every client is stopped
-with :func:`stop_client`, which always releases its connections and never lets aiokafka's own
-cancellations out.
+fails on one that does), so a new consumer cannot forget to log in. Consumers and producers are
+started with :func:`start_client` (a failed start leaves nothing unclosed) and every client is
+stopped with :func:`stop_client`, which always releases its connections and never lets
+aiokafka's own cancellations out.
 """
 
 from __future__ import annotations
@@ -157,6 +158,16 @@ def faust_broker(settings: Settings) -> dict[str, Any]:
 
 
 KafkaClientT: TypeAlias = AIOKafkaConsumer | AIOKafkaProducer | AIOKafkaAdminClient | AIOKafkaClient
+
+
+async def start_client(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Start ``client``; one that cannot (no broker, refused login) is stopped again, because it
+    already holds a client that would otherwise be left unclosed."""
+    try:
+        await client.start()
+    except BaseException:
+        await stop_client(client)
+        raise
 
 
 async def stop_client(client: KafkaClientT) -> None:

@@ -8,7 +8,7 @@ timeout.
 
 from __future__ import annotations
 
-from nova.kafka.clients import kafka_producer, stop_client
+from nova.kafka.clients import kafka_producer, start_client, stop_client
 from nova.kafka.liveness import KafkaLiveness
 from nova.records import Record
 from nova.settings import Settings
@@ -33,7 +33,7 @@ class RecordProducer:
         )
 
     async def start(self) -> None:
-        await self._producer.start()
+        await start_client(self._producer)
 
     async def stop(self) -> None:
         await stop_client(self._producer)

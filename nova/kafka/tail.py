@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from nova.errors import ConfigError, SchemaError
 from nova.kafka.admin import all_partitions
-from nova.kafka.clients import kafka_consumer, stop_client
+from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
 
@@ -57,7 +57,7 @@ class TopicTail(ABC):
             group_id=None,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        await start_client(consumer)
         try:
             parts = await all_partitions(consumer, self._names)
             if not parts:

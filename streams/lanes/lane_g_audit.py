@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 
 from nova.audit.chain import GENESIS_HASH, link_hash
 from nova.errors import SchemaError
-from nova.kafka.clients import kafka_consumer, stop_client
+from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.records import AuditFact, AuditRecord, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
@@ -77,7 +77,7 @@ class AuditChain:
             enable_auto_commit=False,
             isolation_level="read_uncommitted",
         )
-        await consumer.start()
+        await start_client(consumer)
         try:
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
