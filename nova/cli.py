@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from nova.errors import ConfigError, LauncherError, NovaError
+from nova.errors import ConfigError, LauncherError, NovaError, one_line
 from nova.settings import Settings, load_settings, settings_problem
 
 app = typer.Typer(
@@ -24,11 +24,15 @@ app.add_typer(kafka_app, name="kafka")
 
 
 def _settings() -> Settings:
+    from nova.kafka import quiet_kafka_client
+
     try:
-        return load_settings()
+        settings = load_settings()
     except ValueError as exc:
         _fail(settings_problem(exc))
         raise  # unreachable
+    quiet_kafka_client(settings)  # a broker that does not answer is our one line, not aiokafka's
+    return settings
 
 
 def _fail(message: str) -> None:
@@ -37,13 +41,19 @@ def _fail(message: str) -> None:
 
 
 def _guard(fn: object) -> None:
-    """Run ``fn()``, turning Nova's own errors into one-line messages."""
+    """Run ``fn()``, turning Nova's own errors, and a broker that cannot be reached, into
+    one-line messages (exit 2)."""
+    from aiokafka.errors import KafkaError
+
     try:
         fn()  # type: ignore[operator]
     except (ConfigError, LauncherError) as exc:
         _fail(str(exc))
     except NovaError as exc:
         _fail(f"{type(exc).__name__}: {exc}")
+    except (KafkaError, ConnectionError) as exc:
+        _fail(f"Kafka does not answer ({one_line(exc)}): start it with `nova kafka start` or "
+              "`nova up`, or set KAFKA_BOOTSTRAP_SERVERS to a running cluster")
 
 
 @kafka_app.command("fetch")

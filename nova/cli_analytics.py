@@ -33,13 +33,16 @@ def _fail(message: str) -> None:
 
 
 def _settings() -> Settings:
+    from nova.kafka import quiet_kafka_client
     from nova.settings import load_settings, settings_problem
 
     try:
-        return load_settings()
+        settings = load_settings()
     except ValueError as exc:
         _fail(settings_problem(exc))
         raise  # unreachable
+    quiet_kafka_client(settings)  # a broker that does not answer is our one line, not aiokafka's
+    return settings
 
 
 def _guarded(fn: Callable[[], Any]) -> Any:

@@ -51,6 +51,24 @@ def test_audit_verify_without_a_broker_is_exit_2_and_no_traceback():
     assert "is Kafka running" in done.stderr
 
 
+@pytest.mark.parametrize("command", [
+    ("kafka", "provision"),
+    ("keys", "create", "--identity", "identity-x", "--role", "member"),
+    ("entities", "adopt"),
+    ("replay", "--request", "r-1"),
+])
+def test_a_command_without_a_broker_says_so_in_one_line_and_exits_2(command, tmp_path):
+    done = nova(*command, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", NOVA_DATA_DIR=str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Unclosed" not in done.stderr
+    assert "Unable connect" not in done.stderr  # aiokafka's own log line
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("nova:")]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("nova: Kafka ")
+    assert "nova kafka start" in lines[0]
+
+
 def test_other_commands_name_a_bad_setting_the_same_way():
     done = nova("kafka", "status", NOVA_KAFKA_PORT="ninety")
     assert done.returncode == 2
