@@ -33,7 +33,7 @@ from nova.kafka.launcher import Broker, _die_with_parent, port_open
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import Settings
 from nova.signing import public_key_text
-from nova.supervisor import BrokerChild, Child, WorkerChild, supervise
+from nova.supervisor import BrokerChild, Child, FakeProvidersChild, WorkerChild, supervise
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ class RunningStack:
     serving: asyncio.Task[None]
     worker: WorkerChild
     broker: BrokerChild | None
-    fake_llm: FakeServerThread | None = None
+    fake: FakeProvidersChild | None = None
 
     @property
     def children(self) -> list[Child]:
         """What the supervisor watches, in start order."""
-        return [c for c in (self.broker, self.worker) if c is not None]
+        return [c for c in (self.fake, self.broker, self.worker) if c is not None]
 
 
 def has_real_providers(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
@@ -102,12 +102,13 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         raise ConfigError(
             f"port {settings.gateway_port} is in use: set NOVA_GATEWAY_PORT to a free port"
         )
-    fake: FakeServerThread | None = None
+    fake: FakeProvidersChild | None = None
     if not settings.llm_fake_url and not has_real_providers(settings):
-        fake = FakeServerThread().start()
-        settings = settings.model_copy(update={"llm_fake_url": fake.url})
+        fake = FakeProvidersChild(FakeServerThread().start())
+        settings = settings.model_copy(update={"llm_fake_url": fake.server.url})
         print(
-            f"No LLM provider API key is set: using Nova's fake provider server at {fake.url} "
+            "No LLM provider API key is set: using Nova's fake provider server at "
+            f"{fake.server.url} "
             "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, …, or a <PROVIDER>_BASE_URL, to call real "
             "providers).",
             flush=True,

@@ -1,7 +1,8 @@
 """``nova up`` keeps its children alive: a child that dies is reaped and restarted with backoff.
 
-The children are the broker (unless Kafka is external) and the lane worker; the gateway runs in
-``nova up``'s own process. Each child runs in a session of its own, so a terminal's Ctrl-C
+The children are the broker (unless Kafka is external), the lane worker and, without provider
+keys, the fake providers (a server thread); the gateway runs in ``nova up``'s own process and
+stops the stack if it ends. Each child runs in a session of its own, so a terminal's Ctrl-C
 reaches ``nova up`` alone, which then stops gateway, worker and broker in that order (the
 gateway's consumers leave before the broker goes), and each child is asked by the kernel to
 stop if ``nova up`` dies (``PR_SET_PDEATHSIG``).
@@ -28,6 +29,7 @@ from typing import Protocol
 
 from nova.errors import LauncherError
 from nova.kafka.launcher import Broker
+from nova.llm.fake_server import FakeServerThread
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,27 @@ class BrokerChild:
         self.broker.stop(STOP_BUDGET_S)
 
 
+class FakeProvidersChild:
+    """The fake LLM providers: a server thread in this process, restarted on the same port
+    (the worker was told its URL)."""
+
+    name = "fake providers"
+    pid = None  # a thread of nova up itself
+
+    def __init__(self, server: FakeServerThread) -> None:
+        self.server = server
+
+    def exited(self) -> int | None:
+        return None if self.server.alive else 1
+
+    def start(self) -> None:
+        self.server.stop()  # releases the port
+        self.server = FakeServerThread(self.server.host, self.server.port).start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout_s``; the process is reaped either way."""
     if proc.poll() is not None:
@@ -203,8 +226,8 @@ async def _keep_alive(
         say(f"the {child.name} keeps dying ({len(budget.deaths)} exits within "
             f"{policy.window_s:.0f} s, the last with {describe_exit(code)}); stopping")
         return False
-    say(f"the {child.name} (pid {pid}) exited with {describe_exit(code)}; restarting it in "
-        f"{backoff:.0f} s")
+    which = f"the {child.name}" + (f" (pid {pid})" if pid is not None else "")
+    say(f"{which} exited with {describe_exit(code)}; restarting it in {backoff:.0f} s")
     await asyncio.wait({waiter}, timeout=backoff)
     if stop.is_set():
         return True
@@ -218,7 +241,7 @@ async def _keep_alive(
     except (LauncherError, OSError) as exc:
         say(f"the {child.name} could not be restarted: {exc}")
         return True  # still dead: the next poll counts another death
-    say(f"the {child.name} is back (pid {child.pid})")
+    say(f"the {child.name} is back" + (f" (pid {child.pid})" if child.pid is not None else ""))
     return True
 
 

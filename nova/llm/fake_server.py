@@ -484,6 +484,11 @@ class FakeServerThread:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def alive(self) -> bool:
+        """False once the server's thread has ended (stopped, or crashed)."""
+        return self._thread.is_alive()
+
     def start(self, timeout_s: float = 10.0) -> FakeServerThread:
         self._thread.start()
         deadline = time.monotonic() + timeout_s

@@ -6,9 +6,17 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import httpx
 import pytest
 
-from nova.supervisor import RestartBudget, RestartPolicy, describe_exit, supervise
+from nova.llm.fake_server import FakeServerThread
+from nova.supervisor import (
+    FakeProvidersChild,
+    RestartBudget,
+    RestartPolicy,
+    describe_exit,
+    supervise,
+)
 
 QUICK = RestartPolicy(first_backoff_s=0.01, max_backoff_s=0.04, max_restarts=3, window_s=60)
 
@@ -101,3 +109,19 @@ async def test_a_gateway_that_ends_on_its_own_stops_the_stack(
     gateway = asyncio.create_task(crashes())
     assert await supervise([], asyncio.Event(), gateway, QUICK, poll_s=0.01) == 1
     assert "nova: the gateway stopped (address already in use); stopping" in capsys.readouterr().err
+
+
+def test_fake_providers_that_stopped_come_back_on_the_same_port() -> None:
+    """The worker was told the fake providers' URL, so a restart must keep it."""
+    child = FakeProvidersChild(FakeServerThread().start())
+    url = child.server.url
+    try:
+        assert child.exited() is None
+        child.server.stop()  # as if its thread had crashed
+        assert child.exited() == 1
+        child.start()
+        assert child.exited() is None
+        assert child.server.url == url
+        assert httpx.get(f"{url}/_calls", timeout=10).status_code == 200
+    finally:
+        child.stop()
