@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager, contextmanager
 
 import uvicorn
 from fastapi import FastAPI
@@ -72,6 +73,40 @@ def create_app(
     return app
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn for the gateway: when it starts shutting down, requests waiting for an outcome
+    (``wait_ms``) answer at once with their request as it stands, so a stop is not held up by a
+    client's wait; a request still running after ``timeout_graceful_shutdown`` is cancelled.
+
+    ``handle_signals=False`` leaves SIGINT and SIGTERM to the caller (``nova up`` decides when
+    and in which order everything stops); uvicorn would otherwise stop serving at once and
+    re-raise the signal afterwards.
+    """
+
+    def __init__(self, config: uvicorn.Config, services: Services, *,
+                 handle_signals: bool = True) -> None:
+        super().__init__(config)
+        self.services = services
+        self.handle_signals = handle_signals
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if not self.handle_signals:
+            yield
+            return
+        with super().capture_signals():
+            yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.services.tracker.release_waiters()
+        await super().shutdown(sockets)
+
+
+def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
+                          log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+
+
 async def serve(settings: Settings) -> None:
     """``nova gateway``: start every collaborator, then serve HTTP until stopped.
 
@@ -83,8 +118,6 @@ async def serve(settings: Settings) -> None:
     services = await start_services(settings)
     try:
         app = create_app(settings, services=services)
-        config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                                log_level="warning", lifespan="on")
-        await uvicorn.Server(config).serve()
+        await GatewayServer(server_config(app, settings), services).serve()
     finally:
         await stop_services(services)  # nothing left to do when the lifespan stopped them

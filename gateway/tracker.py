@@ -123,6 +123,7 @@ class RequestTracker(TopicTail):
         self.capacity = capacity
         self._views: OrderedDict[str, RequestView] = OrderedDict()
         self._changed: dict[str, asyncio.Event] = {}
+        self._releasing = False  # the gateway is stopping: waits end now
 
     # -- read side ---------------------------------------------------------------------
     def get(self, request_id: str) -> RequestView | None:
@@ -134,7 +135,8 @@ class RequestTracker(TopicTail):
         done: Callable[[RequestView], bool],
         timeout_s: float,
     ) -> RequestView | None:
-        """Wait until ``done(view)`` holds or the timeout passes; return the latest view."""
+        """Wait until ``done(view)`` holds or the timeout passes (or the gateway stops); return
+        the latest view."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
@@ -142,12 +144,20 @@ class RequestTracker(TopicTail):
             if view is not None and done(view):
                 return view
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._releasing:
                 return view
             changed = self._changed.setdefault(request_id, asyncio.Event())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
             changed.clear()
+
+    def release_waiters(self) -> None:
+        """End every wait now, each answering with its request as it stands (202 in flight):
+        the gateway is stopping, and a client's ``wait_ms`` must not hold up the shutdown. The
+        request itself is on Kafka and goes on; the client follows it by id."""
+        self._releasing = True
+        for event in self._changed.values():
+            event.set()
 
     # -- write side --------------------------------------------------------------------
     def accepted(self, rec: PipelineRecord) -> None:

@@ -18,13 +18,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.app import create_app
+from gateway.app import GatewayServer, create_app, server_config
 from gateway.services import Services, start_services, stop_services
 from nova.errors import ConfigError
 from nova.kafka import quiet_kafka_client
@@ -54,15 +54,6 @@ def spawn(
         start_new_session=True,  # Ctrl-C is ours to handle: we stop it after the gateway
         preexec_fn=_die_with_parent,
     )
-
-
-class GatewayServer(uvicorn.Server):
-    """uvicorn without its own SIGINT/SIGTERM handling: the stack decides when and in which
-    order everything stops (uvicorn would stop serving at once and re-raise the signal)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 @dataclass
@@ -134,14 +125,8 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         worker = WorkerChild(lambda: spawn(["worker"], settings, extra))
         worker.start()
         app = create_app(settings, services=services)
-        config = uvicorn.Config(
-            app,
-            host=settings.gateway_host,
-            port=settings.gateway_port,
-            log_level="warning",
-            lifespan="on",
-        )
-        server = GatewayServer(config)
+        # SIGINT and SIGTERM are ours (serve_forever): gateway, worker, broker, in that order.
+        server = GatewayServer(server_config(app, settings), services, handle_signals=False)
         serving = asyncio.create_task(server.serve(), name="gateway")
         while not server.started:
             if serving.done():
