@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from nova.errors import LauncherError
+from nova.errors import one_line
 from nova.kafka.launcher import Broker
 from nova.llm.fake_server import FakeServerThread
 
@@ -238,8 +238,8 @@ async def _keep_alive(
         return True  # stopping: the caller stops the child, which aborts its start
     try:
         starting.result()
-    except (LauncherError, OSError) as exc:
-        say(f"the {child.name} could not be restarted: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any failed start is one more death, not a crash
+        say(f"the {child.name} could not be restarted: {one_line(exc)}")
         return True  # still dead: the next poll counts another death
     say(f"the {child.name} is back" + (f" (pid {child.pid})" if child.pid is not None else ""))
     return True

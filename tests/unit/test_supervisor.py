@@ -125,3 +125,21 @@ def test_fake_providers_that_stopped_come_back_on_the_same_port() -> None:
         assert httpx.get(f"{url}/_calls", timeout=10).status_code == 200
     finally:
         child.stop()
+
+
+class CannotStart(Dies):
+    def start(self) -> None:
+        self.starts += 1
+        raise RuntimeError("the fake LLM server did not start")
+
+
+async def test_a_child_that_cannot_be_restarted_counts_as_dying_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    child = CannotStart(1, deaths=1)
+    gateway = asyncio.create_task(forever())
+    assert await supervise([child], asyncio.Event(), gateway, QUICK, poll_s=0.01) == 1
+    gateway.cancel()
+    err = capsys.readouterr().err
+    assert "could not be restarted: RuntimeError: the fake LLM server did not start" in err
+    assert err.strip().splitlines()[-1].startswith("nova: the worker keeps dying")
