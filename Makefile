@@ -25,7 +25,7 @@ demo: kafka-jars ## run the whole stack on embedded defaults, submit a scripted 
 
 test: kafka-jars ## run every test (unit, then integration on a real broker and embedded ClickHouse)
 	$(PY) -m pytest tests/unit -q
-	$(PY) -m pytest tests/integration -q
+	$(PY) -m pytest tests/integration -q -n 2  # two processes, each with its own broker: most waits are I/O
 
 lint: install ## ruff and mypy --strict on application code
 	$(VENV)/bin/ruff check nova streams schemas gateway analytics tests bench
