@@ -42,6 +42,7 @@ import uuid
 
 from analytics.client import ClickHouse
 from analytics.migrate import migrate
+from analytics.replay import replay_into
 from analytics.rows import COLUMNS, event_rows
 from analytics.sink import ClickHouseSink, SinkRunner
 from nova.ids import uuid7
@@ -49,7 +50,6 @@ from nova.kafka.admin import ensure_topics
 from nova.kafka.clients import kafka_producer
 from nova.kafka.launcher import Broker, BrokerLayout, free_port
 from nova.records import Event, LaneEvent, LlmCall, now_ms
-from nova.replay import replay_into
 from nova.settings import Settings, load_settings
 from schemas import TOPICS, load_schema_set
 

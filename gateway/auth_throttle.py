@@ -42,8 +42,8 @@ from __future__ import annotations
 import logging
 from typing import Final, Literal
 
+from nova.audit.facts import RecordSender, emit_audit_fact
 from nova.auth.throttle import WINDOW_S, FailureThrottle
-from nova.entities.audit_facts import RecordSender, emit_audit_fact
 from nova.errors import StartupError
 from nova.settings import Settings
 

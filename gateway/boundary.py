@@ -33,10 +33,10 @@ import logging
 from collections.abc import Iterable
 from typing import Final, TypeVar
 
+from nova.audit.facts import RecordSender, emit_audit_fact
 from nova.auth.tokens import Principal
 from nova.domain.governance import IDENTITY_BOUNDARY
 from nova.domain.roles import OPERATOR
-from nova.entities.audit_facts import RecordSender, emit_audit_fact
 from nova.entities.models import AnyEntity, DataspaceEntity, IdentityEntity, ThreadEntity
 from nova.entities.store import EntityStore, EntityWriter
 from nova.errors import AuditUnavailableError, ForbiddenError, NotFoundError

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from nova.convert import checkpoint_domain, from_ms
 from nova.domain.checkpoints import Checkpoint, apply_decision, expire
 from nova.errors import ConflictError, ForbiddenError, SignatureError
 from nova.kafka.tail import TopicTail
@@ -28,7 +29,6 @@ from nova.records import CheckpointDecisionRecord, PipelineRecord
 from nova.settings import Settings
 from nova.signing import Verifier
 from schemas import SchemaSet
-from streams.convert import checkpoint_domain, from_ms
 
 log = logging.getLogger(__name__)
 

@@ -13,17 +13,23 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import faust
 
-from nova.records import AuditFact, DeadLetter, Event, LaneEvent, PipelineRecord, Record, now_ms
+from nova.records import (
+    AuditFact,
+    AuditRecord,
+    DeadLetter,
+    Event,
+    LaneEvent,
+    PipelineRecord,
+    Record,
+    now_ms,
+)
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
 from streams.services import WorkerServices
-
-if TYPE_CHECKING:
-    from streams.lanes.lane_g_audit import AuditChain
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +41,20 @@ RAW: dict[str, Any] = {
 }
 
 
+class AuditAppender(Protocol):
+    """What lanes need of lane G's chain (:class:`streams.lanes.lane_g_audit.AuditChain`):
+    named here so this module, which every lane imports, imports no lane."""
+
+    async def append(self, partition: int, fact: AuditFact) -> AuditRecord: ...
+
+
 @dataclass(frozen=True)
 class LaneState:
     """The lanes' partition-local state, built with the Faust app."""
 
     held: MutableMapping[bytes, bytes]  # lane E: held requests (a changelogged table)
     llm_results: MutableMapping[bytes, bytes]  # lane F: one LLM result per request (table)
-    audit_chain: AuditChain  # lane G: chain heads of the audit partitions
+    audit_chain: AuditAppender  # lane G: chain heads of the audit partitions
     current_partition: Callable[[], int]  # the partition of the record being processed
 
 

@@ -28,12 +28,12 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from nova.audit.facts import untrusted_fact
 from nova.entities.models import entity_key
 from nova.errors import SchemaError, SignatureError
 from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.records import EntityEvent
 from schemas.topics import entity_guard_group
-from streams.audit_facts import untrusted_fact
 from streams.context import LaneContext
 
 log = logging.getLogger(__name__)

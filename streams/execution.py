@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from nova.convert import domain_masks
 from nova.domain.amounts import stated_amount
 from nova.domain.governance import GovernanceFacts, Rule, refused_providers
 from nova.domain.masking import unmask
@@ -53,7 +54,6 @@ from nova.llm.registry import Registry, deployment_registry
 from nova.llm.routing import Router, RouteRequest, RoutingDecision
 from nova.records import Alert, Event, Execution, LlmCall, PipelineRecord, now_ms
 from nova.settings import Settings
-from streams.convert import domain_masks
 from streams.spend import Charge, SpendLedger
 
 log = logging.getLogger(__name__)

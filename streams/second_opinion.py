@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final, cast
 
+from nova.convert import intent_record
 from nova.domain.intent.classifier import ACTION_RISK_ORDER, Intent, parse_action
 from nova.domain.intent.lexicon import Action
 from nova.domain.intent.second_opinion import (
@@ -31,7 +32,6 @@ from nova.domain.intent.tasks import TaskType
 from nova.llm.clients import Message
 from nova.records import Event, PipelineRecord
 from nova.records import Intent as IntentRecord
-from streams.convert import intent_record
 from streams.execution import ExecutionService
 
 ATTEMPT_BASE: Final = 100  # the classifier's attempts are 101, 102, …; lane F's start at 1

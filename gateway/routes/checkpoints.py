@@ -27,12 +27,11 @@ from gateway.bodies import StrictBody
 from gateway.checkpoints import CheckpointBook, HeldRequest
 from gateway.deps import PrincipalDep, ServicesDep
 from gateway.services import Services
+from nova.audit.facts import emit_audit_fact, fact
 from nova.auth.tokens import Principal
 from nova.domain.checkpoints import apply_decision, expire, is_submitter, may_decide
-from nova.entities.audit_facts import emit_audit_fact
 from nova.errors import ConflictError, ForbiddenError, NotFoundError
 from nova.records import CheckpointDecisionRecord, now_ms
-from streams.audit_facts import fact
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from nova.entities.audit_facts import RecordSender
+from nova.audit.facts import RecordSender
 from nova.entities.models import AnyEntity, entity_key, from_event, to_event
 from nova.entities.state import EntityState, Outcome, Stored
 from nova.errors import (

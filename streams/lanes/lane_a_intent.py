@@ -6,10 +6,10 @@ never lower it.
 
 from __future__ import annotations
 
+from nova.convert import intent_record
 from nova.domain.intent import classify
 from nova.records import PipelineRecord
 from streams.context import LaneContext
-from streams.convert import intent_record
 from streams.runtime import LaneOutcome
 
 

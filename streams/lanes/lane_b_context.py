@@ -6,12 +6,12 @@ here and refused by lane D, which sees the owners.
 
 from __future__ import annotations
 
+from nova.convert import context_record
 from nova.domain.context import DataspaceItem, ThreadMessage, build_snapshot
 from nova.domain.encoding import render_context
 from nova.entities.view import EntityView
 from nova.records import PipelineRecord
 from streams.context import LaneContext
-from streams.convert import context_record
 from streams.runtime import LaneOutcome
 
 

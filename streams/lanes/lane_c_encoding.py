@@ -7,10 +7,10 @@ record so lane D can cite them and lane F can restore the values in the answer.
 
 from __future__ import annotations
 
+from nova.convert import encoded_record
 from nova.domain.encoding import encode_rendered
 from nova.records import PipelineRecord
 from streams.context import LaneContext
-from streams.convert import encoded_record
 from streams.runtime import LaneOutcome
 
 

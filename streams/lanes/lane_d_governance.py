@@ -11,13 +11,13 @@ stopped too. The decision becomes an audit fact whatever it is.
 
 from __future__ import annotations
 
+from nova.audit.facts import governance_fact
+from nova.convert import governance_record
 from nova.domain.amounts import stated_amount
 from nova.domain.governance import GovernanceFacts, Rule, decide
 from nova.entities.view import EntityView
 from nova.records import PipelineRecord
-from streams.audit_facts import governance_fact
 from streams.context import LaneContext
-from streams.convert import governance_record
 from streams.runtime import LaneOutcome
 from streams.second_opinion import second_opinion
 

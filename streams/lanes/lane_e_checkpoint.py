@@ -31,6 +31,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from nova.audit.facts import checkpoint_fact, untrusted_fact
+from nova.convert import checkpoint_domain, checkpoint_record, from_ms
 from nova.domain.checkpoints import (
     SelfDecisionError,
     Transition,
@@ -40,9 +42,7 @@ from nova.domain.checkpoints import (
 )
 from nova.errors import ConflictError, SchemaError, SignatureError
 from nova.records import CheckpointDecisionRecord, LaneTiming, PipelineRecord, now_ms
-from streams.audit_facts import checkpoint_fact, untrusted_fact
 from streams.context import LaneContext
-from streams.convert import checkpoint_domain, checkpoint_record, from_ms
 from streams.runtime import LaneOutcome
 
 log = logging.getLogger(__name__)

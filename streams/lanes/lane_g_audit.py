@@ -21,12 +21,12 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from nova.audit.chain import GENESIS_HASH, link_hash
+from nova.audit.facts import outcome_fact
 from nova.errors import SchemaError
 from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.records import AuditFact, AuditRecord, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
-from streams.audit_facts import outcome_fact
 from streams.context import RAW, LaneContext
 from streams.runtime import LaneOutcome
 

@@ -13,7 +13,7 @@ from analytics_helpers import (
 )
 
 from analytics.queries import refresh_rollups
-from nova.replay import replay_into, request_trail
+from analytics.replay import replay_into, request_trail
 
 pytestmark = pytest.mark.integration
 

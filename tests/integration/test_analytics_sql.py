@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from analytics.access import QueryError
 from analytics.queries import lane_row_count, table_counts
 from nova.cli import app
-from nova.cli_analytics import run_sql
+from nova.cli.analytics import run_sql
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import jwt
 import pytest
 
 from nova.auth.tokens import issue_token
-from nova.cli_entities import create_key
+from nova.cli.keys import create_key
 
 pytestmark = pytest.mark.integration
 

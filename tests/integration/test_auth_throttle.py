@@ -26,7 +26,7 @@ from pipeline_checks import read_records
 
 from gateway.auth_throttle import AUTH_FAILURES
 from nova.auth.tokens import issue_token
-from nova.cli_entities import create_key
+from nova.cli.keys import create_key
 from nova.records import AuditFact
 
 pytestmark = pytest.mark.integration

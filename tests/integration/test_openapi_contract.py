@@ -42,7 +42,7 @@ from conftest import (
 )
 
 from analytics.client import ClickHouse
-from nova.cli_entities import create_key
+from nova.cli.keys import create_key
 from nova.kafka.launcher import free_port
 from nova.llm.fake_server import FakeServerThread
 

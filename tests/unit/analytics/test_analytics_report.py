@@ -12,9 +12,8 @@ import pytest
 from rich.console import Console
 
 from analytics.access import SqlResult
-from nova.cli_analytics import render_result
-from nova.replay import Trail, default_database, parse_timestamp, render_trail
-from nova.report import (
+from analytics.replay import Trail, default_database, parse_timestamp, render_trail
+from analytics.report import (
     Report,
     Section,
     gather,
@@ -24,6 +23,7 @@ from nova.report import (
     render_text,
     svg_bars,
 )
+from nova.cli.analytics import render_result
 
 
 def _report() -> Report:

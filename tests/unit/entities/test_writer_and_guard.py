@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.boundary import BoundaryGuard
+from nova.audit.facts import emit_audit_fact
 from nova.auth.tokens import Principal
-from nova.entities.audit_facts import emit_audit_fact
 from nova.entities.models import (
     DataspaceEntity,
     IdentityEntity,

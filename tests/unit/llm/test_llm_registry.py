@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nova.cli.stack import has_real_providers
 from nova.errors import ConfigError
 from nova.llm.registry import (
     base_url_variable,
@@ -14,7 +15,6 @@ from nova.llm.registry import (
     parse_registry,
 )
 from nova.settings import load_settings
-from nova.stack import has_real_providers
 
 EXPECTED_PROVIDERS = {
     "anthropic", "openai", "google", "mistral", "cohere", "meta", "groq", "together",

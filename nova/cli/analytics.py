@@ -1,4 +1,4 @@
-"""Command-line group: sql, report, replay.
+"""Commands over the analytics: ``nova sql``, ``nova report``, ``nova replay``.
 
 ``nova sql`` and ``nova report`` read through :func:`analytics.access.open_sql` (the running
 gateway first, so they work while the stack runs on embedded ClickHouse). ``nova replay``
@@ -11,7 +11,6 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,39 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from analytics.access import SqlResult, open_sql
-from nova.errors import NovaError
+from nova.cli.common import cli_settings, fail, guard_query
 from nova.settings import Settings
 
 Format = Literal["table", "csv", "json"]
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"nova: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _settings() -> Settings:
-    from nova.kafka import quiet_kafka_client
-    from nova.settings import load_settings, settings_problem
-
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        _fail(settings_problem(exc))
-        raise  # unreachable
-    quiet_kafka_client(settings)  # a broker that does not answer is our one line, not aiokafka's
-    return settings
-
-
-def _guarded(fn: Callable[[], Any]) -> Any:
-    """Nova's own errors become one line and exit 2; nothing prints a traceback."""
-    try:
-        return fn()
-    except NovaError as exc:
-        _fail(str(exc))
-    except ValueError as exc:
-        _fail(str(exc).splitlines()[0])
-    return None
 
 
 def _plain(value: Any) -> Any:
@@ -103,9 +73,9 @@ def sql_command(
 ) -> None:
     """Run read-only SQL on Nova's ClickHouse (via the running gateway when there is one)."""
     if fmt not in ("table", "csv", "json"):
-        _fail(f"--format {fmt!r}: use table, csv or json")
-    settings = _settings()
-    typer.echo(_guarded(lambda: run_sql(settings, statement, fmt)))  # type: ignore[arg-type]
+        fail(f"--format {fmt!r}: use table, csv or json")
+    settings = cli_settings()
+    typer.echo(guard_query(lambda: run_sql(settings, statement, fmt)))  # type: ignore[arg-type]
 
 
 def report_command(
@@ -113,10 +83,10 @@ def report_command(
     html: Annotated[Path | None, typer.Option("--html", help="also write this HTML file")] = None,
 ) -> None:
     """Print the cost and latency report; --html writes it as a self-contained page."""
-    from nova.report import gather, parse_since, render_html, render_text
+    from analytics.report import gather, parse_since, render_html, render_text
 
-    settings = _settings()
-    period = _guarded(lambda: parse_since(since))
+    settings = cli_settings()
+    period = guard_query(lambda: parse_since(since))
 
     def build() -> Any:
         access = open_sql(settings)
@@ -125,13 +95,13 @@ def report_command(
         finally:
             access.close()
 
-    report = _guarded(build)
+    report = guard_query(build)
     render_text(report, Console())
     if html is not None:
         try:
             html.write_text(render_html(report), encoding="utf-8")
         except OSError as exc:
-            _fail(f"cannot write {html}: {exc.strerror}: choose a writable path for --html")
+            fail(f"cannot write {html}: {exc.strerror}: choose a writable path for --html")
         typer.echo(f"wrote {html}")
 
 
@@ -153,7 +123,7 @@ def replay_command(
         TimeElapsedColumn,
     )
 
-    from nova.replay import (
+    from analytics.replay import (
         default_database,
         parse_timestamp,
         render_trail,
@@ -161,19 +131,19 @@ def replay_command(
         request_trail,
     )
 
-    settings = _settings().as_client("tools")  # reads the topics, writes none (on Kafka)
+    settings = cli_settings().as_client("tools")  # reads the topics, writes none (on Kafka)
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     if request is not None:
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("scanning topics", total=None)
-            trail = _guarded(lambda: asyncio.run(request_trail(
+            trail = guard_query(lambda: asyncio.run(request_trail(
                 settings, request, lambda done, total: bar.update(task, completed=done,
                                                                   total=total))))
         render_trail(trail, console)
         raise typer.Exit(0 if trail.found else 1)
-    start_ms = _guarded(lambda: parse_timestamp(from_timestamp)) if from_timestamp else None
+    start_ms = guard_query(lambda: parse_timestamp(from_timestamp)) if from_timestamp else None
     target = database or default_database()
 
     def run() -> Any:
@@ -189,7 +159,7 @@ def replay_command(
         finally:
             ch.close()
 
-    report = _guarded(run)
+    report = guard_query(run)
     rows = ", ".join(f"{t} {n}" for t, n in sorted(report.rows.items())) or "no rows"
     console.print(f"replayed {report.messages} messages into {report.database} in "
                   f"{report.seconds:.1f} s ({report.rate:,.0f} msg/s): {rows}"

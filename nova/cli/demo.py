@@ -20,8 +20,8 @@ from analytics.client import ClickHouse
 from analytics.queries import lane_row_count, lane_summary, status_counts
 from nova.audit.verify import verify_audit
 from nova.auth.tokens import issue_token
+from nova.cli.stack import running_stack
 from nova.settings import Settings
-from nova.stack import running_stack
 
 PROMPTS = [
     ("Summarise this thread about the Q3 roadmap", None),

@@ -1,4 +1,4 @@
-"""Command-line group: audit verification."""
+"""Command group ``nova audit``: verify the hash-chained audit topic and its signatures."""
 
 from __future__ import annotations
 

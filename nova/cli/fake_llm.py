@@ -1,4 +1,4 @@
-"""Command-line group: the fake LLM provider server used by tests, benchmarks and the demo."""
+"""Command ``nova fake-llm``: the fake LLM providers the tests, benchmarks and demo use."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command-line group: API keys (and the identity a first key needs).
+"""Command group: credentials. ``nova token`` mints a JWT, ``nova keys`` creates API keys.
 
 ``nova keys create`` is how an operator on the machine bootstraps access: it writes the key's
 salted hash to the ``entities`` topic and prints the plaintext once, on stdout alone, so
@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from nova.cli.common import cli_settings, fail, guard
 
 if TYPE_CHECKING:
     from nova.settings import Settings
@@ -87,16 +89,14 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="display name of a new identity")] = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from nova.cli import _fail, _guard, _settings
-
-    settings = _settings()
+    settings = cli_settings()
 
     def run() -> None:
         try:
             plaintext, created = asyncio.run(
                 create_key(settings, identity, role, user=user, sphere=sphere, name=name))
         except ValueError as exc:  # an identity, user or sphere outside the allowed shapes
-            _fail(f"invalid identity: {exc}")
+            fail(f"invalid identity: {exc}")
             return
         if created:
             typer.echo(f"created identity {identity} (sphere {sphere})", err=True)
@@ -104,7 +104,7 @@ def keys_create(
                    "shown once, store it now:", err=True)
         typer.echo(plaintext)
 
-    _guard(run)
+    guard(run)
 
 
 @keys_app.command("signing")
@@ -123,74 +123,26 @@ def keys_signing() -> None:
     typer.echo(f"NOVA_SIGNING_PUBLIC_KEY={public_key_text(private.public_key())}")
 
 
-entities_app = typer.Typer(help="Entity records: re-sign those written before signing existed.",
-                           no_args_is_help=True)
-
-
-async def adopt_entities(
-    settings: Settings, *, write: bool, reject: frozenset[str] = frozenset()
-) -> list[tuple[str, str]]:
-    """Every key whose records are all unsigned, and what was (or would be) done with it.
-
-    With ``write``, each is re-signed with the gateway's key as its next version, or, when its
-    key is in ``reject``, signed as deleted (the key keeps a signed state and nothing live).
-    """
-    from nova.entities.store import EntityStore, EntityWriter
-    from nova.kafka.producer import RecordProducer
-    from nova.signing import load_signer
-
-    settings = settings.as_client("gateway")  # the gateway's principal is the entities' writer
-    signer = load_signer(settings)
-    producer = RecordProducer(settings)
-    await producer.start()
-    store = EntityStore(settings, verifier=signer.verifier)
-    done: list[tuple[str, str]] = []
-    try:
-        await store.start()
-        writer = EntityWriter(producer, store, signer)
-        for key, event in sorted(store.unadopted.items()):
-            rejected = key in reject
-            verb = "rejected" if rejected else "adopted"
-            if write:
-                await writer.adopt(event, reject=rejected)
-            done.append((key, f"{verb if write else 'would be ' + verb}: owner "
-                              f"{event.owner_identity}, version {event.version}"
-                              f"{', deleted' if event.deleted else ''}"))
-    finally:
-        await store.stop()
-        await producer.stop()
-    return done
-
-
-@entities_app.command("adopt")
-def entities_adopt(
-    yes: Annotated[bool, typer.Option("--yes", help="re-sign them (default: only list)")]
-    = False,
-    reject: Annotated[list[str] | None, typer.Option(
-        help="a key (type:id) to sign as deleted instead, repeatable")] = None,
+def token(
+    identity: Annotated[str, typer.Option(help="identity the token acts for")],
+    role: Annotated[list[str], typer.Option(help="role(s): member, approver, admin, analyst "
+                                                 "(within the identity), operator")],
+    sub: Annotated[str | None, typer.Option(help="user id (default: the identity)")] = None,
 ) -> None:
-    """List entity records nothing signed (written before signing existed, or forged); with
-    --yes, re-sign them with the gateway's key so the views and the worker accept them.
+    """Mint a JWT with the configured NOVA_JWT_SECRET (operators and scripts on this machine)."""
+    from datetime import UTC, datetime
 
-    Review the list first: adopting a forged record makes it the gateway's. The worker refuses
-    to start while any is left, so a rule or budget written before the upgrade is never
-    silently dropped.
-    """
-    from nova.cli import _guard, _settings
+    from nova.auth.tokens import issue_token
 
-    settings = _settings()
-
-    def run() -> None:
-        done = asyncio.run(adopt_entities(settings, write=yes, reject=frozenset(reject or ())))
-        for key, what in done:
-            typer.echo(f"{key}: {what}")
-        typer.echo(f"{len(done)} unsigned entity records"
-                   + ("" if yes or not done else "; run again with --yes to re-sign them"))
-
-    _guard(run)
+    settings = cli_settings()
+    guard(
+        lambda: typer.echo(
+            issue_token(settings, sub or identity, identity, role, datetime.now(UTC))
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the ``nova`` app."""
+    app.command()(token)
     app.add_typer(keys_app, name="keys")
-    app.add_typer(entities_app, name="entities")

@@ -1,0 +1,69 @@
+"""Commands that run Nova's processes: ``nova up``, ``demo``, ``worker`` and ``gateway``.
+
+``up`` and ``demo`` run the whole stack in this process tree (:mod:`nova.cli.stack`); ``worker``
+and ``gateway`` run one component each, for deployments that place them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from nova.cli.common import cli_settings, guard
+
+
+def worker() -> None:
+    """Run the seven lane agents (a Faust worker)."""
+    from streams.worker import run_worker
+
+    settings = cli_settings()
+    guard(lambda: run_worker(settings))  # a guard that cannot be built: one line, exit 2
+
+
+def gateway() -> None:
+    """Run the HTTP gateway (and the ClickHouse sink) on NOVA_GATEWAY_PORT."""
+    from gateway.app import serve
+
+    settings = cli_settings()
+    guard(lambda: asyncio.run(serve(settings)))  # a guard that cannot be built: one line, exit 2
+
+
+def up() -> None:
+    """Run the whole stack in the foreground on embedded defaults, restarting a worker or broker
+    that dies; Ctrl-C stops all of it (exit 1 when a child keeps dying)."""
+    from nova.cli.stack import serve_forever
+
+    settings = cli_settings()
+    code = 0
+
+    def run() -> None:
+        nonlocal code
+        code = asyncio.run(serve_forever(settings))
+
+    guard(run)
+    raise typer.Exit(code)
+
+
+def demo(
+    requests: Annotated[int, typer.Option(help="how many scripted requests to submit")] = 30,
+) -> None:
+    """Start the stack, submit a scripted batch, print per-lane latency from ClickHouse, stop."""
+    from nova.cli.demo import run_demo
+
+    settings = cli_settings()
+    code = 0
+
+    def run() -> None:
+        nonlocal code
+        code = asyncio.run(run_demo(settings, requests))
+
+    guard(run)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to the ``nova`` app."""
+    for command in (worker, gateway, up, demo):
+        app.command()(command)
