@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from analytics.client import ClickHouse
 from gateway import problems
+from gateway.live.messages import MAX_FRAME
 from gateway.routes import (
     analytics,
     auth,
@@ -18,6 +19,7 @@ from gateway.routes import (
     dataspaces,
     health,
     identities,
+    live,
     llm,
     monitoring,
     requests,
@@ -70,6 +72,7 @@ def create_app(
     app.include_router(rules.router)
     app.include_router(llm.router)
     app.include_router(monitoring.router)
+    app.include_router(live.router)
     return app
 
 
@@ -104,7 +107,8 @@ class GatewayServer(uvicorn.Server):
 
 def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                          log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+                          log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
+                          ws_max_size=MAX_FRAME)
 
 
 async def serve(settings: Settings) -> None:

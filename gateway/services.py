@@ -31,6 +31,8 @@ from gateway.auth_throttle import AuthThrottle, build_failure_throttle
 from gateway.boundary import BoundaryGuard
 from gateway.checkpoints import CheckpointBook
 from gateway.idempotency import IdempotencyIndex
+from gateway.live.adapter import RecordAdapter
+from gateway.live.feed import LiveFeed
 from gateway.llm_state import LlmState, build_llm_state
 from gateway.ratelimit import IdentityRateLimiter, build_rate_limiter
 from gateway.tracker import RequestTracker
@@ -65,6 +67,7 @@ class Services:
     entity_writer: EntityWriter
     boundary: BoundaryGuard  # every resource id and request reference passes it
     checkpoints: CheckpointBook
+    live: LiveFeed  # the WebSocket events, tailed from Kafka (gateway.live)
     llm: LlmState  # router and health view of the LLM routes
     clickhouse: ClickHouse | None  # analytics, when this gateway has ClickHouse
     sink: SinkRunner | None  # the Kafka → ClickHouse sink, when this gateway runs it
@@ -119,6 +122,10 @@ async def start_services(
         checkpoints = CheckpointBook(settings, schemas, signer.verifier)
         await checkpoints.start()
         closer.push_async_callback(checkpoints.stop)
+        live = LiveFeed(settings, schemas, RecordAdapter(
+            signer.verifier.verify_decision, lambda cp_id: _submitter(checkpoints, cp_id)))
+        await live.start()
+        closer.push_async_callback(live.stop)
         if clickhouse is None and settings.run_sink:
             clickhouse = await asyncio.to_thread(build_clickhouse, settings)
             closer.callback(_close_quietly, clickhouse)
@@ -143,6 +150,7 @@ async def start_services(
             entity_writer=writer,
             boundary=BoundaryGuard(store, writer, producer),
             checkpoints=checkpoints,
+            live=live,
             llm=llm,
             clickhouse=clickhouse,
             sink=sink,
@@ -151,6 +159,11 @@ async def start_services(
     except BaseException:
         await closer.aclose()
         raise
+
+
+def _submitter(book: CheckpointBook, checkpoint_id: str) -> str | None:
+    held = book.get(checkpoint_id)
+    return None if held is None else held.user_id
 
 
 def gateway_signer(settings: Settings) -> Signer:

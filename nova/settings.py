@@ -130,6 +130,20 @@ class Settings(BaseSettings):
     sink_batch_size: int = 5000
     sink_flush_interval_s: float = 0.5
 
+    # Live events (``/api/v2/ws``, gateway.live)
+    live_replay_window_s: float = Field(
+        default=300.0, gt=0,
+        description="how far back a reconnecting client may resume from (gateway.live.hub)",
+    )
+    live_replay_max: int = Field(default=10_000, ge=1,
+                                 description="events a gateway keeps for resuming, at most")
+    live_queue_max: int = Field(
+        default=1000, ge=100,
+        description="events waiting for one client, at most; beyond, it is closed with 4413",
+    )
+    live_auth_timeout_s: float = Field(default=5.0, gt=0,
+                                       description="time a client has to send its auth frame")
+
     # Auth
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "nova"

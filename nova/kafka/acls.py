@@ -61,7 +61,7 @@ def _access(write: tuple[KafkaClient, ...], read: tuple[KafkaClient, ...]) -> To
 _LANE = _access(write=(WORKER,), read=(WORKER,))
 
 ACCESS: dict[str, TopicAccess] = {
-    "requests": _access(write=(GATEWAY,), read=(WORKER, TOOLS)),
+    "requests": _access(write=(GATEWAY,), read=(WORKER, GATEWAY, TOOLS)),  # gateway: live feed
     "intents": _LANE,
     "contexts": _LANE,
     "encoded": _LANE,

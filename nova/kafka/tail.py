@@ -33,6 +33,7 @@ class TopicTail(ABC):
 
     TOPICS: tuple[str, ...] = ()
     START: Literal["beginning", "end"] = "end"
+    MAX_RECORDS: int = 5000  # per poll: a view whose apply wakes other tasks polls fewer
 
     def __init__(self, settings: Settings, schemas: SchemaSet) -> None:
         self.settings = settings
@@ -87,20 +88,35 @@ class TopicTail(ABC):
             await stop_client(self._consumer)
             self._consumer = None
 
-    def _apply_batch(self, polled: dict[TopicPartition, list[Any]]) -> None:
-        for tp, messages in polled.items():
-            topic = self._names[tp.topic]
-            codec = self.schemas[TOPICS[topic].value_schema]
+    def decode(self, topic: str, message: Any) -> dict[str, Any]:
+        """The value of ``message`` (a record of logical ``topic``), decoded with its codec."""
+        codec = self.schemas[TOPICS[topic].value_schema]
+        return codec.decode(message.value, message.headers)
+
+    def apply_polled(self, polled: list[tuple[str, list[Any]]]) -> None:
+        """Fold one poll: (logical topic, that partition's records in offset order) pairs.
+
+        The default decodes each record and calls :meth:`apply`, skipping what does not decode.
+        A view that needs a record's coordinates (partition, offset, timestamp, headers) or an
+        order across partitions overrides this instead.
+        """
+        for topic, messages in polled:
             for msg in messages:
                 try:
-                    self.apply(topic, codec.decode(msg.value, msg.headers))
+                    self.apply(topic, self.decode(topic, msg))
                 except (SchemaError, ValueError) as exc:
-                    log.debug("%s skipped %s/%s: %s", type(self).__name__, tp, msg.offset, exc)
+                    log.debug("%s skipped %s[%s]@%s: %s", type(self).__name__, topic,
+                              msg.partition, msg.offset, exc)
+
+    def _apply_batch(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        self.apply_polled([(self._names[tp.topic], messages) for tp, messages in polled.items()])
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
-                self._apply_batch(await consumer.getmany(timeout_ms=1000, max_records=5000))
+                self._apply_batch(await consumer.getmany(timeout_ms=1000,
+                                                         max_records=self.MAX_RECORDS))
+                await asyncio.sleep(0)  # records already fetched come back without a yield
             except asyncio.CancelledError:
                 raise
             except Exception:
