@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conftest import Gateway, SessionBroker, WorkerProcess, provisioned, serve_gateway
+from conftest import (
+    Gateway,
+    SessionBroker,
+    WorkerProcess,
+    eventually,
+    provisioned,
+    serve_gateway,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -90,6 +97,21 @@ class LiveClient:
         return set(request_ids) <= done
 
 
+async def warm_up(gw: Gateway, timeout_s: float = 240.0) -> None:
+    """One request through the seven lanes: the worker is up and has its partitions (its
+    start takes a while on a loaded machine; the tests' own deadlines start after it)."""
+    r = await gw.http.post("/api/v2/nova/requests", json={"prompt": "Summarise this"},
+                           headers=gw.auth(unique("warmup"), "member"))
+    assert r.status_code == 202, r.text
+    rid = r.json()["request_id"]
+
+    async def done() -> bool:
+        view = gw.services.tracker.get(rid)
+        return view is not None and view.finished
+
+    await eventually(done, timeout_s, 0.2, message="the worker to serve a first request")
+
+
 def ws_url(gw: Gateway) -> str:
     return gw.url.replace("http://", "ws://") + "/api/v2/ws"
 
@@ -130,6 +152,7 @@ async def live_stack(broker: SessionBroker, clickhouse: ClickHouse, data_dir: An
                              ) as gw:
         worker = WorkerProcess(settings).start()
         try:
+            await warm_up(gw)
             yield gw, worker
         finally:
             worker.stop()

@@ -7,6 +7,7 @@ are real requests through the seven lanes, the flood is records written to the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -180,21 +181,29 @@ async def test_a_client_that_stops_reading_is_closed_and_costs_a_bounded_queue(
     """The slow client reads nothing while the flood lasts; the fast one gets every event.
 
     The flood is finished requests written to ``completed`` (nine messages each: the start,
-    seven lanes, the end), more than the kernel's socket buffers and the queue hold together
-    (a few megabytes on loopback; uncompressed, or the flood would fit).
+    seven lanes, the end) until the gateway drops the slow client: more than the kernel's
+    socket buffers and the queue hold together (a few megabytes on loopback; uncompressed, or
+    the flood would fit).
     """
     flood = unique("flood")
     hub = gw.services.live.hub
     limit = gw.settings.live_queue_max
-    n = 2500
     dropped = hub.dropped_slow
     token = gw.token(flood, "member")
-    async with (live(gw, token, max_queue=1, sock=small_socket(gw), compression=None) as slow,
+    async with (live(gw, token, max_queue=1, sock=small_socket(gw), compression=None,
+                     ping_interval=None) as slow,
                 live(gw, token, max_queue=None) as fast):
         await slow.subscribe()
         await fast.subscribe()
         producer = RecordProducer(gw.settings)
         await producer.start()
+        peak = 0
+
+        async def sample() -> None:  # what the hub holds for its clients, while it all runs
+            nonlocal peak
+            while True:
+                peak = max(peak, hub.stats()["queued"])
+                await asyncio.sleep(0.001)
 
         def finished(i: int) -> tuple[str, PipelineRecord]:
             rid = f"flood-{uuid.uuid4().hex}-{i}"
@@ -204,34 +213,33 @@ async def test_a_client_that_stops_reading_is_closed_and_costs_a_bounded_queue(
                     LaneTiming(lane=x, status="ok", started_at=0, duration_ms=1.0)
                     for x in "ABCDEFG"))
 
-        peak = 0
-
-        async def sample() -> None:  # what the hub holds for its clients, while it all runs
-            nonlocal peak
-            while True:
-                peak = max(peak, hub.stats()["queued"])
-                await asyncio.sleep(0.001)
+        async def overflowed() -> bool:
+            return hub.dropped_slow > dropped
 
         sampler = asyncio.create_task(sample())
+        n = 0
         try:
-            for start in range(0, n, 250):
-                await asyncio.gather(*(producer.send("completed", *finished(i))
-                                       for i in range(start, min(n, start + 250))))
+            while n < 10_000 and not await overflowed():
+                await asyncio.gather(*(producer.send("completed", *finished(n + i))
+                                       for i in range(250)))
+                n += 250
+                with contextlib.suppress(AssertionError):
+                    await eventually(overflowed, 1.0, 0.05)
+            assert await overflowed(), f"{n} requests did not overflow the slow client"
+            assert hub.dropped_slow == dropped + 1
+            assert hub.stats()["subscribers"] == 1  # the slow one has left the hub
+            # the slow one now reads: what its socket held, then the close code
+            with pytest.raises(ConnectionClosed) as closed:
+                await slow.drain()
             everything = await fast.until(lambda events: len(events) >= 9 * n, 120)
         finally:
             sampler.cancel()
             await producer.stop()
-        assert len(everything) == 9 * n
-        assert peak > 0  # the sampler saw the queues at work
-        assert hub.dropped_slow == dropped + 1
-        assert peak <= 2 * limit  # two subscribers' queues at most, never the flood
-        assert hub.stats()["subscribers"] == 1  # the slow one has left the hub
-        # the slow one now reads: what its socket held, then the close code
-        with pytest.raises(ConnectionClosed) as closed:
-            await slow.drain()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4413
         assert len(slow.events()) < 9 * n
+        assert len(everything) == 9 * n
+        assert 0 < peak <= 2 * limit  # two subscribers' queues at most, never the flood
 
 
 # -- authentication ----------------------------------------------------------------------
