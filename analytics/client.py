@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
-from clickhouse_connect.driver.exceptions import ProgrammingError
+from clickhouse_connect.driver.exceptions import OperationalError, ProgrammingError
 
 from analytics.statements import Catalogue, RefusedQueryError, analyst_statement
 from nova.errors import ConfigError
@@ -53,9 +53,16 @@ READONLY_SETTINGS: dict[str, Any] = {"max_execution_time": READONLY_MAX_EXECUTIO
                                      "readonly": 1}
 
 def _connect(dsn: str) -> Any:
-    """One clickhouse-connect client; a locked chdb path becomes a one-line ConfigError."""
+    """One clickhouse-connect client; a locked chdb path, or a server that does not answer,
+    becomes a one-line ConfigError naming the fix."""
     try:
         return clickhouse_connect.get_client(dsn=dsn)
+    except OperationalError as exc:  # the client asks the server for its version at once
+        where = dsn.split("@")[-1]  # never the password
+        raise ConfigError(
+            f"ClickHouse at {where} does not answer ({type(exc).__name__}): start that server, "
+            "or fix NOVA_CLICKHOUSE_DSN (unset, Nova uses its embedded ClickHouse)"
+        ) from exc
     except ProgrammingError as exc:
         path = dsn.removeprefix("chdb://")
         raise ConfigError(

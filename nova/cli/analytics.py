@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analytics.access import SqlResult, open_sql
+from analytics.access import QueryError, SqlResult, open_sql
 from nova.cli.common import cli_settings, fail, guard_query
 from nova.settings import Settings
 
@@ -92,6 +92,12 @@ def report_command(
         access = open_sql(settings)
         try:
             return gather(access, period)
+        except QueryError as exc:
+            if "UNKNOWN_TABLE" not in str(exc):
+                raise
+            fail(f"no analytics tables in database {settings.clickhouse_database!r} yet: start "
+                 "Nova once (`nova up` or `nova gateway` creates them), or point "
+                 "NOVA_CLICKHOUSE_DSN / NOVA_CLICKHOUSE_DATABASE at Nova's analytics")
         finally:
             access.close()
 

@@ -23,23 +23,15 @@ def register(app: typer.Typer) -> None:
         from aiokafka.errors import KafkaError
 
         from nova.audit.verify import verify_audit
-        from nova.errors import NovaError
-        from nova.settings import load_settings, settings_problem
+        from nova.cli.common import KAFKA_FIX, cli_settings, fail
+        from nova.errors import NovaError, one_line
 
-        try:
-            settings = load_settings().as_client("tools")  # reads the topics, writes none
-        except ValueError as exc:  # exit 1 says the chain is broken: a bad setting is 2
-            typer.echo(f"nova: {settings_problem(exc)}", err=True)
-            raise typer.Exit(2) from None
+        # exit 1 says the chain is broken: a bad setting or a broker away is 2
+        settings = cli_settings().as_client("tools")  # reads the topics, writes none
         try:
             result = asyncio.run(verify_audit(settings))
         except (NovaError, OSError, KafkaError) as exc:
-            typer.echo(
-                f"nova: cannot read the audit topic ({exc}); is Kafka running "
-                "(`nova kafka start` or KAFKA_BOOTSTRAP_SERVERS)?",
-                err=True,
-            )
-            raise typer.Exit(2) from exc
+            fail(f"cannot read the audit topic ({one_line(exc)}); is Kafka running? {KAFKA_FIX}")
         report = result.report
         typer.echo(f"checked {report.checked} audit records in {result.partitions} partitions")
         if report.ok:

@@ -18,9 +18,13 @@ def register(app: typer.Typer) -> None:
         ] = "127.0.0.1",
     ) -> None:
         """Serve the Anthropic Messages and OpenAI Chat Completions APIs, deterministically."""
+        from nova.cli.common import fail
         from nova.llm.fake_server import serve
 
-        typer.echo(
-            f"fake LLM providers on http://{host}:{port} (control: POST /_control/<provider>)"
-        )
-        serve(host, port)
+        try:
+            serve(host, port, announce=lambda: typer.echo(
+                f"fake LLM providers on http://{host}:{port} (control: POST /_control/<provider>)"
+            ))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose a free port "
+                 "with --port")

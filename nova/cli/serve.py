@@ -16,17 +16,17 @@ from nova.cli.common import cli_settings, guard
 
 def worker() -> None:
     """Run the seven lane agents (a Faust worker)."""
+    settings = cli_settings()  # before Faust's imports: a bad setting is answered at once
     from streams.worker import run_worker
 
-    settings = cli_settings()
     guard(lambda: run_worker(settings))  # a guard that cannot be built: one line, exit 2
 
 
 def gateway() -> None:
     """Run the HTTP gateway (and the ClickHouse sink) on NOVA_GATEWAY_PORT."""
+    settings = cli_settings()
     from gateway.app import serve
 
-    settings = cli_settings()
     guard(lambda: asyncio.run(serve(settings)))  # a guard that cannot be built: one line, exit 2
 
 

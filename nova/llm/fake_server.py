@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -455,9 +456,22 @@ def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     )
 
 
-def serve(host: str = "127.0.0.1", port: int = 8300) -> None:
-    """Run the fake server in the foreground until interrupted (the ``nova fake-llm`` command)."""
-    uvicorn.Server(_config(create_app(), host, port)).run()
+def serve(host: str = "127.0.0.1", port: int = 8300, announce: Callable[[], None] = lambda: None,
+          ) -> None:
+    """Run the fake server in the foreground until interrupted (the ``nova fake-llm`` command).
+
+    The port is bound before anything is served, so one in use is an ``OSError`` the command
+    turns into its one line, not uvicorn's log and exit 3.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    announce()
+    uvicorn.Server(_config(create_app(), host, port)).run(sockets=[sock])
 
 
 class FakeServerThread:

@@ -91,3 +91,20 @@ def test_nova_worker_without_kafka_for_its_entity_view_exits_2(settings: Setting
     line = assert_one_line_refusal(proc, "the worker")
     assert dead.bootstrap_servers in line
     assert "nova kafka start" in line
+
+
+def test_nova_gateway_with_a_clickhouse_server_that_does_not_answer_exits_2(
+    settings: Settings,
+) -> None:
+    """Kafka answers; the analytics store does not: one line naming the setting, no traceback
+    (the CLI table test in ``tests/unit/test_cli_errors.py`` covers the commands without a
+    broker)."""
+    load_signer(settings)  # no "created the signing key" line: the refusal is all there is
+    proc = nova(settings, "gateway", NOVA_CLICKHOUSE_DSN=f"http://127.0.0.1:{free_port()}",
+                NOVA_GATEWAY_PORT=str(free_port()))
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("nova: ClickHouse at http://127.0.0.1:"), lines[0]
+    assert "NOVA_CLICKHOUSE_DSN" in lines[0]
