@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NOVA := $(VENV)/bin/nova
 PYTHON ?= python3
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
 
@@ -23,7 +24,11 @@ kafka-jars: install ## fetch the Apache Kafka broker jars with mvn (cached outsi
 demo: kafka-jars ## run the whole stack on embedded defaults, submit a scripted batch, print the report
 	$(NOVA) demo
 
-test: kafka-jars ## run every test (unit, then integration on a real broker and embedded ClickHouse)
+browser: ## install Debian's chromium (the console's browser tests drive it) when it is missing
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test: kafka-jars browser ## run every test (unit, then integration on a real broker, embedded ClickHouse and chromium)
 	$(PY) -m pytest tests/unit -q
 	$(PY) -m pytest tests/integration -q -n 2  # two processes, each with its own broker: most waits are I/O
 
@@ -44,4 +49,4 @@ up: kafka-jars ## run the stack in the foreground (Ctrl-C stops all of it)
 clean: ## remove the virtualenv and caches (Nova's data dir is left alone)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install kafka-jars demo test lint bench up clean
+.PHONY: help install kafka-jars browser demo test lint bench up clean

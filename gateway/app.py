@@ -16,6 +16,7 @@ from gateway.routes import (
     analytics,
     auth,
     checkpoints,
+    console,
     dataspaces,
     health,
     identities,
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(llm.router)
     app.include_router(monitoring.router)
     app.include_router(live.router)
+    app.include_router(console.router)
     return app
 
 

@@ -43,7 +43,7 @@ class HeldRequest:
         return self.record.user_id
 
     def to_json(self) -> dict[str, object]:
-        cp = self.checkpoint
+        cp, gov = self.checkpoint, self.record.governance
         return {
             "checkpoint_id": cp.checkpoint_id,
             "request_id": cp.request_id,
@@ -61,6 +61,9 @@ class HeldRequest:
             "approvals_missing": cp.approvals_missing,
             "action": self.record.intent.action if self.record.intent else None,
             "prompt": self.record.prompt,
+            "thread_id": self.record.thread_id,
+            "fired_rules": list(gov.fired_rules) if gov else [],
+            "governance_reasons": list(gov.reasons) if gov else [],
         }
 
 
