@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nova.convert import checkpoint_domain, from_ms
-from nova.domain.checkpoints import Checkpoint, apply_decision, expire
-from nova.errors import ConflictError, ForbiddenError, SignatureError
+from nova.domain.checkpoints import Checkpoint, expire, parse_verb, transition
+from nova.errors import ForbiddenError, SignatureError
 from nova.kafka.tail import TopicTail
 from nova.records import CheckpointDecisionRecord, PipelineRecord
 from nova.settings import Settings
@@ -68,29 +68,18 @@ class HeldRequest:
 
 
 def fold_decision(held: HeldRequest, decision: CheckpointDecisionRecord) -> HeldRequest:
-    """Apply a (verified) decision as lane E does; conflicting, late, foreign or self-made
-    ones leave the state unchanged."""
+    """Apply a (verified) decision or expiry with lane E's transition, at the time it was made
+    (an expiry once this gateway's clock shows the checkpoint overdue, as lane E's does);
+    conflicting, foreign or self-made ones leave the state unchanged, a late one expires it."""
     cp = held.checkpoint
     if decision.checkpoint_id != cp.checkpoint_id or decision.identity_id != cp.identity_id:
         return held
-    when = from_ms(decision.decided_at)
-    if decision.decision == "expire":
-        if when < cp.expires_at or datetime.now(UTC) < cp.expires_at:
-            return held  # lane E ignores a premature expiry too (by its own clock)
-        return replace(held, checkpoint=expire(cp, when).checkpoint)
     try:
-        changed = apply_decision(
-            cp,
-            decision.decision,  # type: ignore[arg-type]
-            decision.actor,
-            when,
-            decision.reason,
-        )
-    except ConflictError:
-        return replace(held, checkpoint=expire(cp, when).checkpoint)  # late: lane E expires it
+        outcome = transition(cp, parse_verb(decision.decision), decision.actor,
+                             from_ms(decision.decided_at), datetime.now(UTC), decision.reason)
     except ForbiddenError:
-        return held
-    return replace(held, checkpoint=changed.checkpoint)
+        return held  # the submitter's: lane E refuses it too
+    return replace(held, checkpoint=outcome.checkpoint)
 
 
 class CheckpointBook(TopicTail):

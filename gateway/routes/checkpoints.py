@@ -29,7 +29,7 @@ from gateway.deps import PrincipalDep, ServicesDep
 from gateway.services import Services
 from nova.audit.facts import emit_audit_fact, fact
 from nova.auth.tokens import Principal
-from nova.domain.checkpoints import apply_decision, expire, is_submitter, may_decide
+from nova.domain.checkpoints import is_submitter, may_decide, transition
 from nova.errors import ConflictError, ForbiddenError, NotFoundError
 from nova.records import CheckpointDecisionRecord, now_ms
 
@@ -120,13 +120,12 @@ async def decide(
     async with services.checkpoints.lock(checkpoint_id):
         held = services.checkpoints.get(checkpoint_id) or held  # the state after any decision ahead
         now = datetime.now(UTC)
-        cp = expire(held.checkpoint, now).checkpoint
-        if cp.status == "expired":
-            raise ConflictError("this checkpoint has expired")
-        transition = apply_decision(
-            cp, decision, principal.sub, now, body.reason
-        )  # 409 if opposite
-        if transition.changed:
+        cp = held.checkpoint
+        outcome = transition(cp, decision, principal.sub, now, now, body.reason)
+        if outcome.conflict is not None:  # the opposite decision came first, or too late
+            expired = outcome.checkpoint.status == "expired"
+            raise ConflictError("this checkpoint has expired" if expired else outcome.conflict)
+        if outcome.changed:
             record = services.signer.sign_decision(
                 CheckpointDecisionRecord(
                     checkpoint_id=cp.checkpoint_id,

@@ -2,19 +2,31 @@
 
 ::
 
-    pending ──approve──▶ approved      (approve again: no-op; reject: ConflictError)
-       │  ──reject───▶ rejected      (reject again: no-op;  approve: ConflictError)
-       └──expire────▶ expired       (any decision: ConflictError)
+    pending ──approve──▶ approved      (approve again: no-op; reject: conflict)
+       │  ──reject───▶ rejected      (reject again: no-op;  approve: conflict)
+       └──expire────▶ expired       (any decision: conflict)
+
+:func:`transition` is the one place a checkpoint changes: from a state and a decision to the
+new state, or a conflict. Lane E applies the decisions and expiries it consumes with it and the
+gateway folds the same records into its checkpoint book with it, so both reach the same state
+from the same records; :func:`apply_decision` and :func:`expire` are its two common uses.
 
 Decisions arrive over HTTP and are replayed from Kafka, so repeating a decision must be
 harmless (a retried click, a redelivered record) while contradicting one must fail loudly: a
 payment approved and then "rejected" may already have been executed, and silently flipping the
 record would make the audit trail lie. The first decider is kept on a repeated decision.
 
-A decision on a pending checkpoint at or after ``expires_at`` raises ``ConflictError`` rather
-than returning an expired checkpoint: the caller learns the approval did not count (409 at the
-gateway) and can persist the expiry with :func:`expire`. Deciding after expiry must never
-approve, or the TTL would be meaningless for sensitive flows.
+A decision on a pending checkpoint at or after ``expires_at`` is a conflict (409 at the
+gateway: the approval did not count) *and* expires the checkpoint, at the decision's time:
+deciding after expiry must never approve, or the TTL would be meaningless for sensitive flows,
+and a decision that shows the checkpoint overdue is as good a reason to expire it as the
+sweep's. :func:`apply_decision` raises ``ConflictError`` for it; :func:`transition` returns the
+expired checkpoint with the conflict, which is what the folds of lane E and the gateway keep.
+
+An expiry carries no authority (the worker that sends it holds no signing key): it applies only
+once the checkpoint is overdue by the clock of whoever applies it (``now``), never by the time
+the record claims; the time recorded is the record's, kept within ``expires_at`` and ``now``, so
+lane E and every gateway record the same one.
 
 **Four eyes.** The submitter of a request (``submitter``, the token subject that submitted it)
 can never decide its checkpoint, whatever roles they hold: :func:`apply_decision` raises
@@ -47,8 +59,10 @@ from nova.errors import ConflictError, ForbiddenError, ProcessingError
 
 CheckpointStatus = Literal["pending", "approved", "rejected", "expired"]
 Decision = Literal["approve", "reject"]
+Verb = Literal["approve", "reject", "expire"]  # what a decision record may carry
 
 _RESULT: dict[str, CheckpointStatus] = {"approve": "approved", "reject": "rejected"}
+_VERBS: dict[str, Verb] = {"approve": "approve", "reject": "reject", "expire": "expire"}
 
 
 MAX_APPROVALS_REQUIRED = 5
@@ -56,6 +70,14 @@ MAX_APPROVALS_REQUIRED = 5
 
 class SelfDecisionError(ForbiddenError):
     """The submitter of a request tried to decide its checkpoint (four eyes)."""
+
+
+def parse_verb(value: str) -> Verb:
+    """A decision record's verb; anything else is a ``ProcessingError``."""
+    verb = _VERBS.get(value)
+    if verb is None:
+        raise ProcessingError(f"unknown checkpoint decision {value!r}")
+    return verb
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -155,6 +177,74 @@ def is_submitter(cp: Checkpoint, actor: str) -> bool:
     return cp.submitter is not None and actor == cp.submitter
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a decision does to a checkpoint: its state after, whether that changed, and why
+    the decision did not count when it did not (``conflict``: 409 at the gateway).
+
+    A conflict with ``changed`` is a late decision: it did not count, and the checkpoint is
+    expired by it."""
+
+    checkpoint: Checkpoint
+    changed: bool
+    conflict: str | None = None
+
+
+def transition(
+    cp: Checkpoint,
+    verb: Verb,
+    actor: str,
+    at: datetime,
+    now: datetime,
+    reason: str | None = None,
+) -> Outcome:
+    """The one checkpoint transition: ``cp`` after ``actor``'s ``verb`` made at ``at``.
+
+    ``at`` is when the decision was made (the gateway's signed time; an expiry's claim), ``now``
+    the clock of whoever applies it, consulted only for an expiry. The submitter deciding
+    raises :class:`SelfDecisionError` (the actor is wrong, whatever the state); a bad verb,
+    actor or naive time raises ``ProcessingError``.
+    """
+    _require_aware(at, "at")
+    _require_aware(now, "now")
+    if verb == "expire":
+        if cp.status != "pending":
+            return Outcome(cp, False)
+        if now < cp.expires_at:
+            return Outcome(cp, False, f"checkpoint {cp.checkpoint_id} is not overdue until "
+                                      f"{cp.expires_at.isoformat()}")
+        return Outcome(_expired(cp, min(max(at, cp.expires_at), now)), True)
+    target = _RESULT.get(verb)
+    if target is None:
+        raise ProcessingError(f"unknown checkpoint decision {verb!r}")
+    if not actor:
+        raise ProcessingError("a checkpoint decision needs an actor")
+    if is_submitter(cp, actor):
+        raise SelfDecisionError("the submitter of a request cannot decide its checkpoint")
+    if cp.status == target:
+        return Outcome(cp, False)
+    if cp.status in ("approved", "rejected"):
+        return Outcome(cp, False, f"checkpoint {cp.checkpoint_id} is already {cp.status}")
+    if cp.is_expired(at):
+        late = f"checkpoint {cp.checkpoint_id} expired at {cp.expires_at.isoformat()}"
+        if cp.status == "expired":
+            return Outcome(cp, False, late)
+        return Outcome(_expired(cp, at), True, late)
+    if target == "approved":
+        if actor in cp.approvals:
+            return Outcome(cp, False)  # the same approver again counts once
+        approvals = (*cp.approvals, actor)
+        if len(approvals) < cp.approvals_required:
+            return Outcome(replace(cp, approvals=approvals), True)  # still pending
+        cp = replace(cp, approvals=approvals)
+    decided = replace(cp, status=target, decided_by=actor, decided_at=at, decision_reason=reason)
+    return Outcome(decided, True)
+
+
+def _expired(cp: Checkpoint, at: datetime) -> Checkpoint:
+    return replace(cp, status="expired", decided_at=at, decision_reason="expired")
+
+
 def apply_decision(
     cp: Checkpoint,
     decision: Decision,
@@ -162,37 +252,15 @@ def apply_decision(
     now: datetime,
     reason: str | None = None,
 ) -> Transition:
-    """Approve or reject; repeating is a no-op, contradicting or deciding late conflicts."""
-    _require_aware(now, "now")
-    target = _RESULT.get(decision)
-    if target is None:
-        raise ProcessingError(f"unknown checkpoint decision {decision!r}")
-    if not actor:
-        raise ProcessingError("a checkpoint decision needs an actor")
-    if is_submitter(cp, actor):
-        raise SelfDecisionError("the submitter of a request cannot decide its checkpoint")
-    if cp.status == target:
-        return Transition(cp, False)
-    if cp.status in ("approved", "rejected"):
-        raise ConflictError(f"checkpoint {cp.checkpoint_id} is already {cp.status}")
-    if cp.is_expired(now):
-        raise ConflictError(f"checkpoint {cp.checkpoint_id} expired at {cp.expires_at.isoformat()}")
-    if target == "approved":
-        if actor in cp.approvals:
-            return Transition(cp, False)  # the same approver again counts once
-        approvals = (*cp.approvals, actor)
-        if len(approvals) < cp.approvals_required:
-            return Transition(replace(cp, approvals=approvals), True)  # still pending
-        cp = replace(cp, approvals=approvals)
-    decided = replace(cp, status=target, decided_by=actor, decided_at=now, decision_reason=reason)
-    return Transition(decided, True)
+    """Approve or reject at ``now``; repeating is a no-op, contradicting or deciding late
+    raises ``ConflictError`` (and leaves persisting the expiry to :func:`expire`)."""
+    outcome = transition(cp, decision, actor, now, now, reason)
+    if outcome.conflict is not None:
+        raise ConflictError(outcome.conflict)
+    return Transition(outcome.checkpoint, outcome.changed)
 
 
 def expire(cp: Checkpoint, now: datetime) -> Transition:
     """Mark a pending checkpoint expired once ``now`` reaches ``expires_at``; else no change."""
-    _require_aware(now, "now")
-    if cp.status != "pending" or now < cp.expires_at:
-        return Transition(cp, False)
-    return Transition(
-        replace(cp, status="expired", decided_at=now, decision_reason="expired"), True
-    )
+    outcome = transition(cp, "expire", "", now, now)
+    return Transition(outcome.checkpoint, outcome.changed)

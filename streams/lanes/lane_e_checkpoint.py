@@ -34,13 +34,13 @@ from typing import Any
 from nova.audit.facts import checkpoint_fact, untrusted_fact
 from nova.convert import checkpoint_domain, checkpoint_record, from_ms
 from nova.domain.checkpoints import (
+    Outcome,
     SelfDecisionError,
-    Transition,
-    apply_decision,
-    expire,
     open_checkpoint,
+    parse_verb,
+    transition,
 )
-from nova.errors import ConflictError, SchemaError, SignatureError
+from nova.errors import SchemaError, SignatureError
 from nova.records import CheckpointDecisionRecord, LaneTiming, PipelineRecord, now_ms
 from streams.context import LaneContext
 from streams.runtime import LaneOutcome
@@ -48,7 +48,6 @@ from streams.runtime import LaneOutcome
 log = logging.getLogger(__name__)
 
 EXPIRY_ACTOR = "system:expiry"
-TARGET = {"approve": "approved", "reject": "rejected", "expire": "expired"}
 DECIDED_BY_PEOPLE = frozenset({"approve", "reject"})
 
 
@@ -183,32 +182,25 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
     if problem is not None:
         await _untrusted(ctx, message, decision, problem, record)
         return
-    if state != "pending":
-        if state == TARGET.get(decision.decision) and decision.actor != record.user_id:
-            # The same decision again: after a crash the resumed record may never have reached
-            # the broker, so send it once more (lane F's idempotency record prevents a 2nd call).
-            await ctx.send("executable", record.request_id, record)
-        return  # a contradicting decision after the first one changes nothing
     # Judge expiry at the moment the person decided, not when this worker got to it: an
     # approval given in time stays valid even if the worker was down or behind. The time is
     # the gateway's, under its signature.
-    now = from_ms(decision.decided_at)
     cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id,
                            record.user_id)
     try:
-        transition = apply_decision(
-            cp,
-            decision.decision,  # type: ignore[arg-type]
-            decision.actor,
-            now,
-            decision.reason,
-        )
+        outcome = transition(cp, parse_verb(decision.decision), decision.actor,
+                             from_ms(decision.decided_at), datetime.now(UTC), decision.reason)
     except SelfDecisionError as exc:
-        await _untrusted(ctx, message, decision, exc, record)
+        if state == "pending":  # once decided, nothing it says is acted on anyway
+            await _untrusted(ctx, message, decision, exc, record)
         return
-    except ConflictError:
-        transition = expire(cp, now)  # decided too late: the checkpoint had expired
-    await _apply(ctx, record, transition, decision.actor)
+    if not outcome.changed and outcome.conflict is None and state != "pending":
+        # The same decision again: after a crash the resumed record may never have reached
+        # the broker, so send it once more (lane F's idempotency record prevents a 2nd call).
+        await ctx.send("executable", record.request_id, record)
+        return
+    # A contradicting decision changes nothing; a late one expires the checkpoint.
+    await _apply(ctx, record, outcome, decision.actor)
 
 
 async def on_expiry(ctx: LaneContext, message: Any) -> None:
@@ -232,21 +224,22 @@ async def on_expiry(ctx: LaneContext, message: Any) -> None:
         return  # names another checkpoint: nothing this record may expire
     cp = checkpoint_domain(record.checkpoint, record.request_id, record.identity_id,
                            record.user_id)
-    transition = expire(cp, datetime.now(UTC))  # our clock, never the record's claim
-    if not transition.changed:
+    # Overdue by our clock, never by the record's claim; recorded at the record's time (within
+    # the expiry and now), as every gateway records it.
+    outcome = transition(cp, "expire", EXPIRY_ACTOR, from_ms(decision.decided_at),
+                         datetime.now(UTC))
+    if not outcome.changed:
         log.warning("premature expiry of %s ignored", decision.request_id)
         return
-    await _apply(ctx, record, transition, EXPIRY_ACTOR)
+    await _apply(ctx, record, outcome, EXPIRY_ACTOR)
 
 
-async def _apply(
-    ctx: LaneContext, record: PipelineRecord, transition: Transition, actor: str
-) -> None:
+async def _apply(ctx: LaneContext, record: PipelineRecord, outcome: Outcome, actor: str) -> None:
     """Persist a transition; a final one resumes the request into lane F, once."""
-    if not transition.changed:
+    if not outcome.changed:
         return
     key = record.request_id.encode()
-    new_cp = checkpoint_record(transition.checkpoint)
+    new_cp = checkpoint_record(outcome.checkpoint)
     if new_cp.status == "pending":  # an approval recorded, more approvers needed
         waiting = record.model_copy(update={"checkpoint": new_cp})
         ctx.state.held[key] = held_entry(waiting, "pending")

@@ -10,12 +10,15 @@ import pytest
 from nova.domain.checkpoints import (
     Checkpoint,
     SelfDecisionError,
+    Verb,
     apply_decision,
     checkpoint_id_for,
     expire,
     is_submitter,
     may_decide,
     open_checkpoint,
+    parse_verb,
+    transition,
 )
 from nova.errors import ConflictError, ProcessingError
 
@@ -179,3 +182,108 @@ def test_a_half_approved_checkpoint_still_expires() -> None:
 def test_approvals_required_is_bounded(required: int) -> None:
     with pytest.raises(ProcessingError):
         four_eyes(required)
+
+
+# -- the one transition: every state against every decision -----------------------------------
+
+IN_TIME = T0 + timedelta(minutes=5)
+LATE = T0 + timedelta(seconds=TTL + 60)  # after expires_at
+
+
+def in_state(status: str) -> Checkpoint:
+    """A checkpoint of ``four_eyes(1)`` in ``status`` (decided in time by u-bob)."""
+    cp = four_eyes(1)
+    if status == "half-approved":
+        cp = apply_decision(four_eyes(2), "approve", "u-bob", IN_TIME).checkpoint
+    elif status == "expired":
+        cp = expire(cp, cp.expires_at).checkpoint
+    elif status != "pending":
+        cp = apply_decision(cp, "approve" if status == "approved" else "reject", "u-bob",
+                            IN_TIME).checkpoint
+    return cp
+
+
+# state, verb, actor, decided at, applied at -> status after, changed, conflict (a word of it)
+TABLE = [
+    ("pending", "approve", "u-carol", IN_TIME, LATE, "approved", True, None),
+    ("pending", "reject", "u-carol", IN_TIME, IN_TIME, "rejected", True, None),
+    ("pending", "approve", "u-carol", LATE, LATE, "expired", True, "expired"),  # late
+    ("pending", "reject", "u-carol", LATE, LATE, "expired", True, "expired"),
+    ("pending", "expire", "system", LATE, LATE, "expired", True, None),
+    ("pending", "expire", "system", LATE, IN_TIME, "pending", False, "not overdue"),
+    ("pending", "expire", "system", IN_TIME, LATE, "expired", True, None),  # an early claim
+    ("half-approved", "approve", "u-bob", IN_TIME, IN_TIME, "pending", False, None),
+    ("half-approved", "approve", "u-carol", IN_TIME, IN_TIME, "approved", True, None),
+    ("half-approved", "reject", "u-carol", IN_TIME, IN_TIME, "rejected", True, None),
+    ("half-approved", "approve", "u-carol", LATE, LATE, "expired", True, "expired"),
+    ("half-approved", "expire", "system", LATE, LATE, "expired", True, None),
+    ("approved", "approve", "u-carol", LATE, LATE, "approved", False, None),  # a repeat
+    ("approved", "reject", "u-carol", IN_TIME, IN_TIME, "approved", False, "already approved"),
+    ("approved", "expire", "system", LATE, LATE, "approved", False, None),
+    ("rejected", "reject", "u-carol", IN_TIME, IN_TIME, "rejected", False, None),
+    ("rejected", "approve", "u-carol", IN_TIME, IN_TIME, "rejected", False, "already rejected"),
+    ("rejected", "expire", "system", LATE, LATE, "rejected", False, None),
+    ("expired", "approve", "u-carol", IN_TIME, LATE, "expired", False, "expired"),
+    ("expired", "reject", "u-carol", LATE, LATE, "expired", False, "expired"),
+    ("expired", "expire", "system", LATE, LATE, "expired", False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "verb", "actor", "at", "now", "status", "changed", "conflict"), TABLE
+)
+def test_the_transition_of_each_state_and_decision(
+    state: str, verb: Verb, actor: str, at: datetime, now: datetime, status: str,
+    changed: bool, conflict: str | None,
+) -> None:
+    before = in_state(state)
+    outcome = transition(before, verb, actor, at, now, "why")
+    assert (outcome.checkpoint.status, outcome.changed) == (status, changed)
+    if conflict is None:
+        assert outcome.conflict is None
+    else:
+        assert outcome.conflict is not None
+        assert conflict in outcome.conflict
+    if not changed:
+        assert outcome.checkpoint == before, "nothing but the state may change"
+
+
+def test_a_late_decision_expires_the_checkpoint_at_the_time_it_was_made() -> None:
+    outcome = transition(four_eyes(1), "approve", "u-bob", LATE, LATE + timedelta(hours=1))
+    assert outcome.conflict is not None
+    assert outcome.checkpoint.status == "expired"
+    assert outcome.checkpoint.decided_at == LATE
+    assert outcome.checkpoint.decided_by is None, "the late decider decided nothing"
+    assert outcome.checkpoint.approvals == ()
+
+
+@pytest.mark.parametrize(
+    ("claimed", "expected"),
+    [
+        ("in time", "expires_at"),  # a claim before the expiry cannot date it earlier
+        ("late", "claimed"),  # an honest expiry keeps its time, whoever applies it
+        ("future", "now"),  # nor later than the clock that applies it
+    ],
+)
+def test_an_expiry_is_dated_by_its_record_within_the_expiry_and_the_clock(
+    claimed: str, expected: str
+) -> None:
+    cp = four_eyes(1)
+    now = cp.expires_at + timedelta(minutes=10)
+    at = {"in time": IN_TIME, "late": cp.expires_at + timedelta(minutes=1),
+          "future": now + timedelta(days=1)}[claimed]
+    dated = transition(cp, "expire", "system", at, now).checkpoint.decided_at
+    assert dated == {"expires_at": cp.expires_at, "claimed": at, "now": now}[expected]
+
+
+@pytest.mark.parametrize("state", ["pending", "approved", "expired"])
+def test_the_submitter_is_refused_by_the_transition_in_every_state(state: str) -> None:
+    with pytest.raises(SelfDecisionError):
+        transition(in_state(state), "approve", "u-alice", IN_TIME, IN_TIME)
+
+
+def test_a_record_verb_outside_approve_reject_expire_is_refused() -> None:
+    assert [parse_verb(v) for v in ("approve", "reject", "expire")] == [
+        "approve", "reject", "expire"]
+    with pytest.raises(ProcessingError):
+        parse_verb("maybe")

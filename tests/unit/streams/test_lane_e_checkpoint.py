@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.checkpoints import CheckpointBook
+from nova.convert import checkpoint_record
 from nova.domain.checkpoints import checkpoint_id_for
 from nova.records import (
     CheckpointDecisionRecord,
@@ -24,6 +27,7 @@ from nova.signing import Signer
 from schemas import load_schema_set
 from streams.lanes.lane_e_checkpoint import (
     CheckpointLane,
+    held_entry,
     on_checkpoint_message,
     on_decision,
     parse_entry,
@@ -261,3 +265,83 @@ async def test_expiries_come_from_their_own_topic_and_only_count_when_overdue() 
     assert "only expire" in ctx.dead[-1][1]
     state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "pending"
+
+
+# -- lane E and the gateway's checkpoint book reach the same state from the same records -------
+
+
+def book_with(ctx: FakeCtx, held: PipelineRecord) -> CheckpointBook:
+    """The gateway's book, holding what lane E held (as read from the pending topic)."""
+    book = CheckpointBook(ctx.settings, ctx.schemas, GATEWAY.verifier)
+    codec = ctx.schemas["pipeline_record"]
+    book.apply("pending", codec.decode(codec.encode(held.to_avro()), [codec.header]))
+    return book
+
+
+def overdue(ctx: FakeCtx, held: PipelineRecord) -> PipelineRecord:
+    """``held`` as if its checkpoint had expired a minute ago (lane E's entry rewritten)."""
+    assert held.checkpoint is not None
+    ago = now_ms() - 60_000
+    cp = held.checkpoint.model_copy(update={"created_at": ago - 60_000, "expires_at": ago})
+    held = held.model_copy(update={"checkpoint": cp})
+    ctx.state.held[b"r-1"] = held_entry(held, "pending")
+    return held
+
+
+# Each step: verb, decided_at relative to the checkpoint's expiry (ms), actor, topic.
+AGREEMENT = {
+    "late approval": (False, 1, [("approve", 1, "u-bob", "decisions")]),
+    "in-time approval read after expiry": (True, 1, [("approve", -1, "u-bob", "decisions")]),
+    "approval then rejection": (False, 1, [("approve", -10_000, "u-bob", "decisions"),
+                                           ("reject", -5_000, "u-carol", "decisions")]),
+    "four eyes, one approver twice": (False, 2, [("approve", -10_000, "u-bob", "decisions"),
+                                                 ("approve", -9_000, "u-bob", "decisions"),
+                                                 ("approve", -8_000, "u-carol", "decisions")]),
+    "half approved, then late": (False, 2, [("approve", -10_000, "u-bob", "decisions"),
+                                            ("approve", 5, "u-carol", "decisions")]),
+    "the submitter's signed approval": (False, 1, [("approve", -5, "u-alice", "decisions")]),
+    "expiry when overdue": (True, 1, [("expire", 500, "system:expiry", "expiries")]),
+    "expiry claiming a time before the expiry": (
+        True, 1, [("expire", -30_000, "system:expiry", "expiries")]),
+    "expiry before it is due": (False, 1, [("expire", 500, "system:expiry", "expiries")]),
+    "expiry then an in-time approval": (True, 1, [("expire", 500, "system:expiry", "expiries"),
+                                                  ("approve", -1, "u-bob", "decisions")]),
+}
+
+
+@pytest.mark.parametrize("scenario", AGREEMENT)
+async def test_lane_e_and_the_gateway_book_agree_on_every_decision(scenario: str) -> None:
+    is_overdue, approvals, steps = AGREEMENT[scenario]
+    ctx = FakeCtx()
+    held = await hold(ctx, approvals)
+    if is_overdue:
+        held = overdue(ctx, held)
+    assert held.checkpoint is not None
+    book = book_with(ctx, held)
+    for verb, offset, actor, topic in steps:
+        msg = decision(ctx, verb, held.checkpoint.expires_at + offset, actor=actor,
+                       signer=GATEWAY if topic == "decisions" else None,
+                       topic=ctx.settings.topic(topic))
+        await on_checkpoint_message(ctx, msg)
+        book.apply(topic, ctx.schemas["decision"].decode(msg.value, msg.headers))
+    _, lane_e = parse_entry(ctx.state.held[b"r-1"])
+    gateway = book.get(held.checkpoint.checkpoint_id)
+    assert gateway is not None
+    assert checkpoint_record(gateway.checkpoint) == lane_e.checkpoint
+
+
+async def test_a_late_approval_expires_the_checkpoint_in_lane_e_and_in_the_gateway() -> None:
+    ctx = FakeCtx()
+    held = await hold(ctx)
+    assert held.checkpoint is not None
+    book = book_with(ctx, held)
+    late = decision(ctx, "approve", held.checkpoint.expires_at + 1)
+    await on_decision(ctx, late)
+    book.apply("decisions", ctx.schemas["decision"].decode(late.value, late.headers))
+    state, record = parse_entry(ctx.state.held[b"r-1"])
+    gateway = book.get(held.checkpoint.checkpoint_id)
+    assert gateway is not None
+    assert (state, gateway.checkpoint.status) == ("expired", "expired")
+    assert record.checkpoint is not None
+    assert record.checkpoint.decided_at == held.checkpoint.expires_at + 1
+    assert executable(ctx)[0].status == "expired"  # type: ignore[attr-defined]
