@@ -1,5 +1,8 @@
 """Queries Nova itself runs against ClickHouse (analysts' named views live in migrations).
 
+The monitoring API's questions are in :mod:`analytics.monitoring`; these are the rest: one
+request's trail and answer, the demo's and replay's summaries, a budget's spend.
+
 Every read of a ReplacingMergeTree table uses FINAL so a row consumed twice counts once.
 SQL is built with f-strings only for our own database and table names (hence the S608
 noqa); every value is a bound parameter.
@@ -7,7 +10,8 @@ noqa); every value is a bound parameter.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Final, Literal
 
 from analytics.client import ClickHouse
 
@@ -72,6 +76,22 @@ def status_counts(ch: ClickHouse, request_ids: list[str] | None = None) -> dict[
         {"ids": request_ids} if request_ids is not None else None,
     )
     return {str(r[0]): int(r[1]) for r in rows}
+
+
+SpendScope = Literal["identity", "sphere", "provider"]
+_SPEND_COLUMN: Final[dict[SpendScope, str]] = {
+    "identity": "identity_id", "sphere": "sphere_id", "provider": "provider"}
+
+
+def spent_since(ch: ClickHouse, scope: SpendScope, subject: str, since: datetime) -> float:
+    """What the identity, sphere or provider ``subject`` spent on successful LLM calls since
+    ``since`` (a budget's window), in dollars?"""
+    return float(ch.scalar(
+        "SELECT sum(cost_usd) FROM "  # noqa: S608 - our db and a fixed column name
+        f"{ch.database}.llm_calls FINAL WHERE status = 'ok' AND "
+        f"{_SPEND_COLUMN[scope]} = {{s:String}} AND ts >= {{since:DateTime64(3, 'UTC')}}",
+        {"s": subject, "since": since},
+    ) or 0.0)
 
 
 ROLLUP_VIEWS = ("mv_cost_daily", "mv_latency_hourly")

@@ -4,7 +4,8 @@ The gateway answers routing questions (``POST /api/v2/llm/routing/decide``) and 
 ones without calling any provider, so it needs the same registry and routing tables the
 workers use (built here exactly as ``streams.execution.ExecutionService.build`` does) and a
 view of provider health. That view must not be one process's memory: the gateway makes no
-calls, and several workers each see their own. It is read from ClickHouse instead:
+calls, and several workers each see their own. It is read from ClickHouse instead
+(``analytics.monitoring.latest_probes`` and ``live_call_health``):
 
 - the latest ``PROVIDER_HEALTH`` alert per provider (``argMax`` over ``ts``), which workers
   emit when their probe or live calls change a provider's status (``streams.health_probe``);
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from analytics.client import ClickHouse
+from analytics.monitoring import latest_probes, live_call_health
 from gateway.boundary import BoundaryGuard
 from nova.auth.tokens import Principal
 from nova.domain.roles import OPERATOR
@@ -38,14 +40,9 @@ from nova.settings import Settings
 
 log = logging.getLogger(__name__)
 
-HEALTH_ALERT: Final = "PROVIDER_HEALTH"
 STATUSES: Final[tuple[HealthStatus, ...]] = ("healthy", "degraded", "down")
 _RANK: Final = {s: i for i, s in enumerate(STATUSES)}
 MIN_CALLS_FOR_RATE: Final = 5  # fewer calls say nothing about a rate
-# A failure that counts against health: an error row whose message is not an HTTP 4xx.
-HEALTH_FAILURE_SQL: Final = (
-    "status = 'error' AND NOT match(ifNull(error, ''), 'HTTP 4[0-9][0-9]')"
-)
 
 
 def worse(a: HealthStatus, b: HealthStatus) -> HealthStatus:
@@ -98,35 +95,6 @@ def combine(
     return ProviderHealth(provider, status, probe_status, probe_at, n, failures, limited, p50)
 
 
-def health_rows(ch: ClickHouse, window_min: int) -> tuple[
-    dict[str, tuple[str, str]], dict[str, tuple[int, int, int, float | None]]
-]:
-    """Latest probe status per provider and live-call counts over the window (blocking)."""
-    db = ch.database
-    _, probes = ch.query(
-        "SELECT subject, argMax(message, ts), toString(max(ts)) "  # noqa: S608 - our db name
-        f"FROM {db}.alerts FINAL WHERE alert_type = {{t:String}} GROUP BY subject",
-        {"t": HEALTH_ALERT},
-    )
-    _, calls = ch.query(
-        "SELECT provider, countIf(status != 'skipped') AS n, "  # noqa: S608 - our db name
-        f"countIf({HEALTH_FAILURE_SQL}) AS failures, "
-        "countIf(status = 'error' AND match(ifNull(error, ''), 'HTTP 429')) AS limited, "
-        "quantileIf(0.5)(latency_ms, status = 'ok') AS p50 "
-        f"FROM {db}.llm_calls FINAL WHERE ts >= now64(3) - toIntervalMinute({{m:UInt32}}) "
-        "GROUP BY provider",
-        {"m": window_min},
-    )
-    return (
-        {str(r[0]): (str(r[1]), str(r[2])) for r in probes},
-        {
-            str(r[0]): (int(r[1]), int(r[2]), int(r[3]),
-                        None if r[4] is None or r[4] != r[4] else round(float(r[4]), 3))
-            for r in calls
-        },
-    )
-
-
 @dataclass
 class HealthView:
     """Provider health from ClickHouse, cached for ``ttl_s``."""
@@ -148,7 +116,8 @@ class HealthView:
             calls: dict[str, tuple[int, int, int, float | None]] = {}
             if ch is not None:
                 try:
-                    probes, calls = await asyncio.to_thread(health_rows, ch, self.window_min)
+                    probes = await asyncio.to_thread(latest_probes, ch)
+                    calls = await asyncio.to_thread(live_call_health, ch, self.window_min)
                 except Exception:  # health must not take the gateway down; say so instead
                     log.exception("provider health query failed; answering from no data")
             self._cached = {

@@ -2,30 +2,26 @@
 
 A request naming a dataspace gets its items in the context lane B builds. As with threads,
 ids go through the boundary guard, the owner is the token's identity, and sizes are capped
-because every item is held in memory by each gateway and worker.
+because every item is held in memory by each gateway and worker. The routes are the
+owned-resource router's (``gateway.owned``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gateway.bodies import StrictBody
-from gateway.deps import GuardDep, PrincipalDep, require_role
+from gateway.owned import OwnedResource, owned_router
 from nova.entities.models import DataspaceEntity, DataspaceItemEntity, ms_to_datetime
-from nova.errors import ConflictError
+from nova.entities.store import EntityStore
 from nova.ids import uuid7
 from nova.records import now_ms
-
-router = APIRouter(prefix="/api/v2/dataspaces", tags=["dataspaces"])
 
 MAX_DATASPACES_PER_IDENTITY = 200
 MAX_ITEMS_PER_DATASPACE = 2000
 MAX_TEXT = 64_000
-WRITER_ROLES = ("member", "approver")
 
 
 class DataspaceCreate(StrictBody):
@@ -66,67 +62,23 @@ class DataspaceDetail(DataspaceOut):
     item_count: int
 
 
-@router.post("", status_code=201, response_model=DataspaceOut,
-             responses={401: {}, 403: {}, 409: {}})
-async def create_dataspace(
-    body: DataspaceCreate, principal: PrincipalDep, guard: GuardDep
-) -> DataspaceOut:
-    require_role(principal, *WRITER_ROLES)
-    if guard.store.count_owned(DataspaceEntity.ENTITY_TYPE, principal.identity) >= (
-        MAX_DATASPACES_PER_IDENTITY
-    ):
-        raise ConflictError(f"an identity holds at most {MAX_DATASPACES_PER_IDENTITY} dataspaces")
-    ds = DataspaceEntity(id=uuid7(), owner=principal.identity, name=body.name,
-                         created_at=now_ms())
-    await guard.writer.put(ds)
-    return DataspaceOut.of(ds)
+def _new_dataspace(body: DataspaceCreate, owner: str) -> DataspaceEntity:
+    return DataspaceEntity(id=uuid7(), owner=owner, name=body.name, created_at=now_ms())
 
 
-@router.get("", response_model=list[DataspaceOut], responses={401: {}, 403: {}})
-async def list_dataspaces(
-    principal: PrincipalDep,
-    guard: GuardDep,
-    identity: Annotated[str | None, Query(description="must be the caller's identity")] = None,
-) -> list[DataspaceOut]:
-    """The caller identity's dataspaces, newest first."""
-    owner = await guard.listing(principal, "dataspace", identity)
-    spaces = guard.store.owned(DataspaceEntity, owner)
-    return [DataspaceOut.of(d) for d in sorted(spaces, key=lambda d: (d.created_at, d.id),
-                                               reverse=True)]
-
-
-@router.get("/{dataspace_id}", response_model=DataspaceDetail,
-            responses={401: {}, 403: {}, 404: {}})
-async def get_dataspace(
-    dataspace_id: str,
-    principal: PrincipalDep,
-    guard: GuardDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_ITEMS_PER_DATASPACE)] = 200,
-) -> DataspaceDetail:
-    """The dataspace and its latest ``limit`` items, oldest first."""
-    ds = await guard.owned(principal, DataspaceEntity, dataspace_id)
-    items = guard.store.items(ds.id)
-    return DataspaceDetail(
-        **DataspaceOut.of(ds).model_dump(),
-        items=[ItemOut.of(i) for i in items[-limit:]],
-        item_count=len(items),
-    )
-
-
-@router.post("/{dataspace_id}/items", status_code=201, response_model=ItemOut,
-             responses={401: {}, 403: {}, 404: {}, 409: {}})
-async def add_item(
-    dataspace_id: str, body: ItemCreate, principal: PrincipalDep, guard: GuardDep
-) -> ItemOut:
-    require_role(principal, *WRITER_ROLES)
-    ds = await guard.owned(principal, DataspaceEntity, dataspace_id, operation="add_item")
-    if guard.store.count_children(DataspaceItemEntity.ENTITY_TYPE, ds.id) >= (
-        MAX_ITEMS_PER_DATASPACE
-    ):
-        raise ConflictError(f"a dataspace holds at most {MAX_ITEMS_PER_DATASPACE} items")
-    item = DataspaceItemEntity(
+def _new_item(body: ItemCreate, ds: DataspaceEntity) -> DataspaceItemEntity:
+    return DataspaceItemEntity(
         id=f"{ds.id}:{uuid7()}", owner=ds.owner, dataspace_id=ds.id,
         title=body.title, text=body.text, created_at=now_ms(),
     )
-    await guard.writer.put(item)
-    return ItemOut.of(item)
+
+
+router = owned_router(OwnedResource(
+    prefix="/api/v2/dataspaces", noun="dataspace", plural="dataspaces", entity=DataspaceEntity,
+    create_body=DataspaceCreate, new=_new_dataspace, out=DataspaceOut, show=DataspaceOut.of,
+    max_per_identity=MAX_DATASPACES_PER_IDENTITY,
+    child_plural="items", child_noun="item", child_entity=DataspaceItemEntity,
+    child_body=ItemCreate, new_child=_new_item, child_out=ItemOut, show_child=ItemOut.of,
+    children=EntityStore.items, max_children=MAX_ITEMS_PER_DATASPACE, detail=DataspaceDetail,
+    add_name="add_item", add_operation="add_item",
+))

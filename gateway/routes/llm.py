@@ -35,6 +35,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, StringConstraints
 
 from analytics.client import ClickHouse
+from analytics.queries import spent_since
 from gateway.bodies import StrictBody
 from gateway.boundary import EVERY_IDENTITY, BoundaryGuard
 from gateway.deps import GuardDep, LlmDep, PrincipalDep, ServicesDep, require_role
@@ -190,19 +191,11 @@ async def _audited(guard: BoundaryGuard, principal: Principal, budget_id: str, t
                                  change=change)
 
 
-_SPEND_COLUMN: Final = {"identity": "identity_id", "sphere": "sphere_id", "provider": "provider"}
-
-
 def _spent(ch: ClickHouse, b: BudgetEntity, now: datetime) -> float | None:
-    """What the budget's subject spent in its current window, from ``llm_calls`` (FINAL)."""
+    """What the budget's subject spent in its current window (None for a per-identity one)."""
     if b.subject == EACH:
         return None
-    return float(ch.scalar(
-        "SELECT sum(cost_usd) FROM "  # noqa: S608 - our db and a fixed column name
-        f"{ch.database}.llm_calls FINAL WHERE status = 'ok' AND "
-        f"{_SPEND_COLUMN[b.scope]} = {{s:String}} AND ts >= {{since:DateTime64(3, 'UTC')}}",
-        {"s": b.subject, "since": window_start(b.period, now)},
-    ) or 0.0)
+    return spent_since(ch, b.scope, b.subject, window_start(b.period, now))
 
 
 def _out(b: BudgetEntity, version: int, spent: float | None, now: datetime) -> dict[str, Any]:
