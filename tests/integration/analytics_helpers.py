@@ -6,8 +6,6 @@ import asyncio
 import math
 from typing import Any
 
-from conftest import eventually
-
 from analytics.client import ClickHouse
 from analytics.queries import table_counts
 from analytics.rows import COLUMNS
@@ -21,6 +19,7 @@ from nova.records import (
     PipelineRecord,
     now_ms,
 )
+from tests.integration.conftest import eventually
 
 VIEWS = ("v_cost_daily", "v_cost_per_request_by_task", "v_lane_latency_hourly",
          "v_provider_latency_hourly", "v_provider_health_daily", "v_checkpoint_decisions_daily",

@@ -210,7 +210,6 @@ async def serve_gateway(settings: Settings, ch: ClickHouse) -> AsyncIterator[Gat
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port,
                             log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

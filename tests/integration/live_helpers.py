@@ -16,7 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conftest import (
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from analytics.client import ClickHouse
+from nova.kafka.launcher import free_port
+from nova.llm.fake_server import FakeServerThread
+from tests.integration.conftest import (
     Gateway,
     SessionBroker,
     WorkerProcess,
@@ -24,12 +30,6 @@ from conftest import (
     provisioned,
     serve_gateway,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.typing import Subprotocol
-
-from analytics.client import ClickHouse
-from nova.kafka.launcher import free_port
-from nova.llm.fake_server import FakeServerThread
 
 
 def unique(name: str) -> str:

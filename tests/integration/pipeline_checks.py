@@ -161,7 +161,7 @@ def finished(gateway: Any, ids: list[str]) -> int:
 
 async def first_finishes(gateway: Any, ids: list[str], timeout: float = 60) -> None:
     """Wait until one of ``ids`` has finished: records are then in flight in every lane."""
-    from conftest import eventually
+    from tests.integration.conftest import eventually
 
     async def any_finished() -> bool:
         return finished(gateway, ids) > 0
@@ -176,7 +176,7 @@ async def seven_lanes_each(
 
     ``log`` gives the worker log to show (the last 3000 characters) when it times out.
     """
-    from conftest import eventually
+    from tests.integration.conftest import eventually
 
     ch = gateway.clickhouse
     latest: dict[str, int] = {}

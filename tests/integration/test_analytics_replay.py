@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from analytics_helpers import (
+
+from analytics.queries import refresh_rollups
+from analytics.replay import replay_into, request_trail
+from tests.integration.analytics_helpers import (
     inject_side_records,
     snapshot,
     submit,
     wait_landed,
 )
-
-from analytics.queries import refresh_rollups
-from analytics.replay import replay_into, request_trail
 
 pytestmark = pytest.mark.integration
 

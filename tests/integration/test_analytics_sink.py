@@ -6,16 +6,16 @@ import asyncio
 import contextlib
 
 import pytest
-from analytics_helpers import (
+
+from analytics.sink import ClickHouseSink, SinkRunner
+from tests.integration.analytics_helpers import (
     VIEWS,
-    eventually,
     inject_side_records,
     snapshot,
     submit,
     wait_landed,
 )
-
-from analytics.sink import ClickHouseSink, SinkRunner
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -6,13 +6,14 @@ import asyncio
 import json
 
 import pytest
-from analytics_helpers import eventually, inject_side_records, submit
 from typer.testing import CliRunner
 
 from analytics.access import QueryError
 from analytics.queries import lane_row_count, table_counts
 from nova.cli import app
 from nova.cli.analytics import run_sql
+from tests.integration.analytics_helpers import inject_side_records, submit
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from conftest import REPO, Gateway, eventually
 
 from nova.audit.verify import verify_audit
 from nova.kafka.clients import kafka_consumer
 from nova.kafka.producer import RecordProducer
 from nova.records import AuditRecord
 from schemas import load_schema_set
+from tests.integration.conftest import REPO, Gateway, eventually
 
 pytestmark = pytest.mark.integration
 

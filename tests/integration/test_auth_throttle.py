@@ -21,13 +21,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import eventually
-from pipeline_checks import read_records
 
 from gateway.auth_throttle import AUTH_FAILURES
 from nova.auth.tokens import issue_token
 from nova.cli.keys import create_key
 from nova.records import AuditFact
+from tests.integration.conftest import eventually
+from tests.integration.pipeline_checks import read_records
 
 pytestmark = pytest.mark.integration
 

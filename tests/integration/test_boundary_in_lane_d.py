@@ -12,11 +12,11 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import eventually
 
 from nova.ids import uuid7
 from nova.kafka.producer import RecordProducer
 from nova.records import PipelineRecord, now_ms
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 

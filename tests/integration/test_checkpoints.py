@@ -7,7 +7,8 @@ import signal
 from typing import Any
 
 import pytest
-from conftest import Gateway, eventually, serve_gateway
+
+from tests.integration.conftest import Gateway, eventually, serve_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +20,7 @@ async def submit_held(gw: Gateway, prompt: str, **extra: Any) -> dict[str, Any]:
     r = await gw.http.post("/api/v2/nova/requests", headers=gw.auth(ALICE, "member", "approver"),
                            json={"prompt": prompt, "wait_ms": 60_000, **extra})
     assert r.status_code == 423, r.text
-    body = r.json()
+    body: dict[str, Any] = r.json()
     assert body["checkpoint_id"]
     assert body["reason"]
     return body

@@ -17,14 +17,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import Gateway, SessionBroker, WorkerProcess
-from live_helpers import live_stack, unique
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from analytics.client import ClickHouse
 from gateway.console import CONTENT_SECURITY_POLICY
 from nova.cli.keys import create_key
 from nova.llm.fake_server import FakeServerThread
+from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess
+from tests.integration.live_helpers import live_stack, unique
 
 pytestmark = pytest.mark.integration
 

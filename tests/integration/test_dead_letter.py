@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import eventually
-from pipeline_checks import DONE, LANES, read_records, read_topic
 
 from nova.ids import uuid7
 from nova.kafka.producer import RecordProducer
 from nova.records import DeadLetter, Event, PipelineRecord, now_ms
 from schemas import SCHEMA_HEADER, load_schema_set
+from tests.integration.conftest import eventually
+from tests.integration.pipeline_checks import DONE, LANES, read_records, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Gateway, eventually
-from pipeline_checks import read_records
 
 from nova.records import AuditRecord
+from tests.integration.conftest import Gateway, eventually
+from tests.integration.pipeline_checks import read_records
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ import unicodedata
 from typing import Any
 
 import pytest
-from conftest import Gateway, eventually
+
+from tests.integration.conftest import Gateway, eventually
 
 pytestmark = pytest.mark.integration
 

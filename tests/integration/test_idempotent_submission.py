@@ -20,13 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Gateway, serve_gateway
-from pipeline_checks import read_records
 
 from analytics.client import ClickHouse
 from nova.kafka.launcher import free_port
 from nova.records import PipelineRecord
 from nova.settings import Settings
+from tests.integration.conftest import Gateway, serve_gateway
+from tests.integration.pipeline_checks import read_records
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
-from conftest import Gateway, SessionBroker, eventually
-from pipeline_checks import read_records, read_topic
 
 from nova.audit.verify import verify_audit
 from nova.kafka import credentials
@@ -26,6 +24,8 @@ from nova.records import CheckpointDecisionRecord, now_ms
 from nova.settings import KafkaClient, Settings
 from schemas import TOPICS, load_schema_set
 from schemas.topics import WORKER_TABLES, worker_app_id
+from tests.integration.conftest import Gateway, SessionBroker, eventually
+from tests.integration.pipeline_checks import read_records, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import fastavro
 import pytest
-from conftest import REPO, serve_gateway
 
 from nova.auth.keys import create_api_key
 from nova.entities.models import ApiKeyEntity, IdentityEntity, RuleEntity, to_event
@@ -29,6 +28,7 @@ from nova.settings import Settings
 from nova.signing import load_signer, load_verifier
 from schemas.codec import SCHEMA_HEADER, VERSIONS_DIR, schema_fingerprint
 from streams.entities import WorkerEntities
+from tests.integration.conftest import REPO, serve_gateway
 
 pytestmark = pytest.mark.integration
 

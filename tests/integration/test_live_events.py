@@ -16,9 +16,6 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import Gateway, SessionBroker, WorkerProcess, eventually
-from live_helpers import LiveClient, live, live_stack, small_socket, unique, ws_url
-from pipeline_checks import read_records
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -27,6 +24,16 @@ from analytics.client import ClickHouse
 from nova.kafka.producer import RecordProducer
 from nova.llm.fake_server import FakeServerThread
 from nova.records import AuditFact, LaneTiming, PipelineRecord
+from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess, eventually
+from tests.integration.live_helpers import (
+    LiveClient,
+    live,
+    live_stack,
+    small_socket,
+    unique,
+    ws_url,
+)
+from tests.integration.pipeline_checks import read_records
 
 pytestmark = pytest.mark.integration
 
@@ -214,7 +221,7 @@ async def test_a_client_that_stops_reading_is_closed_and_costs_a_bounded_queue(
                     for x in "ABCDEFG"))
 
         async def overflowed() -> bool:
-            return hub.dropped_slow > dropped
+            return bool(hub.dropped_slow > dropped)
 
         sampler = asyncio.create_task(sample())
         n = 0

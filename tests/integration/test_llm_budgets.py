@@ -9,7 +9,8 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import eventually, finished, llm_rows, submit
+
+from tests.integration.conftest import eventually, finished, llm_rows, submit
 
 pytestmark = pytest.mark.integration
 

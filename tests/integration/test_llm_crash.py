@@ -11,7 +11,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import eventually, finished, llm_rows, submit
+
+from tests.integration.conftest import eventually, finished, llm_rows, submit
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import eventually, finished, llm_rows, serve_gateway, submit
+
+from tests.integration.conftest import eventually, finished, llm_rows, serve_gateway, submit
 
 pytestmark = pytest.mark.integration
 

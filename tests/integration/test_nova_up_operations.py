@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from test_kafka_launcher import REPO, clean_env, nova, processes_mentioning
 
 from nova.kafka.launcher import free_port
+from tests.integration.test_kafka_launcher import REPO, clean_env, nova, processes_mentioning
 
 pytestmark = pytest.mark.integration
 

@@ -33,18 +33,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+
+from analytics.client import ClickHouse
+from nova.cli.keys import create_key
+from nova.kafka.launcher import free_port
+from nova.llm.fake_server import FakeServerThread
+from tests.integration.conftest import (
     Gateway,
     SessionBroker,
     WorkerProcess,
     provisioned,
     serve_gateway,
 )
-
-from analytics.client import ClickHouse
-from nova.cli.keys import create_key
-from nova.kafka.launcher import free_port
-from nova.llm.fake_server import FakeServerThread
 
 pytestmark = pytest.mark.integration
 

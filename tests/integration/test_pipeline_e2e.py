@@ -11,8 +11,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import eventually
-from pipeline_checks import (
+
+from nova.records import PipelineRecord
+from tests.integration.conftest import eventually
+from tests.integration.pipeline_checks import (
     DONE,
     LANES,
     lane_counts,
@@ -20,8 +22,6 @@ from pipeline_checks import (
     post_requests,
     read_records,
 )
-
-from nova.records import PipelineRecord
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import uuid
 from typing import Any
 
 import pytest
-from analytics_helpers import ROLLUPS, VIEWS
-from conftest import eventually, finished, submit
 
 from analytics.queries import request_final
+from tests.integration.analytics_helpers import ROLLUPS, VIEWS
+from tests.integration.conftest import eventually, finished, submit
 
 pytestmark = pytest.mark.integration
 

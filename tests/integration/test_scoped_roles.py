@@ -18,12 +18,18 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from conftest import eventually
-from test_identity_boundary import MATRIX, boundary_facts, fill, make_world, snapshot
 
 from nova.kafka.clients import kafka_consumer
 from nova.records import Event
 from schemas import TOPICS
+from tests.integration.conftest import eventually
+from tests.integration.test_identity_boundary import (
+    MATRIX,
+    boundary_facts,
+    fill,
+    make_world,
+    snapshot,
+)
 
 pytestmark = pytest.mark.integration
 

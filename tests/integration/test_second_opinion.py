@@ -14,9 +14,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import FakeLlm, Gateway, WorkerProcess, eventually, provisioned, serve_gateway
 
 from nova.kafka.launcher import free_port
+from tests.integration.conftest import (
+    FakeLlm,
+    Gateway,
+    WorkerProcess,
+    eventually,
+    provisioned,
+    serve_gateway,
+)
 
 pytestmark = pytest.mark.integration
 

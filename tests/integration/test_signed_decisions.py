@@ -18,9 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import REPO, Gateway, eventually
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pipeline_checks import read_records, read_topic
 
 from nova.audit.verify import verify_audit
 from nova.auth.keys import create_api_key
@@ -30,6 +28,8 @@ from nova.records import AuditRecord, CheckpointDecisionRecord, DeadLetter, Enti
 from nova.settings import Settings
 from nova.signing import Signer, load_verifier
 from schemas import load_schema_set
+from tests.integration.conftest import REPO, Gateway, eventually
+from tests.integration.pipeline_checks import read_records, read_topic
 
 pytestmark = pytest.mark.integration
 

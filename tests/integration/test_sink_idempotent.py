@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from conftest import eventually
-from pipeline_checks import LANES
 
 from analytics.client import ClickHouse
 from analytics.migrate import migrate
@@ -25,6 +23,8 @@ from nova.kafka.clients import kafka_consumer
 from nova.kafka.producer import RecordProducer
 from nova.records import Event, LaneEvent, LaneTiming, PipelineRecord, now_ms
 from nova.settings import Settings
+from tests.integration.conftest import eventually
+from tests.integration.pipeline_checks import LANES
 
 pytestmark = pytest.mark.integration
 

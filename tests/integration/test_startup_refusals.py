@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import REPO
 
 from gateway.services import start_services
 from nova.entities.store import EntityStore
@@ -21,6 +20,7 @@ from nova.kafka.launcher import free_port
 from nova.settings import Settings
 from nova.signing import load_signer
 from streams.services import start_worker_services
+from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration
 

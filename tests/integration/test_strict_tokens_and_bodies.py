@@ -46,7 +46,7 @@ def claims(gw: Any, **overrides: Any) -> dict[str, Any]:
 
 
 NOW = int(datetime.now(UTC).timestamp())
-ATTACKS = {
+ATTACKS: dict[str, dict[str, Any]] = {
     "exp 1e300": {"exp": 1e300},
     "exp a 400-digit integer": {"exp": 10**400},
     "exp a string": {"exp": str(NOW + 600)},

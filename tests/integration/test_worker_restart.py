@@ -14,7 +14,9 @@ import signal
 from typing import Any
 
 import pytest
-from pipeline_checks import (
+
+from nova.records import PipelineRecord
+from tests.integration.pipeline_checks import (
     DONE,
     LANES,
     finished,
@@ -24,8 +26,6 @@ from pipeline_checks import (
     read_records,
     seven_lanes_each,
 )
-
-from nova.records import PipelineRecord
 
 pytestmark = pytest.mark.integration
 

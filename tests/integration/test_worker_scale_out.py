@@ -12,8 +12,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import eventually
-from pipeline_checks import (
+
+from tests.integration.conftest import eventually
+from tests.integration.pipeline_checks import (
     LANES,
     first_finishes,
     lanes_per_request,

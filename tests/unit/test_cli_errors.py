@@ -38,7 +38,9 @@ class Row:
     kafka_exit: int = 2  # what an unreachable broker ends with (status answers 1: "not running")
 
 
-KAFKA = frozenset({"setting", "kafka"})
+KAFKA: frozenset[Problem] = frozenset({"setting", "kafka"})
+CLICKHOUSE: frozenset[Problem] = frozenset({"setting", "clickhouse"})
+PORT: frozenset[Problem] = frozenset({"port"})
 COMMANDS: dict[str, Row] = {
     "kafka fetch": Row(),  # with KAFKA_BOOTSTRAP_SERVERS it has nothing to do: not a problem
     "kafka start": Row(problems=KAFKA),  # refuses to start a broker beside an external one
@@ -51,10 +53,10 @@ COMMANDS: dict[str, Row] = {
     "up": Row(problems=KAFKA),
     "demo": Row(problems=KAFKA),
     "token": Row(("--identity", "identity-x", "--role", "member")),
-    "sql": Row(("SELECT 1",), frozenset({"setting", "clickhouse"})),
-    "report": Row(problems=frozenset({"setting", "clickhouse"})),
-    "replay": Row(problems=frozenset({"setting", "kafka", "clickhouse"})),
-    "fake-llm": Row(("--port", "{busy}"), frozenset({"port"})),  # reads no settings
+    "sql": Row(("SELECT 1",), CLICKHOUSE),
+    "report": Row(problems=CLICKHOUSE),
+    "replay": Row(problems=KAFKA | CLICKHOUSE),
+    "fake-llm": Row(("--port", "{busy}"), PORT),  # reads no settings
     "keys create": Row(("--identity", "identity-x", "--role", "member"), KAFKA),
     "keys signing": Row(problems=frozenset()),  # prints a fresh key pair: reads no settings
     "entities adopt": Row(problems=KAFKA),

@@ -8,6 +8,7 @@ to the dead-letter topic instead of into a lane.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import fastavro
 import pytest
@@ -92,7 +93,8 @@ def test_header_carries_the_current_schema_fingerprint() -> None:
 def test_missing_header_is_a_schema_error() -> None:
     codec = SCHEMAS["pipeline_record"]
     payload = codec.encode(full_record().to_avro())
-    for headers in (None, [], [("other", b"x")], {}):
+    cases: tuple[Any, ...] = (None, [], [("other", b"x")], {})
+    for headers in cases:
         with pytest.raises(SchemaError, match=SCHEMA_HEADER):
             codec.decode(payload, headers)
 

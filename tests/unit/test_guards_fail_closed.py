@@ -173,6 +173,7 @@ async def test_lane_d_refuses_another_identitys_thread_from_its_entity_view() ->
     ctx = Ctx(Services(View(owners={"thread:t-1": "bob"})))
     out = await GovernanceLane().process(request(thread_id="t-1"), ctx)  # type: ignore[arg-type]
     assert out.record.status == "denied"
+    assert out.record.governance is not None
     assert any("IDENTITY_BOUNDARY" in r for r in out.record.governance.reasons)
 
 
@@ -181,6 +182,7 @@ async def test_lane_d_applies_the_identitys_rules_from_its_entity_view() -> None
     view = View(rules=[deny])
     out = await GovernanceLane().process(request(), Ctx(Services(view)))  # type: ignore[arg-type]
     assert out.record.status == "denied"
+    assert out.record.governance is not None
     assert "RULE no-reads: deny" in out.record.governance.reasons
     assert view.syncs == 1  # rules read after the barrier, even with no resource referenced
 

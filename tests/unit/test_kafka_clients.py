@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from nova.errors import ConfigError
 from nova.kafka import credentials
 from nova.kafka.clients import client_options, client_security, faust_broker
-from nova.settings import Settings, load_settings
+from nova.settings import KafkaClient, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_CLASSES = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient", "AIOKafkaClient"}
@@ -46,7 +46,7 @@ def test_no_kafka_client_is_built_outside_nova_kafka_clients() -> None:
     assert offenders == [], "build Kafka clients with nova.kafka.clients: " + ", ".join(offenders)
 
 
-def own_broker(tmp_path: Path, role: str = "tools") -> Settings:
+def own_broker(tmp_path: Path, role: KafkaClient = "tools") -> Settings:
     settings = load_settings(data_dir=tmp_path / "data", kafka_client=role)
     credentials.generate(tmp_path / "data" / "kafka" / "credentials")
     return settings
@@ -54,7 +54,7 @@ def own_broker(tmp_path: Path, role: str = "tools") -> Settings:
 
 @pytest.mark.parametrize("role", ["admin", "gateway", "worker", "tools"])
 def test_on_novas_own_broker_every_process_logs_in_with_scram_as_its_own_principal(
-    tmp_path: Path, role: str,
+    tmp_path: Path, role: KafkaClient,
 ) -> None:
     settings = own_broker(tmp_path, role)
     options = client_options(settings)

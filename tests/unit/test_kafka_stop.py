@@ -40,7 +40,7 @@ async def test_aiokafkas_own_cancellation_is_absorbed_and_the_connections_closed
         closed.append(True)
         await real_close()
 
-    consumer._client.close = close  # type: ignore[method-assign]
+    consumer._client.close = close
     await stop_client(consumer)  # no CancelledError
     assert closed == [True]
 

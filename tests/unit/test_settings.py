@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
 
 from nova.settings import DEV_JWT_SECRET, Settings, load_settings
 
@@ -144,7 +144,10 @@ def test_readme_documents_every_setting() -> None:
     def documented_as(name: str) -> str:
         # Kafka's client settings keep Kafka's names (KAFKA_SECURITY_PROTOCOL, ...).
         alias = Settings.model_fields[name].validation_alias
-        return alias.choices[0] if alias is not None else f"NOVA_{name.upper()}"
+        if alias is None:
+            return f"NOVA_{name.upper()}"
+        assert isinstance(alias, AliasChoices)
+        return str(alias.choices[0])
 
     missing = [documented_as(name) for name in Settings.model_fields
                if f"`{documented_as(name)}`" not in readme]

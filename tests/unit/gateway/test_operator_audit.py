@@ -56,6 +56,8 @@ async def test_a_platform_wide_change_is_filed_under_the_operators_identity() ->
     await guard(producer).operator_act(principal("operator"), "budget", "b-2", EVERY_IDENTITY,
                                        operation="create")
     (_, _, event), (_, _, fact) = producer.sent
+    assert isinstance(event, Event)
+    assert isinstance(fact, AuditFact)
     assert (event.identity_id, fact.identity_id) == ("ops", "ops")
     assert json.loads(fact.detail)["owner_identity"] == EVERY_IDENTITY
 

@@ -30,7 +30,7 @@ def body_models() -> list[tuple[str, type[BaseModel]]]:
                 annotation = route.body_field.field_info.annotation
                 for model in get_args(annotation) or (annotation,):  # DecisionBody | None
                     if isinstance(model, type) and issubclass(model, BaseModel):
-                        found.append((f"{sorted(route.methods)[0]} {route.path}", model))
+                        found.append((f"{sorted(route.methods or ())[0]} {route.path}", model))
     return found
 
 

@@ -31,16 +31,25 @@ def fake():
         yield server
 
 
+class Control:
+    """``control(provider, **settings)`` sets how a fake provider answers; ``control.calls()``
+    reads what it received."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __call__(self, provider, **settings):
+        self.client.post(f"/_control/{provider}", json=settings).raise_for_status()
+
+    def calls(self, rid=None):
+        return self.client.get(f"/_calls/{rid}" if rid else "/_calls").json()
+
+
 @pytest.fixture
 def control(fake):
     with httpx.Client(base_url=fake.url) as client:
         client.post("/_control/reset").raise_for_status()
-
-        def set_(provider, **settings):
-            client.post(f"/_control/{provider}", json=settings).raise_for_status()
-
-        set_.calls = lambda rid=None: client.get(f"/_calls/{rid}" if rid else "/_calls").json()
-        yield set_
+        yield Control(client)
 
 
 @pytest.fixture

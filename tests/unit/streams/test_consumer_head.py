@@ -85,13 +85,13 @@ async def test_resuming_the_flow_rereads_every_stream_partition_from_its_committ
     """Faust empties the streams' buffers when it resumes; what was in them is fetched again."""
     c = consumer
     changelog = TP(next(iter(c.app.tables.changelog_topics)), 0)
-    sought: list[dict] = []
+    sought: list[dict[TP, int]] = []
 
     async def seek_wait(partitions):
         sought.append(dict(partitions))
 
-    c.assignment = lambda: {REQUESTS_0, REQUESTS_1, changelog}  # type: ignore[method-assign]
-    c.seek_wait = seek_wait  # type: ignore[method-assign]
+    c.assignment = lambda: {REQUESTS_0, REQUESTS_1, changelog}
+    c.seek_wait = seek_wait
     c._committed_offset[REQUESTS_0] = 13
     c._committed_offset[changelog] = 40
     c.resume_flow()
@@ -107,8 +107,8 @@ async def test_a_reread_that_loses_to_a_rebalance_is_given_up_quietly(consumer):
     async def seek_wait(partitions):
         raise IllegalStateError("partition not assigned")
 
-    c.assignment = lambda: {REQUESTS_0}  # type: ignore[method-assign]
-    c.seek_wait = seek_wait  # type: ignore[method-assign]
+    c.assignment = lambda: {REQUESTS_0}
+    c.seek_wait = seek_wait
     c._committed_offset[REQUESTS_0] = 3
     c.resume_flow()
     await asyncio.gather(*c._rereads)  # does not raise

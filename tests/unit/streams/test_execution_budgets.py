@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from nova.entities.models import BudgetEntity
 from nova.llm.clients import ClientPool, Completion
@@ -24,8 +25,8 @@ class Source:
 class Store:
     """The budget and rule source lane F is built with (the worker's entity view)."""
 
-    live: list = field(default_factory=list)
-    rules: list = field(default_factory=list)
+    live: list[BudgetEntity] = field(default_factory=list)
+    rules: list[Any] = field(default_factory=list)
 
     def budgets(self):
         return list(self.live)

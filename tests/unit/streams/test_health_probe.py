@@ -1,5 +1,7 @@
 """Health probes feed the board and announce each provider's status when it changes."""
 
+from typing import Any, cast
+
 from nova.errors import ProviderError
 from nova.llm.health import BreakerConfig, HealthBoard
 from nova.llm.registry import load_registry
@@ -32,7 +34,7 @@ def make():
     async def emit(event):
         emitted.append(event)
 
-    probe = HealthProbe(REGISTRY, pool, board, emit, clock_ms=lambda: 120_000)
+    probe = HealthProbe(REGISTRY, cast(Any, pool), board, emit, clock_ms=lambda: 120_000)
     return probe, pool, emitted
 
 
@@ -55,6 +57,7 @@ def test_health_event_is_deterministic_per_provider_status_and_minute():
     a = health_event("openai", "down", 60_000 * 7 + 5)
     b = health_event("openai", "down", 60_000 * 7 + 59_000)
     assert a.event_id == b.event_id == "provider-health/openai/down/7"
+    assert a.alert is not None
     assert (a.kind, a.alert.alert_type, a.alert.severity) == ("alert", "PROVIDER_HEALTH", "high")
     assert a.identity_id == "system"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +25,7 @@ from nova.records import (
 from nova.settings import load_settings
 from nova.signing import Signer
 from schemas import load_schema_set
+from streams.context import LaneContext
 from streams.lanes.lane_e_checkpoint import (
     CheckpointLane,
     held_entry,
@@ -62,6 +63,11 @@ class FakeCtx:
 
     async def dead_letter(self, message: Any, lane: str, exc: BaseException) -> None:
         self.dead.append((message, str(exc)))
+
+    @property
+    def lane(self) -> LaneContext:
+        """This fake where lane E takes a LaneContext: it has every part lane E uses."""
+        return cast(LaneContext, self)
 
 
 @dataclass
@@ -103,7 +109,7 @@ def decision(ctx: FakeCtx, verb: str, decided_at: int, *, actor: str = "u-approv
 
 
 async def hold(ctx: FakeCtx, approvals: int = 1) -> PipelineRecord:
-    outcome = await CheckpointLane().process(payment(approvals), ctx)
+    outcome = await CheckpointLane().process(payment(approvals), ctx.lane)
     assert outcome.target == "pending"
     assert outcome.status == "held"
     return outcome.record
@@ -112,7 +118,7 @@ async def hold(ctx: FakeCtx, approvals: int = 1) -> PipelineRecord:
 async def test_a_redelivered_request_keeps_its_checkpoint_instead_of_reopening_it() -> None:
     ctx = FakeCtx()
     first = await hold(ctx)
-    again = await CheckpointLane().process(payment(), ctx)
+    again = await CheckpointLane().process(payment(), ctx.lane)
     assert again.target == "pending"
     assert again.record.checkpoint == first.checkpoint, "same id, same expiry"
     assert len(ctx.facts) == 1, "the hold is audited once"
@@ -121,11 +127,11 @@ async def test_a_redelivered_request_keeps_its_checkpoint_instead_of_reopening_i
 async def test_approval_resumes_once_and_a_contrary_decision_changes_nothing() -> None:
     ctx = FakeCtx()
     await hold(ctx)
-    await on_decision(ctx, decision(ctx, "approve", now_ms()))
-    resumed = [r for topic, r in ctx.sent if topic == "executable"]
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms()))
+    resumed = executable(ctx)
     assert len(resumed) == 1
-    assert resumed[0].status == "in_flight"  # type: ignore[attr-defined]
-    await on_decision(ctx, decision(ctx, "reject", now_ms()))
+    assert resumed[0].status == "in_flight"
+    await on_decision(ctx.lane, decision(ctx, "reject", now_ms()))
     assert len([t for t, _ in ctx.sent if t == "executable"]) == 1
     state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "approved"
@@ -134,9 +140,9 @@ async def test_approval_resumes_once_and_a_contrary_decision_changes_nothing() -
 async def test_a_repeated_approval_resends_the_resumed_request_in_case_it_was_lost() -> None:
     ctx = FakeCtx()
     await hold(ctx)
-    await on_decision(ctx, decision(ctx, "approve", now_ms()))
-    await on_decision(ctx, decision(ctx, "approve", now_ms()))
-    sent = [r for topic, r in ctx.sent if topic == "executable"]
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms()))
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms()))
+    sent = executable(ctx)
     assert len(sent) == 2
     assert sent[0].request_id == sent[1].request_id
     assert ctx.lane_events == ["approved"], "the transition itself happened once"
@@ -147,7 +153,7 @@ async def test_an_approval_given_in_time_counts_even_if_processed_after_expiry()
     held = await hold(ctx)
     assert held.checkpoint is not None
     in_time = held.checkpoint.expires_at - 1
-    await on_decision(ctx, decision(ctx, "approve", in_time))
+    await on_decision(ctx.lane, decision(ctx, "approve", in_time))
     state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "approved"
 
@@ -156,14 +162,20 @@ async def test_an_approval_given_after_expiry_expires_the_request() -> None:
     ctx = FakeCtx()
     held = await hold(ctx)
     assert held.checkpoint is not None
-    await on_decision(ctx, decision(ctx, "approve", held.checkpoint.expires_at + 1))
+    await on_decision(ctx.lane, decision(ctx, "approve", held.checkpoint.expires_at + 1))
     state, record = parse_entry(ctx.state.held[b"r-1"])
     assert state == "expired"
     assert record.status == "expired"
 
 
-def executable(ctx: FakeCtx) -> list[Record]:
-    return [r for topic, r in ctx.sent if topic == "executable"]
+def executable(ctx: FakeCtx) -> list[PipelineRecord]:
+    """The requests lane E resumed (sent to lane F), in order."""
+    resumed = []
+    for topic, record in ctx.sent:
+        if topic == "executable":
+            assert isinstance(record, PipelineRecord)
+            resumed.append(record)
+    return resumed
 
 
 def untrusted(ctx: FakeCtx) -> list[Any]:
@@ -182,7 +194,7 @@ async def test_forged_decisions_leave_the_request_held_and_are_dead_lettered_and
         "expire on decisions": decision(ctx, "expire", now),
     }
     for msg in forgeries.values():
-        await on_checkpoint_message(ctx, msg)
+        await on_checkpoint_message(ctx.lane, msg)
     state, record = parse_entry(ctx.state.held[b"r-1"])
     assert state == "pending"
     assert record.status == "held"
@@ -205,14 +217,14 @@ async def test_a_signed_approval_replayed_onto_another_checkpoint_is_refused() -
     await hold(ctx)
     other = checkpoint_id_for("r-other")
     # The signature covers the checkpoint: rewriting it breaks the signature...
-    await on_decision(ctx, decision(ctx, "approve", now_ms(), checkpoint_id=other))
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms(), checkpoint_id=other))
     # ...and a decision signed for another checkpoint, sent under this request's key and id,
     # names a checkpoint that is not the held one.
     codec = ctx.schemas["decision"]
     signed = GATEWAY.sign_decision(CheckpointDecisionRecord(
         checkpoint_id=other, request_id="r-1", identity_id="alice", decision="approve",
         actor="u-approver", decided_at=now_ms()))
-    await on_decision(ctx, Msg(codec.encode(signed.to_avro()), [codec.header]))
+    await on_decision(ctx.lane, Msg(codec.encode(signed.to_avro()), [codec.header]))
     state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "pending"
     assert executable(ctx) == []
@@ -224,7 +236,7 @@ async def test_a_signed_approval_replayed_onto_another_checkpoint_is_refused() -
 async def test_the_submitter_never_decides_even_with_a_signed_decision() -> None:
     ctx = FakeCtx()
     await hold(ctx)
-    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-alice"))
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms(), actor="u-alice"))
     state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "pending"
     assert "submitter" in ctx.dead[0][1]
@@ -234,14 +246,14 @@ async def test_the_submitter_never_decides_even_with_a_signed_decision() -> None
 async def test_four_eyes_waits_for_a_second_distinct_approver() -> None:
     ctx = FakeCtx()
     await hold(ctx, approvals=2)
-    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-bob"))
-    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-bob"))
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms(), actor="u-bob"))
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms(), actor="u-bob"))
     state, record = parse_entry(ctx.state.held[b"r-1"])
     assert state == "pending"
     assert record.checkpoint is not None
     assert record.checkpoint.approvals == ("u-bob",), "the same approver counts once"
     assert executable(ctx) == []
-    await on_decision(ctx, decision(ctx, "approve", now_ms(), actor="u-carol"))
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms(), actor="u-carol"))
     state, record = parse_entry(ctx.state.held[b"r-1"])
     assert state == "approved"
     assert record.checkpoint is not None
@@ -257,11 +269,11 @@ async def test_expiries_come_from_their_own_topic_and_only_count_when_overdue() 
     assert held.checkpoint is not None
     early = decision(ctx, "expire", held.checkpoint.expires_at + 10_000, signer=None,
                      topic=ctx.settings.topic("expiries"))
-    await on_checkpoint_message(ctx, early)  # the record claims it is late; our clock says no
+    await on_checkpoint_message(ctx.lane, early)  # the record claims it is late; our clock says no
     state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "pending"
     approve_on_expiries = decision(ctx, "approve", now_ms(), topic=ctx.settings.topic("expiries"))
-    await on_checkpoint_message(ctx, approve_on_expiries)
+    await on_checkpoint_message(ctx.lane, approve_on_expiries)
     assert "only expire" in ctx.dead[-1][1]
     state, _ = parse_entry(ctx.state.held[b"r-1"])
     assert state == "pending"
@@ -322,7 +334,7 @@ async def test_lane_e_and_the_gateway_book_agree_on_every_decision(scenario: str
         msg = decision(ctx, verb, held.checkpoint.expires_at + offset, actor=actor,
                        signer=GATEWAY if topic == "decisions" else None,
                        topic=ctx.settings.topic(topic))
-        await on_checkpoint_message(ctx, msg)
+        await on_checkpoint_message(ctx.lane, msg)
         book.apply(topic, ctx.schemas["decision"].decode(msg.value, msg.headers))
     _, lane_e = parse_entry(ctx.state.held[b"r-1"])
     gateway = book.get(held.checkpoint.checkpoint_id)
@@ -336,7 +348,7 @@ async def test_a_late_approval_expires_the_checkpoint_in_lane_e_and_in_the_gatew
     assert held.checkpoint is not None
     book = book_with(ctx, held)
     late = decision(ctx, "approve", held.checkpoint.expires_at + 1)
-    await on_decision(ctx, late)
+    await on_decision(ctx.lane, late)
     book.apply("decisions", ctx.schemas["decision"].decode(late.value, late.headers))
     state, record = parse_entry(ctx.state.held[b"r-1"])
     gateway = book.get(held.checkpoint.checkpoint_id)
@@ -344,4 +356,4 @@ async def test_a_late_approval_expires_the_checkpoint_in_lane_e_and_in_the_gatew
     assert (state, gateway.checkpoint.status) == ("expired", "expired")
     assert record.checkpoint is not None
     assert record.checkpoint.decided_at == held.checkpoint.expires_at + 1
-    assert executable(ctx)[0].status == "expired"  # type: ignore[attr-defined]
+    assert executable(ctx)[0].status == "expired"

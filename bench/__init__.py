@@ -1,0 +1,1 @@
+"""Benchmarks: each script prints its figure next to a baseline measured in the same run."""
