@@ -235,6 +235,8 @@ class Trail:
     def add(self, topic: str, record: Any, pos: Position) -> None:
         if topic == "requests" and self.submitted is None:
             self.submitted = record
+        elif topic == "events" and record.kind == "lanes":
+            self._add_lanes(record)
         elif topic == "events":
             {"lane": self.lane_events, "llm": self.llm_events}.get(
                 record.kind, self.alerts).append(record)
@@ -246,6 +248,17 @@ class Trail:
             self.completed.append(record)
         elif topic == "audit":
             self.audit.append((pos.partition, pos.offset, record))
+
+
+    def _add_lanes(self, batch: Event) -> None:
+        """A request's lane events written in one record, one trail entry per lane run: a
+        request that came back from a checkpoint has its earlier lanes in both records."""
+        seen = {(e.lane.lane, e.lane.started_at) for e in self.lane_events if e.lane}
+        for ln in batch.lanes:
+            if (ln.lane, ln.started_at) not in seen:
+                self.lane_events.append(batch.model_copy(
+                    update={"kind": "lane", "lane": ln, "lanes": (),
+                            "event_id": f"{batch.request_id}/lane/{ln.lane}"}))
 
 
 async def request_trail(settings: Settings, request_id: str,

@@ -7,7 +7,8 @@ yields the same rows, which is what lets ReplacingMergeTree collapse a re-consum
 
 Sources and tables:
 
-    events     → lane_events | llm_calls | alerts   (by Event.kind)
+    events     → lane_events | llm_calls | alerts   (by Event.kind; one ``lanes`` event is the
+                                                    lane_events rows of a request, one per lane)
     completed  → requests, request_content,        (final state of each request and of its
                  checkpoints                        checkpoint, as lane E decided it; the
                                                     answer and error text apart, as private
@@ -105,12 +106,12 @@ def event_rows(event: Event, pos: Position = NO_POSITION) -> TableRows:
     rts = request_ts(event.request_id, event.ts)
     ts = ms_to_dt(event.ts)
     sphere = sphere_of(event)
-    if event.lane is not None:
-        ln = event.lane
+    if event.lane is not None or event.lanes:
+        lanes = (event.lane,) if event.lane is not None else event.lanes
         return [("lane_events", [
             event.request_id, event.identity_id, sphere, ln.lane, ln.status,
             ms_to_dt(ln.started_at), ln.duration_ms, ln.worker, ln.error, rts, ts, event.ts,
-        ])]
+        ]) for ln in lanes]
     if event.llm is not None:
         c = event.llm
         return [("llm_calls", [

@@ -66,6 +66,7 @@ from nova.kafka.tail import TopicTail
 from nova.records import PipelineRecord, now_ms
 from nova.settings import Settings
 from schemas import SchemaSet
+from schemas import headers as hdr
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
@@ -200,6 +201,13 @@ class IdempotencyIndex(TopicTail):
         known = self._keys.pop(slot, None)
         if known is not None:
             self._views.pop(known.request_id, None)
+
+    def apply_message(self, topic: str, message: Any) -> None:
+        if hdr.header(message.headers, hdr.REQUEST) is not None and (
+            hdr.header(message.headers, hdr.KEYED) is None
+        ):
+            return  # a request without a key, said by its headers: nothing to decode
+        super().apply_message(topic, message)
 
     def apply(self, topic: str, data: dict[str, Any]) -> None:
         rec = PipelineRecord.from_avro(data)

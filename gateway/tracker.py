@@ -1,8 +1,14 @@
 """Where each request stands, as the gateway sees it: an in-memory read model.
 
-Each gateway process tails the ``events``, ``pending`` and ``completed`` topics from their end
-(no consumer group: every replica sees every partition) and folds them into a bounded map of
-request views. ``wait`` lets ``POST …?wait_ms`` answer as soon as a request is held or done.
+Each gateway process tails the ``pending`` and ``completed`` topics from their end (no consumer
+group: every replica sees every partition) and folds them into a bounded map of request views.
+``wait`` lets ``POST …?wait_ms`` answer as soon as a request is held or done.
+
+Cheap by design (issue 9): a record's request id and status are read from its headers
+(``schemas.headers``); its value is decoded only when someone reads the view (the client
+waiting on it, a GET), so a gateway does not pay for decoding the answers of requests other
+gateways serve. A record without those headers (written before they existed) is decoded at
+once. The lane timings come with the record itself (``PipelineRecord.lanes``).
 A view missing from memory (an old request, a restarted gateway) is rebuilt from ClickHouse by
 the caller; this module stays free of ClickHouse.
 """
@@ -14,13 +20,15 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from nova.errors import SchemaError
 from nova.kafka.tail import TopicTail
-from nova.records import FINAL_STATUSES, Event, PipelineRecord
+from nova.records import FINAL_STATUSES, PipelineRecord
 from nova.settings import Settings
-from schemas import SchemaSet
+from schemas import TOPICS, SchemaSet
+from schemas import headers as hdr
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +123,30 @@ def view_from_record(rec: PipelineRecord, status: str | None = None) -> RequestV
 class RequestTracker(TopicTail):
     """Bounded map request id → view, fed by Kafka from the moment the gateway starts."""
 
-    TOPICS = ("events", "pending", "completed")
+    TOPICS = ("pending", "completed")
     START = "end"
 
     def __init__(self, settings: Settings, schemas: SchemaSet, capacity: int = 200_000) -> None:
         super().__init__(settings, schemas)
         self.capacity = capacity
         self._views: OrderedDict[str, RequestView] = OrderedDict()
+        # views known from headers only: the raw value to decode when the view is read
+        self._undecoded: dict[str, tuple[str, bytes, Any]] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._releasing = False  # the gateway is stopping: waits end now
 
+    def fetch_max_wait_ms(self) -> int:
+        return self.settings.kafka_fetch_max_wait_ms  # a waiting client's answer comes this way
+
     # -- read side ---------------------------------------------------------------------
     def get(self, request_id: str) -> RequestView | None:
+        raw = self._undecoded.pop(request_id, None)
+        if raw is not None:
+            topic, value, headers = raw
+            try:
+                self.apply(topic, self.schemas[TOPICS[topic].value_schema].decode(value, headers))
+            except (SchemaError, ValueError) as exc:  # keep the view its headers gave
+                log.debug("request %s: record does not decode: %s", request_id, exc)
         return self._views.get(request_id)
 
     async def wait_until(
@@ -142,10 +162,10 @@ class RequestTracker(TopicTail):
         while True:
             view = self._views.get(request_id)
             if view is not None and done(view):
-                return view
+                return self.get(request_id)
             remaining = deadline - loop.time()
             if remaining <= 0 or self._releasing:
-                return view
+                return self.get(request_id)
             changed = self._changed.setdefault(request_id, asyncio.Event())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
@@ -177,42 +197,40 @@ class RequestTracker(TopicTail):
         while len(self._views) > self.capacity:
             old, _ = self._views.popitem(last=False)
             self._changed.pop(old, None)
+            self._undecoded.pop(old, None)
         event = self._changed.get(view.request_id)
         if event is not None:
             event.set()
 
-    def apply_event(self, ev: Event) -> None:
-        if ev.lane is None:
-            return
-        view = self._views.get(ev.request_id) or RequestView(
-            request_id=ev.request_id, identity_id=ev.identity_id, status="in_flight"
-        )
-        lanes = dict(view.lanes)
-        lanes[ev.lane.lane] = LaneView(ev.lane.lane, ev.lane.status, ev.lane.duration_ms)
-        if view.finished:
-            status = view.status
-        elif ev.lane.status == "held":
-            status = "held"
-        else:
-            status = "in_flight"
-        self._put(replace(view, lanes=lanes, status=status))
-
     def apply_pending(self, rec: PipelineRecord) -> None:
         view = self._views.get(rec.request_id)
         if view is not None and view.finished:
-            return
-        held = view_from_record(rec, status="held")
-        if view is not None:
-            held = replace(held, lanes={**view.lanes, **held.lanes})
-        self._put(held)
+            return  # a late copy of the hold never reopens a finished request
+        self._put(view_from_record(rec, status="held"))
 
     def apply_completed(self, rec: PipelineRecord) -> None:
         self._put(view_from_record(rec))
 
+    def apply_message(self, topic: str, message: Any) -> None:
+        headers = message.headers
+        request_id = hdr.header(headers, hdr.REQUEST)
+        status = hdr.header(headers, hdr.STATUS)
+        identity = hdr.header(headers, hdr.IDENTITY)
+        if request_id is None or status is None or identity is None:
+            super().apply_message(topic, message)  # a record from before the headers
+            return
+        view = self._views.get(request_id)
+        if topic == "pending":
+            if view is not None and view.finished:
+                return
+            status = "held"
+        self._undecoded.pop(request_id, None)
+        self._put(RequestView(request_id=request_id, identity_id=identity, status=status))
+        self._undecoded[request_id] = (topic, message.value, headers)
+
     def apply(self, topic: str, data: dict[str, Any]) -> None:
-        if topic == "events":
-            self.apply_event(Event.from_avro(data))
-        elif topic == "pending":
-            self.apply_pending(PipelineRecord.from_avro(data))
+        rec = PipelineRecord.from_avro(data)
+        if topic == "pending":
+            self.apply_pending(rec)
         else:
-            self.apply_completed(PipelineRecord.from_avro(data))
+            self.apply_completed(rec)

@@ -13,6 +13,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas import headers as hdr
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -27,6 +29,10 @@ class Record(BaseModel):
     @classmethod
     def from_avro(cls, data: dict[str, Any]) -> Self:
         return cls.model_validate(data)
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """Headers written with the record besides its schema's (``schemas.headers``)."""
+        return []
 
 
 class Intent(Record):
@@ -102,6 +108,8 @@ class LaneTiming(Record):
     status: str
     started_at: int
     duration_ms: float
+    worker: str | None = None  # None in records written before v6
+    error: str | None = None
 
 
 FINAL_STATUSES = frozenset(
@@ -138,6 +146,19 @@ class PipelineRecord(Record):
     execution: Execution | None = None
     error: str | None = None
     lanes: tuple[LaneTiming, ...] = ()
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """The headers readers filter on without decoding the value (``schemas.headers``)."""
+        headers = [
+            (hdr.REQUEST, self.request_id.encode()),
+            (hdr.IDENTITY, self.identity_id.encode()),
+            (hdr.STATUS, self.status.encode()),
+        ]
+        if self.lanes:
+            headers.append((hdr.LANE, self.lanes[-1].lane.encode()))
+        if self.idempotency_key is not None:
+            headers.append((hdr.KEYED, b"1"))
+        return headers
 
     @property
     def finished(self) -> bool:
@@ -180,13 +201,14 @@ class Event(Record):
     """A lane, LLM or alert event (schema ``event``)."""
 
     event_id: str
-    kind: str  # lane | llm | alert
+    kind: str  # lane | lanes | llm | alert
     request_id: str
     identity_id: str
     ts: int
-    lane: LaneEvent | None = None
+    lane: LaneEvent | None = None  # kind lane: records written before event v2
     llm: LlmCall | None = None
     alert: Alert | None = None
+    lanes: tuple[LaneEvent, ...] = ()  # kind lanes: a request's lane events, in one record
 
 
 class CheckpointDecisionRecord(Record):

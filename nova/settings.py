@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     kafka_heap: str = "512m"
     topic_prefix: str = "nova"
     topic_partitions: int = 4
+    # How long a fetch of the hot-path consumers (the lanes, the gateway's request tracker) may
+    # wait on the broker: short, because a long wait delays records that arrive during it.
+    kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=1500)
+    # How long the worker's producer waits to batch records before sending (Kafka's linger.ms).
+    kafka_linger_ms: float = Field(default=0.0, ge=0, le=1000)
     # How clients authenticate (``nova.kafka.clients``). On Nova's own broker: always SASL/SCRAM
     # as ``nova-<kafka_client>``, with the password the launcher generated. On an external
     # cluster: Kafka's own client settings below, or PLAINTEXT when none is set.

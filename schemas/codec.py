@@ -23,6 +23,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from nova.errors import SchemaError, UnknownSchemaError
+from schemas.headers import header
 
 SCHEMA_HEADER = "nova-schema"
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -74,7 +75,9 @@ class AvroCodec:
             raise UnknownSchemaError(f"{self.name}: unknown writer schema {writer_id}")
         buf = io.BytesIO(payload)
         try:
-            value = fastavro.schemaless_reader(buf, writer, self.current)
+            # The current writer needs no resolution; fastavro's resolving reader is slower.
+            reader = None if writer is self.current else self.current
+            value = fastavro.schemaless_reader(buf, writer, reader)
         except Exception as exc:
             raise SchemaError(
                 f"{self.name}: undecodable record: {type(exc).__name__}: {exc}"
@@ -89,13 +92,7 @@ class AvroCodec:
 
 
 def _header_value(headers: Headers) -> str | None:
-    if headers is None:
-        return None
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    for key, value in items:
-        if key == SCHEMA_HEADER and value is not None:
-            return bytes(value).decode("ascii", "replace")
-    return None
+    return header(headers, SCHEMA_HEADER)
 
 
 @dataclass(frozen=True)

@@ -78,31 +78,35 @@ class LaneContext:
     async def send(self, topic: str, key: str, record: Record) -> None:
         codec = self.schemas[TOPICS[topic].value_schema]
         await self.topic(topic).send(
-            key=key.encode(), value=codec.encode(record.to_avro()), headers=[codec.header]
+            key=key.encode(),
+            value=codec.encode(record.to_avro()),
+            headers=[codec.header, *record.kafka_headers()],
         )
 
-    async def emit_lane_event(
-        self,
-        record: PipelineRecord,
-        lane: str,
-        status: str,
-        started_at: int,
-        duration_ms: float,
-        error: str | None = None,
-    ) -> None:
+    async def emit_lanes(self, record: PipelineRecord) -> None:
+        """Write the request's lane events, all in one record: the lanes carry their timings
+        in the record (``PipelineRecord.lanes``), so the events topic gets them once, when the
+        request leaves the lanes, rather than one record per lane (issue 9). Written again for
+        a request that comes back (an approved hold), the same lanes collapse in ClickHouse
+        (one row per request and lane, the latest wins)."""
+        if not record.lanes:
+            return
         event = Event(
-            event_id=f"{record.request_id}/lane/{lane}",
-            kind="lane",
+            event_id=f"{record.request_id}/lanes/{len(record.lanes)}",
+            kind="lanes",
             request_id=record.request_id,
             identity_id=record.identity_id,
             ts=now_ms(),
-            lane=LaneEvent(
-                lane=lane,
-                status=status,
-                started_at=started_at,
-                duration_ms=duration_ms,
-                worker=self.worker,
-                error=error,
+            lanes=tuple(
+                LaneEvent(
+                    lane=t.lane,
+                    status=t.status,
+                    started_at=t.started_at,
+                    duration_ms=t.duration_ms,
+                    worker=t.worker or self.worker,
+                    error=t.error,
+                )
+                for t in record.lanes
             ),
         )
         await self.send("events", record.request_id, event)

@@ -1,10 +1,13 @@
-"""The loop every lane agent runs: decode, process, forward, emit a lane event.
+"""The loop every lane agent runs: decode, process, forward; lane events when a request leaves.
 
 Failure handling is the same for all lanes, so it lives here once: a record that cannot be
 decoded, or whose processing raises, goes to the dead-letter topic with the reason and the
 original bytes, a lane event with status ``error`` is emitted when the request is known, and
-the agent moves on to the next record. Delivery is at least once (offsets are committed after
-the producer is flushed); every downstream effect is idempotent by request id.
+the agent moves on to the next record. Each lane appends its timing to the record
+(``PipelineRecord.lanes``); the lane events are written once, in one record, when the request
+leaves the lanes (:data:`EXITS`: completed, or held on ``pending``). Delivery is at least
+once (offsets are committed after the producer is flushed); every downstream effect is
+idempotent by request id.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from schemas import TOPICS
 from streams.context import LaneContext
 
 log = logging.getLogger(__name__)
+
+# Where a record leaves the lanes: its lane events are written there (``LaneContext.emit_lanes``).
+EXITS = frozenset({"completed", "pending"})
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,19 @@ async def handle(lane: Lane, ctx: LaneContext, message: Any) -> None:
         await _failed(lane, ctx, message, record, started, t0, exc)
         return
     duration = (time.perf_counter() - t0) * 1000
-    timing = LaneTiming(
-        lane=lane.code, status=outcome.status, started_at=started, duration_ms=duration
-    )
+    timing = LaneTiming(lane=lane.code, status=outcome.status, started_at=started,
+                        duration_ms=duration, worker=ctx.worker)
     out = outcome.record.model_copy(update={"lanes": (*outcome.record.lanes, timing)})
-    await ctx.send(outcome.target or lane.output, out.request_id, out)
-    await ctx.emit_lane_event(out, lane.code, outcome.status, started, duration)
+    await forward(ctx, outcome.target or lane.output, out)
+
+
+async def forward(ctx: LaneContext, target: str, record: PipelineRecord) -> None:
+    """Hand ``record`` to ``target``; if that is where it leaves the lanes, write its lane
+    events too (after the hand-off: a crash in between re-processes the input, and both are
+    written again under the same ids)."""
+    await ctx.send(target, record.request_id, record)
+    if target in EXITS:
+        await ctx.emit_lanes(record)
 
 
 async def _failed(
@@ -90,9 +103,9 @@ async def _failed(
     duration = (time.perf_counter() - t0) * 1000
     error = f"lane {lane.code}: {type(exc).__name__}: {exc}"[:1000]
     await ctx.dead_letter(message, lane.code, exc)
-    timing = LaneTiming(lane=lane.code, status="error", started_at=started, duration_ms=duration)
+    timing = LaneTiming(lane=lane.code, status="error", started_at=started, duration_ms=duration,
+                        worker=ctx.worker, error=error)
     failed = record.model_copy(
         update={"status": "failed", "error": error, "lanes": (*record.lanes, timing)}
     )
-    await ctx.send(lane.output, failed.request_id, failed)
-    await ctx.emit_lane_event(failed, lane.code, "error", started, duration, error=error)
+    await forward(ctx, lane.output, failed)

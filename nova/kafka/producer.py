@@ -40,7 +40,7 @@ class RecordProducer:
 
     def encode(self, topic: str, record: Record) -> tuple[bytes, list[tuple[str, bytes]]]:
         codec = self.schemas[TOPICS[topic].value_schema]
-        return codec.encode(record.to_avro()), [codec.header]
+        return codec.encode(record.to_avro()), [codec.header, *record.kafka_headers()]
 
     async def send(self, topic: str, key: str, record: Record) -> None:
         """Send and wait for the broker's acknowledgement (the record is durable on return)."""

@@ -46,6 +46,16 @@ class TopicTail(ABC):
     def apply(self, topic: str, data: dict[str, Any]) -> None:
         """Fold one decoded record of logical ``topic`` into the view."""
 
+    def apply_message(self, topic: str, message: Any) -> None:
+        """Fold one raw record; the default decodes its value and calls :meth:`apply`. A view
+        that needs only a record's headers (or decodes lazily) overrides this instead."""
+        self.apply(topic, self.decode(topic, message))
+
+    def fetch_max_wait_ms(self) -> int:
+        """How long a fetch may wait on the broker: aiokafka's 500 ms, or less for a view on a
+        client's hot path (see ``Settings.kafka_fetch_max_wait_ms``)."""
+        return 500
+
     def since_ms(self) -> int | None:
         """With ``START = "beginning"``: the time (epoch ms) of the oldest record wanted, or
         None for every record."""
@@ -57,6 +67,7 @@ class TopicTail(ABC):
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.fetch_max_wait_ms(),
         )
         await start_client(consumer)
         try:
@@ -96,14 +107,14 @@ class TopicTail(ABC):
     def apply_polled(self, polled: list[tuple[str, list[Any]]]) -> None:
         """Fold one poll: (logical topic, that partition's records in offset order) pairs.
 
-        The default decodes each record and calls :meth:`apply`, skipping what does not decode.
+        The default hands each record to :meth:`apply_message`, skipping what does not decode.
         A view that needs a record's coordinates (partition, offset, timestamp, headers) or an
         order across partitions overrides this instead.
         """
         for topic, messages in polled:
             for msg in messages:
                 try:
-                    self.apply(topic, self.decode(topic, msg))
+                    self.apply_message(topic, msg)
                 except (SchemaError, ValueError) as exc:
                     log.debug("%s skipped %s[%s]@%s: %s", type(self).__name__, topic,
                               msg.partition, msg.offset, exc)

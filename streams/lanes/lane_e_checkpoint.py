@@ -254,7 +254,8 @@ async def _apply(ctx: LaneContext, record: PipelineRecord, outcome: Outcome, act
         + (f": {new_cp.decision_reason}" if new_cp.decision_reason else "")
     )
     duration = float(now_ms() - started)
-    timing = LaneTiming(lane="E", status=new_cp.status, started_at=started, duration_ms=duration)
+    timing = LaneTiming(lane="E", status=new_cp.status, started_at=started, duration_ms=duration,
+                        worker=ctx.worker)
     resumed = record.model_copy(
         update={
             "checkpoint": new_cp,
@@ -264,8 +265,7 @@ async def _apply(ctx: LaneContext, record: PipelineRecord, outcome: Outcome, act
         }
     )
     ctx.state.held[key] = held_entry(resumed, new_cp.status)
-    await ctx.send("executable", resumed.request_id, resumed)
-    await ctx.emit_lane_event(resumed, "E", new_cp.status, started, duration)
+    await ctx.send("executable", resumed.request_id, resumed)  # lane G writes its lane events
     await ctx.audit(checkpoint_fact(resumed, new_cp, actor=actor))
 
 

@@ -79,6 +79,20 @@ def test_lane_event_row_keeps_identity_and_dates_by_request_id() -> None:
     assert event_rows(ev) == event_rows(ev)  # pure: re-consumption yields the same row
 
 
+def test_one_lanes_event_is_one_row_per_lane_equal_to_the_single_lane_events_of_before() -> None:
+    lanes = tuple(LaneEvent(lane=code, status=status, started_at=1_735_689_650_000 + i,
+                            duration_ms=1.0 + i, worker=f"w{i % 2}",
+                            error="boom" if status == "error" else None)
+                  for i, (code, status) in enumerate([("A", "ok"), ("B", "ok"), ("C", "error")]))
+    batch = Event(event_id=f"{RID}/lanes/3", kind="lanes", request_id=RID, identity_id="id-1",
+                  ts=1_735_689_700_000, lanes=lanes)
+    singles = [Event(event_id=f"{RID}/lane/{ln.lane}", kind="lane", request_id=RID,
+                     identity_id="id-1", ts=batch.ts, lane=ln) for ln in lanes]
+    assert event_rows(batch) == [row for ev in singles for row in event_rows(ev)]
+    assert [_named(t, r)["worker"] for t, r in event_rows(batch)] == ["w0", "w1", "w0"]
+    assert [_named(t, r)["error"] for t, r in event_rows(batch)] == [None, None, "boom"]
+
+
 def test_llm_event_maps_every_attempt_field() -> None:
     call = LlmCall(provider="openai", model="gpt", role="member", task_type="code", tokens_in=10,
                    tokens_out=20, cost_usd=0.002, latency_ms=123.0, attempt=2,

@@ -73,7 +73,7 @@ def test_a_changelog_partition_keeps_its_read_offset_for_table_recovery():
 def consumer():
     """The worker's consumer, built but never started (no broker is contacted)."""
     app = faust.App("t-worker", broker="kafka://127.0.0.1:1")
-    worker_consumer.install(app)
+    worker_consumer.install(app, fetch_max_wait_ms=20)
     app.Table("held", default=None)  # gives the app a changelog topic
     c = app.consumer
     assert isinstance(c, HeadSafeConsumer)
@@ -119,3 +119,14 @@ def test_resuming_before_the_consumer_started_rereads_nothing(consumer):
     c = consumer
     c.resume_flow()  # no assignment yet: nothing to seek, no loop needed
     assert not c._rereads
+
+
+async def test_the_aiokafka_consumer_fetches_with_the_configured_short_wait(consumer):
+    # Faust hard-codes 1,500 ms; a record arriving while a fetch is parked waits for it.
+    thread = consumer._new_consumer_thread()
+    try:
+        built = thread._create_worker_consumer(consumer.transport)
+        assert built._fetch_max_wait_ms == 20
+        await built.stop()  # never started: closes it without contacting a broker
+    finally:
+        thread.thread_loop.close()
