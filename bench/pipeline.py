@@ -31,14 +31,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
 
 from nova.ids import uuid7
-from nova.kafka.admin import provision, wait_for_leaders
+from nova.kafka.admin import all_partitions, provision, wait_for_leaders
 from nova.kafka.clients import kafka_admin, kafka_consumer, kafka_producer
 from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_port, port_open
 from nova.kafka.producer import RecordProducer
@@ -61,6 +61,8 @@ class Result:
     submitted: list[int]
     lanes: list[tuple[LaneTiming, ...]]
     cpu_s: dict[str, float]  # CPU seconds each process used during the measured burst
+    records: dict[str, int] = field(default_factory=dict)  # records written, per topic
+    steady_ms: list[float] = field(default_factory=list)  # latencies at half the burst rate
 
     @property
     def rate(self) -> float:
@@ -134,14 +136,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def topic_ends(settings: Settings, prefix: str) -> dict[str, int]:
+    """Records written so far to each topic whose name starts with ``prefix`` (end offsets)."""
+    consumer = kafka_consumer(settings, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topics = [t for t in await consumer.topics() if t.startswith(prefix)]
+        parts = await all_partitions(consumer, topics)
+        ends = await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+    totals: dict[str, int] = {}
+    for tp, end in ends.items():
+        totals[tp.topic] = totals.get(tp.topic, 0) + end
+    return totals
+
+
 async def measure(
     name: str, receiver: Receiver, send: object, n: int, timeout_s: float, pids: dict[str, int],
+    settings: Settings, prefix: str,
 ) -> Result:
     """Warm up, then send ``n`` requests at once and time their arrival."""
     warm = [request(i) for i in range(WARMUP)]
     await asyncio.gather(*(send(r) for r in warm))  # type: ignore[operator]
     await receiver.wait_for([r.request_id for r in warm], timeout_s)
+    await asyncio.sleep(1.5)  # let the warm-up's last records (audit, events) land first
     records = [request(i) for i in range(n)]
+    ends0 = await topic_ends(settings, prefix)
     cpu0 = {k: cpu_seconds(pid) for k, pid in pids.items()}
     t0 = now_ms()
     await asyncio.gather(*(send(r) for r in records))  # type: ignore[operator]
@@ -149,11 +170,35 @@ async def measure(
     await receiver.wait_for(ids, timeout_s)
     arrivals = [receiver.arrived[i] for i in ids]
     last = max(received for _, received, _ in arrivals)
+    cpu = {k: cpu_seconds(pid) - cpu0[k] for k, pid in pids.items()}
+    await asyncio.sleep(1.5)  # the burst's last audit and event records
+    ends1 = await topic_ends(settings, prefix)
     return Result(name, n, max(last - t0, 1) / 1000,
                   [float(received - submitted) for submitted, received, _ in arrivals],
                   [submitted for submitted, _, _ in arrivals],
                   [lanes for _, _, lanes in arrivals],
-                  {k: cpu_seconds(pid) - cpu0[k] for k, pid in pids.items()})
+                  cpu,
+                  {t: ends1[t] - ends0.get(t, 0) for t in ends1 if ends1[t] > ends0.get(t, 0)})
+
+
+async def steady(receiver: Receiver, send: object, rate: float, seconds: float,
+                 timeout_s: float) -> list[float]:
+    """Requests at a steady ``rate`` per second for ``seconds``: their end-to-end latencies."""
+    n = max(int(rate * seconds), 1)
+    records = [request(i) for i in range(n)]
+    start = time.monotonic()
+    tasks = []
+    for i, rec in enumerate(records):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        rec = rec.model_copy(update={"submitted_at": now_ms()})
+        tasks.append(asyncio.create_task(send(rec)))  # type: ignore[operator]
+        records[i] = rec
+    await asyncio.gather(*tasks)
+    ids = [r.request_id for r in records]
+    await receiver.wait_for(ids, timeout_s)
+    return [float(receiver.arrived[i][1] - receiver.arrived[i][0]) for i in ids]
 
 
 # -- the pipeline: the real worker -----------------------------------------------------------
@@ -180,6 +225,7 @@ def child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproces
 
 async def run_pipeline(
     settings: Settings, n: int, timeout_s: float, logs: Path, broker_pid: dict[str, int],
+    steady_s: float,
 ) -> Result:
     await provision(settings)  # topics, and the worker's ACLs on a broker that has them
     fake_port = free_port()
@@ -206,7 +252,13 @@ async def run_pipeline(
                     await producer.send("requests", rec.request_id, rec)
 
                 pids = {"worker": worker.pid, "fake LLM": fake.pid, **broker_pid}
-                return await measure("pipeline", receiver, send, n, timeout_s, pids)
+                result = await measure("pipeline", receiver, send, n, timeout_s, pids, settings,
+                                       settings.topic_prefix)
+                rate = result.rate / 2
+                print(f"pipeline: a steady {rate:.0f} req/s (half the burst rate) for "
+                      f"{steady_s:.0f} s ...", flush=True)
+                result.steady_ms.extend(await steady(receiver, send, rate, steady_s, timeout_s))
+                return result
         finally:
             await producer.stop()
 
@@ -270,7 +322,8 @@ async def run_relay(
                                              key=rec.request_id.encode(), headers=[codec.header])
 
             pids = {"relay (this process)": os.getpid(), **broker_pid}
-            return await measure("relay", receiver, send, n, timeout_s, pids)
+            return await measure("relay", receiver, send, n, timeout_s, pids, settings,
+                                 settings.topic("relay"))
     finally:
         await producer.stop()
 
@@ -297,6 +350,20 @@ def report(pipe: Result, base: Result, settings: Settings, external: bool) -> No
     for r in (pipe, base):
         used = ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_s.items())
         print(f"  CPU seconds during the {r.name} burst: {used}")
+    if pipe.steady_ms:
+        q = statistics.quantiles(pipe.steady_ms, n=100, method="inclusive")
+        print(f"  steady load at half the burst rate ({len(pipe.steady_ms)} requests): "
+              f"end-to-end p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (target: p99 <= 100 ms)")
+    per_request = {k: 1000 * v / pipe.n for k, v in pipe.cpu_s.items()}
+    nova_cpu = sum(v for k, v in per_request.items() if k != "fake LLM")
+    print("  CPU ms per request: " + ", ".join(f"{k} {v:.1f}" for k, v in per_request.items())
+          + f"; Nova (worker + broker) {nova_cpu:.1f} (target: <= 8 in all, with the gateway's)")
+    total = sum(pipe.records.values())
+    prefix = settings.topic_prefix
+    by_topic = ", ".join(f"{t.removeprefix(prefix + '.').removeprefix(prefix + '-')} "
+                         f"{c / pipe.n:.2f}"
+                         for t, c in sorted(pipe.records.items(), key=lambda kv: -kv[1]))
+    print(f"  Kafka records per request: {total / pipe.n:.2f} (target: <= 10): {by_topic}")
     print("\nWhere a pipeline request spends its time, p50 ms from its lane timings "
           "(queue: since the previous lane finished, or since submission for A):")
     print("  lane  " + "".join(f"{lane:>8}" for lane in "ABCDEFG"))
@@ -330,7 +397,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         print(f"pipeline: {args.requests} requests through the seven lanes ...", flush=True)
         broker_pid = ({"broker": broker.process.pid}
                       if broker is not None and broker.process is not None else {})
-        pipe = await run_pipeline(settings, args.requests, args.timeout, tmp, broker_pid)
+        pipe = await run_pipeline(settings, args.requests, args.timeout, tmp, broker_pid,
+                                  args.steady_seconds)
         print(f"relay: {args.requests} records through {HOPS} raw hops ...", flush=True)
         base = await run_relay(settings, args.requests, args.timeout, broker_pid)
     finally:
@@ -347,6 +415,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per run (1000)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions per topic (4)")
     parser.add_argument("--timeout", type=float, default=240, help="seconds allowed per run")
+    parser.add_argument("--steady-seconds", type=float, default=10.0,
+                        help="seconds of steady load at half the burst rate (10)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nova-bench-") as tmp:
         asyncio.run(run(args, Path(tmp)))

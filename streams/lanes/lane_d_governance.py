@@ -11,7 +11,6 @@ stopped too. The decision becomes an audit fact whatever it is.
 
 from __future__ import annotations
 
-from nova.audit.facts import governance_fact
 from nova.convert import governance_record
 from nova.domain.amounts import stated_amount
 from nova.domain.governance import GovernanceFacts, Rule, decide
@@ -77,5 +76,6 @@ class GovernanceLane:
         if decision.outcome == "deny":
             update.update(status="denied", error="; ".join(decision.reasons) or "denied")
             status = "denied"
-        await ctx.audit(governance_fact(record, gov))
+        # The decision travels in the record; lane G (or lane E, holding it) chains its audit
+        # fact, so a request costs no extra record on the facts topic (issue 9).
         return LaneOutcome(record.model_copy(update=update), status=status)

@@ -31,7 +31,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from nova.audit.facts import checkpoint_fact, untrusted_fact
+from nova.audit.facts import checkpoint_fact, governance_fact, untrusted_fact
 from nova.convert import checkpoint_domain, checkpoint_record, from_ms
 from nova.domain.checkpoints import (
     Outcome,
@@ -93,6 +93,9 @@ class CheckpointLane:
         state = checkpoint_record(cp)
         held = record.model_copy(update={"checkpoint": state, "status": "held"})
         ctx.state.held[key] = held_entry(held, "pending")
+        # The governance decision is chained now, before the hold, rather than by lane G when
+        # (days later, perhaps) the request finishes; lane G skips it for a held request.
+        await ctx.audit(governance_fact(held, gov))
         await ctx.audit(checkpoint_fact(held, state, actor=None))
         return LaneOutcome(held, status="held", target="pending")
 

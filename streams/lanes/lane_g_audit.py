@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from nova.audit.chain import GENESIS_HASH, link_hash
-from nova.audit.facts import outcome_fact
+from nova.audit.facts import governance_fact, outcome_fact
 from nova.errors import SchemaError
 from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.records import AuditFact, AuditRecord, PipelineRecord
@@ -133,7 +133,10 @@ class AuditLane:
     async def process(self, record: PipelineRecord, ctx: LaneContext) -> LaneOutcome:
         final = record if record.finished else record.model_copy(update={"status": "completed"})
         partition = ctx.state.current_partition()
-        await ctx.state.audit_chain.append(partition, outcome_fact(final))
+        chain = ctx.state.audit_chain
+        if final.governance is not None and final.checkpoint is None:  # held: lane E chained it
+            await chain.append(partition, governance_fact(final, final.governance))
+        await chain.append(partition, outcome_fact(final))
         return LaneOutcome(final, status="ok")
 
 

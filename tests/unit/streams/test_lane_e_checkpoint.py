@@ -117,7 +117,7 @@ async def test_a_redelivered_request_keeps_its_checkpoint_instead_of_reopening_i
     again = await CheckpointLane().process(payment(), ctx.lane)
     assert again.target == "pending"
     assert again.record.checkpoint == first.checkpoint, "same id, same expiry"
-    assert len(ctx.facts) == 1, "the hold is audited once"
+    assert [f.kind for f in ctx.facts] == ["GOVERNANCE", "CHECKPOINT"], "audited once"
 
 
 async def test_approval_resumes_once_and_a_contrary_decision_changes_nothing() -> None:
