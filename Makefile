@@ -43,10 +43,13 @@ bench: kafka-jars ## benchmarks: each prints its figure next to a baseline measu
 	$(PY) bench/router.py
 	$(PY) bench/intent.py
 
+bench-peer: kafka-jars ## Nova's sync path next to a LiteLLM proxy (installed on first use) on one fake upstream
+	$(PY) bench/peer.py
+
 up: kafka-jars ## run the stack in the foreground (Ctrl-C stops all of it)
 	$(NOVA) up
 
 clean: ## remove the virtualenv and caches (Nova's data dir is left alone)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install kafka-jars browser demo test lint bench up clean
+.PHONY: help install kafka-jars browser demo test lint bench bench-peer up clean

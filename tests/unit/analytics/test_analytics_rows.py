@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime
 
+import fastavro
 import pytest
 
 from analytics.rows import (
@@ -37,6 +40,7 @@ from nova.records import (
     PipelineRecord,
 )
 from schemas import TOPICS, load_schema_set
+from schemas.codec import SCHEMA_HEADER, VERSIONS_DIR, schema_fingerprint
 
 RID = uuid7(1_735_689_600_000)  # 2025-01-01T00:00:00Z
 
@@ -228,3 +232,39 @@ def test_the_completed_record_states_the_checkpoint_as_lane_e_decided_it() -> No
     assert (r["decided_status"], r["decided_by"]) == ("approved", "carol")
     assert r["reason"] is None, "the pending row's columns are left alone"
     assert "checkpoints" not in dict(completed_rows(rec.model_copy(update={"checkpoint": None})))
+
+
+def _every_kind_of_event() -> list[Event]:
+    lane = LaneEvent(lane="B", status="error", started_at=1_735_689_650_000, duration_ms=2.5,
+                     worker="w1", error="boom")
+    call = LlmCall(provider="openai", model="gpt", tokens_in=1, tokens_out=2, cost_usd=0.5,
+                   latency_ms=3.0, attempt=1, status="ok")
+    return [
+        Event(event_id="e1", kind="lane", request_id=RID, identity_id="i", ts=1, lane=lane),
+        Event(event_id="e2", kind="lanes", request_id=RID, identity_id="i", ts=2,
+              lanes=(lane, lane.model_copy(update={"lane": "C", "error": None}))),
+        Event(event_id="e3", kind="llm", request_id=RID, identity_id="i", ts=3, llm=call),
+        Event(event_id="e4", kind="alert", request_id=RID, identity_id="i", ts=4,
+              alert=Alert(alert_type="budget", subject="i", message="80%")),
+    ]
+
+
+@pytest.mark.parametrize("event", _every_kind_of_event(), ids=lambda e: e.kind)
+def test_the_sink_maps_a_decoded_event_like_the_record_it_was_written_from(event: Event) -> None:
+    codec = load_schema_set()[TOPICS["events"].value_schema]
+    fast = message_rows(load_schema_set(), "events", codec.encode(event.to_avro()),
+                        [codec.header], Position(0, 1))
+    assert fast == event_rows(event)
+    assert fast  # every kind maps to at least one row
+
+
+def test_a_lane_event_written_with_the_first_event_schema_still_lands() -> None:
+    v1 = fastavro.parse_schema(json.loads((VERSIONS_DIR / "event.v1.avsc").read_text()))
+    old = _every_kind_of_event()[0]
+    data = old.to_avro()
+    del data["lanes"]
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, v1, data)
+    rows = message_rows(load_schema_set(), "events", buf.getvalue(),
+                        [(SCHEMA_HEADER, schema_fingerprint(v1).encode())], NO_POSITION)
+    assert rows == event_rows(old)
