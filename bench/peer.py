@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -191,8 +192,10 @@ async def main(args: argparse.Namespace) -> None:
     gateway = f"http://127.0.0.1:{gateway_port}"
     peer = f"http://127.0.0.1:{litellm_port}"
     peer_env = {k: v for k, v in os.environ.items() if not k.startswith(("NOVA_", "PYTHON"))}
+    master_key = f"sk-bench-{secrets.token_hex(16)}"  # clients authenticate to both systems
     peer_env.update({"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-                     "NO_DOCS": "True", "DISABLE_ADMIN_UI": "True"})
+                     "LITELLM_MASTER_KEY": master_key, "NO_DOCS": "True",
+                     "DISABLE_ADMIN_UI": "True"})
     fake_cmd = [sys.executable, "-m", "nova.llm.fake_server", "--port", str(fake_port)]
     peer_cmd = [str(exe), "--config", str(litellm_config(tmp / "litellm.yaml", upstream)),
                 "--host", "127.0.0.1", "--port", str(litellm_port), "--num_workers", "2"]
@@ -207,13 +210,15 @@ async def main(args: argparse.Namespace) -> None:
         print(f"peer bench: Nova (nova up) and LiteLLM {LITELLM_VERSION} (2 workers) on one fake "
               f"upstream, {os.cpu_count()} cores, {args.seconds:.0f} s per run, "
               f"{args.rounds} round(s)", flush=True)
+        keys = {"nova": tokens, "litellm": [master_key]}
         for system, url in (("nova", gateway), ("litellm", peer)):  # warm-up
-            await load(system, url, 4, 3, tokens, upstream)
+            await load(system, url, 4, 3, keys[system], upstream)
         runs: list[Run] = []
         for _ in range(args.rounds):
             for connections in (10, 50):
                 for system, url in (("nova", gateway), ("litellm", peer)):
-                    run = await load(system, url, connections, args.seconds, tokens, upstream)
+                    run = await load(system, url, connections, args.seconds, keys[system],
+                                     upstream)
                     runs.append(run)
                     print(line(run), flush=True)
         summary(runs)
