@@ -10,7 +10,9 @@ Sources today:
 
 ==================  ===========================================================================
 ``requests``        ``pipeline.start``
-``events``          ``lane.complete`` (lane events), ``budget.warning`` / ``budget.exceeded``
+``events``          ``lane.complete`` (a request's lane events, written in one ``lanes`` record
+                    when it leaves the lanes; single ``lane`` records before event v2),
+                    ``budget.warning`` / ``budget.exceeded``
                     (budget alerts), ``provider.health`` (probe announcements)
 ``pending``         ``checkpoint.created``
 ``decisions``       ``checkpoint.decided`` (approve, reject), only when the signature verifies:
@@ -20,8 +22,11 @@ Sources today:
 ==================  ===========================================================================
 
 **In order per request.** The records of one request are on one partition of each topic, but
-on several topics, which a consumer reads side by side; and a lane forwards its record before
-it writes its lane event, so lane G's ``completed`` record is on Kafka before lane G's event.
+on several topics, which a consumer reads side by side; and lane G forwards its record before
+it writes the lane events, so the ``completed`` record is on Kafka before them. Lanes are
+announced when the request leaves the lanes (held or completed), not as each runs: the
+pipeline writes no record per lane any more (issue 9), and the lanes of a request take
+milliseconds.
 The adapter therefore keeps a small trail per request (bounded, oldest evicted) and makes the
 order hold: a request's first message is always ``pipeline.start`` (written for it if the
 ``requests`` record comes later, or was before this gateway started); the held and completed
@@ -159,10 +164,12 @@ class RecordAdapter:
     def _event(self, value: Mapping[str, Any], out: _Out) -> None:
         rid, identity = str(value["request_id"]), str(value["identity_id"])
         lane, alert = value.get("lane"), value.get("alert")
-        if value.get("kind") == "lane" and lane is not None:
+        lanes = (lane,) if value.get("kind") == "lane" and lane is not None else (
+            tuple(value.get("lanes") or ()) if value.get("kind") == "lanes" else ())
+        if lanes:  # one lane event (before event v2), or a request's lanes in one record
             trail = self._trail(rid, identity, None)
             self._start(trail, rid, out, None)
-            self._lanes_from(trail, rid, (lane,), out)
+            self._lanes_from(trail, rid, lanes, out)
         elif value.get("kind") == "alert" and alert is not None:
             kind = alert["alert_type"]
             if kind in BUDGET_ALERTS:

@@ -105,6 +105,29 @@ def test_a_request_reads_start_lanes_complete_in_order(adapter: RecordAdapter) -
     assert len({m.id for m in got}) == len(got)
 
 
+def lanes_event(lanes: str) -> dict[str, Any]:
+    return Event(event_id=f"{RID}/lanes/{len(lanes)}", kind="lanes", request_id=RID,
+                 identity_id=IDENT, ts=5, lanes=tuple(
+                     LaneEvent(lane=lane, status="ok", started_at=1, duration_ms=0.25, worker="w")
+                     for lane in lanes)).to_avro()
+
+
+@pytest.mark.parametrize("events_first", [True, False], ids=["events-first", "completed-first"])
+def test_a_requests_lanes_in_one_record_read_like_single_lane_events(
+    adapter: RecordAdapter, events_first: bool,
+) -> None:
+    """Lane G writes the lane events of a request in one ``lanes`` record after ``completed``;
+    read side by side, either may come first."""
+    feed = Feed(adapter)
+    got = feed("requests", pipeline())
+    done = ("completed", pipeline("completed", "ABCDEFG"))
+    lanes = ("events", lanes_event("ABCDEFG"))
+    for topic, value in (lanes, done) if events_first else (done, lanes):
+        got += feed(topic, value)
+    assert names(got) == ["pipeline.start", *(f"lane.complete:{x}:ok" for x in "ABCDEFG"),
+                          "pipeline.complete"]
+
+
 def test_content_never_leaves_in_a_message(adapter: RecordAdapter) -> None:
     feed = Feed(adapter)
     got = feed("requests", pipeline()) + feed("events", lane_event("A", "error"))
