@@ -23,22 +23,27 @@ connections no higher than LiteLLM's, 0 non-2xx, upstream calls == completed req
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a file, this directory is first on sys.path; the repository root is what names
+# ``bench.sync`` (the sync bench's process helpers, shared rather than copied).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import asyncio
 import os
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
-from sync import cpu_s, fast_providers, processes, rss_mb, spawned, wait_ready
 
+from bench.sync import cpu_s, fast_providers, processes, rss_mb, spawned, wait_ready
 from nova.auth.tokens import issue_token
 from nova.kafka.launcher import free_port
 from nova.settings import load_settings

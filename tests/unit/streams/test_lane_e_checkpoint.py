@@ -117,7 +117,7 @@ async def test_a_redelivered_request_keeps_its_checkpoint_instead_of_reopening_i
     again = await CheckpointLane().process(payment(), ctx.lane)
     assert again.target == "pending"
     assert again.record.checkpoint == first.checkpoint, "same id, same expiry"
-    assert [f.kind for f in ctx.facts] == ["GOVERNANCE", "CHECKPOINT"], "audited once"
+    assert [getattr(f, "kind", None) for f in ctx.facts] == ["GOVERNANCE", "CHECKPOINT"]
 
 
 async def test_approval_resumes_once_and_a_contrary_decision_changes_nothing() -> None:
@@ -142,7 +142,7 @@ async def test_a_repeated_approval_resends_the_resumed_request_in_case_it_was_lo
     assert len(sent) == 2
     assert sent[0].request_id == sent[1].request_id
     for resent in sent:  # the transition itself happened once: one lane E timing, approved
-        assert [(t.lane, t.status, t.worker) for t in resent.lanes  # type: ignore[attr-defined]
+        assert [(t.lane, t.status, t.worker) for t in resent.lanes
                 if t.lane == "E"] == [("E", "approved", "worker-test")]
 
 
