@@ -48,9 +48,15 @@ async def test_429_storm_then_fallback_and_monitoring(
     assert {r["request_id"] for r in rows if r["status"] == "ok"} == set(storm)
     limited = {r["request_id"] for r in rows if "429" in (r["error"] or "")}
     assert limited, rows
-    lane_f = dict(await asyncio.to_thread(lambda: ch.query(
-        f"SELECT request_id, duration_ms FROM {ch.database}.lane_events FINAL "  # noqa: S608
-        "WHERE lane = 'F' AND request_id IN %(ids)s", {"ids": list(limited)})[1]))
+
+    async def lane_f_rows() -> dict[str, int] | None:
+        # The lane rows come with the request's one lanes event, after its llm_calls rows.
+        found = dict(await asyncio.to_thread(lambda: ch.query(
+            f"SELECT request_id, duration_ms FROM {ch.database}.lane_events FINAL "  # noqa: S608
+            "WHERE lane = 'F' AND request_id IN %(ids)s", {"ids": list(limited)})[1]))
+        return found if set(found) == limited else None
+
+    lane_f = await eventually(lane_f_rows, 30, 0.2, message="lane F rows of the limited requests")
     assert all(lane_f[rid] >= 950 for rid in limited), lane_f  # waited the Retry-After second
     summary = llm_fake.summary()
     assert summary["by_provider"]["anthropic"] >= 8 + 8 - summary["by_provider"].get("openai", 0)
