@@ -12,8 +12,8 @@
   log in as ``nova-admin``: the test harness is the operator. The components under test log in
   as their own principals (the gateway as ``nova-gateway``, the worker subprocess as
   ``nova-worker``); ``settings.as_client(role)`` gives any principal's settings.
-- ``worker_factory``: the lane worker as a real subprocess (``python -m nova worker``) that
-  tests can SIGKILL and restart.
+- ``worker_factory``: the lane worker as a real process (``nova worker``, forked from a server
+  that has imported it once: ``worker_fork``) that tests can SIGKILL and restart.
 - ``gateway``: the FastAPI gateway served by uvicorn in the test's event loop on a free port,
   sharing the session's ClickHouse (it runs the sink too).
 """
@@ -26,7 +26,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -43,10 +42,11 @@ from analytics.client import ClickHouse
 from gateway.app import create_app
 from nova.auth.tokens import issue_token
 from nova.kafka.admin import provision
-from nova.kafka.launcher import Broker, BrokerLayout, _die_with_parent, free_port
+from nova.kafka.launcher import Broker, BrokerLayout, free_port
 from nova.llm.fake_server import FakeServerThread
 from nova.settings import KafkaClient, Settings, load_settings
 from nova.signing import load_signer
+from tests.integration.worker_fork import ForkedWorker, fork_worker, start_forkserver
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,6 +72,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionBroker]:
     settings = load_settings(data_dir=home)
     layout = BrokerLayout(home=home / "kafka", port=free_port(), controller_port=free_port())
     b = Broker(settings, layout)
+    start_forkserver()  # the workers' imports, done while the broker starts
     b.start(attached=True)
     try:
         yield SessionBroker(layout.bootstrap, layout.credentials)
@@ -129,7 +130,7 @@ class WorkerProcess:
 
     settings: Settings
     extra_env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
+    proc: ForkedWorker | None = None
     log_path: Path | None = None
 
     def start(self) -> WorkerProcess:
@@ -140,12 +141,7 @@ class WorkerProcess:
         env.pop("NOVA_WORKER_NAME", None)
         self.log_path = self.settings.data_dir / f"worker-{time.monotonic_ns()}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nova", "worker"], cwd=REPO, env=env,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # a killed pytest leaves no worker behind
-            )
+        self.proc = fork_worker(env, REPO, self.log_path)  # `nova worker`, imports done once
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
