@@ -13,6 +13,7 @@ from analytics.client import ClickHouse
 from gateway import problems
 from gateway.live.messages import MAX_FRAME
 from gateway.routes import (
+    alerts,
     analytics,
     auth,
     checkpoints,
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(monitoring.router)
     app.include_router(live.router)
     app.include_router(console.router)
+    app.include_router(alerts.router)
     return app
 
 

@@ -59,6 +59,7 @@ _NOUNS: Final = {
     "rule": "rule",
     "request": "request",
     "budget": "budget",
+    "webhook": "alert destination",
 }
 
 

@@ -24,9 +24,15 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+import httpx
+
 from analytics.client import ClickHouse, build_clickhouse
 from analytics.migrate import migrate
 from analytics.sink import ClickHouseSink, SinkRunner
+from gateway.alerts.delivery import Deliverer
+from gateway.alerts.dispatcher import AlertDispatcher
+from gateway.alerts.log import DeliveryLog
+from gateway.alerts.reports import ReportScheduler
 from gateway.auth_throttle import AuthThrottle, build_failure_throttle
 from gateway.boundary import BoundaryGuard
 from gateway.checkpoints import CheckpointBook
@@ -71,6 +77,7 @@ class Services:
     llm: LlmState  # router and health view of the LLM routes
     clickhouse: ClickHouse | None  # analytics, when this gateway has ClickHouse
     sink: SinkRunner | None  # the Kafka → ClickHouse sink, when this gateway runs it
+    alerts: AlertDispatcher | None  # webhook deliveries, when this gateway runs them
     _closer: contextlib.AsyncExitStack = field(repr=False, compare=False)
 
 
@@ -136,6 +143,10 @@ async def start_services(
             sink = SinkRunner(settings, ClickHouseSink(clickhouse), producer)
             task = asyncio.create_task(sink.run(), name="sink")
             closer.push_async_callback(_stop_sink, sink, task)
+        alerts = None
+        if settings.run_alerts:
+            alerts = await _start_alerts(settings, schemas, store, checkpoints, producer,
+                                         clickhouse, closer)
         return Services(
             settings=settings,
             schemas=schemas,
@@ -154,11 +165,30 @@ async def start_services(
             llm=llm,
             clickhouse=clickhouse,
             sink=sink,
+            alerts=alerts,
             _closer=closer,
         )
     except BaseException:
         await closer.aclose()
         raise
+
+
+async def _start_alerts(
+    settings: Settings, schemas: SchemaSet, store: EntityStore, book: CheckpointBook,
+    producer: RecordProducer, clickhouse: ClickHouse | None, closer: contextlib.AsyncExitStack,
+) -> AlertDispatcher:
+    """The delivery log read back first (nothing is sent twice), then the dispatcher."""
+    deliveries = DeliveryLog(settings, schemas)
+    await deliveries.start()
+    closer.push_async_callback(deliveries.stop)
+    http = httpx.AsyncClient(trust_env=False)  # no proxy from the environment: URLs are checked
+    closer.push_async_callback(http.aclose)
+    deliverer = Deliverer(settings, producer, deliveries, http)
+    dispatcher = AlertDispatcher(settings, schemas, store, book, deliverer,
+                                 ReportScheduler(settings, clickhouse, deliverer))
+    await dispatcher.start()
+    closer.push_async_callback(dispatcher.stop)
+    return dispatcher
 
 
 def _submitter(book: CheckpointBook, checkpoint_id: str) -> str | None:

@@ -272,3 +272,17 @@ class EntityEvent(Record):
     body: str
     key_id: str | None = None  # the gateway key that signed it (``nova.signing``)
     signature: bytes | None = None  # Ed25519 over ``entity_payload``
+
+
+class Delivery(Record):
+    """Schema ``delivery``: one alert delivered (or dead-lettered) to one destination."""
+
+    delivery_id: str
+    alert_id: str
+    kind: str
+    subject: str
+    webhook_id: str
+    outcome: str  # delivered | dead
+    attempts: int
+    status: int | None = None
+    ts: int

@@ -149,6 +149,43 @@ class Settings(BaseSettings):
     live_auth_timeout_s: float = Field(default=5.0, gt=0,
                                        description="time a client has to send its auth frame")
 
+    # Alerts that reach people (``gateway.alerts``): webhook deliveries from the gateway
+    run_alerts: bool = Field(default=True, description="whether this gateway delivers alerts")
+    alert_retries: int = Field(default=5, ge=1, le=20,
+                               description="attempts per delivery before it is dead-lettered")
+    alert_backoff_s: float = Field(default=1.0, gt=0,
+                                   description="wait before the 2nd attempt; doubles, up to 60 s")
+    alert_timeout_s: float = Field(default=10.0, gt=0, description="one attempt's time limit")
+    alert_commit_interval_s: float = Field(
+        default=5.0, gt=0,
+        description="how often the dispatcher commits its read position (what it read after "
+        "the last commit is read again after a restart; the delivery log prevents repeats)",
+    )
+    alert_sweep_s: float = Field(default=5.0, gt=0,
+                                 description="how often waiting checkpoints are looked at")
+    alert_checkpoint_wait_s: float = Field(
+        default=900.0, gt=0, description="a checkpoint pending this long is an alert")
+    alert_window_s: float = Field(default=300.0, gt=0,
+                                  description="the window of error-rate and latency spikes")
+    alert_min_calls: int = Field(default=10, ge=1,
+                                 description="calls in the window before a spike can be judged")
+    alert_error_rate: float = Field(default=0.5, gt=0, le=1,
+                                    description="share of failed calls that is a spike")
+    alert_latency_ms: float = Field(default=10_000.0, gt=0,
+                                    description="p95 latency of successful calls that is a spike")
+    alert_private_urls: bool = Field(
+        default=False,
+        description="identity webhooks may point at loopback or private addresses (SSRF guard; "
+        "link-local addresses are refused always)",
+    )
+    report_schedule: str = Field(
+        default="off", pattern=r"^(off|daily|weekly|[1-9][0-9]*s)$",
+        description="the cost and latency report on a schedule: off, daily, weekly (Monday "
+        "00:00 UTC) or every <N>s; to global webhooks subscribed to 'report' and NOVA_REPORT_DIR",
+    )
+    report_dir: Path | None = Field(default=None,
+                                    description="where scheduled reports are written, if set")
+
     # Auth
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "nova"
@@ -242,6 +279,14 @@ class Settings(BaseSettings):
         if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
             raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (client TLS)")
         return self
+
+    @property
+    def report_period_s(self) -> int | None:
+        """The report schedule in seconds, None when off."""
+        named = {"off": None, "daily": 86_400, "weekly": 7 * 86_400}
+        if self.report_schedule in named:
+            return named[self.report_schedule]
+        return int(self.report_schedule[:-1])
 
     @cached_property
     def clickhouse_url(self) -> str:

@@ -140,6 +140,13 @@ _SPECS = [
         doc="Records a lane could not decode or process, with the reason and original bytes.",
     ),
     TopicSpec(
+        "deliveries",
+        "delivery",
+        "delivery_id",
+        doc="Alert deliveries to webhooks (delivered or dead-lettered), the alert dispatcher's "
+        "memory across restarts; a week is kept, far longer than it ever re-reads.",
+    ),
+    TopicSpec(
         "entities",
         "entity",
         "entity_type:entity_id",

@@ -25,6 +25,7 @@ from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from nova.alerts.notices import AlertKind
 from nova.auth.keys import ApiKeyRecord
 from nova.domain.context import DataspaceItem, ThreadMessage
 from nova.domain.governance import Effect, Rule, RuleMatch
@@ -336,6 +337,33 @@ class BudgetEntity(OwnedById, Entity):
         return self
 
 
+class WebhookEntity(OwnedById, Entity):
+    """An alert destination (``nova.alerts``): where to POST which alerts, in which form.
+
+    ``scope`` ``identity``: its owner's alerts (and those about no identity, such as
+    providers); ``global``: an operator's, for every identity's. ``secret`` keys the HMAC
+    signature of each request; the API shows it once, at creation, and the URL never whole
+    again (an incoming-webhook URL is a secret too).
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "webhook"
+
+    id: EntityId
+    owner: EntityId
+    scope: Literal["identity", "global"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    format: Literal["slack", "json"]
+    alerts: tuple[AlertKind, ...]
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=128)]
+    created_at: Millis
+
+    def __repr__(self) -> str:  # the URL and the secret stay out of logs
+        return f"WebhookEntity(id={self.id!r}, owner={self.owner!r}, scope={self.scope!r})"
+
+    __str__ = __repr__
+
+
 AnyEntity: TypeAlias = (
     IdentityEntity
     | ApiKeyEntity
@@ -345,6 +373,7 @@ AnyEntity: TypeAlias = (
     | DataspaceItemEntity
     | RuleEntity
     | BudgetEntity
+    | WebhookEntity
 )
 
 ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
@@ -358,6 +387,7 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
         DataspaceItemEntity,
         RuleEntity,
         BudgetEntity,
+        WebhookEntity,
     )
 }
 
@@ -370,6 +400,7 @@ EntityType = Literal[
     "dataspace_item",
     "rule",
     "budget",
+    "webhook",
 ]
 
 

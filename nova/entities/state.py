@@ -39,6 +39,7 @@ from nova.entities.models import (
     RuleEntity,
     ThreadEntity,
     ThreadMessageEntity,
+    WebhookEntity,
     entity_key,
     from_event,
     split_key,
@@ -250,3 +251,11 @@ class EntityState:
             if etype == BudgetEntity.ENTITY_TYPE for i in owned
         )
         return [b for b in (self.get(BudgetEntity, i) for i in ids) if b is not None]
+
+    def webhooks(self) -> list[WebhookEntity]:
+        """Every live alert destination of every owner, by id (the alert dispatcher's)."""
+        ids = sorted(
+            i for (etype, _), owned in self._owned.items()
+            if etype == WebhookEntity.ENTITY_TYPE for i in owned
+        )
+        return [w for w in (self.get(WebhookEntity, i) for i in ids) if w is not None]

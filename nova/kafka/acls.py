@@ -9,7 +9,8 @@ off and one super user, the launcher's ``nova-admin``; every other principal get
   ``facts`` and ``events`` (boundary violations, checkpoint decisions) and ``deadletter`` (the
   sink's undecodable records); reads what it tails (``entities``, ``pending``, ``decisions``,
   ``expiries``, ``events``, ``completed``) and what the sink lands (with ``audit``), in the sink's
-  consumer groups (``<prefix>-sink-…``).
+  consumer groups (``<prefix>-sink-…``); writes and reads ``deliveries`` (the alert
+  dispatcher's log) in its own group (``<prefix>-alerts``).
 - ``nova-worker``: reads and writes the lanes' hand-off topics; writes ``pending``,
   ``completed``, ``events``, ``facts``, ``audit`` (lane G is its only writer), ``expiries`` and
   ``deadletter``; reads ``requests``, ``decisions``, ``entities``, ``events`` (spend),
@@ -77,6 +78,7 @@ ACCESS: dict[str, TopicAccess] = {
     "audit": _access(write=(WORKER,), read=(WORKER, GATEWAY, TOOLS)),
     "deadletter": _access(write=(WORKER, GATEWAY), read=(TOOLS,)),
     "entities": _access(write=(GATEWAY,), read=(GATEWAY, WORKER, TOOLS)),
+    "deliveries": _access(write=(GATEWAY,), read=(GATEWAY, TOOLS)),  # the alert dispatcher's
 }
 
 
@@ -136,6 +138,11 @@ def sink_group_prefix(settings: Settings) -> str:
     return f"{settings.topic_prefix}-sink-"
 
 
+def alerts_group(settings: Settings) -> str:
+    """The consumer group of the gateways' alert dispatchers (``gateway.alerts``)."""
+    return f"{settings.topic_prefix}-alerts"
+
+
 def bindings(settings: Settings) -> list[AclBinding]:
     """Every ACL of ``settings``' topic prefix (see the module docstring)."""
     out: list[AclBinding] = []
@@ -158,6 +165,8 @@ def bindings(settings: Settings) -> list[AclBinding]:
                               Operation.READ))
     out.append(AclBinding(principal(GATEWAY), ResourceType.GROUP, sink_group_prefix(settings),
                           PatternType.PREFIXED, Operation.READ))
+    out.append(AclBinding(principal(GATEWAY), ResourceType.GROUP, alerts_group(settings),
+                          PatternType.LITERAL, Operation.READ))
     return sorted(out)
 
 
