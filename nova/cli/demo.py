@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -168,11 +169,48 @@ async def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.2) ->
     return False
 
 
-async def run_demo(settings: Settings, n_requests: int = 30, console: Console | None = None) -> int:
+CONSOLE_APPROVER = "user-dana"  # the person the console's key signs in as (never a submitter)
+HELD_FOR_THE_CONSOLE = "Pay invoice INV-2077 of 480 EUR to Globex"
+
+
+async def console_sign_in(settings: Settings, out: Console) -> str:
+    """An API key of an approver of identity-alice, printed with the console's URL."""
+    from nova.cli.keys import create_key
+
+    key, _ = await create_key(settings, "identity-alice", ["member", "approver"],
+                              user=CONSOLE_APPROVER, name="Alice")
+    out.print(f"console: [bold]{settings.gateway_url}/console[/bold] — sign in with the API "
+              f"key [bold]{key}[/bold] (an approver of identity-alice)")
+    return key
+
+
+async def keep_open(http: httpx.AsyncClient, headers: dict[str, str], out: Console) -> None:
+    """``--keep``: leave one payment waiting for the console's approver, then serve until
+    Ctrl-C (or SIGTERM) stops Nova."""
+    r = await http.post("/api/v2/nova/requests", headers=headers,
+                        json={"prompt": HELD_FOR_THE_CONSOLE})
+    r.raise_for_status()
+    out.print(f"a payment is waiting for you in the console's approvals ({HELD_FOR_THE_CONSOLE!r});"
+              " Ctrl-C stops Nova")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    out.print("stopping Nova")
+
+
+async def run_demo(settings: Settings, n_requests: int = 30, console: Console | None = None,
+                   *, keep: bool = False) -> int:
     out = console or Console()
     async with running_stack(settings) as stack:
         services = stack.app.state.services
         ch: ClickHouse = services.clickhouse
+        await console_sign_in(stack.settings, out)
         alice = token_for(settings, "identity-alice", "member", "approver")
         async with httpx.AsyncClient(base_url=settings.gateway_url, timeout=30) as http:
             headers = {"Authorization": f"Bearer {alice}"}
@@ -230,15 +268,23 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
             else f"BROKEN {verified.report.breaks} {verified.unaudited} {verified.unchecked or ''}"
         )
 
-    table = Table(title=f"Per-lane latency, {len(ids)} requests (read back from ClickHouse)")
-    for col in ("lane", "rows", "p50 ms", "p99 ms"):
-        table.add_column(col, justify="right" if col != "lane" else "left")
-    for row in summary:
-        table.add_row(
-            str(row["lane"]), str(row["rows"]), f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}"
-        )
-    out.print(table)
-    out.print(f"lane rows: {total_rows} (expected {7 * len(ids)}); request outcomes: {statuses}")
-    out.print(f"audit chain: {audit_line}")
-    out.print(f"all {len(ids)} requests finished in {elapsed:.1f} s")
-    return 0 if total_rows == 7 * len(ids) else 1
+        table = Table(title=f"Per-lane latency, {len(ids)} requests (read back from ClickHouse)")
+        for col in ("lane", "rows", "p50 ms", "p99 ms"):
+            table.add_column(col, justify="right" if col != "lane" else "left")
+        for row in summary:
+            table.add_row(
+                str(row["lane"]), str(row["rows"]), f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}"
+            )
+        out.print(table)
+        out.print(f"lane rows: {total_rows} (expected {7 * len(ids)}); request outcomes: "
+                  f"{statuses}")
+        out.print(f"audit chain: {audit_line}")
+        out.print(f"all {len(ids)} requests finished in {elapsed:.1f} s")
+        code = 0 if total_rows == 7 * len(ids) else 1
+        if keep and code == 0:
+            async with httpx.AsyncClient(base_url=settings.gateway_url, timeout=30) as http:
+                await keep_open(http, headers, out)
+        else:
+            out.print(f"(the console is at {settings.gateway_url}/console while Nova runs: "
+                      "`nova demo --keep` leaves it open after the batch, `nova up` too)")
+    return code

@@ -48,8 +48,12 @@ def up() -> None:
 
 def demo(
     requests: Annotated[int, typer.Option(help="how many scripted requests to submit")] = 30,
+    keep: Annotated[bool, typer.Option(
+        help="after the batch, leave a payment for the console's approver and keep Nova "
+        "running until Ctrl-C")] = False,
 ) -> None:
-    """Start the stack, submit a scripted batch, print per-lane latency from ClickHouse, stop."""
+    """Start the stack, print the console's URL and a key to sign in with, submit a scripted
+    batch, print per-lane latency from ClickHouse, stop (or, with --keep, stay up)."""
     from nova.cli.demo import run_demo
 
     settings = cli_settings()
@@ -57,7 +61,7 @@ def demo(
 
     def run() -> None:
         nonlocal code
-        code = asyncio.run(run_demo(settings, requests))
+        code = asyncio.run(run_demo(settings, requests, keep=keep))
 
     guard(run)
     raise typer.Exit(code)
