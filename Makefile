@@ -30,7 +30,7 @@ browser: ## install Debian's chromium (the console's browser tests drive it) whe
 
 test: kafka-jars browser ## run every test (unit, then integration on a real broker, embedded ClickHouse and chromium)
 	$(PY) -m pytest tests/unit -q
-	$(PY) -m pytest tests/integration -q -n 2  # two processes, each with its own broker: most waits are I/O
+	$(PY) -m pytest tests/integration -q -n 2 --dist loadscope  # two processes, each with its own broker (most waits are I/O); a module stays in one, so a stack it shares is started once
 
 lint: install ## ruff, and mypy: strict on application code, relaxed on tests and benchmarks
 	$(VENV)/bin/ruff check nova streams schemas gateway analytics tests bench
