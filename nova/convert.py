@@ -68,7 +68,7 @@ def encoded_record(e: DomainEncoded) -> EncodedPrompt:
 def domain_masks(masks: tuple[Mask, ...]) -> tuple[DomainMask, ...]:
     """Wire masks back to the domain's, for unmasking an answer."""
     return tuple(
-        DomainMask(m.placeholder, m.kind, m.value, m.written)  # type: ignore[arg-type]
+        DomainMask(m.placeholder, m.kind, m.value, m.written)
         for m in masks
     )
 
@@ -108,7 +108,7 @@ def checkpoint_domain(
         reason=state.reason,
         created_at=from_ms(state.created_at),
         expires_at=from_ms(state.expires_at),
-        status=state.status,  # type: ignore[arg-type]
+        status=state.status,
         decided_by=state.decided_by,
         decided_at=from_ms(state.decided_at) if state.decided_at else None,
         decision_reason=state.decision_reason,

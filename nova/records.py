@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from nova.domain.kinds import Action, CheckpointStatus, IdentifierKind, TaskType
 from schemas import headers as hdr
 
 
@@ -36,8 +37,8 @@ class Record(BaseModel):
 
 
 class Intent(Record):
-    task_type: str
-    action: str
+    task_type: TaskType
+    action: Action
     confidence: float
     reasons: tuple[str, ...] = ()
     defers_to_context: bool = False
@@ -61,7 +62,7 @@ class Mask(Record):
     """An identifier lane C replaced by ``placeholder`` in what providers receive."""
 
     placeholder: str
-    kind: str
+    kind: IdentifierKind
     value: str
     written: str
 
@@ -82,7 +83,7 @@ class GovernanceDecision(Record):
 class CheckpointState(Record):
     checkpoint_id: str
     reason: str
-    status: str  # pending | approved | rejected | expired
+    status: CheckpointStatus
     created_at: int
     expires_at: int
     decided_by: str | None = None

@@ -1,5 +1,9 @@
 """Lane F's machinery: router, client pool, health board, limits and budgets, built once.
 
+What lane F makes of a record and an outcome (the route request, the chain the identity's
+rules leave, the executed record, its LLM and alert events) is pure and lives in
+:mod:`nova.llm.outcome`; this module holds the state those calls need.
+
 One :class:`ExecutionService` per worker process. It turns a pipeline record into a routing
 decision, runs it through the executor (fallbacks, retries, limits, budgets) and describes
 every attempt as an LLM event for the ``events`` topic, so every call lands in ClickHouse.
@@ -38,10 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from nova.convert import domain_masks
-from nova.domain.amounts import stated_amount
-from nova.domain.governance import GovernanceFacts, Rule, refused_providers
-from nova.domain.masking import unmask
+from nova.domain.governance import Rule
 from nova.entities.models import BudgetEntity
 from nova.errors import ProviderError, StartupError
 from nova.llm.budgets import Budget, BudgetBook
@@ -50,9 +51,17 @@ from nova.llm.cost import cost_usd
 from nova.llm.executor import ExecutionRequest, Executor, Outcome, provider_limiter, provider_state
 from nova.llm.health import HealthBoard
 from nova.llm.limits import RateLimiter
+from nova.llm.outcome import (
+    event_id,
+    executed_record,
+    governed_chain,
+    outcome_events,
+    route_request,
+    to_budget,
+)
 from nova.llm.registry import Registry, deployment_registry
 from nova.llm.routing import Router, RouteRequest, RoutingDecision
-from nova.records import Alert, Event, Execution, LlmCall, PipelineRecord, now_ms
+from nova.records import Event, Execution, PipelineRecord
 from nova.settings import Settings
 from streams.spend import Charge, SpendLedger
 
@@ -82,18 +91,6 @@ class RuleSource(Protocol):
     """Where an identity's rules come from: the worker's entity view (``rules_for``)."""
 
     def rules_for(self, identity_id: str) -> Sequence[Rule]: ...
-
-
-def to_budget(entity: BudgetEntity) -> Budget:
-    """The enforceable budget of an entity; its id is its name (stable across renames)."""
-    return Budget(
-        name=entity.id,
-        scope=entity.scope,
-        subject=entity.subject,
-        period=entity.period,
-        soft_usd=entity.soft_usd,
-        hard_usd=entity.hard_usd,
-    )
 
 
 Wait = Callable[[], Awaitable[Any]]
@@ -276,15 +273,7 @@ class ExecutionService:
             _remember(self._own, event_id(record.request_id, a.number), None, OWN_EVENTS_KEPT)
 
     def route(self, record: PipelineRecord, tokens: int) -> RoutingDecision:
-        intent = record.intent
-        request = RouteRequest(
-            task_type=intent.task_type if intent else "general",
-            role=record.role,
-            provider=record.provider_hint,
-            model=record.model_hint,
-            strategy=record.strategy or "task",
-            estimated_tokens=tokens + self.settings.llm_max_tokens,
-        )
+        request = route_request(record, tokens, self.settings.llm_max_tokens)
         now = time.monotonic()
         return self.router.decide(
             request, provider_state(self.board, self.limiter, self.registry, now)
@@ -395,138 +384,21 @@ class ExecutionService:
     def _governed(
         self, record: PipelineRecord, decision: RoutingDecision, tokens: int
     ) -> tuple[RoutingDecision | None, str]:
-        """The routed chain without the providers the identity's provider rules refuse.
-
-        Lane D judged the request with the primary routing chose then; a fallback, or a new
-        primary, must obey the same rules (``nova.domain.governance.refused_providers``).
-        Returns None when no provider is left, with the reasons.
-        """
+        """The routed chain the identity's provider rules leave (``governed_chain``)."""
         if record.intent is None:
             return decision, ""
-        rules = self.rules.rules_for(record.identity_id)
-        if not any(r.match.providers is not None for r in rules):
-            return decision, ""
-        facts = GovernanceFacts(
-            identity_id=record.identity_id,
-            sphere_id=record.sphere_id,
-            action=record.intent.action,  # type: ignore[arg-type]
-            task_type=record.intent.task_type,  # type: ignore[arg-type]
-            roles=frozenset(record.roles),
-            provider=None,
-            cost_estimate_usd=0.0,
-            prompt=record.prompt,
-            amount=stated_amount(
-                [record.prompt, record.context.text if record.context else ""]
-                if record.intent.defers_to_context
-                else [record.prompt]
-            ),
-        )
-        judged = record.governance.fired_rules if record.governance else ()
-        refused: dict[str, str] = {}
-        for c in decision.chain:  # each candidate with its own model's cost estimate
-            cost = cost_usd(self.registry.model(c.provider, c.model), input_tokens=tokens,
-                            output_tokens=self.settings.llm_max_tokens)
-            hit = refused_providers(facts, rules, {c.provider: cost}, judged)
-            if hit:
-                refused[str(c)] = hit[c.provider]
-        if not refused:
-            return decision, ""
-        why = "; ".join(f"{c}: {reason}" for c, reason in refused.items())
-        chain = tuple(c for c in decision.chain if str(c) not in refused)
-        if not chain:
-            return None, why
-        return (
-            replace(
-                decision,
-                provider=chain[0].provider,
-                model=chain[0].model,
-                chain=chain,
-                reasons=(*decision.reasons, f"governance removed {why}"),
-            ),
-            why,
-        )
+        return governed_chain(record, decision, self.rules.rules_for(record.identity_id),
+                              self.registry, tokens, self.settings.llm_max_tokens)
 
     def _apply(
         self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision
     ) -> PipelineRecord:
-        c = outcome.completion
-        last = outcome.calls[-1] if outcome.calls else None
-        # The provider saw placeholders ([IBAN_1]); the user reads their own values back.
-        masks = domain_masks(record.encoded.masks) if record.encoded else ()
-        execution = Execution(
-            provider=c.provider if c else (last.provider if last else None),
-            model=c.model if c else (last.model if last else None),
-            text=unmask(c.text, masks) if c and c.text is not None else None,
-            tokens_in=sum(a.tokens_in for a in outcome.calls),
-            tokens_out=sum(a.tokens_out for a in outcome.calls),
-            cost_usd=outcome.cost_usd,
-            latency_ms=sum(a.latency_ms for a in outcome.calls),
-            attempts=len(outcome.calls),
-        )
-        error = None
-        if outcome.status == "budget_exceeded":
-            error = f"budget exceeded: {self.budget_label(outcome.budget)}"
-        elif outcome.status == "failed":
-            error = outcome.reason or "every provider failed"
-            if outcome.limit:
-                error = f"{error} (limit: {outcome.limit})"
-            if decision.locked_to is not None:
-                error = (
-                    f"role {record.role!r} is locked to {decision.locked_to}, which could "
-                    f"not serve it; no other provider may: {error}"
-                )
-        return record.model_copy(
-            update={"execution": execution, "status": outcome.status, "error": error}
-        )
+        return executed_record(record, outcome, decision, self.budget_label)
 
     def _events(
         self, record: PipelineRecord, outcome: Outcome, role: str | None = None
     ) -> tuple[Event, ...]:
-        events = [
-            Event(
-                event_id=event_id(record.request_id, a.number),
-                kind="llm",
-                request_id=record.request_id,
-                identity_id=record.identity_id,
-                ts=now_ms(),
-                llm=LlmCall(
-                    provider=a.provider,
-                    model=a.model,
-                    role=role or record.role,
-                    task_type=record.intent.task_type if record.intent else None,
-                    tokens_in=a.tokens_in,
-                    tokens_out=a.tokens_out,
-                    cost_usd=a.cost_usd,
-                    latency_ms=a.latency_ms,
-                    attempt=a.number,
-                    fallback_from=a.fallback_from,
-                    status=a.status,
-                    error=a.error,
-                ),
-            )
-            for a in outcome.attempts
-        ]
-        for i, alert in enumerate(outcome.alerts):
-            message = (
-                f"budget {self.budget_label(alert.budget)} for {alert.subject}: spent "
-                f"{alert.spent_usd:.6f} of soft limit {alert.limit_usd:.6f} USD"
-            )
-            events.append(
-                _alert_event(record, str(i), "BUDGET_SOFT_LIMIT", alert.budget, message, "warning")
-            )
-        if outcome.status == "budget_exceeded":
-            message = f"request blocked by budget {self.budget_label(outcome.budget)}"
-            events.append(
-                _alert_event(
-                    record, "budget", "BUDGET_EXCEEDED", outcome.budget or "", message, "high"
-                )
-            )
-        return tuple(events)
-
-
-def event_id(request_id: str, attempt: int) -> str:
-    """The id of a request's n-th LLM attempt event (what the spend tracker recognises)."""
-    return f"{request_id}/llm/{attempt}"
+        return outcome_events(record, outcome, self.budget_label, role)
 
 
 def _remember(store: OrderedDict[str, Any], key: str, value: Any, keep: int) -> None:
@@ -535,17 +407,3 @@ def _remember(store: OrderedDict[str, Any], key: str, value: Any, keep: int) -> 
     store.move_to_end(key)
     while len(store) > keep:
         store.popitem(last=False)
-
-
-def _alert_event(
-    record: PipelineRecord, suffix: str, alert_type: str, subject: str, message: str, severity: str
-) -> Event:
-    """An alert about one request; the id is deterministic so a replay yields the same row."""
-    return Event(
-        event_id=f"{record.request_id}/alert/{suffix}",
-        kind="alert",
-        request_id=record.request_id,
-        identity_id=record.identity_id,
-        ts=now_ms(),
-        alert=Alert(alert_type=alert_type, subject=subject, message=message, severity=severity),
-    )

@@ -17,7 +17,7 @@ protects the pipeline, not the invoice.
 from __future__ import annotations
 
 import asyncio
-from typing import Final, cast
+from typing import Final
 
 from nova.convert import intent_record
 from nova.domain.intent.classifier import ACTION_RISK_ORDER, Intent, parse_action
@@ -28,7 +28,6 @@ from nova.domain.intent.second_opinion import (
     classifier_messages,
     with_second_opinion,
 )
-from nova.domain.intent.tasks import TaskType
 from nova.llm.clients import Message
 from nova.records import Event, PipelineRecord
 from nova.records import Intent as IntentRecord
@@ -84,7 +83,7 @@ def _domain(record: IntentRecord) -> Intent | None:
     if action is None:
         return None
     return Intent(
-        task_type=cast(TaskType, record.task_type),
+        task_type=record.task_type,
         action=action,
         confidence=record.confidence,
         reasons=tuple(record.reasons),

@@ -54,10 +54,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
+from nova.domain.kinds import CheckpointStatus as CheckpointStatus
 from nova.domain.roles import DECIDER_ROLES
 from nova.errors import ConflictError, ForbiddenError, ProcessingError
 
-CheckpointStatus = Literal["pending", "approved", "rejected", "expired"]
 Decision = Literal["approve", "reject"]
 Verb = Literal["approve", "reject", "expire"]  # what a decision record may carry
 

@@ -84,8 +84,9 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Final, Literal, get_args
 
+from nova.domain.kinds import IdentifierKind as IdentifierKind
+
 Category = Literal["injection", "credential", "identifier"]
-IdentifierKind = Literal["iban", "payment_card", "email", "phone", "national_id"]
 IDENTIFIER_KINDS: Final[tuple[IdentifierKind, ...]] = get_args(IdentifierKind)
 
 MAX_WINDOW: Final = 34  # the longest identifier without separators: an IBAN

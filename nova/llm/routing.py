@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, Protocol, get_args
 
+from nova.domain.kinds import TaskType as TaskType
 from nova.errors import ConfigError, ProviderError
 from nova.llm.registry import ModelSpec, Registry
 
-TaskType = Literal["code", "creative", "analysis", "search", "translation", "general"]
 Strategy = Literal["task", "cheapest", "fastest", "priority"]
 HealthStatus = Literal["healthy", "degraded", "down"]
 

@@ -54,8 +54,8 @@ class GovernanceLane:
         facts = GovernanceFacts(
             identity_id=record.identity_id,
             sphere_id=record.sphere_id,
-            action=intent.action,  # type: ignore[arg-type]
-            task_type=intent.task_type,  # type: ignore[arg-type]
+            action=intent.action,
+            task_type=intent.task_type,
             roles=frozenset(record.roles),
             provider=record.provider_hint or ctx.primary_provider(record, estimate),
             cost_estimate_usd=ctx.estimate_cost(record, estimate),

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from nova.domain.intent.morphology import Form, english_forms, french_forms, irregular_fr
+from nova.domain.kinds import Action as Action
 
-Action = Literal["READ", "WRITE", "SEND", "DELETE", "TRANSFER", "PAYMENT"]
 Kind = Literal["action", "read", "compose", "light", "generic"]
 Lang = Literal["en", "fr"]
 

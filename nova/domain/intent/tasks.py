@@ -8,9 +8,10 @@ it, which is why a client's declared task type is used only when the text says n
 from __future__ import annotations
 
 import re
-from typing import Final, Literal, get_args
+from typing import Final, get_args
 
-TaskType = Literal["code", "creative", "analysis", "search", "translation", "general"]
+from nova.domain.kinds import TaskType as TaskType
+
 TASK_TYPES: Final[frozenset[str]] = frozenset(get_args(TaskType))
 
 

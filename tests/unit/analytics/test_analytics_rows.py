@@ -54,7 +54,7 @@ def _record(**update: object) -> PipelineRecord:
     base = PipelineRecord(
         request_id=RID, identity_id="id-1", user_id="u-1", submitted_at=1_735_689_600_000,
         prompt="hello", status="completed",
-        intent=Intent(task_type="summarise", action="read", confidence=0.9),
+        intent=Intent(task_type="analysis", action="READ", confidence=0.9),
         governance=GovernanceDecision(outcome="allow"),
         execution=Execution(provider="anthropic", model="m", cost_usd=0.01, tokens_in=3,
                             tokens_out=4, attempts=2),

@@ -6,9 +6,10 @@ from typing import Any
 
 from nova.entities.models import BudgetEntity
 from nova.llm.clients import ClientPool, Completion
+from nova.llm.outcome import event_id
 from nova.records import EncodedPrompt, Intent, Message, PipelineRecord
 from nova.settings import load_settings
-from streams.execution import ExecutionService, event_id
+from streams.execution import ExecutionService
 from streams.spend import Charge
 
 
