@@ -36,7 +36,7 @@ from analytics.queries import refresh_rollups
 from analytics.rows import SOURCE_TOPICS, Position, decode_message, message_rows
 from analytics.sink import Batch, ClickHouseSink
 from nova.errors import ConfigError, SchemaError
-from nova.kafka.clients import kafka_client, kafka_consumer, start_client, stop_client
+from nova.kafka.tail import open_reader
 from nova.records import (
     AuditRecord,
     CheckpointDecisionRecord,
@@ -81,28 +81,17 @@ async def scan_topics(
     Calls ``handle(topic, message)`` in partition order and ``after_poll()`` after each
     fetched chunk (where a caller writes what it accumulated); returns messages read.
     """
-    consumer = kafka_consumer(
-        settings, group_id=None, enable_auto_commit=False,
-        isolation_level="read_committed", auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
     try:
-        await start_client(consumer)
+        reader = await open_reader(settings, topics, isolation_level="read_committed",
+                                   max_partition_fetch_bytes=4 * 1024 * 1024)
     except Exception as exc:
         raise ConfigError(f"Kafka at {settings.bootstrap_servers} did not answer "
                           f"({type(exc).__name__}): start it with `nova kafka start` or set "
                           "KAFKA_BOOTSTRAP_SERVERS") from exc
-    try:
-        partitions = await _partitions(settings, [settings.topic(t) for t in topics])
-        by_name: dict[str, str] = {}
-        tps: list[TopicPartition] = []
-        for topic in topics:
-            name = settings.topic(topic)
-            by_name[name] = topic
-            tps.extend(TopicPartition(name, p) for p in partitions.get(name, ()))
+    async with reader:
+        consumer, tps = reader.consumer, reader.parts  # the partitions of the topics that exist
         if not tps:
             return 0
-        consumer.assign(tps)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         starts: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
         if from_timestamp_ms is not None:
@@ -124,7 +113,7 @@ async def scan_topics(
                 for msg in messages:
                     if msg.offset >= ends[tp]:
                         break
-                    handle(by_name[tp.topic], msg)
+                    handle(reader.logical(tp.topic), msg)
                     read += 1
             if after_poll is not None:
                 await after_poll()
@@ -135,20 +124,6 @@ async def scan_topics(
             if progress:
                 progress(read, total)
         return read
-    finally:
-        await stop_client(consumer)
-
-
-async def _partitions(settings: Settings, names: list[str]) -> dict[str, list[int]]:
-    """Partition ids of the named topics that exist (a consumer only knows its assignment)."""
-    client = kafka_client(settings)
-    await client.bootstrap()
-    try:
-        cluster = await client.fetch_all_metadata()
-        return {n: sorted(cluster.partitions_for_topic(n) or ()) for n in names
-                if cluster.partitions_for_topic(n)}
-    finally:
-        await client.close()
 
 
 def _require_fresh(ch: ClickHouse) -> None:

@@ -24,8 +24,8 @@ from aiokafka.structs import OffsetAndMetadata
 from analytics.client import ClickHouse
 from analytics.rows import COLUMNS, SOURCE_TOPICS, Position, Row, message_rows
 from nova.errors import NovaError, SchemaError
-from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.kafka.producer import RecordProducer
+from nova.kafka.tail import open_reader
 from nova.records import DeadLetter, now_ms
 from nova.settings import Settings
 from schemas import SchemaSet, load_schema_set
@@ -101,21 +101,12 @@ class SinkRunner:
         self.committed: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
-        consumer = kafka_consumer(
-            self.settings,
-            *self._by_kafka_name,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.settings.sink_batch_size,
-            isolation_level="read_committed",
-        )
-        self._consumer = consumer
-        await start_client(consumer)
-        try:
-            await self._loop(consumer)
-        finally:
-            await stop_client(consumer)
+        async with await open_reader(
+            self.settings, self.topics, self.schemas, group_id=self.group,
+            max_poll_records=self.settings.sink_batch_size, isolation_level="read_committed",
+        ) as reader:
+            self._consumer = reader.consumer
+            await self._loop(reader.consumer)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -31,7 +31,7 @@ from aiokafka.structs import OffsetAndMetadata
 from nova.audit.facts import untrusted_fact
 from nova.entities.models import entity_key
 from nova.errors import SchemaError, SignatureError
-from nova.kafka.clients import kafka_consumer, start_client, stop_client
+from nova.kafka.tail import open_reader
 from nova.records import EntityEvent
 from schemas.topics import entity_guard_group
 from streams.context import LaneContext
@@ -104,15 +104,9 @@ class EntityGuard:
 
     async def _consume(self) -> None:
         settings = self.ctx.settings
-        consumer = kafka_consumer(
-            settings,
-            settings.topic("entities"),
-            group_id=entity_guard_group(settings.topic_prefix),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await start_client(consumer)
-        try:
+        async with await open_reader(settings, ["entities"], self.ctx.schemas,
+                                     group_id=entity_guard_group(settings.topic_prefix)) as reader:
+            consumer = reader.consumer
             while True:
                 polled = await consumer.getmany(timeout_ms=1000, max_records=500)
                 if not polled:
@@ -133,5 +127,3 @@ class EntityGuard:
                     )
                     for tp, messages in polled.items() if messages
                 })
-        finally:
-            await stop_client(consumer)

@@ -139,7 +139,8 @@ class SpendTracker:
         self.sink = sink
         self.sphere_of = sphere_of
         self.clock = clock
-        self._codec = (schemas or load_schema_set())[TOPICS["events"].value_schema]
+        self._schemas = schemas or load_schema_set()
+        self._codec = self._schemas[TOPICS["events"].value_schema]
         self._topic = settings.topic("events")
         self.ready = asyncio.Event()  # set once the backlog up to start-up is charged
         self.charged = 0
@@ -149,23 +150,18 @@ class SpendTracker:
         """Run until cancelled; a broker hiccup is logged and retried, never fatal."""
         from aiokafka import TopicPartition
 
-        from nova.kafka.clients import kafka_consumer, stop_client
+        from nova.kafka.tail import TopicReader, open_reader
 
         while True:
-            consumer = kafka_consumer(
-                self.settings,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
+            reader: TopicReader | None = None
             try:
-                await consumer.start()
-                cluster = await consumer._client.fetch_all_metadata()  # not only assigned ones
-                parts = [
-                    TopicPartition(self._topic, p)
-                    for p in sorted(cluster.partitions_for_topic(self._topic) or ())
-                ] or [TopicPartition(self._topic, p) for p in range(self.settings.topic_partitions)]
-                consumer.assign(parts)
+                reader = await open_reader(self.settings, ["events"], self._schemas)
+                consumer = reader.consumer
+                parts = reader.parts  # every partition the cluster has, not only assigned ones
+                if not parts:  # not created yet: the partitions it will have
+                    parts = [TopicPartition(self._topic, p)
+                             for p in range(self.settings.topic_partitions)]
+                    consumer.assign(parts)
                 await self._seek_start(consumer, parts)
                 await self._tail(consumer, parts)
             except asyncio.CancelledError:
@@ -174,7 +170,8 @@ class SpendTracker:
                 log.exception("spend tracker failed; restarting in 1s")
                 await asyncio.sleep(1)
             finally:
-                await stop_client(consumer)
+                if reader is not None:
+                    await reader.close()
 
     async def _seek_start(self, consumer: Any, parts: list[Any]) -> None:
         start_ms = int(tracking_start(self.clock()).timestamp() * 1000)

@@ -23,8 +23,7 @@ from typing import Any
 from nova.audit.chain import ChainReport, ChainVerifier
 from nova.entities.models import entity_key
 from nova.errors import ConfigError, SchemaError, SignatureError
-from nova.kafka.admin import all_partitions
-from nova.kafka.clients import kafka_consumer, stop_client
+from nova.kafka.tail import open_reader
 from nova.records import AuditRecord, CheckpointDecisionRecord, EntityEvent
 from nova.settings import Settings
 from nova.signing import Verifier, load_verifier
@@ -82,22 +81,10 @@ class VerifyResult:
 async def _walk(settings: Settings, name: str, handle: Handler) -> int:
     """Feed every record of logical topic ``name`` (up to its end now) to ``handle``."""
     topic = settings.topic(name)
-    consumer = kafka_consumer(
-        settings,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        await consumer.start()
-    except BaseException:
-        await stop_client(consumer)  # a consumer that never reached the broker still holds a client
-        raise
-    try:
-        parts = await all_partitions(consumer, [topic])
+    async with await open_reader(settings, [name]) as reader:
+        consumer, parts = reader.consumer, reader.parts
         if not parts:
             raise SchemaError(f"topic {topic} does not exist")
-        consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
         remaining = {tp for tp in parts if ends[tp] > 0}
@@ -115,8 +102,6 @@ async def _walk(settings: Settings, name: str, handle: Handler) -> int:
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return len(parts)
-    finally:
-        await stop_client(consumer)
 
 
 def judge(schemas: SchemaSet, verifier: Verifier, name: str, msg: Any) -> str | None:

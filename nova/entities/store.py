@@ -61,8 +61,7 @@ from nova.errors import (
     SignatureError,
     StartupError,
 )
-from nova.kafka.admin import all_partitions
-from nova.kafka.clients import kafka_consumer, stop_client
+from nova.kafka.tail import TopicReader, open_reader
 from nova.records import EntityEvent, now_ms
 from nova.settings import Settings
 from nova.signing import Signer, Verifier
@@ -102,10 +101,12 @@ class EntityStore(EntityState):
         self._unadopted: dict[str, EntityEvent] = {}  # unsigned, and no signed state to keep
         self.sync_timeout_s = sync_timeout_s
         self.max_records = max_records
-        self._codec = (schemas or load_schema_set())[TOPICS[TOPIC].value_schema]
+        self._schemas = schemas or load_schema_set()
+        self._codec = self._schemas[TOPICS[TOPIC].value_schema]
         self._topic = settings.topic(TOPIC)
         self._consumer: Any = None
         self._offsets: Any = None
+        self._readers: tuple[TopicReader, ...] = ()
         self._parts: list[TopicPartition] = []
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
@@ -115,35 +116,27 @@ class EntityStore(EntityState):
     # -- life cycle ----------------------------------------------------------------------
     async def start(self, timeout_s: float = 60.0) -> None:
         """Assign every partition, read from the beginning, return once caught up."""
-        consumer = kafka_consumer(
-            self.settings,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        # End offsets come from a second, never-fetching client: the broker answers the
-        # requests of one connection in order, so on the tailing consumer's connection a
-        # ListOffsets would queue behind the long-poll fetch (up to fetch_max_wait_ms).
-        offsets = kafka_consumer(
-            self.settings,
-            group_id=None,
-            enable_auto_commit=False,
-        )
+        reader = await open_reader(self.settings, [TOPIC], self._schemas)
+        consumer = reader.consumer
+        offsets: TopicReader | None = None
         try:
-            await consumer.start()
-            await offsets.start()
-            parts = await all_partitions(consumer, [self._topic])
+            # End offsets come from a second, never-fetching client: the broker answers the
+            # requests of one connection in order, so on the tailing consumer's connection a
+            # ListOffsets would queue behind the long-poll fetch (up to fetch_max_wait_ms).
+            offsets = await open_reader(self.settings, [TOPIC], self._schemas, assign=False)
+            parts = reader.parts
             if not parts:
                 raise ConfigError(f"topic {self._topic} does not exist; run ensure_topics first")
-            consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             for tp in parts:
                 self._positions[tp] = await consumer.position(tp)
         except BaseException:
-            await stop_client(offsets)
-            await stop_client(consumer)
+            if offsets is not None:
+                await offsets.close()
+            await reader.close()
             raise
-        self._consumer, self._offsets, self._parts = consumer, offsets, parts
+        self._consumer, self._offsets, self._parts = consumer, offsets.consumer, parts
+        self._readers = (offsets, reader)
         self._task = asyncio.create_task(self._run(consumer), name="entity-store")
         await self.sync(timeout_s)
         self._ready.set()
@@ -163,9 +156,9 @@ class EntityStore(EntityState):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for client in (self._offsets, self._consumer):
-            if client is not None:
-                await stop_client(client)
+        for reader in self._readers:
+            await reader.close()
+        self._readers = ()
         self._consumer = self._offsets = None
 
     @property

@@ -1,4 +1,17 @@
-"""A read model fed by tailing topics: every partition, no consumer group, one task.
+"""Reading Nova's topics outside a lane: one way to build, decode and stop the consumer.
+
+:func:`open_reader` is how every process reads a topic it does not process as a Faust lane:
+the gateway's read models, the entity store, the spend tracker, lane G's chain heads, the audit
+verifier, replay, the sink and the worker's entity guard. It builds the consumer with the
+process's credentials (``nova.kafka.clients``), starts it (one that cannot start is closed
+again), and either assigns every partition of the topics, from fresh metadata, or joins a
+group that shares them; offsets are never committed behind the caller's back. The
+:class:`TopicReader` it returns decodes a record with its topic's contract (``schemas``) and
+closes the consumer whatever state the broker is in. Where a reader starts reading, how far,
+and whether it commits stay with the caller.
+
+:class:`TopicTail` is a read model fed by tailing topics: every partition, no consumer group,
+one task.
 
 Each gateway process keeps its own views (request status, checkpoints), so every replica
 must see every partition: no group, all partitions assigned. ``start`` positions the consumer
@@ -15,7 +28,9 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -23,9 +38,85 @@ from nova.errors import ConfigError, SchemaError
 from nova.kafka.admin import all_partitions
 from nova.kafka.clients import kafka_consumer, start_client, stop_client
 from nova.settings import Settings
-from schemas import TOPICS, SchemaSet
+from schemas import TOPICS, SchemaSet, load_schema_set
 
 log = logging.getLogger(__name__)
+
+
+def decode_value(schemas: SchemaSet, topic: str, message: Any) -> dict[str, Any]:
+    """The value of ``message``, a record of logical ``topic``, decoded with its contract."""
+    codec = schemas[TOPICS[topic].value_schema]
+    return codec.decode(message.value, message.headers)
+
+
+class TopicReader:
+    """A started consumer over some of Nova's topics (:func:`open_reader`); close it once.
+
+    ``consumer`` is aiokafka's, for positioning, offsets and commits; ``parts`` the partitions
+    assigned (none in a group, whose coordinator assigns them, or with ``assign=False``).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, schemas: SchemaSet,
+                 names: Mapping[str, str], parts: list[TopicPartition]) -> None:
+        self.consumer = consumer
+        self.schemas = schemas
+        self.names = dict(names)  # Kafka topic name -> logical name
+        self.parts = parts
+
+    def logical(self, topic: str) -> str:
+        """The logical name (``events``) of a Kafka topic name (``nova.events``)."""
+        return self.names[topic]
+
+    def decode(self, message: Any) -> dict[str, Any]:
+        """The value of ``message`` decoded with its topic's contract (``SchemaError`` if not)."""
+        return decode_value(self.schemas, self.logical(message.topic), message)
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[tuple[str, list[Any]]]:
+        """One fetch: (logical topic, that partition's records in offset order) pairs."""
+        polled = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [(self.names[tp.topic], messages) for tp, messages in polled.items()]
+
+    async def close(self) -> None:
+        await stop_client(self.consumer)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+
+async def open_reader(
+    settings: Settings,
+    topics: Iterable[str],
+    schemas: SchemaSet | None = None,
+    *,
+    group_id: str | None = None,
+    assign: bool = True,
+    **options: Any,
+) -> TopicReader:
+    """A started consumer over the logical ``topics``.
+
+    With ``group_id`` it subscribes and the group shares the partitions; without, it is
+    assigned every partition the cluster has (``parts`` empty when none of the topics exist:
+    the caller says what that means), or none with ``assign=False`` (a client that only asks
+    for offsets, or assigns one partition itself). Auto-commit is off and a partition without
+    an offset starts at its earliest record unless ``options`` (aiokafka's) say otherwise.
+    """
+    names = {settings.topic(t): t for t in topics}
+    options = {"enable_auto_commit": False, "auto_offset_reset": "earliest", **options}
+    subscribed = tuple(names) if group_id is not None else ()
+    consumer = kafka_consumer(settings, *subscribed, group_id=group_id, **options)
+    await start_client(consumer)
+    try:
+        parts = await all_partitions(consumer, names) if assign and group_id is None else []
+        if parts:
+            consumer.assign(parts)
+    except BaseException:
+        await stop_client(consumer)
+        raise
+    return TopicReader(consumer, schemas or load_schema_set(), names, parts)
 
 
 class TopicTail(ABC):
@@ -40,7 +131,7 @@ class TopicTail(ABC):
         self.schemas = schemas
         self._names = {settings.topic(t): t for t in self.TOPICS}
         self._task: asyncio.Task[None] | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: TopicReader | None = None
 
     @abstractmethod
     def apply(self, topic: str, data: dict[str, Any]) -> None:
@@ -62,19 +153,13 @@ class TopicTail(ABC):
         return None
 
     async def start(self) -> None:
-        consumer = kafka_consumer(
-            self.settings,
-            enable_auto_commit=False,
-            group_id=None,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.fetch_max_wait_ms(),
-        )
-        await start_client(consumer)
+        reader = await open_reader(self.settings, self.TOPICS, self.schemas,
+                                   fetch_max_wait_ms=self.fetch_max_wait_ms())
+        consumer = reader.consumer
         try:
-            parts = await all_partitions(consumer, self._names)
+            parts = reader.parts
             if not parts:
                 raise ConfigError(f"topics {sorted(self._names)} do not exist; create them first")
-            consumer.assign(parts)
             if self.START == "end":
                 await consumer.seek_to_end(*parts)
                 for tp in parts:  # resolve now, so every record produced after start is seen
@@ -85,9 +170,9 @@ class TopicTail(ABC):
                 while await _behind(consumer, ends):
                     self._apply_batch(await consumer.getmany(timeout_ms=500, max_records=5000))
         except BaseException:
-            await stop_client(consumer)
+            await reader.close()
             raise
-        self._consumer = consumer
+        self._reader = reader
         self._task = asyncio.create_task(self._run(consumer), name=type(self).__name__)
 
     async def stop(self) -> None:
@@ -95,14 +180,13 @@ class TopicTail(ABC):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._consumer is not None:
-            await stop_client(self._consumer)
-            self._consumer = None
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
 
     def decode(self, topic: str, message: Any) -> dict[str, Any]:
         """The value of ``message`` (a record of logical ``topic``), decoded with its codec."""
-        codec = self.schemas[TOPICS[topic].value_schema]
-        return codec.decode(message.value, message.headers)
+        return decode_value(self.schemas, topic, message)
 
     def apply_polled(self, polled: list[tuple[str, list[Any]]]) -> None:
         """Fold one poll: (logical topic, that partition's records in offset order) pairs.

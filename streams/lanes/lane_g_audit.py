@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from nova.audit.chain import GENESIS_HASH, link_hash
 from nova.audit.facts import governance_fact, outcome_fact
 from nova.errors import SchemaError
-from nova.kafka.clients import kafka_consumer, start_client, stop_client
+from nova.kafka.tail import open_reader
 from nova.records import AuditFact, AuditRecord, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
@@ -72,13 +72,10 @@ class AuditChain:
     async def _recover(self, partition: int) -> str:
         settings = self.settings
         tp = TopicPartition(settings.topic("audit"), partition)
-        consumer = kafka_consumer(
-            settings,
-            enable_auto_commit=False,
-            isolation_level="read_uncommitted",
-        )
-        await start_client(consumer)
-        try:
+        async with await open_reader(settings, ["audit"], self.schemas, assign=False,
+                                     auto_offset_reset="latest",
+                                     isolation_level="read_uncommitted") as reader:
+            consumer = reader.consumer
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             if end == 0:
@@ -88,10 +85,7 @@ class AuditChain:
             msgs = batch.get(tp, [])
             if not msgs:
                 raise SchemaError(f"audit partition {partition}: cannot read the chain head")
-            codec = self.schemas["audit_record"]
-            return str(codec.decode(msgs[-1].value, msgs[-1].headers)["hash"])
-        finally:
-            await stop_client(consumer)
+            return str(reader.decode(msgs[-1])["hash"])
 
     async def append(self, partition: int, fact: AuditFact) -> AuditRecord:
         lock = self.locks.setdefault(partition, asyncio.Lock())

@@ -244,3 +244,18 @@ def test_importing_a_submodule_is_not_a_cycle_with_its_package(tmp_path: Path) -
 def test_a_schema_module_importing_a_third_party_library_is_named(tmp_path: Path) -> None:
     source = "import json\nimport fastavro\nfrom pydantic import BaseModel\n"
     assert third_party(source, "schemas.codec", is_package=False) == {"fastavro", "pydantic"}
+
+
+def test_only_open_reader_builds_a_kafka_consumer() -> None:
+    """Every topic a process reads outside a lane is read through ``nova.kafka.tail``
+    (credentials, start, decoding and shutdown in one place); Faust builds the lanes' own."""
+    builders = {"kafka_consumer", "AIOKafkaConsumer"}
+    allowed = {"nova.kafka.tail", "nova.kafka.clients"}
+    calls = []
+    for module, path in project_modules(ROOT).items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in builders and module not in allowed:
+                    calls.append(f"{module}:{node.lineno}")
+    assert calls == []
