@@ -38,10 +38,10 @@ from nova.domain.checkpoints import expire
 from nova.entities.store import EntityStore
 from nova.errors import SchemaError
 from nova.kafka.acls import alerts_group
-from nova.kafka.clients import kafka_consumer, start_client, stop_client
+from nova.kafka.tail import TopicReader, open_reader
 from nova.records import now_ms
 from nova.settings import Settings
-from schemas import TOPICS, SchemaSet
+from schemas import SchemaSet
 
 log = logging.getLogger(__name__)
 
@@ -66,32 +66,31 @@ class AlertDispatcher:
             self.detector.remember_provider(provider, status)
         self.topic = settings.topic("events")
         self.ready = asyncio.Event()  # partitions assigned and positioned (tests wait for it)
-        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: TopicReader | None = None
         self._task: asyncio.Task[None] | None = None
         self._partitioner = DefaultPartitioner()
 
     async def start(self) -> None:
-        consumer = kafka_consumer(self.settings, group_id=alerts_group(self.settings),
-                                  enable_auto_commit=False, auto_offset_reset="latest")
-        consumer.subscribe([self.topic])
-        await start_client(consumer)
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(consumer), name="alerts")
+        reader = await open_reader(self.settings, ["events"], self.schemas,
+                                   group_id=alerts_group(self.settings),
+                                   auto_offset_reset="latest")
+        self._reader = reader
+        self._task = asyncio.create_task(self._run(reader), name="alerts")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._consumer is not None:
-            await stop_client(self._consumer)  # no commit: see the module docstring
-            self._consumer = None
+        if self._reader is not None:
+            await self._reader.close()  # no commit: see the module docstring
+            self._reader = None
 
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+    async def _run(self, reader: TopicReader) -> None:
+        consumer = reader.consumer
         loop = asyncio.get_running_loop()
         committed = swept = loop.time()
         unsaved = False  # records read since the last commit
-        codec = self.schemas[TOPICS["events"].value_schema]
         while True:
             try:
                 polled = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -106,7 +105,7 @@ class AlertDispatcher:
                     unsaved = True
                     for message in messages:
                         try:
-                            event = codec.decode(message.value, message.headers)
+                            event = reader.decode(message)
                         except SchemaError as exc:
                             log.debug("alerts skipped %s@%s: %s", tp, message.offset, exc)
                             continue

@@ -1,14 +1,14 @@
 """Reading Nova's topics outside a lane: one way to build, decode and stop the consumer.
 
-:func:`open_reader` is how every process reads a topic it does not process as a Faust lane:
-the gateway's read models, the entity store, the spend tracker, lane G's chain heads, the audit
-verifier, replay, the sink and the worker's entity guard. It builds the consumer with the
-process's credentials (``nova.kafka.clients``), starts it (one that cannot start is closed
-again), and either assigns every partition of the topics, from fresh metadata, or joins a
-group that shares them; offsets are never committed behind the caller's back. The
-:class:`TopicReader` it returns decodes a record with its topic's contract (``schemas``) and
-closes the consumer whatever state the broker is in. Where a reader starts reading, how far,
-and whether it commits stay with the caller.
+:func:`open_reader` is how every process reads a topic it does not process as a Faust lane: the
+gateway's read models, the entity store, the spend tracker, lane G's chain heads, the audit
+verifier, replay, the sink, the gateway's alert dispatcher and the worker's entity guard. It
+builds the consumer with the process's credentials (``nova.kafka.clients``), starts it (one that
+cannot start is closed again), and either assigns every partition of the topics, from fresh
+metadata, or joins a group that shares them; offsets are never committed behind the caller's
+back. The :class:`TopicReader` it returns decodes a record with its topic's contract
+(``schemas``) and closes the consumer whatever state the broker is in. Where a reader starts
+reading, how far, and whether it commits stay with the caller.
 
 :class:`TopicTail` is a read model fed by tailing topics: every partition, no consumer group,
 one task.
