@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alert_receiver import Receiver
-from conftest import Gateway, SessionBroker, eventually, provisioned, serve_gateway
-from pipeline_checks import read_records
 
 from analytics.client import ClickHouse
 from nova.alerts import payloads
@@ -39,6 +36,15 @@ from nova.records import (
     now_ms,
 )
 from nova.settings import Settings
+from tests.integration.alert_receiver import Receiver
+from tests.integration.conftest import (
+    Gateway,
+    SessionBroker,
+    eventually,
+    provisioned,
+    serve_gateway,
+)
+from tests.integration.pipeline_checks import read_records
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +65,10 @@ class AlertStack:
 
     async def start(self) -> Gateway:
         self._serving = serve_gateway(self.settings, self.clickhouse)
-        self.gw = await self._serving.__aenter__()
-        await asyncio.wait_for(self.gw.services.alerts.ready.wait(), 120)
-        return self.gw  # type: ignore[no-any-return]
+        gw: Gateway = await self._serving.__aenter__()
+        self.gw = gw
+        await asyncio.wait_for(gw.services.alerts.ready.wait(), 120)
+        return gw
 
     async def stop(self) -> None:
         if self._serving is not None:
