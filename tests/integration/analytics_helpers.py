@@ -23,7 +23,7 @@ from tests.integration.conftest import eventually
 
 VIEWS = ("v_cost_daily", "v_cost_per_request_by_task", "v_lane_latency_hourly",
          "v_provider_latency_hourly", "v_provider_health_daily", "v_checkpoint_decisions_daily",
-         "v_governance_denials_daily")
+         "v_governance_denials_daily", "v_pipeline_events")
 ROLLUPS = ("rollup_cost_daily",)
 TABLES = tuple(COLUMNS)
 
@@ -147,3 +147,10 @@ async def snapshot(ch: ClickHouse) -> dict[str, Any]:
             f"FROM {ch.database}.rollup_latency_hourly GROUP BY kind, subject")[1])
         return out
     return await asyncio.to_thread(take)
+
+
+def report_events(ch: ClickHouse, request_ids: list[str]) -> list[dict[str, Any]]:
+    """``v_pipeline_events`` rows of ``request_ids`` (the report's event types), in time order."""
+    return ch.rows(f"SELECT event_type, request_id, lane, ts, detail "  # noqa: S608
+                   f"FROM {ch.database}.v_pipeline_events WHERE request_id IN %(ids)s "
+                   "ORDER BY ts, seq, event_type", {"ids": list(request_ids)})

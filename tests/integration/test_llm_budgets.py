@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.analytics_helpers import report_events
 from tests.integration.conftest import eventually, finished, llm_rows, submit
 
 pytestmark = pytest.mark.integration
@@ -69,6 +70,18 @@ async def test_hard_budget_blocks_after_restart_and_soft_budget_alerts(
 
     alerts = await eventually(soft_alert, 30, 0.2, message="the soft-limit alert")
     assert alerts[0]["subject"] == soft_id
+
+    # In the report's event types: the hard limit stopped r2 before any call, r3 went through.
+    wanted = {(r2, "BUDGET_EXCEEDED"), (r2, "PIPELINE_ERROR"), (r3, "BUDGET_WARNING"),
+              (r3, "PIPELINE_COMPLETE")}
+
+    async def budget_events() -> list[dict[str, Any]] | None:
+        rows = await asyncio.to_thread(report_events, ch, [r2, r3])
+        return rows if wanted <= {(e["request_id"], e["event_type"]) for e in rows} else None
+
+    events = await eventually(budget_events, 30, 0.2, message="the budget events")
+    assert not [e for e in events if e["request_id"] == r2 and e["event_type"].startswith("LLM")]
+    assert [e["detail"] for e in events if e["event_type"] == "BUDGET_WARNING"] == [soft_id]
 
     # Scopes: a member may not budget a provider (it would restrict everyone); lists are own.
     r = await gateway.http.post(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.analytics_helpers import report_events
 from tests.integration.conftest import eventually, finished, llm_rows, serve_gateway, submit
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,14 @@ async def test_429_storm_then_fallback_and_monitoring(
         return found if set(found) == limited else None
 
     lane_f = await eventually(lane_f_rows, 30, 0.2, message="lane F rows of the limited requests")
+
+    # In the report's event types: each limited request hit the rate limit, then completed.
+    events = await asyncio.to_thread(report_events, ch, list(limited))
+    for rid in limited:
+        told = [e["event_type"] for e in events if e["request_id"] == rid]
+        assert "RATE_LIMIT_HIT" in told, told
+        assert "LLM_CALL_ERROR" in told, told
+        assert told.index("RATE_LIMIT_HIT") < told.index("PIPELINE_COMPLETE"), told
     assert all(lane_f[rid] >= 950 for rid in limited), lane_f  # waited the Retry-After second
     summary = llm_fake.summary()
     assert summary["by_provider"]["anthropic"] >= 8 + 8 - summary["by_provider"].get("openai", 0)
