@@ -54,7 +54,7 @@ def test_database_at_0004_gets_the_request_indexes(
               LANE_COLUMNS)
     assert _indexed_bytes(ch, "lane_events") == 0
 
-    assert migrate(ch) == [5, 6, 7]
+    assert migrate(ch) == [m.version for m in discover() if m.version > 4]
     assert {"lane_events", "llm_calls"} <= _request_indexes(ch)
     # The part written before 0005 gets the index too (MATERIALIZE INDEX, a mutation).
     deadline = time.monotonic() + 30
@@ -102,7 +102,7 @@ def test_answers_move_out_of_requests_and_stay_readable(
     forget(6)
     assert up_to(6) == [6]  # the copy runs again and still makes one row per request
     assert ch.scalar(content) == 2
-    assert migrate(ch) == [7]
+    assert migrate(ch) == [m.version for m in discover() if m.version > 6]
     forget(7)
     assert migrate(ch) == [7]
     assert migrate(ch) == []
