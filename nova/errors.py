@@ -30,6 +30,7 @@ class NovaError(Exception):
     """Root of every error Nova raises on purpose."""
 
     retriable: bool = False
+    kafka_outage: bool = False  # the broker is away: retrying once it is back will do
 
 
 class ConfigError(NovaError):
@@ -105,6 +106,7 @@ class KafkaUnavailableError(NovaError):
     says whether anything may still be written. A 503 with ``Retry-After`` at the gateway."""
 
     retriable = True
+    kafka_outage = True
 
 
 class ConflictError(NovaError):

@@ -3,7 +3,8 @@
 Failure handling is the same for all lanes, so it lives here once: a record that cannot be
 decoded, or whose processing raises, goes to the dead-letter topic with the reason and the
 original bytes, a lane event with status ``error`` is emitted when the request is known, and
-the agent moves on to the next record. Each lane appends its timing to the record
+the agent moves on to the next record. A broker that is away is not a failure of the record:
+the lane waits for it and processes the record then. Each lane appends its timing to the record
 (``PipelineRecord.lanes``); the lane events are written once, in one record, when the request
 leaves the lanes (:data:`EXITS`: completed, or held on ``pending``). Delivery is at least
 once (offsets are committed after the producer is flushed); every downstream effect is
@@ -12,12 +13,14 @@ idempotent by request id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nova.errors import NovaError, SchemaError
+from nova.errors import NovaError, SchemaError, one_line
+from nova.kafka.liveness import is_outage
 from nova.records import LaneTiming, PipelineRecord, now_ms
 from schemas import TOPICS
 from streams.context import LaneContext
@@ -26,6 +29,9 @@ log = logging.getLogger(__name__)
 
 # Where a record leaves the lanes: its lane events are written there (``LaneContext.emit_lanes``).
 EXITS = frozenset({"completed", "pending"})
+
+OUTAGE_FIRST_RETRY_S = 0.5
+OUTAGE_MAX_RETRY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ async def handle(lane: Lane, ctx: LaneContext, message: Any) -> None:
         await ctx.dead_letter(message, lane.code, exc)
         return
     try:
-        outcome = await lane.process(record, ctx)
+        outcome = await _process_through_outages(lane, ctx, record)
     except NovaError as exc:
         await _failed(lane, ctx, message, record, started, t0, exc)
         return
@@ -88,6 +94,28 @@ async def forward(ctx: LaneContext, target: str, record: PipelineRecord) -> None
     await ctx.send(target, record.request_id, record)
     if target in EXITS:
         await ctx.emit_lanes(record)
+
+
+async def _process_through_outages(lane: Lane, ctx: LaneContext,
+                                   record: PipelineRecord) -> LaneOutcome:
+    """``lane.process``, tried again while the broker is away (``nova.kafka.liveness``).
+
+    A broker outage is not the request's fault: failing it would end it as ``failed`` although
+    Kafka will redeliver it to a lane that succeeds, and the request would then have two
+    different outcomes. So the lane waits, as every other lane does while the broker is away,
+    and carries on when it is back. Any other error fails the request as before.
+    """
+    delay = OUTAGE_FIRST_RETRY_S
+    while True:
+        try:
+            return await lane.process(record, ctx)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("lane %s: %s waits for Kafka (%s); trying again in %.1f s", lane.code,
+                        record.request_id, one_line(exc), delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, OUTAGE_MAX_RETRY_S)
 
 
 async def _failed(

@@ -77,6 +77,7 @@ class EntitiesUnavailableError(NovaError):
     ``nova.errors``); retrying later can help."""
 
     retriable = True
+    kafka_outage = True  # it catches up once the broker answers again
 
 
 class EntityStore(EntityState):

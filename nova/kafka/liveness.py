@@ -21,14 +21,40 @@ import asyncio
 import logging
 import time
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    LeaderNotAvailableError,
+    NodeNotReadyError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+)
 from aiokafka.protocol.metadata import MetadataRequest
 
-from nova.errors import KafkaUnavailableError, one_line
+from nova.errors import KafkaUnavailableError, NovaError, one_line
 from nova.kafka.clients import kafka_client, stop_client
 from nova.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# aiokafka's errors of a broker that is away or failing over (not all of them say retriable)
+_OUTAGE = (KafkaTimeoutError, KafkaConnectionError, NodeNotReadyError, RequestTimedOutError,
+           NotLeaderForPartitionError, LeaderNotAvailableError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the broker is away for now (retry later), not that the request or
+    the configuration is wrong (an authorization failure, an unknown topic, a bad record).
+
+    Nova's own ``retriable`` errors of a broker away count too: a write refused while Kafka is
+    down, an entity view that cannot catch up.
+    """
+    if isinstance(exc, _OUTAGE):
+        return True
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False))
+    return isinstance(exc, NovaError) and exc.retriable and exc.kafka_outage
 
 
 class KafkaLiveness:
