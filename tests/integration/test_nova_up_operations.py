@@ -145,7 +145,7 @@ def test_a_killed_worker_is_restarted_with_a_line_naming_it_and_requests_complet
     restarted = up.child("-m nova worker")
     assert restarted != worker
 
-    r = up.post()
+    r = up.post(wait_ms=80_000)  # the new worker imports, joins the group and recovers first
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "completed", r.text
     assert up.proc.poll() is None, up.log()[-3000:]

@@ -29,7 +29,9 @@ pytestmark = pytest.mark.integration
 
 ALICE = "identity-alice-opinion"
 CLASSIFIER = "openai"  # the classifier role's route: openai/gpt-5-mini
-ON = {"NOVA_INTENT_SECOND_OPINION": "true", "NOVA_INTENT_SECOND_OPINION_TIMEOUT_S": "2"}
+# The time bound leaves room for a loaded machine: a classifier answer that misses it is
+# ignored (by design), which would turn the holding test into a false failure.
+ON = {"NOVA_INTENT_SECOND_OPINION": "true", "NOVA_INTENT_SECOND_OPINION_TIMEOUT_S": "10"}
 
 
 async def post(gw: Gateway, prompt: str) -> Any:
@@ -106,7 +108,7 @@ async def test_a_classifier_never_lowers_a_checkpoint(opinion: Gateway, llm_fake
     ("control", "why"),
     [
         ({"reply": "It could be READ or SEND, hard to say."}, "unreadable answer, ignored"),
-        ({"latency_ms": 5_000}, "no answer within 2 s, ignored"),
+        ({"latency_ms": 20_000}, "no answer within 10 s, ignored"),
     ],
 )
 async def test_a_classifier_that_answers_nonsense_or_late_changes_nothing(
