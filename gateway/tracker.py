@@ -95,7 +95,9 @@ class RequestView:
                 ex = rec.execution
                 body["execution"] = {
                     "provider": ex.provider,
-                    "model": ex.model,
+                    "model": ex.model,  # served: an alias asked for is its current model
+                    "requested_model": rec.model_hint,
+                    "priority": rec.priority or "normal",
                     "tokens_in": ex.tokens_in,
                     "tokens_out": ex.tokens_out,
                     "cost_usd": ex.cost_usd,

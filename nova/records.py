@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from nova.domain.kinds import Action, CheckpointStatus, IdentifierKind, TaskType
+from nova.domain.kinds import Action, CheckpointStatus, IdentifierKind, Priority, TaskType
 from schemas import headers as hdr
 
 
@@ -136,6 +136,7 @@ class PipelineRecord(Record):
     provider_hint: str | None = None
     model_hint: str | None = None
     strategy: str | None = None
+    priority: Priority | None = None  # None: normal
     idempotency_key: str | None = None  # the client's Idempotency-Key (gateway.idempotency)
     body_fingerprint: str | None = None  # SHA-256 of the body submitted with that key
     status: str = "accepted"

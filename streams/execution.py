@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from nova.domain.governance import Rule
 from nova.entities.models import BudgetEntity
-from nova.errors import ProviderError, StartupError
+from nova.errors import ConfigError, ProviderError, StartupError
 from nova.llm.budgets import Budget, BudgetBook
 from nova.llm.clients import ClientPool, Message
 from nova.llm.cost import cost_usd
@@ -273,11 +273,17 @@ class ExecutionService:
             _remember(self._own, event_id(record.request_id, a.number), None, OWN_EVENTS_KEPT)
 
     def route(self, record: PipelineRecord, tokens: int) -> RoutingDecision:
+        """The routing decision for ``record``; a provider or model this registry does not
+        know (a gateway checks them, but a record may come from another deployment's) is a
+        non-retriable :class:`ProviderError`, so the request fails instead of the lane."""
         request = route_request(record, tokens, self.settings.llm_max_tokens)
         now = time.monotonic()
-        return self.router.decide(
-            request, provider_state(self.board, self.limiter, self.registry, now)
-        )
+        try:
+            return self.router.decide(
+                request, provider_state(self.board, self.limiter, self.registry, now)
+            )
+        except ConfigError as exc:
+            raise ProviderError(str(exc), provider="router", retriable=False) from exc
 
     def primary_provider(self, record: PipelineRecord, tokens: int) -> str | None:
         """The routed primary provider (None when nothing can serve the request)."""

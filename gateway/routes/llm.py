@@ -48,7 +48,7 @@ from nova.entities.store import EntityStore
 from nova.errors import ConfigError, ConflictError, ForbiddenError, NotFoundError, ProviderError
 from nova.ids import uuid7
 from nova.llm.budgets import EACH, window_start
-from nova.llm.routing import RouteRequest, Strategy, TaskType
+from nova.llm.routing import Priority, RouteRequest, Strategy, TaskType
 from nova.records import now_ms
 
 router = APIRouter(prefix="/api/v2/llm", tags=["llm"])
@@ -72,7 +72,7 @@ async def providers(principal: PrincipalDep, services: ServicesDep, llm: LlmDep)
             "models": [
                 {"id": m.id, "context_window": m.context_window,
                  "input_usd_per_mtok": m.input, "output_usd_per_mtok": m.output,
-                 "cached_input_usd_per_mtok": m.cached_input}
+                 "cached_input_usd_per_mtok": m.cached_input, "aliases": list(m.aliases)}
                 for m in p.models
             ],
         }
@@ -88,6 +88,7 @@ class DecideBody(StrictBody):
     model: str | None = Field(default=None, max_length=128)
     strategy: Strategy = "task"
     estimated_tokens: int = Field(default=0, ge=0, le=10_000_000)
+    priority: Priority = "normal"
 
 
 @router.post("/routing/decide", responses={401: {}, 422: {}, 503: {}})
@@ -108,7 +109,9 @@ async def decide(body: DecideBody, principal: PrincipalDep, services: ServicesDe
         "model": decision.model,
         "chain": [{"provider": c.provider, "model": c.model} for c in decision.chain],
         "reasons": list(decision.reasons),
+        "requested_model": body.model,
         "strategy": decision.strategy,
+        "priority": decision.priority,
         "locked_to": decision.locked_to,
         "health": {p: s for p, s in state.statuses.items() if s != "healthy"},
     }

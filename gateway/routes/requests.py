@@ -33,8 +33,10 @@ from gateway.problems import problem
 from gateway.services import Services
 from gateway.tracker import LaneView, RequestView
 from nova.auth.tokens import Principal
-from nova.errors import ForbiddenError, NotFoundError
+from nova.domain.kinds import Priority
+from nova.errors import ConfigError, ForbiddenError, NotFoundError, ProviderError
 from nova.ids import uuid7
+from nova.llm.routing import RouteRequest
 from nova.records import PipelineRecord, now_ms
 
 router = APIRouter(prefix="/api/v2/nova", tags=["requests"])
@@ -55,8 +57,18 @@ class SubmitRequest(StrictBody):
         max_length=64,
         description="route to this provider (the nova role stays on Claude)",
     )
-    model: str | None = Field(default=None, max_length=128)
+    model: str | None = Field(
+        default=None,
+        max_length=128,
+        description="route to this model: its id or an alias (docs/llm.md, Model names); the "
+        "answer's execution says which model served it",
+    )
     strategy: Literal["task", "cheapest", "fastest", "priority"] | None = None
+    priority: Priority | None = Field(
+        default=None,
+        description="low: each routed provider's cheaper, faster models first; high: its "
+        "premium ones; normal (the default): its default model",
+    )
     wait_ms: int = Field(
         default=0,
         ge=0,
@@ -79,7 +91,8 @@ class Accepted(BaseModel):
         401: {"description": "missing or invalid token"},
         403: {"description": "references another identity's resource"},
         404: {"description": "references a thread or dataspace that does not exist"},
-        422: {"description": "invalid body, or an Idempotency-Key reused with another body"},
+        422: {"description": "invalid body, a provider or model no provider offers (or the "
+              "role may not use), or an Idempotency-Key reused with another body"},
         423: {"description": "held at a checkpoint within wait_ms (or, replayed, held)"},
         429: {"description": "over the identity's request rate limit"},
         503: {"description": "Kafka could not take the request: nothing was accepted; retry"},
@@ -99,6 +112,9 @@ async def submit(
     )] = None,
 ) -> Any:
     limiter.check(principal.identity)  # 429 + Retry-After when over
+    unroutable = _unroutable(services, body)
+    if unroutable is not None:
+        return unroutable
     await guard.check_request(principal, body.thread_id, body.dataspace_ids)  # 403/404
     if idempotency_key is None:
         record = _record(body, principal, services, uuid7())
@@ -132,6 +148,23 @@ async def submit(
     return await _answer(services, request_id, body.wait_ms)
 
 
+def _unroutable(services: Services, body: SubmitRequest) -> JSONResponse | None:
+    """A 422 for a provider or model that could never serve this request (unknown, or one the
+    role is locked away from), before anything is written; lane F would only fail it later."""
+    if body.provider is None and body.model is None:
+        return None
+    try:
+        services.llm.router.explicit(
+            RouteRequest(role=body.role, provider=body.provider, model=body.model))
+    except ConfigError as exc:
+        return problem(422, str(exc), slug="unknown-model", provider=body.provider,
+                       model=body.model)
+    except ProviderError as exc:
+        return problem(422, str(exc), slug="locked-role", role=body.role,
+                       provider=exc.provider)
+    return None
+
+
 def _record(
     body: SubmitRequest,
     principal: Principal,
@@ -156,6 +189,7 @@ def _record(
         provider_hint=body.provider,
         model_hint=body.model,
         strategy=body.strategy,
+        priority=body.priority,
         idempotency_key=key,
         body_fingerprint=fingerprint,
     )

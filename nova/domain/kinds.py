@@ -14,3 +14,5 @@ Action = Literal["READ", "WRITE", "SEND", "DELETE", "TRANSFER", "PAYMENT"]
 TaskType = Literal["code", "creative", "analysis", "search", "translation", "general"]
 IdentifierKind = Literal["iban", "payment_card", "email", "phone", "national_id"]
 CheckpointStatus = Literal["pending", "approved", "rejected", "expired"]
+# The model tier a request asks for among each routed provider's models (nova.llm.routing).
+Priority = Literal["low", "normal", "high"]

@@ -56,6 +56,7 @@ def route_request(record: PipelineRecord, tokens: int, max_tokens: int) -> Route
         model=record.model_hint,
         strategy=record.strategy or "task",
         estimated_tokens=tokens + max_tokens,
+        priority=record.priority or "normal",
     )
 
 

@@ -43,6 +43,14 @@ class ModelSpec(BaseModel):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    # Older names this model answers to (the seed's ``claude-3-haiku``, ``gpt-4o``...): a
+    # request naming one is served by this model, and its answer says so (docs/llm.md).
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def blended_price(self) -> float:
+        """Input plus output list price per million tokens: what cheaper and premium mean."""
+        return self.input + self.output
 
 
 class ProviderSpec(BaseModel):
@@ -71,6 +79,10 @@ class ProviderSpec(BaseModel):
             raise ValueError(f"duplicate model ids {duplicates}")
         if self.default_model not in ids:
             raise ValueError(f"default_model {self.default_model!r} is not one of its models")
+        names = [a for m in self.models for a in m.aliases]
+        clashes = sorted({a for a in names if names.count(a) > 1 or a in ids})
+        if clashes:
+            raise ValueError(f"aliases {clashes} name more than one model")
         return self
 
     def model(self, model_id: str) -> ModelSpec:
@@ -81,6 +93,13 @@ class ProviderSpec(BaseModel):
 
     def has_model(self, model_id: str) -> bool:
         return any(m.id == model_id for m in self.models)
+
+    def resolve(self, name: str) -> str | None:
+        """The id of the model ``name`` is (its id) or stands for (one of its aliases)."""
+        for spec in self.models:
+            if spec.id == name or name in spec.aliases:
+                return spec.id
+        return None
 
     def models_in_preference(self) -> tuple[ModelSpec, ...]:
         """The default model first, then the others in file order."""

@@ -10,6 +10,14 @@ The ``nova`` role is locked to Anthropic: its chain holds Claude models only, an
 cannot serve, the decision refuses (non-retriable :class:`~nova.errors.ProviderError`) rather
 than quietly sending Nova's own reasoning to another vendor.
 
+A model may be named by an older name the registry lists as one of its aliases (the seed's
+``claude-3-haiku-20240307``, ``gpt-4o``): a bare name goes to an enabled provider before a
+disabled one, to a model of that id before one it is an alias of, then by provider priority, so
+an alias never sends a request to a provider nobody enabled. The decision says which model the
+name stood for. A request's ``priority`` picks among the models of each provider in its chain
+that it does not name: ``normal`` the provider's default, ``low`` its cheapest (the cheap models
+are the fast ones), ``high`` its most expensive.
+
 Everything that does not depend on the request is indexed when the :class:`Router` is built,
 so a decision is a handful of dict lookups (well under a millisecond).
 """
@@ -21,15 +29,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, Protocol, get_args
 
+from nova.domain.kinds import Priority as Priority
 from nova.domain.kinds import TaskType as TaskType
 from nova.errors import ConfigError, ProviderError
-from nova.llm.registry import ModelSpec, Registry
+from nova.llm.registry import ModelSpec, ProviderSpec, Registry
 
 Strategy = Literal["task", "cheapest", "fastest", "priority"]
 HealthStatus = Literal["healthy", "degraded", "down"]
 
 TASK_TYPES: frozenset[str] = frozenset(get_args(TaskType))
 STRATEGIES: frozenset[str] = frozenset(get_args(Strategy))
+PRIORITIES: frozenset[str] = frozenset(get_args(Priority))
 
 DEFAULT_TASK_ROUTING: Mapping[str, str] = MappingProxyType(
     {
@@ -123,6 +133,7 @@ class RouteRequest:
     model: str | None = None
     strategy: str = "task"
     estimated_tokens: int = 0
+    priority: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,7 @@ class RoutingDecision:
     reasons: tuple[str, ...]
     strategy: str
     locked_to: str | None = None
+    priority: str = "normal"
 
     @property
     def primary(self) -> Candidate:
@@ -159,6 +171,16 @@ class RoutingConfig:
 Entry = tuple[str, str | None]  # (provider, model or None for "its best fitting model")
 
 
+def models_by_priority(spec: ProviderSpec) -> dict[str, tuple[ModelSpec, ...]]:
+    """A provider's models in the order each priority tries them (module docstring); ties keep
+    the registry's order."""
+    return {
+        "normal": spec.models_in_preference(),
+        "low": tuple(sorted(spec.models, key=lambda m: m.blended_price)),
+        "high": tuple(sorted(spec.models, key=lambda m: -m.blended_price)),
+    }
+
+
 def parse_target(target: str) -> Entry:
     """``"openai"`` → ("openai", None); ``"openrouter/openai/gpt-5-mini"`` splits at the first /."""
     provider, _, model = target.partition("/")
@@ -174,8 +196,8 @@ class Router:
         if self.config.max_chain < 1:
             raise ConfigError("routing max_chain must be at least 1")
         self._check_tables()
-        self._models: dict[str, tuple[ModelSpec, ...]] = {
-            p.name: p.models_in_preference() for p in registry
+        self._models: dict[str, dict[str, tuple[ModelSpec, ...]]] = {
+            p.name: models_by_priority(p) for p in registry
         }
         self._enabled = frozenset(p.name for p in registry if p.enabled)
         self._priority: dict[str, int] = {p.name: p.priority for p in registry}
@@ -196,10 +218,16 @@ class Router:
             key: tuple(parse_target(t) for t in targets)
             for key, targets in self.config.fallbacks.items()
         }
-        self._model_owner: dict[str, str] = {}
-        for p in sorted(registry, key=lambda p: p.priority):
+        # Who serves a bare model name: enabled first, its own id before an alias, then priority.
+        offers: dict[str, list[tuple[bool, bool, int, str, str]]] = {}
+        for p in registry:
             for m in p.models:
-                self._model_owner.setdefault(m.id, p.name)
+                for name, alias in ((m.id, False), *((a, True) for a in m.aliases)):
+                    offers.setdefault(name, []).append(
+                        (not p.enabled, alias, p.priority, p.name, m.id))
+        self._owner: dict[str, tuple[str, str]] = {
+            name: (best[3], best[4]) for name, found in offers.items() for best in [min(found)]
+        }
 
     def _check_tables(self) -> None:
         cfg = self.config
@@ -234,14 +262,20 @@ class Router:
             )
         if request.strategy not in STRATEGIES:
             raise ConfigError(f"unknown routing strategy {request.strategy!r}")
+        if request.priority not in PRIORITIES:
+            raise ConfigError(
+                f"unknown priority {request.priority!r}; one of {sorted(PRIORITIES)}"
+            )
         lock = self.config.locked_roles.get(request.role) if request.role else None
-        explicit = self._explicit(request, lock)
         reasons: list[str] = []
+        explicit = self.explicit(request, lock)
+        if explicit is not None and explicit[1] is not None and explicit[1] != request.model:
+            reasons.append(f"model {request.model!r} is served as {explicit[0]}/{explicit[1]}")
         if lock is not None:
-            entries = self._locked_entries(lock, explicit)
+            entries = self._locked_entries(lock, explicit, request.priority)
         else:
             entries = self._entries(request, explicit, state, reasons)
-        chain = self._resolve(entries, request.estimated_tokens, state, reasons, explicit)
+        chain = self._resolve(entries, request, state, reasons, explicit)
         if not chain:
             detail = "; ".join(reasons) or "no candidates"
             if lock is not None:
@@ -260,23 +294,33 @@ class Router:
             reasons=tuple(reasons),
             strategy=request.strategy,
             locked_to=lock,
+            priority=request.priority,
         )
 
-    def _explicit(self, request: RouteRequest, lock: str | None) -> Entry | None:
+    def explicit(self, request: RouteRequest, lock: str | None = None) -> Entry | None:
+        """The (provider, model id) a request names, its aliases resolved; None if it names
+        neither. :class:`~nova.errors.ConfigError` for a name nobody offers,
+        :class:`~nova.errors.ProviderError` for a provider the role's lock forbids."""
         provider, model = request.provider, request.model
+        if lock is None and request.role:
+            lock = self.config.locked_roles.get(request.role)
         if provider is None and model is None:
             return None
         if provider is None:
             assert model is not None
-            if lock is not None and self.registry.provider(lock).has_model(model):
+            if lock is not None and self.registry.provider(lock).resolve(model) is not None:
                 provider = lock
-            elif model in self._model_owner:
-                provider = self._model_owner[model]
+            elif model in self._owner:
+                provider = self._owner[model][0]
             else:
-                raise ConfigError(f"no provider offers model {model!r}")
+                raise ConfigError(f"no provider offers model {model!r} (the model names and "
+                                  "aliases Nova accepts: docs/llm.md, Model names)")
         spec = self.registry.provider(provider)
-        if model is not None and not spec.has_model(model):
-            raise ConfigError(f"provider {provider!r} has no model {model!r}")
+        if model is not None:
+            resolved = spec.resolve(model)
+            if resolved is None:
+                raise ConfigError(f"provider {provider!r} has no model {model!r}")
+            model = resolved
         if lock is not None and provider != lock:
             raise ProviderError(
                 f"role {request.role!r} is locked to {lock}; it may not be sent to {provider}",
@@ -285,9 +329,9 @@ class Router:
             )
         return provider, model
 
-    def _locked_entries(self, lock: str, explicit: Entry | None) -> list[Entry]:
+    def _locked_entries(self, lock: str, explicit: Entry | None, priority: str) -> list[Entry]:
         entries: list[Entry] = [explicit] if explicit else []
-        entries.extend((lock, m.id) for m in self._models[lock])
+        entries.extend((lock, m.id) for m in self._models[lock][priority])
         return entries
 
     def _entries(
@@ -314,7 +358,7 @@ class Router:
         if primary is None:
             primary = parse_target(self.config.task_routing[request.task_type])
         provider, model = primary
-        model_id = model or self.registry.provider(provider).default_model
+        model_id = model or self._models[provider][request.priority][0].id
         fallbacks = (
             self._fallback_entries.get(f"{provider}/{model_id}")
             or self._fallback_entries.get(provider)
@@ -332,7 +376,7 @@ class Router:
     def _resolve(
         self,
         entries: list[Entry],
-        tokens: int,
+        request: RouteRequest,
         state: ProviderState,
         reasons: list[str],
         explicit: Entry | None,
@@ -351,7 +395,7 @@ class Router:
                     reasons.append(f"{provider}: skipped, {verdicts[provider]}")
             if verdicts[provider]:
                 continue
-            candidate = self._fit(provider, model, tokens, reasons)
+            candidate = self._fit(provider, model, request, reasons)
             if candidate is None or candidate in seen:
                 continue
             seen.add(candidate)
@@ -377,8 +421,9 @@ class Router:
         return None
 
     def _fit(
-        self, provider: str, model: str | None, tokens: int, reasons: list[str]
+        self, provider: str, model: str | None, request: RouteRequest, reasons: list[str]
     ) -> Candidate | None:
+        tokens = request.estimated_tokens
         if model is not None:
             window = self.registry.model(provider, model).context_window
             if window < tokens:
@@ -388,9 +433,10 @@ class Router:
                 )
                 return None
             return Candidate(provider, model)
-        for spec in self._models[provider]:
+        models = self._models[provider][request.priority]
+        for spec in models:
             if spec.context_window >= tokens:
                 return Candidate(provider, spec.id)
-        largest = max(m.context_window for m in self._models[provider])
+        largest = max(m.context_window for m in models)
         reasons.append(f"{provider}: skipped, no model fits {tokens} tokens (largest {largest})")
         return None

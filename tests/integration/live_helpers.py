@@ -1,7 +1,7 @@
 """A WebSocket client of ``/api/v2/ws`` for the live tests, and a module-scoped stack.
 
-The stack is one gateway (no sink: the feed reads Kafka, not ClickHouse) and one worker
-subprocess on their own topic prefix, shared by a test module; tests stay apart by using
+The stack is one gateway (no sink unless asked: the feed reads Kafka, not ClickHouse) and one
+worker subprocess on their own topic prefix, shared by a test module; tests stay apart by using
 their own identities.
 """
 
@@ -144,10 +144,11 @@ async def live_stack(broker: SessionBroker, clickhouse: ClickHouse, data_dir: An
                      fake_llm: FakeServerThread, **overrides: Any
                      ) -> AsyncIterator[tuple[Gateway, WorkerProcess]]:
     tag = uuid.uuid4().hex[:10]
+    overrides = {"run_sink": False, **overrides}  # the pipeline tests' stack runs the sink
     settings = provisioned(broker.settings(
         environment="test", data_dir=data_dir, topic_prefix=f"t{tag}", topic_partitions=4,
-        clickhouse_database=f"t_{tag}", gateway_port=free_port(), run_sink=False,
-        log_level="warning", llm_fake_url=fake_llm.url, checkpoint_sweep_s=0.5, **overrides))
+        clickhouse_database=f"t_{tag}", gateway_port=free_port(), log_level="warning",
+        llm_fake_url=fake_llm.url, checkpoint_sweep_s=0.5, **overrides))
     async with serve_gateway(settings, clickhouse.with_database(settings.clickhouse_database)
                              ) as gw:
         worker = WorkerProcess(settings).start()

@@ -1,19 +1,31 @@
 """End to end on the real broker and embedded ClickHouse: HTTP in, seven lanes, rows out.
 
 The gateway (in-process, running the sink) accepts requests over HTTP; the worker is a real
-subprocess running the seven Faust lanes; what is asserted is what ClickHouse and the
-``completed`` topic recorded.
+subprocess running the seven Faust lanes; what is asserted is what ClickHouse, the fake
+providers and the ``completed`` topic recorded. One gateway and one worker serve the module;
+tests stay apart by their own identities and request ids.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from analytics.client import ClickHouse
+from nova.llm.fake_server import FakeServerThread
 from nova.records import PipelineRecord
-from tests.integration.conftest import eventually
+from tests.integration.conftest import (
+    FakeLlm,
+    Gateway,
+    SessionBroker,
+    WorkerProcess,
+    eventually,
+    llm_rows,
+)
+from tests.integration.live_helpers import live_stack, unique
 from tests.integration.pipeline_checks import (
     DONE,
     LANES,
@@ -26,9 +38,22 @@ from tests.integration.pipeline_checks import (
 pytestmark = pytest.mark.integration
 
 
-async def test_one_request_over_http_shows_seven_lane_events(gateway: Any, worker_factory: Any):
-    worker_factory()
-    headers = gateway.auth("identity-alice", "member")
+@pytest.fixture(scope="module")
+async def stack(broker: SessionBroker, clickhouse: ClickHouse, fake_llm: FakeServerThread,
+                tmp_path_factory: pytest.TempPathFactory
+                ) -> AsyncIterator[tuple[Gateway, WorkerProcess]]:
+    async with live_stack(broker, clickhouse, tmp_path_factory.mktemp("e2e") / "data",
+                          fake_llm, run_sink=True, sink_flush_interval_s=0.2) as running:
+        yield running
+
+
+@pytest.fixture
+def gateway(stack: tuple[Gateway, WorkerProcess]) -> Gateway:
+    return stack[0]
+
+
+async def test_one_request_over_http_shows_seven_lane_events(gateway: Gateway):
+    headers = gateway.auth(unique("alice"), "member")
     r = await gateway.http.post("/api/v2/nova/requests", json={"prompt": "Summarise this thread"},
                                 headers=headers)
     assert r.status_code == 202, r.text
@@ -57,11 +82,8 @@ async def test_one_request_over_http_shows_seven_lane_events(gateway: Any, worke
     assert body["status"] in DONE, body
 
 
-async def test_hundred_requests_make_exactly_seven_hundred_lane_rows(
-    gateway: Any, worker_factory: Any, settings: Any,
-):
-    worker_factory()
-    ids = await post_requests(gateway, 100)
+async def test_hundred_requests_make_exactly_seven_hundred_lane_rows(gateway: Gateway):
+    ids = await post_requests(gateway, 100, unique("alice"))
     assert len(set(ids)) == 100
     ch = gateway.clickhouse
 
@@ -75,8 +97,60 @@ async def test_hundred_requests_make_exactly_seven_hundred_lane_rows(
     per_request = await asyncio.to_thread(lanes_per_request, ch, ids)
     assert per_request == {rid: "".join(LANES) for rid in ids}
 
-    completed = {r.request_id: r for r in await read_records(settings, "completed", PipelineRecord)}
+    completed = {r.request_id: r
+                 for r in await read_records(gateway.settings, "completed", PipelineRecord)}
     assert set(ids) <= set(completed)
     statuses = {completed[rid].status for rid in ids}
     assert statuses <= set(DONE), statuses
     assert all([t.lane for t in completed[rid].lanes] == list(LANES) for rid in ids)
+
+
+async def test_a_seed_model_name_is_served_by_its_current_model_and_the_answer_says_so(
+    gateway: Gateway, llm_fake: FakeLlm,
+):
+    headers = gateway.auth(unique("alice"), "member")
+
+    async def served(prompt: str = "Summarise this thread", **body: Any) -> dict[str, Any]:
+        r = await gateway.http.post("/api/v2/nova/requests", headers=headers, json={
+            "prompt": prompt, "wait_ms": 60_000, **body})
+        assert r.status_code == 200, r.text
+        answer: dict[str, Any] = r.json()
+        assert answer["status"] == "completed", answer
+        return answer
+
+    # The seed's NovaLLM model id: served by its current Claude, and the answer says which.
+    answer = await served(model="claude-3-haiku-20240307", role="nova")
+    rid = answer["request_id"]
+    execution = answer["execution"]
+    assert (execution["provider"], execution["model"], execution["requested_model"]) == (
+        "anthropic", "claude-haiku-4-5", "claude-3-haiku-20240307")
+    assert [(c["provider"], c["model"]) for c in llm_fake.calls(rid)] == [
+        ("anthropic", "claude-haiku-4-5")]  # what the provider was asked for
+    ch = gateway.clickhouse
+
+    async def row() -> list[dict[str, Any]]:
+        return await asyncio.to_thread(llm_rows, ch, [rid])
+
+    rows = await eventually(row, 30, message="the aliased call in llm_calls")
+    assert [(r["provider"], r["model"], r["status"]) for r in rows] == [
+        ("anthropic", "claude-haiku-4-5", "ok")]
+
+    # Priority moves the routed provider's model: premium for high, the cheap one for low.
+    high = (await served("Write a short poem about the sea", priority="high"))["execution"]
+    assert (high["provider"], high["model"], high["priority"]) == (
+        "anthropic", "claude-opus-4-6", "high")
+    low = (await served(priority="low"))["execution"]  # an analysis: OpenAI's
+    assert (low["provider"], low["model"], low["requested_model"]) == (
+        "openai", "gpt-5-nano", None)
+
+    # A name nobody serves, and another vendor's name for the Claude-locked role: 422, at once.
+    for body, slug in (({"model": "gpt-0"}, "unknown-model"),
+                       ({"model": "gpt-4o", "role": "nova"}, "locked-role"),
+                       ({"model": "claude-3-haiku", "provider": "openai"}, "unknown-model"),
+                       ({"priority": "urgent"}, "validation")):
+        r = await gateway.http.post("/api/v2/nova/requests", headers=headers,
+                                    json={"prompt": "Summarise this thread", **body})
+        assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"].endswith(slug), r.json()
+        assert "request_id" not in r.json()

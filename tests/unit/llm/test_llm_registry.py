@@ -95,6 +95,23 @@ def test_default_model_comes_first_in_preference():
             "duplicate model ids",
         ),
         (good_entry(surprise=True), "surprise"),
+        (
+            good_entry(models=[
+                {"id": "acme-1", "context_window": 8000, "input": 1, "output": 2},
+                {"id": "acme-2", "context_window": 8000, "input": 1, "output": 2,
+                 "aliases": ["acme-1"]},
+            ]),
+            "aliases ['acme-1'] name more than one model",
+        ),
+        (
+            good_entry(models=[
+                {"id": "acme-1", "context_window": 8000, "input": 1, "output": 2,
+                 "aliases": ["old"]},
+                {"id": "acme-2", "context_window": 8000, "input": 1, "output": 2,
+                 "aliases": ["old"]},
+            ]),
+            "aliases ['old'] name more than one model",
+        ),
     ],
 )
 def test_a_bad_entry_fails_with_its_name_and_position(entry, fragment):
@@ -218,3 +235,27 @@ def test_a_base_url_alone_is_enough_to_call_real_providers():
     assert not has_real_providers(settings, {})
     assert has_real_providers(settings, {"OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1"})
     assert has_real_providers(settings, {"OPENAI_API_KEY": "sk-x"})
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "llm.md"
+
+
+def test_the_documented_model_names_table_is_the_packaged_registrys():
+    """docs/llm.md's "Model names" table lists every alias of providers.yaml, and no other."""
+    text = DOCS.read_text("utf-8")
+    table = text[text.index("| Served by | Names a request may send for it |"):]
+    table = table[: table.index("\n\n")]
+    documented = {}
+    for row in table.splitlines()[2:]:
+        served, names = (cell.strip() for cell in row.strip("|").split("|"))
+        documented[served.strip("`")] = tuple(n.strip().strip("`") for n in names.split(","))
+    registry = {f"{p.name}/{m.id}": m.aliases for p in load_registry() for m in p.models
+                if m.aliases}
+    assert documented == registry
+
+
+def test_an_alias_resolves_to_its_model_within_its_provider():
+    anthropic = load_registry().provider("anthropic")
+    assert anthropic.resolve("claude-3-haiku-20240307") == "claude-haiku-4-5"
+    assert anthropic.resolve("claude-haiku-4-5") == "claude-haiku-4-5"
+    assert anthropic.resolve("gpt-4o") is None

@@ -4,7 +4,7 @@
 import pytest
 
 from nova.errors import ConfigError, ProviderError
-from nova.llm.registry import load_registry
+from nova.llm.registry import fake_registry, load_registry
 from nova.llm.routing import (
     Candidate,
     Router,
@@ -238,8 +238,137 @@ def test_routing_tables_are_validated_against_the_registry(config, message):
         (RouteRequest(provider="nobody"), "unknown LLM provider"),
         (RouteRequest(model="gpt-0"), "no provider offers model"),
         (RouteRequest(provider="openai", model="claude-haiku-4-5"), "has no model"),
+        (RouteRequest(provider="openai", model="claude-3-haiku"), "has no model"),
+        (RouteRequest(priority="urgent"), "unknown priority"),
     ],
 )
 def test_bad_requests_are_config_errors(request_, message):
     with pytest.raises(ConfigError, match=message):
         ROUTER.decide(request_)
+
+
+# -- the seed's model names (aliases in providers.yaml) and priority -------------------------
+FAKE_ROUTER = Router(fake_registry("http://127.0.0.1:1"))  # every provider enabled, as in tests
+
+
+@pytest.mark.parametrize(
+    ("model", "served"),
+    [
+        ("claude-3-opus", "anthropic/claude-opus-4-6"),
+        ("claude-3-opus-20240229", "anthropic/claude-opus-4-6"),
+        ("claude-3-sonnet", "anthropic/claude-sonnet-4-6"),
+        ("claude-3-sonnet-20240229", "anthropic/claude-sonnet-4-6"),
+        ("claude-3-5-sonnet-20241022", "anthropic/claude-sonnet-4-6"),
+        ("claude-3-haiku", "anthropic/claude-haiku-4-5"),
+        ("claude-3-haiku-20240307", "anthropic/claude-haiku-4-5"),
+        ("gpt-4o", "openai/gpt-4.1"),  # not azure-openai/gpt-4o: that provider is disabled
+        ("gpt-4-turbo", "openai/gpt-4.1"),
+        ("gpt-3.5-turbo", "openai/gpt-5-nano"),
+        ("gemini-2.0-flash", "google/gemini-2.5-flash"),
+        ("gemini-1.5-pro", "google/gemini-2.5-pro"),
+        ("mistral-large", "mistral/mistral-large-latest"),
+        ("mistral-medium", "mistral/mistral-medium-latest"),
+        ("command-r-plus", "cohere/command-r-plus-08-2024"),
+        ("command-r", "cohere/command-r-08-2024"),
+        ("llama-3.1-405b", "meta/Llama-4-Maverick-17B-128E-Instruct-FP8"),
+        ("llama-3.1-70b", "groq/llama-3.3-70b-versatile"),  # four hosts: the first by priority
+        ("llama3", "groq/llama-3.1-8b-instant"),  # before ollama, which is disabled
+        ("mixtral-8x7b", "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+        ("claude-haiku-4-5", "anthropic/claude-haiku-4-5"),  # a current id is itself
+    ],
+)
+def test_the_seeds_model_names_are_served_by_current_models(model, served):
+    decision = decide(task_type="general", model=model)
+    assert str(decision.primary) == served
+    alias = served.split("/", 1)[1] != model
+    assert any(f"model {model!r} is served as {served}" in r for r in decision.reasons) is alias
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "served"),
+    [
+        ("gpt-4o", None, "azure-openai/gpt-4o"),  # enabled here: its own id beats an alias
+        ("gpt-4o", "openai", "openai/gpt-4.1"),  # a named provider resolves within itself
+        ("llama-3.1-70b", "together", "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+        ("llama-3.1-70b", "meta", "meta/Llama-3.3-70B-Instruct"),
+        ("llama3", None, "groq/llama-3.1-8b-instant"),  # enabled both: priority decides
+        ("llama3", "ollama", "ollama/llama3.1:8b"),
+    ],
+)
+def test_a_bare_name_prefers_an_exact_id_then_priority_and_a_named_provider_wins(
+    model, provider, served
+):
+    decision = FAKE_ROUTER.decide(RouteRequest(model=model, provider=provider))
+    assert str(decision.primary) == served
+
+
+@pytest.mark.parametrize(
+    ("model", "served"),
+    [
+        ("claude-3-opus-20240229", "claude-opus-4-6"),  # the seed's NovaLLM.ALLOWED_MODELS
+        ("claude-3-sonnet-20240229", "claude-sonnet-4-6"),
+        ("claude-3-haiku-20240307", "claude-haiku-4-5"),
+        ("claude-3-haiku", "claude-haiku-4-5"),
+    ],
+)
+def test_the_nova_role_takes_the_claude_aliases_and_stays_on_anthropic(model, served):
+    decision = decide(task_type="code", role="nova", model=model)
+    assert decision.primary == Candidate("anthropic", served)
+    assert {c.provider for c in decision.chain} == {"anthropic"}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gemini-2.0-flash", "llama-3.1-70b"])
+def test_the_nova_role_refuses_another_vendors_alias(model):
+    with pytest.raises(ProviderError, match="locked to anthropic") as caught:
+        decide(task_type="code", role="nova", model=model)
+    assert caught.value.retriable is False
+
+
+def test_aliases_are_resolved_by_explicit_too():
+    assert ROUTER.explicit(RouteRequest(model="claude-3-opus")) == ("anthropic", "claude-opus-4-6")
+    assert ROUTER.explicit(RouteRequest(provider="openai")) == ("openai", None)
+    assert ROUTER.explicit(RouteRequest()) is None
+    with pytest.raises(ProviderError, match="locked"):
+        ROUTER.explicit(RouteRequest(role="nova", model="gpt-4o"))
+
+
+@pytest.mark.parametrize(
+    ("request_", "primary"),
+    [
+        (RouteRequest(task_type="code"), "anthropic/claude-sonnet-4-6"),
+        (RouteRequest(task_type="code", priority="normal"), "anthropic/claude-sonnet-4-6"),
+        (RouteRequest(task_type="code", priority="low"), "anthropic/claude-haiku-4-5"),
+        (RouteRequest(task_type="code", priority="high"), "anthropic/claude-opus-4-6"),
+        (RouteRequest(task_type="analysis", priority="low"), "openai/gpt-5-nano"),
+        (RouteRequest(task_type="analysis", priority="high"), "openai/gpt-5.1"),
+        (RouteRequest(task_type="search", priority="low"), "google/gemini-2.5-flash-lite"),
+        (RouteRequest(task_type="search", priority="high"), "google/gemini-2.5-pro"),
+        (RouteRequest(role="nova", priority="low"), "anthropic/claude-haiku-4-5"),
+        (RouteRequest(role="nova", priority="high"), "anthropic/claude-opus-4-6"),
+        (RouteRequest(provider="mistral", priority="low"), "mistral/mistral-small-latest"),
+        # A named model wins over the priority; the priority still orders the fallbacks.
+        (RouteRequest(model="claude-3-haiku", priority="high"), "anthropic/claude-haiku-4-5"),
+        (RouteRequest(strategy="priority", priority="low"), "anthropic/claude-haiku-4-5"),
+    ],
+)
+def test_priority_moves_between_cheaper_and_premium_models_of_the_routed_provider(
+    request_, primary
+):
+    decision = ROUTER.decide(request_)
+    assert str(decision.primary) == primary
+    assert decision.priority == request_.priority
+
+
+@pytest.mark.parametrize("priority", ["low", "high"])
+def test_priority_picks_each_fallback_providers_tier_too(priority):
+    decision = decide(task_type="code", priority=priority)
+    for c in decision.chain:
+        prices = [m.blended_price for m in REGISTRY.provider(c.provider).models]
+        want = min(prices) if priority == "low" else max(prices)
+        assert REGISTRY.model(c.provider, c.model).blended_price == want, c
+
+
+def test_a_low_priority_gives_way_to_a_dearer_model_when_no_cheap_one_fits():
+    # gpt-4.1 has the largest window of OpenAI's models: at 500k tokens only it fits.
+    decision = decide(task_type="analysis", priority="low", estimated_tokens=500_000)
+    assert decision.primary == Candidate("openai", "gpt-4.1")
