@@ -101,9 +101,16 @@ def parse_key(raw: str) -> str:
     return value
 
 
+# Fields the body gained after fingerprints were first taken: left out while unset, so a retry
+# of a body sent before a gateway knew them still matches its first attempt's fingerprint.
+LATER_FIELDS: Final = frozenset({"priority"})
+
+
 def body_fingerprint(body: dict[str, Any]) -> str:
-    """SHA-256 of the body's canonical JSON, less ``wait_ms`` (not part of the request)."""
-    fields = {k: v for k, v in body.items() if k != "wait_ms"}
+    """SHA-256 of the body's canonical JSON, less ``wait_ms`` (not part of the request) and
+    the :data:`LATER_FIELDS` it leaves unset."""
+    fields = {k: v for k, v in body.items()
+              if k != "wait_ms" and not (k in LATER_FIELDS and v is None)}
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

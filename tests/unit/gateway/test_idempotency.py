@@ -55,6 +55,14 @@ def test_the_fingerprint_ignores_wait_ms_and_field_order() -> None:
     assert a != body_fingerprint({"action": "PAYMENT", "prompt": "pay 2", "wait_ms": 0})
 
 
+def test_a_field_added_later_counts_only_when_set() -> None:
+    """A retry of a body sent before ``priority`` existed matches its first fingerprint."""
+    before = body_fingerprint({"prompt": "pay", "model": None})
+    assert before == body_fingerprint({"prompt": "pay", "model": None, "priority": None})
+    assert before != body_fingerprint({"prompt": "pay", "model": None, "priority": "high"})
+    assert before != body_fingerprint({"prompt": "pay"})  # an older field still counts
+
+
 def test_the_derived_id_is_the_same_all_day_and_a_uuid7_of_that_day() -> None:
     fp = body_fingerprint({"prompt": "x"})
     day = T0 - T0 % DAY_MS
