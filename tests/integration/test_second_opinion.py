@@ -108,7 +108,7 @@ async def test_a_classifier_never_lowers_a_checkpoint(opinion: Gateway, llm_fake
     ("control", "why"),
     [
         ({"reply": "It could be READ or SEND, hard to say."}, "unreadable answer, ignored"),
-        ({"latency_ms": 20_000}, "no answer within 10 s, ignored"),
+        ({"latency_ms": 12_000}, "no answer within 10 s, ignored"),
     ],
 )
 async def test_a_classifier_that_answers_nonsense_or_late_changes_nothing(
