@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         default=24 * 3600.0, gt=0,
         description="how long a gateway remembers an Idempotency-Key (gateway.idempotency)",
     )
+    default_wait_ms: int = Field(
+        default=10_000, ge=0, le=120_000,
+        description="how long a submission without wait_ms or a Prefer header waits for its "
+        "answer (200 done, 423 held) before it is answered 202 (gateway.prefer)",
+    )
     worker_name: str = Field(default_factory=lambda: f"worker-{os.getpid()}")
     worker_instance: str = Field(
         default="0",

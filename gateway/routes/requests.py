@@ -1,7 +1,11 @@
 """Submitting requests and following them: ``/api/v2/nova/requests``.
 
-A submission with an ``Idempotency-Key`` header is safe to retry: the retry answers with the
-request the first attempt created, at any gateway (``gateway.idempotency``).
+A submission answers with its outcome when it comes within the wait (200 done, 423 held at a
+checkpoint), else 202 with the request as it stands and its ``Location``; the wait is the
+body's ``wait_ms``, the ``Prefer`` header's (RFC 7240: ``respond-async``, ``wait=N``) or the
+server's ``NOVA_DEFAULT_WAIT_MS`` (``gateway.prefer``). A submission with an
+``Idempotency-Key`` header is safe to retry: the retry answers with the request the first
+attempt created, at any gateway (``gateway.idempotency``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gateway.idempotency import (
     record_key,
     request_id_for,
 )
+from gateway.prefer import MAX_WAIT_MS, PREFERENCE_APPLIED, PreferError, Wait, choose_wait
 from gateway.problems import problem
 from gateway.services import Services
 from gateway.tracker import LaneView, RequestView
@@ -69,11 +74,13 @@ class SubmitRequest(StrictBody):
         description="low: each routed provider's cheaper, faster models first; high: its "
         "premium ones; normal (the default): its default model",
     )
-    wait_ms: int = Field(
-        default=0,
+    wait_ms: int | None = Field(
+        default=None,
         ge=0,
-        le=120_000,
-        description="wait up to this long for the request to be held or done",
+        le=MAX_WAIT_MS,
+        description="wait up to this long for the request to be held (423) or done (200) "
+        "before answering 202; wins over a Prefer header; unset: Prefer, else the server's "
+        "NOVA_DEFAULT_WAIT_MS (10 s)",
     )
 
 
@@ -82,18 +89,31 @@ class Accepted(BaseModel):
     status: str
 
 
+_APPLIED = {PREFERENCE_APPLIED: {
+    "description": "the Prefer preferences that decided the wait (respond-async, wait=N)",
+    "schema": {"type": "string"},
+}}
+
+
 @router.post(
     "/requests",
     status_code=202,
     response_model=Accepted,
     responses={
-        200: {"description": "completed within wait_ms (or, replayed, already finished)"},
+        200: {"description": "finished within the wait (or, replayed, already finished)",
+              "headers": _APPLIED},
+        202: {"description": "accepted, not held nor finished within the wait (at once with "
+              "Prefer: respond-async); follow it at Location",
+              "headers": {**_APPLIED, "Location": {
+                  "description": "the request's status", "schema": {"type": "string"}}}},
         401: {"description": "missing or invalid token"},
         403: {"description": "references another identity's resource"},
         404: {"description": "references a thread or dataspace that does not exist"},
         422: {"description": "invalid body, a provider or model no provider offers (or the "
-              "role may not use), or an Idempotency-Key reused with another body"},
-        423: {"description": "held at a checkpoint within wait_ms (or, replayed, held)"},
+              "role may not use), a Prefer wait that is not a number of seconds, or an "
+              "Idempotency-Key reused with another body"},
+        423: {"description": "held at a checkpoint within the wait (or, replayed, held)",
+              "headers": _APPLIED},
         429: {"description": "over the identity's request rate limit"},
         503: {"description": "Kafka could not take the request: nothing was accepted; retry"},
     },
@@ -110,8 +130,17 @@ async def submit(
         "the request the first attempt created (same id, same outcome); another body is 422",
         json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
     )] = None,
+    prefer: Annotated[list[str] | None, Header(
+        description="RFC 7240: respond-async (202 at once), wait=N (wait up to N seconds, "
+        f"at most {MAX_WAIT_MS // 1000}), or both (wait N seconds, then 202); the body's "
+        "wait_ms wins; without either the server's NOVA_DEFAULT_WAIT_MS applies",
+    )] = None,
 ) -> Any:
     limiter.check(principal.identity)  # 429 + Retry-After when over
+    try:
+        wait = choose_wait(body.wait_ms, prefer or (), services.settings.default_wait_ms)
+    except PreferError as exc:
+        return problem(422, str(exc), slug="prefer")
     unroutable = _unroutable(services, body)
     if unroutable is not None:
         return unroutable
@@ -119,7 +148,7 @@ async def submit(
     if idempotency_key is None:
         record = _record(body, principal, services, uuid7())
         await _produce(services, record)
-        return await _answer(services, record.request_id, body.wait_ms)
+        return await _answer(services, record.request_id, wait)
     try:
         key = parse_key(idempotency_key)
     except IdempotencyKeyError as exc:
@@ -137,15 +166,15 @@ async def submit(
                 request_id=known.request_id,
             )
         if known is not None:
-            return await _answer(services, known.request_id, body.wait_ms, replayed=True)
+            return await _answer(services, known.request_id, wait, replayed=True)
         request_id = request_id_for(principal.identity, key, fingerprint, now_ms())
         if await _state(services, request_id) is not None:  # written, the key since forgotten
             index.remember(principal.identity, key, KnownKey(request_id, fingerprint, now_ms()))
-            return await _answer(services, request_id, body.wait_ms, replayed=True)
+            return await _answer(services, request_id, wait, replayed=True)
         record = _record(body, principal, services, request_id, key, fingerprint)
         await _produce(services, record)
         index.remember(principal.identity, key, record_key(record))
-    return await _answer(services, request_id, body.wait_ms)
+    return await _answer(services, request_id, wait)
 
 
 def _unroutable(services: Services, body: SubmitRequest) -> JSONResponse | None:
@@ -221,14 +250,16 @@ async def _state(services: Services, request_id: str) -> RequestView | None:
 
 
 async def _answer(
-    services: Services, request_id: str, wait_ms: int, *, replayed: bool = False
+    services: Services, request_id: str, wait: Wait, *, replayed: bool = False
 ) -> JSONResponse:
-    """202 accepted; or, within ``wait_ms`` (at once when replayed), 423 held or 200 done."""
-    headers = {REPLAYED_HEADER: "true"} if replayed else None
+    """202 accepted; or, within the wait (at once when replayed), 423 held or 200 done."""
+    headers = {REPLAYED_HEADER: "true"} if replayed else {}
+    if wait.applied is not None:
+        headers[PREFERENCE_APPLIED] = wait.applied
     view = await _state(services, request_id) if replayed else None
-    if wait_ms > 0 and not (view is not None and (view.held or view.finished)):
+    if wait.ms > 0 and not (view is not None and (view.held or view.finished)):
         await services.tracker.wait_until(request_id, lambda v: v.held or v.finished,
-                                          wait_ms / 1000)
+                                          wait.ms / 1000)
         view = await _state(services, request_id)
     if view is not None and view.held:
         return JSONResponse(
@@ -244,6 +275,7 @@ async def _answer(
     if view is not None and view.finished:
         return JSONResponse(view.to_json(), status_code=200, headers=headers)
     status = view.status if view is not None else "accepted"
+    headers["Location"] = f"{router.prefix}/requests/{request_id}"
     return JSONResponse({"request_id": request_id, "status": status}, status_code=202,
                         headers=headers)
 

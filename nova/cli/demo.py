@@ -34,6 +34,9 @@ PROMPTS = [
 ]
 
 
+# The batch follows its requests itself: each submission is answered 202 at once (RFC 7240),
+# not with its outcome after the server's default wait.
+RESPOND_ASYNC = {"Prefer": "respond-async"}
 DEMO_IBAN = "FR76 3000 6000 0112 3456 7890 189"
 
 
@@ -187,7 +190,7 @@ async def console_sign_in(settings: Settings, out: Console) -> str:
 async def keep_open(http: httpx.AsyncClient, headers: dict[str, str], out: Console) -> None:
     """``--keep``: leave one payment waiting for the console's approver, then serve until
     Ctrl-C (or SIGTERM) stops Nova."""
-    r = await http.post("/api/v2/nova/requests", headers=headers,
+    r = await http.post("/api/v2/nova/requests", headers={**headers, **RESPOND_ASYNC},
                         json={"prompt": HELD_FOR_THE_CONSOLE})
     r.raise_for_status()
     out.print(f"a payment is waiting for you in the console's approvals ({HELD_FOR_THE_CONSOLE!r});"
@@ -221,7 +224,8 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
                 body: dict[str, Any] = {"prompt": prompt}
                 if action:
                     body["action"] = action
-                r = await http.post("/api/v2/nova/requests", json=body, headers=headers)
+                r = await http.post("/api/v2/nova/requests", json=body,
+                                    headers={**headers, **RESPOND_ASYNC})
                 r.raise_for_status()
                 ids.append(r.json()["request_id"])
             out.print(f"submitted {len(ids)} requests through {settings.gateway_url}")

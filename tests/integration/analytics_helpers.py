@@ -19,7 +19,7 @@ from nova.records import (
     PipelineRecord,
     now_ms,
 )
-from tests.integration.conftest import eventually
+from tests.integration.conftest import RESPOND_ASYNC, eventually
 
 VIEWS = ("v_cost_daily", "v_cost_per_request_by_task", "v_lane_latency_hourly",
          "v_provider_latency_hourly", "v_provider_health_daily", "v_checkpoint_decisions_daily",
@@ -33,7 +33,7 @@ async def submit(gw: Any, n: int, identities: tuple[str, ...] = ("id-a", "id-b")
     for i in range(n):
         ident = identities[i % len(identities)]
         r = await gw.http.post("/api/v2/nova/requests", json={"prompt": f"summarise note {i}"},
-                               headers=gw.auth(ident, "member"))
+                               headers={**gw.auth(ident, "member"), **RESPOND_ASYNC})
         assert r.status_code in (200, 202), r.text
         ids.append(r.json()["request_id"])
     return ids

@@ -305,11 +305,16 @@ def llm_fake(fake_llm: FakeServerThread) -> Iterator[FakeLlm]:
     fake.reset()
 
 
+# A submission answers with its outcome within a wait (gateway.prefer); tests that follow a
+# request themselves ask for the receipt at once, as RFC 7240 says.
+RESPOND_ASYNC = {"Prefer": "respond-async"}
+
+
 async def submit(gw: Gateway, identity: str, prompt: str = "Summarise this thread",
                  **body: Any) -> str:
-    """Submit one request as ``identity`` (a member); its request id."""
+    """Submit one request as ``identity`` (a member), answered 202 at once; its request id."""
     r = await gw.http.post("/api/v2/nova/requests", json={"prompt": prompt, **body},
-                           headers=gw.auth(identity, "member"))
+                           headers={**gw.auth(identity, "member"), **RESPOND_ASYNC})
     assert r.status_code == 202, r.text
     return str(r.json()["request_id"])
 

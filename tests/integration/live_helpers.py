@@ -23,6 +23,7 @@ from analytics.client import ClickHouse
 from nova.kafka.launcher import free_port
 from nova.llm.fake_server import FakeServerThread
 from tests.integration.conftest import (
+    RESPOND_ASYNC,
     Gateway,
     SessionBroker,
     WorkerProcess,
@@ -101,7 +102,7 @@ async def warm_up(gw: Gateway, timeout_s: float = 240.0) -> None:
     """One request through the seven lanes: the worker is up and has its partitions (its
     start takes a while on a loaded machine; the tests' own deadlines start after it)."""
     r = await gw.http.post("/api/v2/nova/requests", json={"prompt": "Summarise this"},
-                           headers=gw.auth(unique("warmup"), "member"))
+                           headers={**gw.auth(unique("warmup"), "member"), **RESPOND_ASYNC})
     assert r.status_code == 202, r.text
     rid = r.json()["request_id"]
 

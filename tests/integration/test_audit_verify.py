@@ -16,16 +16,16 @@ from nova.kafka.clients import kafka_consumer
 from nova.kafka.producer import RecordProducer
 from nova.records import AuditRecord
 from schemas import load_schema_set
-from tests.integration.conftest import REPO, Gateway, eventually
+from tests.integration.conftest import REPO, RESPOND_ASYNC, Gateway, eventually
 
 pytestmark = pytest.mark.integration
 
 
 async def run_requests(gateway: Gateway, n: int) -> None:
     headers = gateway.auth("identity-audit", "member")
-    ids = []
+    ids = []  # submitted one after another, answered at once, then followed
     for i in range(n):
-        r = await gateway.http.post("/api/v2/nova/requests", headers=headers,
+        r = await gateway.http.post("/api/v2/nova/requests", headers={**headers, **RESPOND_ASYNC},
                                     json={"prompt": f"Summarise note {i}"})
         ids.append(r.json()["request_id"])
 

@@ -23,7 +23,7 @@ from analytics.client import ClickHouse
 from gateway.console import CONTENT_SECURITY_POLICY
 from nova.cli.keys import create_key
 from nova.llm.fake_server import FakeServerThread
-from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess
+from tests.integration.conftest import RESPOND_ASYNC, Gateway, SessionBroker, WorkerProcess
 from tests.integration.live_helpers import live_stack, unique
 
 pytestmark = pytest.mark.integration
@@ -93,7 +93,8 @@ async def approver_key(gw: Gateway, identity: str) -> str:
 async def submit(gw: Gateway, identity: str, prompt: str, **extra: Any) -> dict[str, Any]:
     """Submit as another person of the identity (the submitter never approves)."""
     r = await gw.http.post("/api/v2/nova/requests", json={"prompt": prompt, **extra},
-                           headers=gw.auth(identity, "member", sub="user-alice"))
+                           headers={**gw.auth(identity, "member", sub="user-alice"),
+                                    **RESPOND_ASYNC})
     assert r.status_code == 202, r.text
     body: dict[str, Any] = r.json()
     return body

@@ -19,6 +19,7 @@ from aiokafka import TopicPartition
 from nova.kafka.clients import kafka_consumer
 from nova.records import Event
 from schemas import TOPICS
+from tests.integration.conftest import RESPOND_ASYNC
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,8 @@ async def make_world(gw: Any) -> World:
     assert r.status_code == 201, r.text
     budget = r.json()["id"]
     # Accepted is enough: the gateway's tracker knows the request and its owner (no worker).
-    r = await http.post("/api/v2/nova/requests", headers=ah, json={"prompt": secrets[7]})
+    r = await http.post("/api/v2/nova/requests", headers={**ah, **RESPOND_ASYNC},
+                        json={"prompt": secrets[7]})
     assert r.status_code == 202, r.text
     request = r.json()["request_id"]
     # The request's trail as the sink would have written it (this gateway runs no sink).
@@ -225,7 +227,7 @@ async def test_own_resources_work_and_lists_hold_only_own(module_gateway: Any) -
         assert (r.status_code, r.json()) == (200, []), path
     r = await http.get("/api/v2/identities", headers=w.b_headers)
     assert [i["id"] for i in r.json()] == [w.b]
-    r = await http.post("/api/v2/nova/requests", headers=w.a_headers,
+    r = await http.post("/api/v2/nova/requests", headers={**w.a_headers, **RESPOND_ASYNC},
                         json={"prompt": "summarise", "thread_id": w.thread,
                               "dataspace_ids": [w.dataspace]})
     assert r.status_code == 202, r.text

@@ -24,7 +24,13 @@ from analytics.client import ClickHouse
 from nova.kafka.producer import RecordProducer
 from nova.llm.fake_server import FakeServerThread
 from nova.records import AuditFact, LaneTiming, PipelineRecord
-from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess, eventually
+from tests.integration.conftest import (
+    RESPOND_ASYNC,
+    Gateway,
+    SessionBroker,
+    WorkerProcess,
+    eventually,
+)
 from tests.integration.live_helpers import (
     LiveClient,
     live,
@@ -59,8 +65,9 @@ def gw(stack: tuple[Gateway, WorkerProcess]) -> Gateway:
 async def submit(gw: Gateway, identity: str, prompt: str = HARMLESS, *, sub: str | None = None,
                  status: int = 202) -> dict[str, Any]:
     wait = {"wait_ms": 60_000} if status == 423 else {}
+    prefer = RESPOND_ASYNC if status == 202 else {}
     r = await gw.http.post("/api/v2/nova/requests", json={"prompt": prompt, **wait},
-                           headers=gw.auth(identity, "member", sub=sub))
+                           headers={**gw.auth(identity, "member", sub=sub), **prefer})
     assert r.status_code == status, r.text
     body: dict[str, Any] = r.json()
     return body

@@ -42,8 +42,11 @@ pytestmark = pytest.mark.integration
 async def stack(broker: SessionBroker, clickhouse: ClickHouse, fake_llm: FakeServerThread,
                 tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[tuple[Gateway, WorkerProcess]]:
+    # The server's default wait is the setting's: a minute here, so that a loaded machine still
+    # answers a plain POST with its outcome (the default is 10 s).
     async with live_stack(broker, clickhouse, tmp_path_factory.mktemp("e2e") / "data",
-                          fake_llm, run_sink=True, sink_flush_interval_s=0.2) as running:
+                          fake_llm, run_sink=True, sink_flush_interval_s=0.2,
+                          default_wait_ms=60_000) as running:
         yield running
 
 
@@ -56,7 +59,11 @@ async def test_one_request_over_http_shows_seven_lane_events(gateway: Gateway):
     headers = gateway.auth(unique("alice"), "member")
     r = await gateway.http.post("/api/v2/nova/requests", json={"prompt": "Summarise this thread"},
                                 headers=headers)
-    assert r.status_code == 202, r.text
+    # A plain POST answers with the outcome, as the original system does (server default wait).
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed", r.json()
+    assert r.json()["result"]
+    assert "preference-applied" not in r.headers
     request_id = r.json()["request_id"]
     ch = gateway.clickhouse
 
@@ -153,4 +160,62 @@ async def test_a_seed_model_name_is_served_by_its_current_model_and_the_answer_s
         assert r.status_code == 422, (body, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["type"].endswith(slug), r.json()
+        assert "request_id" not in r.json()
+
+
+async def test_prefer_asks_for_another_answer_than_the_outcome(
+    gateway: Gateway, llm_fake: FakeLlm,
+):
+    headers = gateway.auth(unique("alice"), "member")
+
+    async def post(prompt: str = "Summarise this thread", prefer: str | None = None,
+                   **body: Any) -> Any:
+        extra = {"Prefer": prefer} if prefer is not None else {}
+        return await gateway.http.post("/api/v2/nova/requests", json={"prompt": prompt, **body},
+                                       headers={**headers, **extra})
+
+    # Held at a checkpoint: a plain POST is a 423 with the checkpoint, like the seed's.
+    r = await post("Pay invoice INV-88 of 420 EUR to ACME")
+    assert r.status_code == 423, r.text
+    assert r.json()["status"] == "held"
+    assert r.json()["checkpoint_id"]
+
+    # respond-async: 202 at once, with where to follow it; the request still runs.
+    r = await post(prefer="respond-async")
+    assert r.status_code == 202, r.text
+    assert r.headers["preference-applied"] == "respond-async"
+    location = r.headers["location"]
+    assert location == f"/api/v2/nova/requests/{r.json()['request_id']}"
+
+    async def done() -> Any:
+        got = (await gateway.http.get(location, headers=headers)).json()
+        return got if got["status"] == "completed" else None
+
+    await eventually(done, 60, message="the asynchronous request to complete")
+
+    # wait=N bounds the wait: a provider slower than N seconds leaves the request in flight.
+    llm_fake.control("openai", latency_ms=8_000)  # an analysis goes to OpenAI first
+    r = await post(prefer="wait=1")
+    assert r.status_code == 202, r.text
+    assert r.headers["preference-applied"] == "wait=1"
+    assert r.json()["status"] in ("accepted", "in_flight")
+    llm_fake.control("openai", latency_ms=0)
+    r = await post(prefer="wait=600")  # asked for more than the longest wait: capped, and said
+    assert r.status_code == 200, r.text
+    assert r.headers["preference-applied"] == "wait=120"
+
+    # The body's wait_ms is the API's own and wins; unknown preferences are ignored.
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"wait_ms": 60_000}, "respond-async"), ({}, "return=minimal, handling=lenient")]
+    for body, prefer in cases:
+        r = await post(prefer=prefer, **body)
+        assert r.status_code == 200, r.text
+        assert "preference-applied" not in r.headers
+
+    # A wait that is not a number of seconds is a 422 problem, and nothing was submitted.
+    for bad in ("wait=soon", "wait=-1", "wait=1.5", "respond-async=yes"):
+        r = await post(prefer=bad)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"].endswith("/prefer")
         assert "request_id" not in r.json()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Gateway, eventually
+from tests.integration.conftest import RESPOND_ASYNC, Gateway, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,12 @@ async def final_status(gw: Gateway, identity: str, request_id: str) -> dict[str,
 
 
 async def submit(gw: Gateway, identity: str, prompt: str, **extra: Any) -> Any:
-    return await gw.http.post("/api/v2/nova/requests", headers=gw.auth(identity, "member"),
-                              json={"prompt": prompt, **extra})
+    """Answered 202 at once unless ``extra`` has a ``wait_ms`` (which wins over Prefer); the
+    client waits longer than any ``wait_ms`` (the first request also waits for the worker's
+    start, which a loaded machine makes longer than the client's default 30 s)."""
+    return await gw.http.post("/api/v2/nova/requests",
+                              headers={**gw.auth(identity, "member"), **RESPOND_ASYNC},
+                              json={"prompt": prompt, **extra}, timeout=90)
 
 
 async def test_the_issues_patterns_and_a_100k_prompt_stall_nobody(
