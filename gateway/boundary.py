@@ -21,6 +21,9 @@ user's. Data inside an identity (threads, dataspaces, rules, keys) stays strictl
 
 A failure to produce the audit fact is logged and does not turn the refusal into an allow.
 
+An owner's update or deletion of its own thread or dataspace is audited too
+(:meth:`BoundaryGuard.owner_change`, a ``RESOURCE_CHANGE`` fact written before the change).
+
 Operators (``nova.domain.roles``) cross the boundary lawfully: :meth:`BoundaryGuard.operator_act`
 records each change an operator makes to another identity's objects (or to a platform-wide
 one, such as a budget on ``*``) as an ``OPERATOR_ACTION`` fact *before* the change is made, and
@@ -33,19 +36,21 @@ import logging
 from collections.abc import Iterable
 from typing import Final, TypeVar
 
-from nova.audit.facts import RecordSender, emit_audit_fact
+from nova.audit.facts import RecordSender, emit_audit_fact, fact
 from nova.auth.tokens import Principal
 from nova.domain.governance import IDENTITY_BOUNDARY
 from nova.domain.roles import OPERATOR
 from nova.entities.models import AnyEntity, DataspaceEntity, IdentityEntity, ThreadEntity
 from nova.entities.store import EntityStore, EntityWriter
 from nova.errors import AuditUnavailableError, ForbiddenError, NotFoundError
+from nova.ids import uuid7
 
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=AnyEntity)
 
 OPERATOR_ACTION: Final = "OPERATOR_ACTION"
+RESOURCE_CHANGE: Final = "RESOURCE_CHANGE"  # an owner updated or deleted its own resource
 EVERY_IDENTITY: Final = "*"  # the target of a platform-wide change (a budget on a sphere, *)
 
 # How a resource kind is named to the caller ("this thread belongs to another identity").
@@ -139,6 +144,33 @@ class BoundaryGuard:
             raise AuditUnavailableError("the audit record of this change could not be written; "
                                         "nothing was changed, try again") from exc
         return True
+
+    async def owner_change(
+        self,
+        principal: Principal,
+        kind: str,
+        resource_id: str,
+        *,
+        operation: str,
+        detail: dict[str, object],
+    ) -> None:
+        """Audit an owner's change to its own ``kind`` ``resource_id`` (``update``, ``delete``)
+        before it is made: a :data:`RESOURCE_CHANGE` fact in the audit chain, with who did it
+        and what changed (field names and counts, never content). Nothing is wrong, so unlike
+        a crossing it raises no alert; like an operator's act, no fact, no change
+        (:class:`AuditUnavailableError`, a 503)."""
+        record = fact(
+            RESOURCE_CHANGE, principal.identity,
+            {"resource_kind": kind, "resource_id": resource_id,
+             "owner_identity": principal.identity, "operation": operation, **detail},
+            actor=principal.sub, suffix=f"{kind}:{resource_id}:{uuid7()}",
+        )
+        try:
+            await self.producer.send("facts", principal.identity, record)
+        except Exception as exc:
+            log.exception("could not record the %s of %s %s", operation, kind, resource_id)
+            raise AuditUnavailableError("the audit record of this change could not be written; "
+                                        "nothing was changed, try again") from exc
 
     async def refuse(
         self, principal: Principal, kind: str, resource_id: str, owner_identity: str,

@@ -8,7 +8,19 @@ Each such resource follows the same rules, so they are written once, here:
 - ``GET /``: the caller identity's own, newest first; naming another identity (``?identity=``)
   is a boundary crossing.
 - ``GET /{id}``: the resource and its latest ``limit`` children, oldest first.
+- ``PATCH /{id}``: a writer changes the fields its body names (a JSON merge patch: a field
+  left out stays; ``null`` and an empty body are 422).
+- ``DELETE /{id}``: a writer deletes it (204). The delete is soft, event-sourced like every
+  entity change: a record stating the resource deleted (its last state as body) on the
+  entities topic, so its owner stays pinned and the trail stays; its children go with it (no
+  read, no context for a request: the store serves children of live parents only), and its
+  id answers 404 from then on. A change made meanwhile elsewhere never revives it.
 - ``POST /{id}/<children>``: a writer adds a child; a resource holds at most ``max_children``.
+
+Updates and deletes are audited before they are made (``BoundaryGuard.owner_change``: a
+``RESOURCE_CHANGE`` fact naming the fields changed or the children deleted, never content;
+no fact, no change). The boundary is checked before the role, so another identity's id is
+always a recorded crossing.
 
 Ids are resolved through the boundary guard (404 unknown, 403 and an IDENTITY_BOUNDARY fact
 when foreign). Sizes are capped because every child is held in memory by each gateway and
@@ -23,10 +35,10 @@ the OpenAPI operation ids) are the resource's own (``create_thread``, ``append_m
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import GenericAlias
-from typing import Annotated, Generic, TypeVar, cast
+from typing import Annotated, Any, Generic, TypeVar, cast
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.bodies import StrictBody
 from gateway.deps import GuardDep, PrincipalDep, require_role
@@ -48,6 +60,34 @@ CB = TypeVar("CB", bound=StrictBody)  # the body that adds a child
 WRITER_ROLES = ("member", "approver")
 
 
+class ChangeBody(StrictBody):
+    """A PATCH body: the fields to change, named as the resource's own (a JSON merge patch,
+    RFC 7396, without ``null``: no field of these resources may be unset). Its fields are
+    :func:`changeable`; its schema says at least one is named."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _names_a_change(self) -> "ChangeBody":
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may not be null")
+        return self
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def changeable() -> Any:
+    """The default of a :class:`ChangeBody` field, typed ``Annotated[T, constraints] |
+    SkipJsonSchema[None]``: left out, it is unchanged. Its schema is the type alone (no null,
+    no default), so a client reading the contract sends what the gateway accepts."""
+    return Field(default=None, json_schema_extra=_no_default)
+
+
 @dataclass(frozen=True)
 class OwnedResource(Generic[P, C, PB, CB]):
     """What differs between two owned resources: nouns, entities, bodies, views and caps."""
@@ -58,6 +98,7 @@ class OwnedResource(Generic[P, C, PB, CB]):
     entity: type[P]
     create_body: type[PB]
     new: Callable[[PB, str], P]  # (body, owner identity) -> the resource
+    change_body: type[ChangeBody]  # its fields are the resource's, each optional
     out: type[BaseModel]
     show: Callable[[P], BaseModel]
     max_per_identity: int
@@ -76,7 +117,7 @@ class OwnedResource(Generic[P, C, PB, CB]):
 
 
 def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
-    """The four routes of ``spec`` under its prefix."""
+    """The six routes of ``spec`` under its prefix."""
     router = APIRouter(prefix=spec.prefix, tags=[spec.plural])
     id_param = f"{spec.noun}_id"
     ResourceId = Annotated[str, Path(alias=id_param)]
@@ -117,6 +158,31 @@ def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
                f"{spec.child_noun}_count": len(children)},
         )
 
+    async def change(
+        resource_id: ResourceId, body: ChangeBody, principal: PrincipalDep, guard: GuardDep
+    ) -> BaseModel:
+        resource = await guard.owned(principal, spec.entity, resource_id, operation="update")
+        require_role(principal, *WRITER_ROLES)
+        changes = body.model_dump(exclude_unset=True)
+        changed = spec.entity.model_validate({**resource.model_dump(), **changes})
+        if changed == resource:
+            return spec.show(resource)  # nothing to write, nothing to audit
+        fields = sorted(k for k, v in changes.items() if getattr(resource, k) != v)
+        await guard.owner_change(principal, spec.noun, resource.id, operation="update",
+                                 detail={"fields": fields})
+        await guard.writer.update(changed)
+        return spec.show(changed)
+
+    async def delete(resource_id: ResourceId, principal: PrincipalDep, guard: GuardDep
+                     ) -> Response:
+        resource = await guard.owned(principal, spec.entity, resource_id, operation="delete")
+        require_role(principal, *WRITER_ROLES)
+        children = len(spec.children(guard.store, resource.id))
+        await guard.owner_change(principal, spec.noun, resource.id, operation="delete",
+                                 detail={spec.child_plural: children})
+        await guard.writer.delete(resource, live=True)
+        return Response(status_code=204)
+
     async def add(
         resource_id: ResourceId, body: StrictBody, principal: PrincipalDep, guard: GuardDep
     ) -> BaseModel:
@@ -134,6 +200,7 @@ def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
 
     # FastAPI validates a body against the endpoint's annotation: the resource's own models.
     create.__annotations__["body"] = spec.create_body
+    change.__annotations__["body"] = spec.change_body
     add.__annotations__["body"] = spec.child_body
 
     router.add_api_route(
@@ -148,6 +215,16 @@ def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
         name=f"get_{spec.noun}", responses={401: {}, 403: {}, 404: {}},
         description=f"The {spec.noun} and its latest ``limit`` {spec.child_plural}, "
                     "oldest first.")
+    router.add_api_route(
+        f"/{{{id_param}}}", change, methods=["PATCH"], response_model=spec.out,
+        name=f"update_{spec.noun}", responses={401: {}, 403: {}, 404: {}, 503: {}},
+        description=f"Change the fields the body names; the {spec.noun} as it is now.")
+    router.add_api_route(
+        f"/{{{id_param}}}", delete, methods=["DELETE"], status_code=204,
+        response_class=Response, name=f"delete_{spec.noun}",
+        responses={401: {}, 403: {}, 404: {}, 503: {}},
+        description=f"Delete the {spec.noun} and its {spec.child_plural} (soft: a deletion "
+                    "record on the entities topic; audited).")
     router.add_api_route(
         f"/{{{id_param}}}/{spec.child_plural}", add, methods=["POST"], status_code=201,
         response_model=spec.child_out, name=spec.add_name,

@@ -9,11 +9,13 @@ owned-resource router's (``gateway.owned``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.bodies import StrictBody
-from gateway.owned import OwnedResource, owned_router
+from gateway.owned import ChangeBody, OwnedResource, changeable, owned_router
 from nova.entities.models import DataspaceEntity, DataspaceItemEntity, ms_to_datetime
 from nova.entities.store import EntityStore
 from nova.ids import uuid7
@@ -26,6 +28,13 @@ MAX_TEXT = 64_000
 
 class DataspaceCreate(StrictBody):
     name: str = Field(min_length=1, max_length=200)
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class DataspaceChange(ChangeBody):
+    name: Name | SkipJsonSchema[None] = changeable()
 
 
 class ItemCreate(StrictBody):
@@ -75,7 +84,8 @@ def _new_item(body: ItemCreate, ds: DataspaceEntity) -> DataspaceItemEntity:
 
 router = owned_router(OwnedResource(
     prefix="/api/v2/dataspaces", noun="dataspace", plural="dataspaces", entity=DataspaceEntity,
-    create_body=DataspaceCreate, new=_new_dataspace, out=DataspaceOut, show=DataspaceOut.of,
+    create_body=DataspaceCreate, new=_new_dataspace, change_body=DataspaceChange,
+    out=DataspaceOut, show=DataspaceOut.of,
     max_per_identity=MAX_DATASPACES_PER_IDENTITY,
     child_plural="items", child_noun="item", child_entity=DataspaceItemEntity,
     child_body=ItemCreate, new_child=_new_item, child_out=ItemOut, show_child=ItemOut.of,

@@ -13,12 +13,13 @@ message is held in memory by each gateway and worker and may be sent to a provid
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.bodies import StrictBody
-from gateway.owned import OwnedResource, owned_router
+from gateway.owned import ChangeBody, OwnedResource, changeable, owned_router
 from nova.entities.models import ThreadEntity, ThreadMessageEntity, ms_to_datetime
 from nova.entities.store import EntityStore
 from nova.ids import uuid7
@@ -31,6 +32,13 @@ MAX_TEXT = 32_000
 
 class ThreadCreate(StrictBody):
     title: str = Field(default="", max_length=200)
+
+
+Title = Annotated[str, StringConstraints(max_length=200)]
+
+
+class ThreadChange(ChangeBody):
+    title: Title | SkipJsonSchema[None] = changeable()
 
 
 class MessageCreate(StrictBody):
@@ -80,7 +88,8 @@ def _new_message(body: MessageCreate, thread: ThreadEntity) -> ThreadMessageEnti
 
 router = owned_router(OwnedResource(
     prefix="/api/v2/threads", noun="thread", plural="threads", entity=ThreadEntity,
-    create_body=ThreadCreate, new=_new_thread, out=ThreadOut, show=ThreadOut.of,
+    create_body=ThreadCreate, new=_new_thread, change_body=ThreadChange, out=ThreadOut,
+    show=ThreadOut.of,
     max_per_identity=MAX_THREADS_PER_IDENTITY,
     child_plural="messages", child_noun="message", child_entity=ThreadMessageEntity,
     child_body=MessageCreate, new_child=_new_message, child_out=MessageOut,

@@ -56,6 +56,7 @@ from nova.entities.state import EntityState, Outcome, Stored
 from nova.errors import (
     ConfigError,
     ConflictError,
+    NotFoundError,
     NovaError,
     SchemaError,
     SignatureError,
@@ -350,11 +351,19 @@ class EntityWriter:
         """Write the entity's new state; with ``create``, refuse an id already used."""
         return await self._write(entity, deleted=False, create=create)
 
-    async def delete(self, entity: AnyEntity) -> None:
-        """Mark the entity deleted (its last state stays as body, for audit and owner pins)."""
-        await self._write(entity, deleted=True, create=False)
+    async def update(self, entity: AnyEntity) -> Stored:
+        """Write a new state of an entity that must still be live: one deleted meanwhile (by
+        this process or another) is a :class:`~nova.errors.NotFoundError`, never revived."""
+        return await self._write(entity, deleted=False, create=False, live=True)
 
-    async def _write(self, entity: AnyEntity, *, deleted: bool, create: bool) -> Stored:
+    async def delete(self, entity: AnyEntity, *, live: bool = False) -> None:
+        """Mark the entity deleted (its last state stays as body, for audit and owner pins);
+        with ``live``, one already deleted meanwhile is a :class:`~nova.errors.NotFoundError`."""
+        await self._write(entity, deleted=True, create=False, live=live)
+
+    async def _write(
+        self, entity: AnyEntity, *, deleted: bool, create: bool, live: bool = False
+    ) -> Stored:
         etype, eid = entity.ENTITY_TYPE, entity.entity_id
         key = entity_key(etype, eid)
         async with self._lock(key):
@@ -365,6 +374,8 @@ class EntityWriter:
             version = self.store.version(etype, eid)
             if create and version > 0:
                 raise ConflictError(f"{etype} {eid} already exists")
+            if live and self.store.stored(etype, eid) is None:
+                raise NotFoundError(f"no {etype} {eid}: it was deleted")
             pinned = self.store.pinned_owner(etype, eid)
             if pinned is not None and pinned != entity.owner_identity:
                 raise ConflictError(f"{etype} {eid} cannot change owner")

@@ -8,6 +8,7 @@ independent and can run in any order.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +18,10 @@ import pytest
 from aiokafka import TopicPartition
 
 from nova.kafka.clients import kafka_consumer
-from nova.records import Event
+from nova.records import AuditFact, EntityEvent, Event
 from schemas import TOPICS
 from tests.integration.conftest import RESPOND_ASYNC
+from tests.integration.pipeline_checks import read_records
 
 pytestmark = pytest.mark.integration
 
@@ -151,10 +153,14 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/api/v2/threads?identity={a}", None, "thread:list:{a}"),
     ("GET", "/api/v2/threads/{thread}", None, "thread:{thread}"),
     ("POST", "/api/v2/threads/{thread}/messages", {"text": "from B"}, "thread:{thread}"),
+    ("PATCH", "/api/v2/threads/{thread}", {"title": "from B"}, "thread:{thread}"),
+    ("DELETE", "/api/v2/threads/{thread}", None, "thread:{thread}"),
     ("GET", "/api/v2/dataspaces?identity={a}", None, "dataspace:list:{a}"),
     ("GET", "/api/v2/dataspaces/{dataspace}", None, "dataspace:{dataspace}"),
     ("POST", "/api/v2/dataspaces/{dataspace}/items", {"text": "from B"},
      "dataspace:{dataspace}"),
+    ("PATCH", "/api/v2/dataspaces/{dataspace}", {"name": "from B"}, "dataspace:{dataspace}"),
+    ("DELETE", "/api/v2/dataspaces/{dataspace}", None, "dataspace:{dataspace}"),
     ("GET", "/api/v2/governance/rules?identity={a}", None, "rule:list:{a}"),
     ("GET", "/api/v2/governance/rules/{rule}", None, "rule:{rule}"),
     ("PUT", "/api/v2/governance/rules/{rule}", {"effect": "allow"}, "rule:{rule}"),
@@ -241,6 +247,10 @@ async def test_unknown_ids_are_404_without_a_fact(module_gateway: Any) -> None:
         ("GET", "/api/v2/threads/nope", None),
         ("POST", "/api/v2/threads/nope/messages", {"text": "x"}),
         ("GET", "/api/v2/dataspaces/nope", None),
+        ("PATCH", "/api/v2/threads/nope", {"title": "x"}),
+        ("DELETE", "/api/v2/threads/nope", None),
+        ("PATCH", "/api/v2/dataspaces/nope", {"name": "x"}),
+        ("DELETE", "/api/v2/dataspaces/nope", None),
         ("GET", "/api/v2/governance/rules/nope", None),
         ("DELETE", "/api/v2/governance/rules/nope", None),
         ("GET", "/api/v2/identities/nope", None),
@@ -362,3 +372,91 @@ async def test_only_approvers_and_admins_change_rules(module_gateway: Any) -> No
     assert (await http.delete(f"/api/v2/governance/rules/{created}",
                               headers=admin)).status_code == 204
     assert store.rules_for(w.a) == []
+
+
+# (noun, path, the field a PATCH changes, the children's path segment and a child's body)
+OWNED = [
+    ("thread", "/api/v2/threads", "title", "messages", {"text": "hello"}),
+    ("dataspace", "/api/v2/dataspaces", "name", "items", {"title": "t", "text": "doc"}),
+]
+
+
+@pytest.mark.parametrize(("noun", "base", "field", "children", "child"), OWNED,
+                         ids=[o[0] for o in OWNED])
+async def test_an_owner_updates_then_deletes_its_own_as_an_audited_tombstone(
+    module_gateway: Any, noun: str, base: str, field: str, children: str,
+    child: dict[str, Any],
+) -> None:
+    gw = module_gateway
+    w = await make_world(gw)
+    http, own = gw.http, w.a_headers
+    world = await snapshot(gw, w)
+    r = await http.post(base, headers=own, json={field: "before"})
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    r = await http.post(f"{base}/{rid}/{children}", headers=own, json=child)
+    assert r.status_code == 201, r.text
+
+    # Bad input and a role that may not write: problem+json, nothing changed, no fact.
+    bad: list[dict[str, Any]] = [{}, {field: None}, {"owner": w.b}, {field: 5},
+                                 {field: "x" * 201}]
+    for body in bad:
+        r = await http.patch(f"{base}/{rid}", headers=own, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+    r = await http.patch(f"{base}/{rid}", headers={**own, "content-type": "application/json"},
+                         content=b'{"title": ')
+    assert r.status_code == 422, r.text  # a body that is not JSON
+    reader = gw.auth(w.a, "analyst")
+    writes: list[tuple[str, dict[str, Any] | None]] = [("PATCH", {field: "analyst"}),
+                                                        ("DELETE", None)]
+    for method, payload in writes:
+        r = await http.request(method, f"{base}/{rid}", headers=reader, json=payload)
+        assert r.status_code == 403, (method, r.text)
+        assert "roles" in r.json()["detail"]
+    assert (await http.get(f"{base}/{rid}", headers=own)).json()[field] == "before"
+
+    # The owner's change: the answer and every read show it; the same change again is a no-op.
+    r = await http.patch(f"{base}/{rid}", headers=own, json={field: "after"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["id"], r.json()[field], r.json()["owner"]) == (rid, "after", w.a)
+    r = await http.patch(f"{base}/{rid}", headers=own, json={field: "after"})
+    assert r.status_code == 200, r.text
+    detail = (await http.get(f"{base}/{rid}", headers=own)).json()
+    assert (detail[field], len(detail[children])) == ("after", 1)
+    assert [x[field] for x in (await http.get(base, headers=own)).json() if x["id"] == rid] == [
+        "after"]
+
+    # The delete: 204, then the id is gone from every route, its children with it.
+    r = await http.delete(f"{base}/{rid}", headers=own)
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    gone: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("GET", f"{base}/{rid}", None), ("PATCH", f"{base}/{rid}", {field: "again"}),
+        ("DELETE", f"{base}/{rid}", None), ("POST", f"{base}/{rid}/{children}", child)]
+    for method, path, payload in gone:
+        r = await http.request(method, path, headers=own, json=payload)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+    assert rid not in [x["id"] for x in (await http.get(base, headers=own)).json()]
+    ref = {"thread_id": rid} if noun == "thread" else {"dataspace_ids": [rid]}
+    r = await http.post("/api/v2/nova/requests", headers={**own, **RESPOND_ASYNC},
+                        json={"prompt": "summarise", **ref})
+    assert r.status_code == 404, r.text
+    assert await snapshot(gw, w) == world  # as before it was created: nothing else changed
+
+    # Event-sourced: signed records of every version, the last one a tombstone keeping the
+    # last state; audited: one fact per change made (the no-op made none), content-free.
+    records = [e for e in await read_records(gw.settings, "entities", EntityEvent)
+               if (e.entity_type, e.entity_id) == (noun, rid)]
+    assert [(e.version, e.deleted) for e in records] == [(1, False), (2, False), (3, True)]
+    assert all(e.signature for e in records)
+    assert json.loads(records[-1].body)[field] == "after"
+    facts = [f for f in await read_records(gw.settings, "facts", AuditFact)
+             if f.kind == "RESOURCE_CHANGE" and f.identity_id == w.a]
+    assert [(json.loads(f.detail)["operation"], f.actor) for f in facts] == [
+        ("update", f"user-{w.a}"), ("delete", f"user-{w.a}")]
+    assert json.loads(facts[0].detail)["fields"] == [field]
+    assert json.loads(facts[1].detail)[children] == 1
+    assert all("after" not in f.detail and "before" not in f.detail for f in facts)
+    assert await boundary_facts(gw, w.a) == []  # acting on its own is no crossing

@@ -24,8 +24,8 @@ from nova.entities.models import (
 )
 from nova.entities.store import EntitiesUnavailableError, EntityStore, EntityWriter
 from nova.entities.view import EntityView
-from nova.errors import ConflictError, ForbiddenError, NotFoundError
-from nova.records import EntityEvent, Event, Record
+from nova.errors import AuditUnavailableError, ConflictError, ForbiddenError, NotFoundError
+from nova.records import AuditFact, EntityEvent, Event, Record
 from nova.settings import Settings
 from nova.signing import Signer
 
@@ -273,3 +273,51 @@ async def test_forged_changes_are_ignored_and_the_signed_state_is_re_signed(
     assert isinstance(again, EntityEvent)
     assert (again.version, again.deleted, again.body) == (2, False, first.body)
     SIGNER.verifier.verify_entity(again)
+
+
+async def test_an_update_or_a_live_delete_never_revives_a_deleted_entity(
+    writer: EntityWriter, producer: FakeProducer, store: LocalStore
+) -> None:
+    await writer.put(thread("t1", "a"))
+    renamed = thread("t1", "a").model_copy(update={"title": "renamed"})
+    assert (await writer.update(renamed)).version == 2
+    assert store.get(ThreadEntity, "t1") == renamed
+    await writer.delete(renamed, live=True)
+    # A change resolved before the delete and written after it: refused, still deleted.
+    with pytest.raises(NotFoundError, match="deleted"):
+        await writer.update(renamed.model_copy(update={"title": "late"}))
+    with pytest.raises(NotFoundError, match="deleted"):
+        await writer.delete(renamed, live=True)
+    assert store.get(ThreadEntity, "t1") is None
+    events = [r for _, r in producer.on("entities")]
+    assert [(e.version, e.deleted) for e in events if isinstance(e, EntityEvent)] == [
+        (1, False), (2, False), (3, True)]
+    last = store.last_state("thread:t1")
+    assert last is not None
+    assert last[1] is True
+    assert last[0].entity == renamed
+    with pytest.raises(NotFoundError):
+        await writer.update(thread("never", "a"))  # an update needs a live entity
+
+
+async def test_an_owner_change_is_a_fact_in_the_chain_without_an_alert(
+    guard: BoundaryGuard, producer: FakeProducer
+) -> None:
+    await guard.owner_change(principal("a", sub="alice"), "thread", "t1", operation="delete",
+                             detail={"messages": 3})
+    assert producer.on("events") == []  # nothing is wrong: no alert
+    [(key, record)] = producer.on("facts")
+    assert key == "a"
+    assert isinstance(record, AuditFact)
+    assert (record.kind, record.identity_id, record.actor) == ("RESOURCE_CHANGE", "a", "alice")
+    assert json.loads(record.detail) == {
+        "resource_kind": "thread", "resource_id": "t1", "owner_identity": "a",
+        "operation": "delete", "messages": 3}
+
+
+async def test_no_owner_change_fact_no_change(guard: BoundaryGuard, producer: FakeProducer
+                                              ) -> None:
+    producer.fail = True
+    with pytest.raises(AuditUnavailableError, match="nothing was changed"):
+        await guard.owner_change(principal("a"), "thread", "t1", operation="update",
+                                 detail={"fields": ["title"]})

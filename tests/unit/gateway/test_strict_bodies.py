@@ -16,9 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 import gateway.routes
 from gateway.bodies import StrictBody
+from gateway.routes.dataspaces import DataspaceChange
 from gateway.routes.identities import IdentityCreate
 from gateway.routes.llm import BudgetBody, DecideBody
 from gateway.routes.requests import SubmitRequest
+from gateway.routes.threads import ThreadChange
 
 
 def body_models() -> list[tuple[str, type[BaseModel]]]:
@@ -102,3 +104,28 @@ def test_other_bodies_refuse_coercions_and_non_finite_numbers(
 def test_a_float_field_still_takes_an_integer() -> None:
     budget = BudgetBody.model_validate({"name": "b", "soft_usd": 1, "hard_usd": 2})
     assert (budget.soft_usd, budget.hard_usd) == (1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "fragment"),
+    [
+        (ThreadChange, {}, "at least one field"),
+        (ThreadChange, {"title": None}, "title may not be null"),
+        (ThreadChange, {"title": "x" * 201}, "at most 200"),
+        (ThreadChange, {"owner": "b"}, "Extra inputs"),  # a patch never moves a thread
+        (ThreadChange, {"id": "other"}, "Extra inputs"),
+        (DataspaceChange, {"name": ""}, "at least 1"),
+        (DataspaceChange, {"name": None}, "name may not be null"),
+        (DataspaceChange, {"name": 5}, "valid string"),
+    ],
+)
+def test_a_change_names_fields_of_the_resource_and_never_null(
+    model: type[BaseModel], body: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ValidationError, match=fragment):
+        model.model_validate(body)
+
+
+def test_a_change_keeps_what_it_does_not_name() -> None:
+    change = ThreadChange.model_validate({"title": ""})  # an empty title is a title
+    assert change.model_dump(exclude_unset=True) == {"title": ""}
