@@ -40,7 +40,7 @@ from gateway.idempotency import IdempotencyIndex
 from gateway.live.adapter import RecordAdapter
 from gateway.live.feed import LiveFeed
 from gateway.llm_state import LlmState, build_llm_state
-from gateway.ratelimit import IdentityRateLimiter, build_rate_limiter
+from gateway.ratelimit import IdentityRateLimiter, SharedAdmissions, build_rate_limiter
 from gateway.tracker import RequestTracker
 from nova.entities.store import EntityStore, EntityWriter, start_or_refuse
 from nova.errors import ConfigError, StartupError
@@ -66,7 +66,8 @@ class Services:
     kafka: KafkaLiveness  # whether the broker answers, probed in the background
     tracker: RequestTracker
     idempotency: IdempotencyIndex  # the Idempotency-Keys of the window, and their requests
-    rate_limiter: IdentityRateLimiter  # every submitted request passes it (429 beyond)
+    rate_limiter: IdentityRateLimiter  # every submitted request passes it (429 beyond), its
+    # buckets shared with every other gateway through the admissions topic
     auth_throttle: AuthThrottle  # every credential check passes it (429 beyond)
     signer: Signer  # signs decisions and entity changes; only the gateway holds it
     entities: EntityStore  # the entity view: owners, spheres, rules, budgets
@@ -112,6 +113,9 @@ async def start_services(
         tracker = RequestTracker(settings, schemas)
         await tracker.start()
         closer.push_async_callback(tracker.stop)
+        admissions = SharedAdmissions(settings, schemas, rate_limiter, producer)
+        await admissions.start()  # the last minute of every gateway's admissions first
+        closer.push_async_callback(admissions.stop)
         idempotency = IdempotencyIndex(settings, schemas)
         await idempotency.start()  # reads the window's held and finished keyed requests first
         closer.push_async_callback(idempotency.stop)

@@ -239,6 +239,14 @@ class AuditFact(Record):
     detail: str
 
 
+class Admission(Record):
+    """Schema ``admission``: requests one gateway admitted per identity in an interval."""
+
+    gateway: str
+    at_ms: int
+    counts: dict[str, int]
+
+
 class AuditRecord(Record):
     audit_id: str
     kind: str

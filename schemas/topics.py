@@ -6,7 +6,8 @@ all records of one request land in the same partition number of every topic (the
 a partition count), so a request's records stay ordered lane after lane, lane E can join a
 decision with its held request partition-locally, and load spreads evenly over partitions
 whatever the mix of identities. Per-identity state (rate limits, budgets) is not
-partition-local under this scheme; it lives in shared tables (see the router issue).
+partition-local under this scheme; it is shared through topics read whole (``admissions`` for
+the gateways' rate limit, ``events`` for budgets).
 
 Retention: hand-off topics between lanes are transient (7 days); requests, completed,
 decisions, events and audit are kept forever (-1) because replay rebuilds analytics from them
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
 FOREVER = -1
 
 
@@ -145,6 +147,14 @@ _SPECS = [
         "delivery_id",
         doc="Alert deliveries to webhooks (delivered or dead-lettered), the alert dispatcher's "
         "memory across restarts; a week is kept, far longer than it ever re-reads.",
+    ),
+    TopicSpec(
+        "admissions",
+        "admission",
+        "gateway",
+        retention_ms=HOUR_MS,
+        doc="What each gateway admitted per identity, a few times a second, so every gateway's "
+        "per-identity rate limit counts every gateway's requests.",
     ),
     TopicSpec(
         "entities",

@@ -128,7 +128,7 @@ async def _rate_limits(services: Services, llm: LlmState, providers: list[str],
 def _identity_limit(limiter: IdentityRateLimiter, identity: str) -> dict[str, Any]:
     return {"limit": f"identity:{identity}:rpm", "rpm": limiter.rpm,
             "remaining_now": round(limiter.remaining(identity), 3),
-            "scope": "this gateway process"}
+            "scope": "every gateway (shared through the admissions topic)"}
 
 
 @router.get(f"{LLM}/rate-limits", responses={401: {}})

@@ -79,6 +79,7 @@ ACCESS: dict[str, TopicAccess] = {
     "deadletter": _access(write=(WORKER, GATEWAY), read=(TOOLS,)),
     "entities": _access(write=(GATEWAY,), read=(GATEWAY, WORKER, TOOLS)),
     "deliveries": _access(write=(GATEWAY,), read=(GATEWAY, TOOLS)),  # the alert dispatcher's
+    "admissions": _access(write=(GATEWAY,), read=(GATEWAY,)),
 }
 
 

@@ -122,6 +122,13 @@ class RateLimiter:
                 capacity = self._specs[bucket].capacity
                 self._set(bucket, min(capacity, self._level(bucket, now) - token_delta), now)
 
+    def take(self, key: str, requests: float, now: float) -> None:
+        """Take ``requests`` from ``key``'s request bucket whatever its level: another process
+        sharing the limit admitted them. Below zero, the debt delays later requests."""
+        bucket = f"{key}:rpm"
+        if bucket in self._specs:
+            self._set(bucket, self._level(bucket, now) - requests, now)
+
     def exhausted(self, key: str, now: float) -> bool:
         """True when not even a zero-token request would be allowed for ``key`` now."""
         if not self.check((key,), 0, now).allowed:
