@@ -11,6 +11,8 @@ retry can help (``retriable``) so callers never inspect messages to decide.
     ├── SchemaError              a record does not match its Avro contract (never retriable)
     │   └── UnknownSchemaError   a record names a writer schema we do not have
     ├── ProcessingError          a lane could not process a record (goes to the dead-letter topic)
+    ├── PartitionLost            this worker no longer holds the record's partition: drop the
+    │                            record, its next owner processes it again (not an error)
     ├── SignatureError           a decision or entity change is unsigned or its signature does
     │                            not verify with the gateway's key (never retriable)
     ├── NotFoundError            an entity id is unknown
@@ -77,6 +79,12 @@ class UnknownSchemaError(SchemaError):
 
 class ProcessingError(NovaError):
     """A lane could not process a record; the record goes to the dead-letter topic."""
+
+
+class PartitionLost(NovaError):
+    """The worker lost the partition of the record it is processing (revoked, or fenced by the
+    worker that took it): the record is dropped, neither dead-lettered nor failed, because its
+    offset is not committed and the partition's new owner processes it again."""
 
 
 class SignatureError(NovaError):

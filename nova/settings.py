@@ -131,6 +131,10 @@ class Settings(BaseSettings):
         description="a lane partition with records waiting and no progress this long is re-read",
     )
     worker_watchdog_interval_s: float = Field(default=5.0, gt=0)
+    worker_session_timeout_s: float = Field(
+        default=60.0, ge=10, le=300,
+        description="how long the group waits for a silent worker before moving its partitions",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     # ClickHouse

@@ -178,6 +178,18 @@ def worker_app_id(prefix: str) -> str:
     return f"{prefix}-worker"
 
 
+def audit_writer_prefix(prefix: str) -> str:
+    """What every audit writer's Kafka ``transactional.id`` starts with (its ACL is a prefix)."""
+    return f"{worker_app_id(prefix)}-audit-"
+
+
+def audit_writer_id(prefix: str, partition: int) -> str:
+    """The ``transactional.id`` of audit partition ``partition``'s writer: one per partition,
+    whichever worker holds it, so taking the partition fences its previous holder
+    (``streams.audit_writer``)."""
+    return f"{audit_writer_prefix(prefix)}{partition}"
+
+
 def entity_guard_group(prefix: str) -> str:
     """The consumer group of the worker's entity guard (``streams.entity_guard``)."""
     return f"{worker_app_id(prefix)}-entity-guard"

@@ -83,8 +83,9 @@ def build_app(
         producer_linger=settings.kafka_linger_ms / 1000,
         # Faust's default 60 s session: a SIGKILLed worker's partitions wait that long for a
         # successor, but a shorter session (10 s was tried) let a busy, just-restarted worker
-        # drop out of its own group on 2 cores and leave partitions unconsumed.
-        broker_session_timeout=60.0,
+        # drop out of its own group on 2 cores and leave partitions unconsumed. Tests that
+        # wait for a paused worker to be dropped set a shorter one.
+        broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=3.0,
         # Static membership (KIP-345): a worker restarted after a crash rejoins as the same
         # member and gets its partitions back at once, instead of waiting for its ghost's
@@ -95,12 +96,13 @@ def build_app(
         ),
         stream_wait_empty=False,
     )
-    # commits never pass an unfinished record; fetches wait briefly (see streams.consumer)
-    consumer.install(app, settings.kafka_fetch_max_wait_ms)
     schemas = load_schema_set() if schemas is None else schemas
+    chain = AuditChain(settings, schemas, rebalancing=lambda: bool(app.rebalancing))
+    # commits never pass an unfinished record, nor a record whose audit is not committed yet;
+    # fetches wait briefly (see streams.consumer)
+    consumer.install(app, settings.kafka_fetch_max_wait_ms, before_commit=chain.before_commit)
     table_opts: dict[str, Any] = {"default": None, "partitions": settings.topic_partitions,
                                   "key_type": bytes, "value_type": bytes}
-    chain = AuditChain(app, settings, schemas)
     state = LaneState(
         held=app.Table("held", **table_opts),
         llm_results=app.Table("llm_results", **table_opts),
@@ -160,10 +162,15 @@ def build_app(
     async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == settings.topic("executable")}
         execution.set_share(len(mine) / settings.topic_partitions if mine else 1.0)
+        chain.assign(assigned)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        chain.forget()
+        await chain.revoke(revoked)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def on_shutdown(sender: Any, **_: Any) -> None:
+        await chain.close()  # after the consumer's last commit, which committed the audit
 
     watchdog = PartitionWatchdog(app, settings)
     _guarded_timer(app, settings.worker_watchdog_interval_s, "partition-watchdog",

@@ -20,6 +20,10 @@ processed and were committed. Requests vanished without lag or error.
 - a commit never passes the record at the committed offset until it is acknowledged (Faust only
   holds back when the lowest acknowledged offset is *more than one* above, and never at 0).
 
+One more rule is not about Faust: offsets are committed only after ``before_commit`` (lane G's
+audit writers, ``streams.audit_writer``) has committed the audit records written so far, and
+without the offsets it holds back, so an offset never passes a record whose audit is not durable.
+
 Re-reading means some records are processed twice around a rebalance; every lane is idempotent
 by request id (lane F keeps an idempotency record, ClickHouse rows are deduplicated by key). The
 partition watchdog (``streams.watchdog``) stays as the last resort for a partition that stalls.
@@ -29,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
@@ -92,8 +96,12 @@ class LowLatencyConsumerThread(AIOKafkaConsumerThread):
         return consumer
 
 
+BeforeCommit = Callable[[Mapping[Any, int]], Awaitable[Mapping[Any, int]]]
+
+
 class HeadSafeConsumer(Consumer):
     fetch_max_wait_ms: int = 1500
+    before_commit: ClassVar[BeforeCommit | None] = None
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         thread = LowLatencyConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -149,6 +157,14 @@ class HeadSafeConsumer(Consumer):
             # a rebalance or a shutdown got there first; a rebalance seeks and resumes again
             log.info("re-reading %d stream partition(s) after resume failed: %r", len(targets), exc)
 
+    async def _commit_offsets(self, offsets: Mapping[Any, int],
+                              start_new_transaction: bool = True) -> bool:
+        hook = type(self).before_commit
+        if hook is not None:
+            offsets = await hook(offsets)
+        done: bool = await super()._commit_offsets(offsets, start_new_transaction)
+        return done
+
     def _new_offset(self, tp: Any) -> int | None:
         gaps = self._gap[tp]
         if not head_is_done(self._committed_offset[tp], self._acked[tp],
@@ -158,9 +174,16 @@ class HeadSafeConsumer(Consumer):
         return offset
 
 
-def install(app: Any, fetch_max_wait_ms: int) -> None:
-    """Make ``app`` build :class:`HeadSafeConsumer` (before its consumer is first created), its
-    fetches parked at most ``fetch_max_wait_ms`` on the broker."""
+def install(app: Any, fetch_max_wait_ms: int,
+            before_commit: BeforeCommit | None = None) -> None:
+    """Make ``app`` build :class:`HeadSafeConsumer` (before its consumer is first created): its
+    fetches parked at most ``fetch_max_wait_ms`` on the broker, and ``before_commit`` called with
+    the offsets about to be committed (it returns those that may be)."""
     app.transport.Consumer = type(
-        "HeadSafeConsumer", (HeadSafeConsumer,), {"fetch_max_wait_ms": fetch_max_wait_ms}
+        "HeadSafeConsumer",
+        (HeadSafeConsumer,),
+        {
+            "fetch_max_wait_ms": fetch_max_wait_ms,
+            "before_commit": staticmethod(before_commit) if before_commit else None,
+        },
     )

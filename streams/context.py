@@ -54,7 +54,7 @@ class LaneState:
 
     held: MutableMapping[bytes, bytes]  # lane E: held requests (a changelogged table)
     llm_results: MutableMapping[bytes, bytes]  # lane F: one LLM result per request (table)
-    audit_chain: AuditAppender  # lane G: chain heads of the audit partitions
+    audit_chain: AuditAppender  # lane G: the fenced writers of the audit partitions
     current_partition: Callable[[], int]  # the partition of the record being processed
 
 

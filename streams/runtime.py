@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nova.errors import NovaError, SchemaError, one_line
+from nova.errors import NovaError, PartitionLost, SchemaError, one_line
 from nova.kafka.liveness import is_outage
 from nova.records import LaneTiming, PipelineRecord, now_ms
 from schemas import TOPICS
@@ -73,6 +73,9 @@ async def handle(lane: Lane, ctx: LaneContext, message: Any) -> None:
         return
     try:
         outcome = await _process_through_outages(lane, ctx, record)
+    except PartitionLost as exc:  # not ours any more: the new owner processes it again
+        log.info("lane %s: %s dropped: %s", lane.code, record.request_id, exc)
+        return
     except NovaError as exc:
         await _failed(lane, ctx, message, record, started, t0, exc)
         return

@@ -81,7 +81,9 @@ class VerifyResult:
 async def _walk(settings: Settings, name: str, handle: Handler) -> int:
     """Feed every record of logical topic ``name`` (up to its end now) to ``handle``."""
     topic = settings.topic(name)
-    async with await open_reader(settings, [name]) as reader:
+    # the audit chain is what its writers committed: a fenced writer's aborted records are not
+    # links (streams.audit_writer); the end offsets are then the last stable ones
+    async with await open_reader(settings, [name], isolation_level="read_committed") as reader:
         consumer, parts = reader.consumer, reader.parts
         if not parts:
             raise SchemaError(f"topic {topic} does not exist")

@@ -128,7 +128,8 @@ def kafka_acls() -> None:
     from nova.kafka.acls import PatternType, ResourceType, bindings
 
     settings = cli_settings()
-    kind = {ResourceType.TOPIC: "--topic", ResourceType.GROUP: "--group"}
+    kind = {ResourceType.TOPIC: "--topic", ResourceType.GROUP: "--group",
+            ResourceType.TRANSACTIONAL_ID: "--transactional-id"}
     for b in bindings(settings):
         pattern = " --resource-pattern-type prefixed" if b.pattern is PatternType.PREFIXED else ""
         typer.echo(

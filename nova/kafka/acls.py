@@ -16,8 +16,9 @@ off and one super user, the launcher's ``nova-admin``; every other principal get
   ``deadletter``; reads ``requests``, ``decisions``, ``entities``, ``events`` (spend),
   ``facts``, ``audit`` (the chain heads) and ``expiries``, and may write none of ``requests``,
   ``decisions`` or ``entities``; owns its Faust internals (every topic named
-  ``<prefix>-worker-…``: changelogs, the assignor's leader topic, which it may create) and its
-  consumer groups (the lanes', the entity guard's).
+  ``<prefix>-worker-…``: changelogs, the assignor's leader topic, which it may create), its
+  consumer groups (the lanes', the entity guard's) and the transactional ids of lane G's audit
+  writers (``<prefix>-worker-audit-<partition>``, ``streams.audit_writer``).
 - ``nova-tools`` (``nova audit verify``, ``nova replay``): reads the topics replay, trails and
   the audit walk read (``entities`` among them: the walk checks every entity change's
   signature), writes nothing, joins no group.
@@ -40,7 +41,7 @@ from aiokafka.protocol.types import Array, Int8, Int16, Int32, Schema, String
 from nova.errors import ConfigError
 from nova.kafka import credentials
 from nova.settings import KafkaClient, Settings
-from schemas.topics import TOPICS, entity_guard_group, worker_app_id
+from schemas.topics import TOPICS, audit_writer_prefix, entity_guard_group, worker_app_id
 
 GATEWAY: KafkaClient = "gateway"
 WORKER: KafkaClient = "worker"
@@ -87,6 +88,7 @@ class ResourceType(IntEnum):
     TOPIC = 2
     GROUP = 3
     CLUSTER = 4
+    TRANSACTIONAL_ID = 5
 
 
 class PatternType(IntEnum):
@@ -168,6 +170,10 @@ def bindings(settings: Settings) -> list[AclBinding]:
                           PatternType.PREFIXED, Operation.READ))
     out.append(AclBinding(principal(GATEWAY), ResourceType.GROUP, alerts_group(settings),
                           PatternType.LITERAL, Operation.READ))
+    # Lane G's fenced audit writers: one transactional id per audit partition.
+    out.append(AclBinding(principal(WORKER), ResourceType.TRANSACTIONAL_ID,
+                          audit_writer_prefix(settings.topic_prefix), PatternType.PREFIXED,
+                          Operation.WRITE))
     return sorted(out)
 
 

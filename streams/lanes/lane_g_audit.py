@@ -1,12 +1,14 @@
 """Lane G, audit: every outcome and every audit fact, appended to a hash-chained audit topic.
 
 Lane G is the only writer of the ``audit`` topic, and it writes a record to the same partition
-number it consumed the fact or outcome from, so each audit partition has exactly one writer at
-a time and its chain (``nova.audit.chain``) is linear. The chain head of a partition is read
-back from the audit topic itself the first time the partition is written after start-up or a
-rebalance, so a restart continues the chain instead of forking it. A record re-processed
-after a crash is appended again under the same ``audit_id``: the chain stays valid and
-auditors can see the duplicate for what it is.
+number it consumed the fact or outcome from, so each audit partition has one writer at a time,
+the worker that holds that partition of lane G's sources, and its chain (``nova.audit.chain``)
+is linear. One writer is enforced, not assumed: each partition is written through a fenced,
+transactional writer (``streams.audit_writer``), so a worker that lost the partition in a
+rebalance, or resumes after a pause as a zombie, cannot append a second successor to a link.
+The chain head is read from the committed records when a worker takes a partition. A record
+re-processed after a crash is appended again under the same ``audit_id``: the chain stays
+valid and auditors can see the duplicate for what it is.
 """
 
 from __future__ import annotations
@@ -14,109 +16,79 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import faust
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
-
-from nova.audit.chain import GENESIS_HASH, link_hash
 from nova.audit.facts import governance_fact, outcome_fact
 from nova.errors import SchemaError
-from nova.kafka.tail import open_reader
 from nova.records import AuditFact, AuditRecord, PipelineRecord
 from nova.settings import Settings
 from schemas import TOPICS, SchemaSet
-from streams.context import RAW, LaneContext
+from streams.audit_writer import AuditFenced, PartitionWriter
+from streams.context import LaneContext
 from streams.runtime import LaneOutcome
 
 log = logging.getLogger(__name__)
 
 
-def audit_entry(rec: AuditRecord) -> dict[str, Any]:
-    """The hashed part of an audit record: every field but the two hashes."""
-    data = rec.to_avro()
-    data.pop("prev_hash")
-    data.pop("hash")
-    return data
-
-
 class AuditChain:
-    """Chain heads per audit partition, recovered lazily from the topic's last record."""
+    """This worker's audit partitions: one fenced writer each, for the partitions it holds.
 
-    def __init__(self, app: faust.App, settings: Settings, schemas: SchemaSet) -> None:
-        self.app = app
+    ``assign``/``revoke`` follow the consumer's rebalances (lane G's sources, ``executed`` and
+    ``facts``, are co-partitioned with ``audit``); :meth:`before_commit` runs before the
+    consumer commits offsets, so no source offset is committed before the audit records of
+    the records before it.
+    """
+
+    def __init__(self, settings: Settings, schemas: SchemaSet,
+                 rebalancing: Callable[[], bool] = lambda: False) -> None:
         self.settings = settings
         self.schemas = schemas
-        self.topic = app.topic(settings.topic("audit"), **RAW)
-        self.heads: dict[int, str] = {}
-        self.locks: dict[int, asyncio.Lock] = {}
+        self.rebalancing = rebalancing
+        self.sources = frozenset({settings.topic("executed"), settings.topic("facts")})
+        self.assigned: set[int] = set()
+        self.writers: dict[int, PartitionWriter] = {}
 
-    def forget(self) -> None:
-        self.heads.clear()
-
-    async def _recover_with_retries(self, partition: int, attempts: int = 6) -> str:
-        """The chain head, retried with backoff: a slow broker must not fail a request."""
-        delay = 0.5
-        for attempt in range(attempts):
-            try:
-                return await self._recover(partition)
-            except (SchemaError, KafkaError, OSError) as exc:
-                if attempt == attempts - 1:
-                    raise
-                log.warning("audit partition %s: chain head not readable yet (%s)", partition, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 8.0)
-        raise AssertionError("unreachable")
-
-    async def _recover(self, partition: int) -> str:
-        settings = self.settings
-        tp = TopicPartition(settings.topic("audit"), partition)
-        async with await open_reader(settings, ["audit"], self.schemas, assign=False,
-                                     auto_offset_reset="latest",
-                                     isolation_level="read_uncommitted") as reader:
-            consumer = reader.consumer
-            consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            if end == 0:
-                return GENESIS_HASH
-            consumer.seek(tp, end - 1)
-            batch = await consumer.getmany(tp, timeout_ms=10_000)
-            msgs = batch.get(tp, [])
-            if not msgs:
-                raise SchemaError(f"audit partition {partition}: cannot read the chain head")
-            return str(reader.decode(msgs[-1])["hash"])
+    def writer(self, partition: int) -> PartitionWriter:
+        if partition not in self.writers:
+            self.writers[partition] = PartitionWriter(
+                self.settings, self.schemas, partition,
+                owns=lambda: partition in self.assigned, rebalancing=self.rebalancing)
+        return self.writers[partition]
 
     async def append(self, partition: int, fact: AuditFact) -> AuditRecord:
-        lock = self.locks.setdefault(partition, asyncio.Lock())
-        async with lock:
-            if partition not in self.heads:
-                # Make sure our own earlier appends are on the broker before reading the head.
-                await self.app.producer.flush()
-                self.heads[partition] = await self._recover_with_retries(partition)
-            prev = self.heads[partition]
-            unsigned = AuditRecord(
-                audit_id=fact.fact_id,
-                kind=fact.kind,
-                request_id=fact.request_id,
-                identity_id=fact.identity_id,
-                actor=fact.actor,
-                ts=fact.ts,
-                detail=fact.detail,
-                prev_hash=prev,
-                hash="",
-            )
-            digest = link_hash(prev, audit_entry(unsigned))
-            record = unsigned.model_copy(update={"hash": digest})
-            codec = self.schemas["audit_record"]
-            await self.topic.send(
-                key=(fact.request_id or fact.identity_id).encode(),
-                value=codec.encode(record.to_avro()),
-                headers=[codec.header],
-                partition=partition,
-            )
-            self.heads[partition] = digest
-            return record
+        """Chain ``fact`` onto ``partition``; ``AuditFenced`` if this worker lost it."""
+        return await self.writer(partition).append(fact)
+
+    def assign(self, partitions: Iterable[Any]) -> None:
+        """The consumer's new assignment (topic partitions): the audit partitions it holds,
+        each taken at once, all in parallel, before lane G reads a record of them."""
+        self.assigned = {tp.partition for tp in partitions if tp.topic in self.sources}
+        for partition in sorted(self.assigned):
+            self.writer(partition).prepare()
+
+    async def revoke(self, partitions: Iterable[Any]) -> None:
+        revoked = {tp.partition for tp in partitions if tp.topic in self.sources}
+        self.assigned -= revoked
+        await asyncio.gather(*(self.writers.pop(p).release() for p in revoked
+                               if p in self.writers))
+
+    async def close(self) -> None:
+        """The worker stops: whatever the last commit did not cover is aborted (and redone)."""
+        self.assigned.clear()
+        writers, self.writers = list(self.writers.values()), {}
+        await asyncio.gather(*(w.release() for w in writers))
+
+    async def before_commit(self, offsets: Mapping[Any, int]) -> Mapping[Any, int]:
+        """Commit every writer's transaction; hold back the source offsets of a partition
+        whose audit records could not be committed (they are re-sent and committed later)."""
+        writers = list(self.writers.values())
+        done = await asyncio.gather(*(w.commit() for w in writers))
+        failed = {w.partition for w, ok in zip(writers, done, strict=True) if not ok}
+        if not failed:
+            return offsets
+        return {tp: offset for tp, offset in offsets.items()
+                if not (tp.topic in self.sources and tp.partition in failed)}
 
 
 class AuditLane:
@@ -142,4 +114,7 @@ async def on_fact(ctx: LaneContext, message: Any) -> None:
     except (SchemaError, ValueError) as exc:
         await ctx.dead_letter(message, "G", exc)
         return
-    await ctx.state.audit_chain.append(message.partition, fact)
+    try:
+        await ctx.state.audit_chain.append(message.partition, fact)
+    except AuditFenced as exc:  # revoked: its next owner reads this fact again
+        log.info("%s", exc)

@@ -40,10 +40,11 @@ class Raw:
 
 
 async def read_topic(settings: Settings, name: str) -> list[Raw]:
-    """Every record on ``name`` from offset 0 up to the end offsets at the time of the call."""
+    """Every committed record on ``name`` from offset 0 up to the end offsets at the time of
+    the call (``read_committed``: the audit writers' aborted records are not part of the log)."""
     topic = settings.topic(name)
-    consumer = kafka_consumer(settings, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = kafka_consumer(settings, group_id=None, isolation_level="read_committed",
+                              enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         # ensure_topics created every topic with this many partitions
@@ -60,7 +61,8 @@ async def read_topic(settings: Settings, name: str) -> list[Raw]:
                     if m.offset < end[tp]:
                         out.append(Raw(m.key, m.value, {k: bytes(v) for k, v in m.headers},
                                        m.partition, m.offset))
-                if messages and messages[-1].offset + 1 >= end[tp]:
+            for tp in list(remaining):  # transaction markers take offsets but are no records
+                if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
         return out
     finally:

@@ -56,7 +56,10 @@ def test_acls_name_the_deployments_topics_literally_and_only_faust_internals_by_
         AclBinding("User:nova-worker", ResourceType.TOPIC, "acme-worker-", PatternType.PREFIXED,
                    op) for op in (Operation.READ, Operation.WRITE, Operation.CREATE)
     } | {AclBinding("User:nova-gateway", ResourceType.GROUP, "acme-sink-", PatternType.PREFIXED,
-                    Operation.READ)}
+                    Operation.READ),
+         # lane G's fenced audit writers (streams.audit_writer): the worker alone
+         AclBinding("User:nova-worker", ResourceType.TRANSACTIONAL_ID, "acme-worker-audit-",
+                    PatternType.PREFIXED, Operation.WRITE)}
     assert all(b.resource_name.startswith("acme") for b in bindings(s))
     assert "User:nova-admin" not in {b.principal for b in bindings(s)}, "admin is super user"
 
