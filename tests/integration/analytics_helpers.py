@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
 
+from analytics import compare
 from analytics.client import ClickHouse
+from analytics.compare import ROLLUPS, TABLES, VIEWS, normalise
 from analytics.queries import table_counts
-from analytics.rows import COLUMNS
 from nova.kafka.producer import RecordProducer
 from nova.records import (
     AuditRecord,
@@ -21,11 +21,8 @@ from nova.records import (
 )
 from tests.integration.conftest import RESPOND_ASYNC, eventually
 
-VIEWS = ("v_cost_daily", "v_cost_per_request_by_task", "v_lane_latency_hourly",
-         "v_provider_latency_hourly", "v_provider_health_daily", "v_checkpoint_decisions_daily",
-         "v_governance_denials_daily", "v_pipeline_events")
-ROLLUPS = ("rollup_cost_daily",)
-TABLES = tuple(COLUMNS)
+__all__ = ["ROLLUPS", "TABLES", "VIEWS", "inject_side_records", "normalise", "report_events",
+           "snapshot", "submit", "wait_landed"]
 
 
 async def submit(gw: Any, n: int, identities: tuple[str, ...] = ("id-a", "id-b")) -> list[str]:
@@ -96,17 +93,6 @@ async def _inject(producer: RecordProducer, ids: list[str]) -> dict[str, int]:
     return expected
 
 
-def normalise(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Round floats so sums added in another order compare equal; sort for set equality."""
-    def fix(v: Any) -> Any:
-        if isinstance(v, float):
-            return None if math.isnan(v) else round(v, 9)
-        if isinstance(v, list | tuple):
-            return tuple(fix(x) for x in v)
-        return v
-    return sorted((tuple(fix(v) for v in r) for r in rows), key=repr)
-
-
 async def wait_landed(gw: Any, n: int, injected: dict[str, int], timeout_s: float = 120) -> None:
     """Until the live sink has committed everything produced so far for ``n`` requests.
 
@@ -133,20 +119,8 @@ async def wait_landed(gw: Any, n: int, injected: dict[str, int], timeout_s: floa
 
 
 async def snapshot(ch: ClickHouse) -> dict[str, Any]:
-    """Counts per table, every table's deduplicated content, every view's answer."""
-    def take() -> dict[str, Any]:
-        out: dict[str, Any] = {"counts": table_counts(ch, TABLES)}
-        for t in (*TABLES, *ROLLUPS):
-            final = "" if t.startswith("rollup") else " FINAL"
-            out[t] = normalise(ch.query(f"SELECT * FROM {ch.database}.{t}{final}")[1])  # noqa: S608
-        for v in VIEWS:
-            out[v] = normalise(ch.query(f"SELECT * FROM {ch.database}.{v}")[1])  # noqa: S608
-        out["latency_rollup"] = normalise(ch.query(
-            "SELECT kind, subject, sum(events), sum(errors), "  # noqa: S608
-            "arrayMap(x -> round(x, 3), quantilesTDigestMerge(0.5, 0.95, 0.99)(q)) "
-            f"FROM {ch.database}.rollup_latency_hourly GROUP BY kind, subject")[1])
-        return out
-    return await asyncio.to_thread(take)
+    """``analytics.compare.snapshot``, off the event loop."""
+    return await asyncio.to_thread(compare.snapshot, ch)
 
 
 def report_events(ch: ClickHouse, request_ids: list[str]) -> list[dict[str, Any]]:

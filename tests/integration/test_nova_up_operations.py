@@ -25,34 +25,13 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.chaos import child_running
 from nova.kafka.launcher import free_port
 from tests.integration.test_kafka_launcher import REPO, clean_env, nova, processes_mentioning
 
 pytestmark = pytest.mark.integration
 
 PROBLEM = "application/problem+json"
-
-
-def parent_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def child_running(parent: int, marker: str) -> int | None:
-    """The pid of ``parent``'s live child whose command line contains ``marker``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or parent_of(int(entry.name)) != parent:
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in argv and state != "Z":
-            return int(entry.name)
-    return None
 
 
 def exists(pid: int) -> bool:
