@@ -145,8 +145,9 @@ def _retrieve_internal_futures(producer: AIOKafkaProducer) -> None:
     batches += list(getattr(accumulator, "_pending_batches", ()))
     futures = [b.future for b in batches if getattr(b, "future", None) is not None]
     manager = getattr(producer, "_txn_manager", None)
-    if manager is not None:
-        futures.append(manager.wait_for_transaction_end())
+    waiter = manager.wait_for_transaction_end() if manager is not None else None
+    if waiter is not None:  # there is none before the producer's first transaction
+        futures.append(waiter)
     for future in futures:
         future.add_done_callback(_retrieved)
 

@@ -14,7 +14,7 @@ import pytest
 
 from nova.kafka.launcher import free_port
 from nova.settings import Settings
-from tests.integration.conftest import eventually, serve_gateway
+from tests.integration.conftest import RESPOND_ASYNC, eventually, serve_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ async def test_an_identity_over_its_rate_at_one_gateway_is_refused_at_the_other(
     ch = clickhouse.with_database(settings.clickhouse_database)
     second_settings = limited.model_copy(update={"gateway_port": free_port(), "run_sink": False})
     async with serve_gateway(limited, ch) as one, serve_gateway(second_settings, ch) as two:
-        alice = one.auth("identity-alice", "member")
+        alice = {**one.auth("identity-alice", "member"), **RESPOND_ASYNC}
         for i in range(RPM):
             r = await one.http.post("/api/v2/nova/requests", headers=alice,
                                     json={"prompt": f"Summarise note {i}"})
@@ -47,7 +47,7 @@ async def test_an_identity_over_its_rate_at_one_gateway_is_refused_at_the_other(
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.json()["limit"] == "identity:identity-alice:rpm"
 
-        bob = two.auth("identity-bob", "member")
+        bob = {**two.auth("identity-bob", "member"), **RESPOND_ASYNC}
         other = await two.http.post("/api/v2/nova/requests", headers=bob,
                                     json={"prompt": "Summarise this thread"})
         assert other.status_code == 202, other.text
