@@ -16,6 +16,12 @@ Each such resource follows the same rules, so they are written once, here:
   read, no context for a request: the store serves children of live parents only), and its
   id answers 404 from then on. A change made meanwhile elsewhere never revives it.
 - ``POST /{id}/<children>``: a writer adds a child; a resource holds at most ``max_children``.
+  A resource may have several such routes, each making a child of the one child entity
+  (:class:`ChildRoute`).
+
+A body may name other resources (a meeting will name its thread): ``references`` lists them, and
+each must be the caller's own, resolved through the guard before anything is written (404
+unknown, 403 and a fact when foreign, operation ``link``), on create and on update alike.
 
 Updates and deletes are audited before they are made (``BoundaryGuard.owner_change``: a
 ``RESOURCE_CHANGE`` fact naming the fields changed or the children deleted, never content;
@@ -41,8 +47,11 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.bodies import StrictBody
+from gateway.boundary import BoundaryGuard
 from gateway.deps import GuardDep, PrincipalDep, require_role
+from nova.auth.tokens import Principal
 from nova.entities.models import (
+    AnyEntity,
     DataspaceEntity,
     DataspaceItemEntity,
     ThreadEntity,
@@ -51,7 +60,7 @@ from nova.entities.models import (
 from nova.entities.store import EntityStore
 from nova.errors import ConflictError
 
-# The owned resources and their children (a meeting and its entries join them here).
+# The owned resources and their children.
 P = TypeVar("P", ThreadEntity, DataspaceEntity)
 C = TypeVar("C", ThreadMessageEntity, DataspaceItemEntity)
 PB = TypeVar("PB", bound=StrictBody)  # the body that creates a resource
@@ -88,6 +97,25 @@ def changeable() -> Any:
     return Field(default=None, json_schema_extra=_no_default)
 
 
+References = Callable[[BaseModel], Sequence[tuple[type[AnyEntity], str]]]
+
+
+def no_references(body: BaseModel) -> Sequence[tuple[type[AnyEntity], str]]:
+    return ()
+
+
+@dataclass(frozen=True)
+class ChildRoute(Generic[P, C, CB]):
+    """One ``POST /{id}/<segment>`` route adding a child: its body, how it makes the child,
+    its route name (the OpenAPI operation id) and its boundary operation."""
+
+    segment: str  # "messages", "notes"
+    body: type[CB]
+    new: Callable[[CB, P], C]  # (body, parent) -> the child
+    name: str  # "append_message"
+    operation: str  # "append"
+
+
 @dataclass(frozen=True)
 class OwnedResource(Generic[P, C, PB, CB]):
     """What differs between two owned resources: nouns, entities, bodies, views and caps."""
@@ -102,18 +130,40 @@ class OwnedResource(Generic[P, C, PB, CB]):
     out: type[BaseModel]
     show: Callable[[P], BaseModel]
     max_per_identity: int
-    child_plural: str  # "messages": the path segment, and the detail's list field
+    child_plural: str  # "messages": the detail's list field, the delete fact's count
     child_noun: str  # "message": the detail's ``message_count``
     child_entity: type[C]
-    child_body: type[CB]
-    new_child: Callable[[CB, P], C]  # (body, parent) -> the child
     child_out: type[BaseModel]
     show_child: Callable[[C], BaseModel]
     children: Callable[[EntityStore, str], Sequence[C]]  # a resource's children, oldest first
     max_children: int
     detail: type[BaseModel]  # the resource's view with its children
-    add_name: str  # the adding route's name: "append_message"
-    add_operation: str  # the boundary operation of adding a child: "append"
+    adds: tuple[ChildRoute[P, C, Any], ...]  # the routes adding children
+    references: References = no_references  # resources a create or change body names
+
+
+async def resolve_references(spec: "OwnedResource[Any, Any, Any, Any]", guard: BoundaryGuard,
+                             principal: Principal, body: BaseModel) -> None:
+    """Every resource ``body`` names must be the caller's own (404 unknown, 403 + fact)."""
+    for cls, rid in spec.references(body):
+        await guard.owned(principal, cls, rid, operation="link")
+
+
+async def change_owned(spec: OwnedResource[P, C, PB, CB], guard: BoundaryGuard,
+                       principal: Principal, resource: P, changes: dict[str, Any]) -> P:
+    """The owner's change of ``resource``'s fields to ``changes``: audited, then written.
+
+    Shared by ``PATCH`` and any route that changes a field of the resource itself (a
+    meeting's participants); the caller resolved the resource and checked the role. The
+    same values again write and audit nothing."""
+    changed = spec.entity.model_validate({**resource.model_dump(), **changes})
+    if changed == resource:
+        return resource  # nothing to write, nothing to audit
+    fields = sorted(k for k in changes if getattr(resource, k) != getattr(changed, k))
+    await guard.owner_change(principal, spec.noun, resource.id, operation="update",
+                             detail={"fields": fields})
+    await guard.writer.update(changed)
+    return changed
 
 
 def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
@@ -124,6 +174,7 @@ def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
 
     async def create(body: StrictBody, principal: PrincipalDep, guard: GuardDep) -> BaseModel:
         require_role(principal, *WRITER_ROLES)
+        await resolve_references(spec, guard, principal, body)
         if guard.store.count_owned(spec.entity.ENTITY_TYPE, principal.identity) >= (
             spec.max_per_identity
         ):
@@ -163,14 +214,9 @@ def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
     ) -> BaseModel:
         resource = await guard.owned(principal, spec.entity, resource_id, operation="update")
         require_role(principal, *WRITER_ROLES)
+        await resolve_references(spec, guard, principal, body)
         changes = body.model_dump(exclude_unset=True)
-        changed = spec.entity.model_validate({**resource.model_dump(), **changes})
-        if changed == resource:
-            return spec.show(resource)  # nothing to write, nothing to audit
-        fields = sorted(k for k, v in changes.items() if getattr(resource, k) != v)
-        await guard.owner_change(principal, spec.noun, resource.id, operation="update",
-                                 detail={"fields": fields})
-        await guard.writer.update(changed)
+        changed = await change_owned(spec, guard, principal, resource, changes)
         return spec.show(changed)
 
     async def delete(resource_id: ResourceId, principal: PrincipalDep, guard: GuardDep
@@ -183,29 +229,34 @@ def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
         await guard.writer.delete(resource, live=True)
         return Response(status_code=204)
 
-    async def add(
-        resource_id: ResourceId, body: StrictBody, principal: PrincipalDep, guard: GuardDep
-    ) -> BaseModel:
-        require_role(principal, *WRITER_ROLES)
-        resource = await guard.owned(principal, spec.entity, resource_id,
-                                     operation=spec.add_operation)
-        if guard.store.count_children(spec.child_entity.ENTITY_TYPE, resource.id) >= (
-            spec.max_children
-        ):
-            raise ConflictError(
-                f"a {spec.noun} holds at most {spec.max_children} {spec.child_plural}")
-        child = spec.new_child(cast(CB, body), resource)
-        await guard.writer.put(child)
-        return spec.show_child(child)
+    def adder(route: ChildRoute[P, C, Any]) -> Callable[..., Any]:
+        async def add(
+            resource_id: ResourceId, body: StrictBody, principal: PrincipalDep, guard: GuardDep
+        ) -> BaseModel:
+            require_role(principal, *WRITER_ROLES)
+            resource = await guard.owned(principal, spec.entity, resource_id,
+                                         operation=route.operation)
+            if guard.store.count_children(spec.child_entity.ENTITY_TYPE, resource.id) >= (
+                spec.max_children
+            ):
+                raise ConflictError(
+                    f"a {spec.noun} holds at most {spec.max_children} {spec.child_plural}")
+            child = route.new(body, resource)
+            await guard.writer.put(child)
+            return spec.show_child(child)
+
+        add.__annotations__["body"] = route.body
+        return add
 
     # FastAPI validates a body against the endpoint's annotation: the resource's own models.
     create.__annotations__["body"] = spec.create_body
     change.__annotations__["body"] = spec.change_body
-    add.__annotations__["body"] = spec.child_body
 
     router.add_api_route(
         "", create, methods=["POST"], status_code=201, response_model=spec.out,
-        name=f"create_{spec.noun}", responses={401: {}, 403: {}, 409: {}})
+        name=f"create_{spec.noun}", responses={
+            401: {}, 403: {}, 409: {}, **({404: {}} if spec.references is not no_references
+                                          else {})})
     router.add_api_route(
         "", listing, methods=["GET"], response_model=GenericAlias(list, (spec.out,)),
         name=f"list_{spec.plural}", responses={401: {}, 403: {}},
@@ -225,8 +276,9 @@ def owned_router(spec: OwnedResource[P, C, PB, CB]) -> APIRouter:
         responses={401: {}, 403: {}, 404: {}, 503: {}},
         description=f"Delete the {spec.noun} and its {spec.child_plural} (soft: a deletion "
                     "record on the entities topic; audited).")
-    router.add_api_route(
-        f"/{{{id_param}}}/{spec.child_plural}", add, methods=["POST"], status_code=201,
-        response_model=spec.child_out, name=spec.add_name,
-        responses={401: {}, 403: {}, 404: {}, 409: {}})
+    for route in spec.adds:
+        router.add_api_route(
+            f"/{{{id_param}}}/{route.segment}", adder(route), methods=["POST"],
+            status_code=201, response_model=spec.child_out, name=route.name,
+            responses={401: {}, 403: {}, 404: {}, 409: {}})
     return router

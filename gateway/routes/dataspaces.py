@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from gateway.bodies import StrictBody
-from gateway.owned import ChangeBody, OwnedResource, changeable, owned_router
+from gateway.owned import ChangeBody, ChildRoute, OwnedResource, changeable, owned_router
 from nova.entities.models import DataspaceEntity, DataspaceItemEntity, ms_to_datetime
 from nova.entities.store import EntityStore
 from nova.ids import uuid7
@@ -88,7 +88,7 @@ router = owned_router(OwnedResource(
     out=DataspaceOut, show=DataspaceOut.of,
     max_per_identity=MAX_DATASPACES_PER_IDENTITY,
     child_plural="items", child_noun="item", child_entity=DataspaceItemEntity,
-    child_body=ItemCreate, new_child=_new_item, child_out=ItemOut, show_child=ItemOut.of,
+    child_out=ItemOut, show_child=ItemOut.of,
     children=EntityStore.items, max_children=MAX_ITEMS_PER_DATASPACE, detail=DataspaceDetail,
-    add_name="add_item", add_operation="add_item",
+    adds=(ChildRoute("items", ItemCreate, _new_item, "add_item", "add_item"),),
 ))

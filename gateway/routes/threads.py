@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from gateway.bodies import StrictBody
-from gateway.owned import ChangeBody, OwnedResource, changeable, owned_router
+from gateway.owned import ChangeBody, ChildRoute, OwnedResource, changeable, owned_router
 from nova.entities.models import ThreadEntity, ThreadMessageEntity, ms_to_datetime
 from nova.entities.store import EntityStore
 from nova.ids import uuid7
@@ -92,8 +92,7 @@ router = owned_router(OwnedResource(
     show=ThreadOut.of,
     max_per_identity=MAX_THREADS_PER_IDENTITY,
     child_plural="messages", child_noun="message", child_entity=ThreadMessageEntity,
-    child_body=MessageCreate, new_child=_new_message, child_out=MessageOut,
-    show_child=MessageOut.of, children=EntityStore.messages,
+    child_out=MessageOut, show_child=MessageOut.of, children=EntityStore.messages,
     max_children=MAX_MESSAGES_PER_THREAD, detail=ThreadDetail,
-    add_name="append_message", add_operation="append",
+    adds=(ChildRoute("messages", MessageCreate, _new_message, "append_message", "append"),),
 ))
