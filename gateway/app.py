@@ -23,6 +23,7 @@ from gateway.routes import (
     identities,
     live,
     llm,
+    meetings,
     monitoring,
     requests,
     rules,
@@ -71,6 +72,7 @@ def create_app(
     app.include_router(identities.router)
     app.include_router(threads.router)
     app.include_router(dataspaces.router)
+    app.include_router(meetings.router)
     app.include_router(rules.router)
     app.include_router(llm.router)
     app.include_router(monitoring.router)

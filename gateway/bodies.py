@@ -17,14 +17,27 @@ One conversion is not a guess: JSON has a single number type, and JSON Schema's 
 any number without a fractional part, so ``5000.0`` *is* the integer 5000 in the contract
 (schemathesis sends it as a valid ``wait_ms``). An ``int`` field takes a whole JSON number
 written with a fraction; ``5000.5``, ``"5000"`` and ``true`` stay 422.
+
+A date-time is the other: JSON has none, so it is a string (JSON Schema's ``date-time``, RFC
+3339) that must be parsed, and :data:`AwareDateTime` parses only that: a string written as a
+date and a time with its offset, never a number taken for a Unix time.
 """
 
 from __future__ import annotations
 
+import re
 import types
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from nova.domain.identity_format import is_subject
 
@@ -70,3 +83,17 @@ SubjectStr = Annotated[str, AfterValidator(_subject), Field(
     description="1 to 128 printable characters (no control, format, private-use, unassigned or "
     "separator characters but the space), not space-padded",
 )]
+
+
+_DATE_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]")
+
+
+def _date_time_text(value: Any) -> Any:
+    if not isinstance(value, str) or not _DATE_TIME.match(value):
+        raise ValueError("must be an RFC 3339 date-time with its offset, such as "
+                         "2026-12-01T09:30:00+01:00")
+    return value
+
+
+# A point in time a body names: RFC 3339 text with an offset (module docstring).
+AwareDateTime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_date_time_text)]

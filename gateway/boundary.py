@@ -17,11 +17,12 @@ cannot be used to enumerate anything, and every probe leaves a fact.
 
 Identities are the one resource shared across identities of the same user: a user may see the
 metadata (id, display name, sphere) of their own identities in every sphere, never another
-user's. Data inside an identity (threads, dataspaces, rules, keys) stays strictly per identity.
+user's. Data inside an identity (threads, dataspaces, meetings, rules, keys) stays strictly per
+identity.
 
 A failure to produce the audit fact is logged and does not turn the refusal into an allow.
 
-An owner's update or deletion of its own thread or dataspace is audited too
+An owner's update or deletion of its own thread, dataspace or meeting is audited too
 (:meth:`BoundaryGuard.owner_change`, a ``RESOURCE_CHANGE`` fact written before the change).
 
 Operators (``nova.domain.roles``) cross the boundary lawfully: :meth:`BoundaryGuard.operator_act`
@@ -40,7 +41,13 @@ from nova.audit.facts import RecordSender, emit_audit_fact, fact
 from nova.auth.tokens import Principal
 from nova.domain.governance import IDENTITY_BOUNDARY
 from nova.domain.roles import OPERATOR
-from nova.entities.models import AnyEntity, DataspaceEntity, IdentityEntity, ThreadEntity
+from nova.entities.models import (
+    AnyEntity,
+    DataspaceEntity,
+    IdentityEntity,
+    MeetingEntity,
+    ThreadEntity,
+)
 from nova.entities.store import EntityStore, EntityWriter
 from nova.errors import AuditUnavailableError, ForbiddenError, NotFoundError
 from nova.ids import uuid7
@@ -61,6 +68,8 @@ _NOUNS: Final = {
     "thread_message": "message",
     "dataspace": "dataspace",
     "dataspace_item": "item",
+    "meeting": "meeting",
+    "meeting_entry": "meeting entry",
     "rule": "rule",
     "request": "request",
     "budget": "budget",
@@ -224,7 +233,11 @@ class BoundaryGuard:
         raise await self.refuse(principal, kind, f"list:{owner}", owner, operation="list")
 
     async def check_request(
-        self, principal: Principal, thread_id: str | None, dataspace_ids: Iterable[str]
+        self,
+        principal: Principal,
+        thread_id: str | None,
+        dataspace_ids: Iterable[str],
+        meeting_id: str | None = None,
     ) -> None:
         """Refuse a pipeline request that references a resource it does not own.
 
@@ -235,6 +248,8 @@ class BoundaryGuard:
         if thread_id is not None:
             refs.append((ThreadEntity, thread_id))
         refs += [(DataspaceEntity, d) for d in dict.fromkeys(dataspace_ids)]
+        if meeting_id is not None:
+            refs.append((MeetingEntity, meeting_id))
         if not refs:
             return
         if any(self.store.get(cls, rid) is None for cls, rid in refs):

@@ -62,6 +62,7 @@ class HeldRequest:
             "action": self.record.intent.action if self.record.intent else None,
             "prompt": self.record.prompt,
             "thread_id": self.record.thread_id,
+            "meeting_id": self.record.meeting_id,
             "fired_rules": list(gov.fired_rules) if gov else [],
             "governance_reasons": list(gov.reasons) if gov else [],
         }

@@ -1,5 +1,5 @@
 """One router for what an identity owns with children under it: threads and their messages,
-dataspaces and their items (meetings, when they come, the same way).
+dataspaces and their items, meetings and their agenda items, notes and decisions.
 
 Each such resource follows the same rules, so they are written once, here:
 
@@ -16,10 +16,10 @@ Each such resource follows the same rules, so they are written once, here:
   read, no context for a request: the store serves children of live parents only), and its
   id answers 404 from then on. A change made meanwhile elsewhere never revives it.
 - ``POST /{id}/<children>``: a writer adds a child; a resource holds at most ``max_children``.
-  A resource may have several such routes, each making a child of the one child entity
-  (:class:`ChildRoute`).
+  A resource may have several such routes (a meeting's ``agenda``, ``notes``, ``decisions``),
+  each making a child of the one child entity (:class:`ChildRoute`).
 
-A body may name other resources (a meeting will name its thread): ``references`` lists them, and
+A body may name other resources (a meeting names its thread): ``references`` lists them, and
 each must be the caller's own, resolved through the guard before anything is written (404
 unknown, 403 and a fact when foreign, operation ``link``), on create and on update alike.
 
@@ -54,6 +54,8 @@ from nova.entities.models import (
     AnyEntity,
     DataspaceEntity,
     DataspaceItemEntity,
+    MeetingEntity,
+    MeetingEntryEntity,
     ThreadEntity,
     ThreadMessageEntity,
 )
@@ -61,8 +63,8 @@ from nova.entities.store import EntityStore
 from nova.errors import ConflictError
 
 # The owned resources and their children.
-P = TypeVar("P", ThreadEntity, DataspaceEntity)
-C = TypeVar("C", ThreadMessageEntity, DataspaceItemEntity)
+P = TypeVar("P", ThreadEntity, DataspaceEntity, MeetingEntity)
+C = TypeVar("C", ThreadMessageEntity, DataspaceItemEntity, MeetingEntryEntity)
 PB = TypeVar("PB", bound=StrictBody)  # the body that creates a resource
 CB = TypeVar("CB", bound=StrictBody)  # the body that adds a child
 

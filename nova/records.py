@@ -131,6 +131,7 @@ class PipelineRecord(Record):
     role: str | None = None
     thread_id: str | None = None
     dataspace_ids: tuple[str, ...] = ()
+    meeting_id: str | None = None  # None in records written before v8
     roles: tuple[str, ...] = ()
     sphere_id: str | None = None
     provider_hint: str | None = None

@@ -3,7 +3,7 @@
 Lanes must not read owners, rules or budgets before the store has caught up with the entities
 topic, so the worker starts it (and refuses to start when it cannot, see
 ``streams.services``) before the Faust app; :meth:`sync` is the full read-your-writes barrier,
-used when a request references a thread or dataspace written moments before. One object is
+used when a request references a thread, dataspace or meeting written moments before. One object is
 the entity view of lanes B and D and the budget and rule source of lane F.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nova.domain.context import DataspaceItem, ThreadMessage
+from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule
 from nova.entities.models import BudgetEntity
 from nova.entities.store import EntityStore, start_or_refuse
@@ -63,6 +63,9 @@ class WorkerEntities:
 
     def dataspace_items(self, dataspace_id: str) -> Sequence[DataspaceItem]:
         return self.store.dataspace_items(dataspace_id)
+
+    def meeting_entries(self, meeting_id: str) -> Sequence[MeetingEntry]:
+        return self.store.meeting_entries(meeting_id)
 
     def rules_for(self, identity_id: str) -> Sequence[Rule]:
         return self.store.rules_for(identity_id)

@@ -57,6 +57,12 @@ class SubmitRequest(StrictBody):
     role: str | None = Field(default=None, max_length=64)
     thread_id: str | None = Field(default=None, max_length=128)
     dataspace_ids: list[str] = Field(default_factory=list, max_length=32)
+    meeting_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="a meeting of the caller's identity: its agenda items, notes and "
+        "decisions are context (untrusted, checked like the prompt)",
+    )
     provider: str | None = Field(
         default=None,
         max_length=64,
@@ -108,7 +114,7 @@ _APPLIED = {PREFERENCE_APPLIED: {
                   "description": "the request's status", "schema": {"type": "string"}}}},
         401: {"description": "missing or invalid token"},
         403: {"description": "references another identity's resource"},
-        404: {"description": "references a thread or dataspace that does not exist"},
+        404: {"description": "references a thread, dataspace or meeting that does not exist"},
         422: {"description": "invalid body, a provider or model no provider offers (or the "
               "role may not use), a Prefer wait that is not a number of seconds, or an "
               "Idempotency-Key reused with another body"},
@@ -144,7 +150,8 @@ async def submit(
     unroutable = _unroutable(services, body)
     if unroutable is not None:
         return unroutable
-    await guard.check_request(principal, body.thread_id, body.dataspace_ids)  # 403/404
+    await guard.check_request(principal, body.thread_id, body.dataspace_ids,  # 403/404
+                              body.meeting_id)
     if idempotency_key is None:
         record = _record(body, principal, services, uuid7())
         await _produce(services, record)
@@ -213,6 +220,7 @@ def _record(
         role=body.role,
         thread_id=body.thread_id,
         dataspace_ids=tuple(body.dataspace_ids),
+        meeting_id=body.meeting_id,
         roles=tuple(sorted(principal.roles)),
         sphere_id=services.entities.sphere_of(principal.identity),
         provider_hint=body.provider,

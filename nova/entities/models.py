@@ -11,9 +11,9 @@ tests byte-stable.
 
 Every model knows its ``entity_type``, ``entity_id`` and ``owner_identity`` (the identity
 whose boundary the entity lives in). An identity owns itself; every other entity is owned by
-the identity that created it, and a child (thread message, dataspace item) by its parent's
-owner. Unknown ``entity_type`` values decode to None, so a newer writer (budgets, say) never
-breaks an older reader.
+the identity that created it, and a child (thread message, dataspace item, meeting entry) by
+its parent's owner. Unknown ``entity_type`` values decode to None, so a newer writer (budgets,
+say) never breaks an older reader.
 """
 
 from __future__ import annotations
@@ -23,11 +23,19 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from nova.alerts.notices import AlertKind
 from nova.auth.keys import ApiKeyRecord
-from nova.domain.context import DataspaceItem, ThreadMessage
+from nova.domain.context import DataspaceItem, MeetingEntry, MeetingEntryKind, ThreadMessage
 from nova.domain.governance import Effect, Rule, RuleMatch
 from nova.domain.intent import Action, TaskType
 from nova.errors import SchemaError
@@ -236,6 +244,68 @@ class DataspaceItemEntity(OwnedById, Entity):
         )
 
 
+class MeetingEntity(OwnedById, Entity):
+    """A meeting of its owner identity: who takes part, when, and the thread it belongs to.
+
+    ``participants`` name identities by id, sorted and without repeats so equal meetings
+    serialize identically. Naming one grants it nothing: the meeting, like every entity, stays
+    in its owner's boundary. ``thread_id`` links the meeting to one of its owner's threads
+    (the gateway resolves it through the boundary guard before writing it).
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "meeting"
+
+    id: EntityId
+    owner: EntityId
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    thread_id: EntityId | None = None
+    participants: tuple[EntityId, ...] = ()
+    starts_at: AwareDatetime | None = None  # as the owner wrote it, offset included
+    created_at: Millis
+
+    @field_validator("participants")
+    @classmethod
+    def _canonical_participants(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(value)))
+
+
+class MeetingEntryEntity(OwnedById, Entity):
+    """One agenda item, note or decision of a meeting; ``id`` is ``<meeting_id>:<entry_id>``.
+
+    One child type with a ``kind`` rather than three: they share their parent, caps, storage
+    and context treatment, and differ only in what a reader calls them.
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "meeting_entry"
+
+    id: ChildId
+    owner: EntityId
+    meeting_id: EntityId
+    kind: MeetingEntryKind
+    text: str
+    created_at: Millis
+
+    @model_validator(mode="after")
+    def _id_names_parent(self) -> MeetingEntryEntity:
+        if not self.id.startswith(f"{self.meeting_id}:"):
+            raise ValueError("meeting entry id must be '<meeting_id>:<entry_id>'")
+        return self
+
+    @property
+    def entry_id(self) -> str:
+        return self.id[len(self.meeting_id) + 1 :]
+
+    def to_domain(self, meeting_title: str) -> MeetingEntry:
+        return MeetingEntry(
+            meeting_id=self.meeting_id,
+            entry_id=self.entry_id,
+            meeting_title=meeting_title,
+            kind=self.kind,
+            text=self.text,
+            created_at=ms_to_datetime(self.created_at),
+        )
+
+
 class RuleEntity(Entity):
     """A governance :class:`Rule`, flattened: the match conditions sit beside the rule fields.
 
@@ -371,6 +441,8 @@ AnyEntity: TypeAlias = (
     | ThreadMessageEntity
     | DataspaceEntity
     | DataspaceItemEntity
+    | MeetingEntity
+    | MeetingEntryEntity
     | RuleEntity
     | BudgetEntity
     | WebhookEntity
@@ -385,6 +457,8 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
         ThreadMessageEntity,
         DataspaceEntity,
         DataspaceItemEntity,
+        MeetingEntity,
+        MeetingEntryEntity,
         RuleEntity,
         BudgetEntity,
         WebhookEntity,
@@ -398,6 +472,8 @@ EntityType = Literal[
     "thread_message",
     "dataspace",
     "dataspace_item",
+    "meeting",
+    "meeting_entry",
     "rule",
     "budget",
     "webhook",

@@ -11,9 +11,9 @@ worker and tests all agree on them:
 - **Owners are pinned.** The first record of a key fixes its owner identity; a later record
   naming another owner is rejected, so no bug or forged record can move a thread, a rule or a
   key across the identity boundary. Deleted keys keep their version and owner pinned too.
-- **Children are indexed by parent id**, whatever arrives first: messages and items hash to
-  other partitions than their thread or dataspace, so a replay may see a child before its
-  parent. Reads of children return only those whose owner is the parent's owner.
+- **Children are indexed by parent id**, whatever arrives first: messages, items and meeting
+  entries hash to other partitions than their thread, dataspace or meeting, so a replay may see
+  a child before its parent. Reads of children return only those whose owner is the parent's owner.
 - **Undecodable or unknown records are skipped**, never fatal: the reader keeps serving.
 
 A rule whose conditions no longer validate (a pattern a newer build refuses) stays visible to
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from nova.domain.context import DataspaceItem, ThreadMessage
+from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule
 from nova.entities.models import (
     AnyEntity,
@@ -36,6 +36,8 @@ from nova.entities.models import (
     DataspaceEntity,
     DataspaceItemEntity,
     IdentityEntity,
+    MeetingEntity,
+    MeetingEntryEntity,
     RuleEntity,
     ThreadEntity,
     ThreadMessageEntity,
@@ -147,6 +149,8 @@ class EntityState:
             _link(self._children, (entity.ENTITY_TYPE, entity.thread_id), eid, add=add)
         elif isinstance(entity, DataspaceItemEntity):
             _link(self._children, (entity.ENTITY_TYPE, entity.dataspace_id), eid, add=add)
+        elif isinstance(entity, MeetingEntryEntity):
+            _link(self._children, (entity.ENTITY_TYPE, entity.meeting_id), eid, add=add)
         else:
             _link(self._owned, (entity.ENTITY_TYPE, entity.owner_identity), eid, add=add)
         if isinstance(entity, IdentityEntity):
@@ -228,11 +232,23 @@ class EntityState:
         found = self._children_of(DataspaceItemEntity, DataspaceEntity, dataspace_id)
         return sorted(found, key=lambda i: (i.created_at, i.id))
 
+    def entries(self, meeting_id: str) -> list[MeetingEntryEntity]:
+        """The meeting's agenda items, notes and decisions, oldest first (time, then id)."""
+        found = self._children_of(MeetingEntryEntity, MeetingEntity, meeting_id)
+        return sorted(found, key=lambda e: (e.created_at, e.id))
+
     def thread_messages(self, thread_id: str) -> list[ThreadMessage]:
         return [m.to_domain() for m in self.messages(thread_id)]
 
     def dataspace_items(self, dataspace_id: str) -> list[DataspaceItem]:
         return [i.to_domain() for i in self.items(dataspace_id)]
+
+    def meeting_entries(self, meeting_id: str) -> list[MeetingEntry]:
+        """The live meeting's entries as context, each headed with the meeting's title."""
+        meeting = self.get(MeetingEntity, meeting_id)
+        if meeting is None:
+            return []
+        return [e.to_domain(meeting.title) for e in self.entries(meeting_id)]
 
     def rules_for(self, identity_id: str) -> list[Rule]:
         """The identity's enforceable rules, highest priority first, then rule id."""

@@ -2,8 +2,8 @@
 
 The worker's implementation tails the compacted ``entities`` topic into memory; tests may pass
 any object with these methods. ``sync`` is the read-your-writes barrier: it returns once every
-entity record produced before the call has been applied, so a thread message appended just
-before a request was submitted is visible to lane B.
+entity record produced before the call has been applied, so a thread message (or a meeting
+note) appended just before a request was submitted is visible to lane B.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from nova.domain.context import DataspaceItem, ThreadMessage
+from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule
 
 
@@ -23,7 +23,8 @@ class EntityView(Protocol):
         ...
 
     def owner(self, kind: str, entity_id: str) -> str | None:
-        """Owning identity of a ``thread`` / ``dataspace`` / ``rule`` / … or None if unknown."""
+        """Owning identity of a ``thread`` / ``dataspace`` / ``meeting`` / ``rule`` / … or None
+        if unknown."""
         ...
 
     def sphere_of(self, identity_id: str) -> str | None: ...
@@ -31,5 +32,7 @@ class EntityView(Protocol):
     def thread_messages(self, thread_id: str) -> Sequence[ThreadMessage]: ...
 
     def dataspace_items(self, dataspace_id: str) -> Sequence[DataspaceItem]: ...
+
+    def meeting_entries(self, meeting_id: str) -> Sequence[MeetingEntry]: ...
 
     def rules_for(self, identity_id: str) -> Sequence[Rule]: ...

@@ -1,13 +1,16 @@
-"""Lane B, context snapshot: the referenced thread history and dataspace items, bounded.
+"""Lane B, context snapshot: the referenced thread history, dataspace items and meeting
+entries (agenda items, notes, decisions), bounded.
 
 Only resources of the requesting identity are read; a foreign or unknown reference is left out
-here and refused by lane D, which sees the owners.
+here and refused by lane D, which sees the owners. Everything read here is rendered into the one
+``<context>`` block (``render_context``) that lane D checks item by item like the prompt: a
+meeting note is as untrusted as a thread message, and an instruction planted in one is held.
 """
 
 from __future__ import annotations
 
 from nova.convert import context_record
-from nova.domain.context import DataspaceItem, ThreadMessage, build_snapshot
+from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage, build_snapshot
 from nova.domain.encoding import render_context
 from nova.entities.view import EntityView
 from nova.records import PipelineRecord
@@ -26,7 +29,8 @@ class ContextLane:
         entities: EntityView = ctx.services.entities
         messages: list[ThreadMessage] = []
         items: list[DataspaceItem] = []
-        if record.thread_id or record.dataspace_ids:
+        entries: list[MeetingEntry] = []
+        if record.thread_id or record.dataspace_ids or record.meeting_id:
             await entities.sync()
             owner = record.identity_id
             if record.thread_id and entities.owner("thread", record.thread_id) == owner:
@@ -34,6 +38,8 @@ class ContextLane:
             for ds in record.dataspace_ids:
                 if entities.owner("dataspace", ds) == owner:
                     items.extend(entities.dataspace_items(ds))
-        snapshot = build_snapshot(messages, items, ctx.settings.context_token_budget)
+            if record.meeting_id and entities.owner("meeting", record.meeting_id) == owner:
+                entries = list(entities.meeting_entries(record.meeting_id))
+        snapshot = build_snapshot(messages, items, ctx.settings.context_token_budget, entries)
         text = render_context(snapshot) if snapshot.items else ""
         return LaneOutcome(record.model_copy(update={"context": context_record(snapshot, text)}))

@@ -35,6 +35,7 @@ class GovernanceLane:
         await entities.sync()
         refs = [("thread", record.thread_id)] if record.thread_id else []
         refs += [("dataspace", d) for d in record.dataspace_ids]
+        refs += [("meeting", record.meeting_id)] if record.meeting_id else []
         for kind, rid in refs:
             owners[f"{kind}:{rid}"] = entities.owner(kind, rid) or "<unknown>"
         rules: tuple[Rule, ...] = tuple(entities.rules_for(record.identity_id))

@@ -39,6 +39,7 @@ class World:
     b_headers: dict[str, str]
     thread: str
     dataspace: str
+    meeting: str
     rule: str
     budget: str
     request: str
@@ -62,7 +63,8 @@ async def make_world(gw: Any) -> World:
     ah, bh = gw.auth(a), gw.auth(b)
     secrets = (f"title-{tag}", f"message-{tag}", f"dsname-{tag}", f"item-{tag}",
                f"pattern{tag}", f"alice-{tag}", f"budget-{tag}", f"prompt-{tag}",
-               f"laneerror-{tag}")
+               f"laneerror-{tag}", f"meeting-{tag}", f"agenda-{tag}", f"note-{tag}",
+               f"decision-{tag}", f"guest-{tag}")
     r = await http.post("/api/v2/threads", headers=ah, json={"title": secrets[0]})
     assert r.status_code == 201, r.text
     thread = r.json()["id"]
@@ -79,6 +81,16 @@ async def make_world(gw: Any) -> World:
         "effect": "deny", "priority": 3, "match": {"text_patterns": [secrets[4]]}})
     assert r.status_code == 201, r.text
     rule = r.json()["rule_id"]
+    r = await http.post("/api/v2/meetings", headers=ah, json={
+        "title": secrets[9], "thread_id": thread, "participants": [secrets[13]],
+        "starts_at": "2026-12-01T09:30:00+01:00"})
+    assert r.status_code == 201, r.text
+    meeting = r.json()["id"]
+    for segment, text in (("agenda", secrets[10]), ("notes", secrets[11]),
+                          ("decisions", secrets[12])):
+        r = await http.post(f"/api/v2/meetings/{meeting}/{segment}", headers=ah,
+                            json={"text": text})
+        assert r.status_code == 201, r.text
     r = await http.post("/api/v2/llm/monitoring/budgets", headers=ah,
                         json={"name": secrets[6], "soft_usd": 1, "hard_usd": 2})
     assert r.status_code == 201, r.text
@@ -94,7 +106,7 @@ async def make_world(gw: Any) -> World:
                                           now, 1]],
                          ["request_id", "identity_id", "lane", "status", "started_at",
                           "duration_ms", "worker", "error", "request_ts", "ts", "version"])
-    return World(tag, a, b, ah, bh, thread, dataspace, rule, budget, request, secrets)
+    return World(tag, a, b, ah, bh, thread, dataspace, meeting, rule, budget, request, secrets)
 
 
 async def snapshot(gw: Any, w: World) -> dict[str, Any]:
@@ -103,6 +115,8 @@ async def snapshot(gw: Any, w: World) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, path in (("thread", f"/api/v2/threads/{w.thread}"),
                        ("dataspace", f"/api/v2/dataspaces/{w.dataspace}"),
+                       ("meeting", f"/api/v2/meetings/{w.meeting}"),
+                       ("meetings", "/api/v2/meetings"),
                        ("rule", f"/api/v2/governance/rules/{w.rule}"),
                        ("threads", "/api/v2/threads"), ("dataspaces", "/api/v2/dataspaces"),
                        ("rules", "/api/v2/governance/rules"),
@@ -161,6 +175,16 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
      "dataspace:{dataspace}"),
     ("PATCH", "/api/v2/dataspaces/{dataspace}", {"name": "from B"}, "dataspace:{dataspace}"),
     ("DELETE", "/api/v2/dataspaces/{dataspace}", None, "dataspace:{dataspace}"),
+    ("GET", "/api/v2/meetings?identity={a}", None, "meeting:list:{a}"),
+    ("GET", "/api/v2/meetings/{meeting}", None, "meeting:{meeting}"),
+    ("PATCH", "/api/v2/meetings/{meeting}", {"title": "from B"}, "meeting:{meeting}"),
+    ("DELETE", "/api/v2/meetings/{meeting}", None, "meeting:{meeting}"),
+    ("POST", "/api/v2/meetings/{meeting}/agenda", {"text": "from B"}, "meeting:{meeting}"),
+    ("POST", "/api/v2/meetings/{meeting}/notes", {"text": "from B"}, "meeting:{meeting}"),
+    ("POST", "/api/v2/meetings/{meeting}/decisions", {"text": "from B"}, "meeting:{meeting}"),
+    ("POST", "/api/v2/meetings/{meeting}/participants", {"identity_id": "{b}"},
+     "meeting:{meeting}"),
+    ("POST", "/api/v2/meetings", {"title": "b's", "thread_id": "{thread}"}, "thread:{thread}"),
     ("GET", "/api/v2/governance/rules?identity={a}", None, "rule:list:{a}"),
     ("GET", "/api/v2/governance/rules/{rule}", None, "rule:{rule}"),
     ("PUT", "/api/v2/governance/rules/{rule}", {"effect": "allow"}, "rule:{rule}"),
@@ -169,6 +193,8 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
      "thread:{thread}"),
     ("POST", "/api/v2/nova/requests", {"prompt": "summarise", "dataspace_ids": ["{dataspace}"]},
      "dataspace:{dataspace}"),
+    ("POST", "/api/v2/nova/requests", {"prompt": "summarise", "meeting_id": "{meeting}"},
+     "meeting:{meeting}"),
     ("GET", "/api/v2/nova/requests/{request}", None, "request:{request}"),
     ("GET", "/api/v2/nova/monitoring/pipelines/{request}", None, "request:{request}"),
     ("GET", "/api/v2/llm/monitoring/budgets/{budget}", None, "budget:{budget}"),
@@ -181,8 +207,8 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
 
 
 def fill(value: Any, w: World) -> Any:
-    names = {"a": w.a, "thread": w.thread, "dataspace": w.dataspace, "rule": w.rule,
-             "budget": w.budget, "request": w.request}
+    names = {"a": w.a, "b": w.b, "thread": w.thread, "dataspace": w.dataspace,
+             "meeting": w.meeting, "rule": w.rule, "budget": w.budget, "request": w.request}
     if isinstance(value, str):
         return value.format(**names)
     if isinstance(value, list):
@@ -214,6 +240,8 @@ async def test_cross_identity_access_is_refused_recorded_and_harmless(
     for secret in (*w.secrets, w.a):
         assert secret not in text, f"403 body leaks {secret!r}: {text}"
     assert await snapshot(gw, w) == before
+    for own in ("/api/v2/threads", "/api/v2/dataspaces", "/api/v2/meetings"):
+        assert (await gw.http.get(own, headers=w.b_headers)).json() == [], own  # nor for B
     facts = await boundary_facts(gw, w.b)
     assert [f.alert.subject for f in facts if f.alert] == [fill(subject, w)]
 
@@ -228,14 +256,18 @@ async def test_own_resources_work_and_lists_hold_only_own(module_gateway: Any) -
     assert [m["text"] for m in body["messages"]] == [w.secrets[1]]
     r = await http.get(f"/api/v2/dataspaces/{w.dataspace}", headers=w.a_headers)
     assert [i["text"] for i in r.json()["items"]] == [w.secrets[3]]
-    for path in ("/api/v2/threads", "/api/v2/dataspaces", "/api/v2/governance/rules"):
+    r = await http.get(f"/api/v2/meetings/{w.meeting}", headers=w.a_headers)
+    assert [(e["kind"], e["text"]) for e in r.json()["entries"]] == [
+        ("agenda", w.secrets[10]), ("note", w.secrets[11]), ("decision", w.secrets[12])]
+    for path in ("/api/v2/threads", "/api/v2/dataspaces", "/api/v2/meetings",
+                 "/api/v2/governance/rules"):
         r = await http.get(path, headers=w.b_headers)
         assert (r.status_code, r.json()) == (200, []), path
     r = await http.get("/api/v2/identities", headers=w.b_headers)
     assert [i["id"] for i in r.json()] == [w.b]
     r = await http.post("/api/v2/nova/requests", headers={**w.a_headers, **RESPOND_ASYNC},
                         json={"prompt": "summarise", "thread_id": w.thread,
-                              "dataspace_ids": [w.dataspace]})
+                              "dataspace_ids": [w.dataspace], "meeting_id": w.meeting})
     assert r.status_code == 202, r.text
     assert await boundary_facts(gw, w.a) == []
 
@@ -251,15 +283,23 @@ async def test_unknown_ids_are_404_without_a_fact(module_gateway: Any) -> None:
         ("DELETE", "/api/v2/threads/nope", None),
         ("PATCH", "/api/v2/dataspaces/nope", {"name": "x"}),
         ("DELETE", "/api/v2/dataspaces/nope", None),
+        ("GET", "/api/v2/meetings/nope", None),
+        ("PATCH", "/api/v2/meetings/nope", {"title": "x"}),
+        ("DELETE", "/api/v2/meetings/nope", None),
+        ("POST", "/api/v2/meetings/nope/notes", {"text": "x"}),
+        ("POST", "/api/v2/meetings/nope/participants", {"identity_id": "x"}),
+        ("POST", "/api/v2/meetings", {"title": "x", "thread_id": "nope"}),
         ("GET", "/api/v2/governance/rules/nope", None),
         ("DELETE", "/api/v2/governance/rules/nope", None),
         ("GET", "/api/v2/identities/nope", None),
         ("POST", "/api/v2/nova/requests", {"prompt": "x", "thread_id": "nope"}),
+        ("POST", "/api/v2/nova/requests", {"prompt": "x", "meeting_id": "nope"}),
     ):
         r = await gw.http.request(method, path, headers=w.b_headers, json=body)
         assert r.status_code == 404, (method, path, r.text)
         assert r.headers["content-type"].startswith(PROBLEM)
     assert await boundary_facts(gw, w.b) == []
+    assert (await gw.http.get("/api/v2/meetings", headers=w.b_headers)).json() == []
 
 
 async def test_a_request_naming_own_and_foreign_resources_is_refused(module_gateway: Any) -> None:
@@ -374,18 +414,23 @@ async def test_only_approvers_and_admins_change_rules(module_gateway: Any) -> No
     assert store.rules_for(w.a) == []
 
 
-# (noun, path, the field a PATCH changes, the children's path segment and a child's body)
+# (noun, path, the field a PATCH changes, a children's path segment and a child's body, the
+# detail's list of children, the request field naming one)
 OWNED = [
-    ("thread", "/api/v2/threads", "title", "messages", {"text": "hello"}),
-    ("dataspace", "/api/v2/dataspaces", "name", "items", {"title": "t", "text": "doc"}),
+    ("thread", "/api/v2/threads", "title", "messages", {"text": "hello"}, "messages",
+     "thread_id"),
+    ("dataspace", "/api/v2/dataspaces", "name", "items", {"title": "t", "text": "doc"}, "items",
+     "dataspace_ids"),
+    ("meeting", "/api/v2/meetings", "title", "notes", {"text": "minutes"}, "entries",
+     "meeting_id"),
 ]
 
 
-@pytest.mark.parametrize(("noun", "base", "field", "children", "child"), OWNED,
-                         ids=[o[0] for o in OWNED])
+@pytest.mark.parametrize(("noun", "base", "field", "children", "child", "listed", "ref_field"),
+                         OWNED, ids=[o[0] for o in OWNED])
 async def test_an_owner_updates_then_deletes_its_own_as_an_audited_tombstone(
     module_gateway: Any, noun: str, base: str, field: str, children: str,
-    child: dict[str, Any],
+    child: dict[str, Any], listed: str, ref_field: str,
 ) -> None:
     gw = module_gateway
     w = await make_world(gw)
@@ -423,7 +468,7 @@ async def test_an_owner_updates_then_deletes_its_own_as_an_audited_tombstone(
     r = await http.patch(f"{base}/{rid}", headers=own, json={field: "after"})
     assert r.status_code == 200, r.text
     detail = (await http.get(f"{base}/{rid}", headers=own)).json()
-    assert (detail[field], len(detail[children])) == ("after", 1)
+    assert (detail[field], len(detail[listed])) == ("after", 1)
     assert [x[field] for x in (await http.get(base, headers=own)).json() if x["id"] == rid] == [
         "after"]
 
@@ -439,7 +484,7 @@ async def test_an_owner_updates_then_deletes_its_own_as_an_audited_tombstone(
         assert r.status_code == 404, (method, path, r.text)
         assert r.headers["content-type"].startswith(PROBLEM)
     assert rid not in [x["id"] for x in (await http.get(base, headers=own)).json()]
-    ref = {"thread_id": rid} if noun == "thread" else {"dataspace_ids": [rid]}
+    ref = {ref_field: [rid] if ref_field == "dataspace_ids" else rid}
     r = await http.post("/api/v2/nova/requests", headers={**own, **RESPOND_ASYNC},
                         json={"prompt": "summarise", **ref})
     assert r.status_code == 404, r.text
@@ -457,6 +502,6 @@ async def test_an_owner_updates_then_deletes_its_own_as_an_audited_tombstone(
     assert [(json.loads(f.detail)["operation"], f.actor) for f in facts] == [
         ("update", f"user-{w.a}"), ("delete", f"user-{w.a}")]
     assert json.loads(facts[0].detail)["fields"] == [field]
-    assert json.loads(facts[1].detail)[children] == 1
+    assert json.loads(facts[1].detail)[listed] == 1
     assert all("after" not in f.detail and "before" not in f.detail for f in facts)
     assert await boundary_facts(gw, w.a) == []  # acting on its own is no crossing

@@ -8,6 +8,8 @@ from nova.entities.models import (
     DataspaceEntity,
     DataspaceItemEntity,
     IdentityEntity,
+    MeetingEntity,
+    MeetingEntryEntity,
     RuleEntity,
     ThreadEntity,
     ThreadMessageEntity,
@@ -110,6 +112,28 @@ def test_dataspace_items() -> None:
                                              title=i, text=i, created_at=at), version=1, ts=T0))
     assert [i.item_id for i in s.dataspace_items("d1")] == ["i0", "i1", "i2"]
     assert s.dataspace_items("nope") == []
+
+
+def test_meeting_entries_are_its_live_children_headed_with_its_title() -> None:
+    s = EntityState()
+    meeting = MeetingEntity(id="mt1", owner="a", title="Weekly", created_at=T0)
+    for i, kind, at in (("e2", "note", T0 + 5), ("e1", "agenda", T0), ("e3", "decision", T0 + 9)):
+        s.apply(to_event(MeetingEntryEntity(id=f"mt1:{i}", owner="a", meeting_id="mt1",
+                                            kind=kind, text=i, created_at=at),
+                         version=1, ts=T0))
+    s.apply(to_event(MeetingEntryEntity(id="mt1:forged", owner="b", meeting_id="mt1",
+                                        kind="note", text="x", created_at=T0), version=1, ts=T0))
+    assert s.meeting_entries("mt1") == []  # no parent yet
+    s.apply(to_event(meeting, version=1, ts=T0))
+    assert [(e.entry_id, e.kind, e.meeting_title) for e in s.meeting_entries("mt1")] == [
+        ("e1", "agenda", "Weekly"), ("e2", "note", "Weekly"), ("e3", "decision", "Weekly")]
+    renamed = meeting.model_copy(update={"title": "Monthly"})
+    s.apply(to_event(renamed, version=2, ts=T0))
+    assert {e.meeting_title for e in s.meeting_entries("mt1")} == {"Monthly"}
+    s.apply(to_event(renamed, version=3, ts=T0, deleted=True))
+    assert s.meeting_entries("mt1") == []  # the entries go with their meeting
+    assert s.entries("mt1") == []
+    assert s.owned(MeetingEntity, "a") == []
 
 
 def test_rules_for_are_the_identity_s_own_enforceable_rules_by_priority() -> None:

@@ -15,6 +15,8 @@ from nova.entities.models import (
     DataspaceEntity,
     DataspaceItemEntity,
     IdentityEntity,
+    MeetingEntity,
+    MeetingEntryEntity,
     RuleEntity,
     ThreadEntity,
     ThreadMessageEntity,
@@ -38,6 +40,11 @@ SAMPLES: list[AnyEntity] = [
     DataspaceEntity(id="d1", owner="alice-p", name="Notes", created_at=T0),
     DataspaceItemEntity(id="d1:i1", owner="alice-p", dataspace_id="d1", title="A", text="x",
                         created_at=T0),
+    MeetingEntity(id="mt1", owner="alice-p", title="Weekly", thread_id="t1",
+                  participants=("bob-w", "alice-p"),
+                  starts_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC), created_at=T0),
+    MeetingEntryEntity(id="mt1:e1", owner="alice-p", meeting_id="mt1", kind="decision",
+                       text="Ship Friday", created_at=T0),
     RuleEntity(rule_id="r1", identity_id="alice-p", sphere_id=None, effect="deny", priority=5,
                actions=("PAYMENT",), text_patterns=("wire money",)),
     ApiKeyEntity(key_id="0123456789abcdef", identity_id="alice-p", roles=("member",),
@@ -97,6 +104,25 @@ def test_child_ids_must_name_their_parent() -> None:
     domain = msg.to_domain()
     assert domain.created_at == datetime.fromtimestamp(T0 / 1000, UTC)
     assert (domain.thread_id, domain.message_id, domain.text) == ("t1", "m1", "héllo")
+
+
+def test_a_meeting_s_participants_are_canonical_and_its_entries_name_it() -> None:
+    meeting = MeetingEntity(id="mt1", owner="a", title="x", participants=("c", "b", "c"),
+                            created_at=T0)
+    assert meeting.participants == ("b", "c")  # equal meetings, equal bytes
+    with pytest.raises(ValueError, match="meeting_id"):
+        MeetingEntryEntity(id="mt2:e1", owner="a", meeting_id="mt1", kind="note", text="x",
+                           created_at=T0)
+    with pytest.raises(ValueError, match="kind"):
+        MeetingEntryEntity(id="mt1:e1", owner="a", meeting_id="mt1", kind="minutes",
+                           text="x", created_at=T0)
+    with pytest.raises(ValueError, match="starts_at"):
+        MeetingEntity(id="mt1", owner="a", title="x", starts_at=datetime(2026, 1, 1),  # noqa: DTZ001
+                      created_at=T0)  # no offset: which 9 o'clock?
+    note = MeetingEntryEntity(id="mt1:e1", owner="a", meeting_id="mt1", kind="note",
+                              text="late", created_at=T0).to_domain("Weekly")
+    assert (note.meeting_id, note.entry_id, note.meeting_title, note.kind) == (
+        "mt1", "e1", "Weekly", "note")
 
 
 @pytest.mark.parametrize("bad", ["", "a:b", "a b", "x" * 200, "-lead"])

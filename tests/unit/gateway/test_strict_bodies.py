@@ -19,6 +19,7 @@ from gateway.bodies import StrictBody
 from gateway.routes.dataspaces import DataspaceChange
 from gateway.routes.identities import IdentityCreate
 from gateway.routes.llm import BudgetBody, DecideBody
+from gateway.routes.meetings import MeetingChange, MeetingCreate
 from gateway.routes.requests import SubmitRequest
 from gateway.routes.threads import ThreadChange
 
@@ -117,6 +118,15 @@ def test_a_float_field_still_takes_an_integer() -> None:
         (DataspaceChange, {"name": ""}, "at least 1"),
         (DataspaceChange, {"name": None}, "name may not be null"),
         (DataspaceChange, {"name": 5}, "valid string"),
+        (MeetingChange, {"participants": None}, "participants may not be null"),
+        (MeetingChange, {"participants": ["bob w"]}, "pattern"),
+        (MeetingChange, {"participants": ["p"] * 101}, "at most 100"),
+        (MeetingChange, {"starts_at": "2026-12-01T09:00:00"}, "timezone"),
+        (MeetingChange, {"starts_at": 1_764_579_600}, "RFC 3339"),  # never a Unix time
+        (MeetingChange, {"starts_at": "1764579600"}, "RFC 3339"),
+        (MeetingChange, {"owner": "b"}, "Extra inputs"),
+        (MeetingCreate, {}, "title"),
+        (MeetingCreate, {"title": ""}, "at least 1"),
     ],
 )
 def test_a_change_names_fields_of_the_resource_and_never_null(
@@ -124,6 +134,12 @@ def test_a_change_names_fields_of_the_resource_and_never_null(
 ) -> None:
     with pytest.raises(ValidationError, match=fragment):
         model.model_validate(body)
+
+
+def test_a_date_time_keeps_its_offset() -> None:
+    change = MeetingChange.model_validate({"starts_at": "2026-12-01T09:30:00+01:00"})
+    assert change.starts_at is not None
+    assert change.starts_at.isoformat() == "2026-12-01T09:30:00+01:00"
 
 
 def test_a_change_keeps_what_it_does_not_name() -> None:
