@@ -56,11 +56,14 @@ def test_the_fingerprint_ignores_wait_ms_and_field_order() -> None:
 
 
 def test_a_field_added_later_counts_only_when_set() -> None:
-    """A retry of a body sent before ``priority`` existed matches its first fingerprint."""
+    """A retry of a body sent before ``priority`` (or ``meeting_id``) existed matches its first
+    fingerprint."""
     before = body_fingerprint({"prompt": "pay", "model": None})
     assert before == body_fingerprint({"prompt": "pay", "model": None, "priority": None})
     assert before != body_fingerprint({"prompt": "pay", "model": None, "priority": "high"})
     assert before != body_fingerprint({"prompt": "pay"})  # an older field still counts
+    assert before == body_fingerprint({"prompt": "pay", "model": None, "meeting_id": None})
+    assert before != body_fingerprint({"prompt": "pay", "model": None, "meeting_id": "m1"})
 
 
 def test_the_derived_id_is_the_same_all_day_and_a_uuid7_of_that_day() -> None:
