@@ -28,11 +28,11 @@ counted as ``redelivered``. A *duplicated* completion is a request that complete
 different outcome (status, error, provider, model or answer), or that the analytics count twice;
 that must be 0, like lost requests.
 
-Provider calls: lane F writes its idempotency record (``llm_results``) after the call, so a
-request whose call was in flight, or whose result was not yet on the broker, when its worker was
-SIGKILLed is called again when it is redelivered. Such requests are counted apart
-(``called_across_a_kill``: one call before the kill, one after); any other second call (a
-rebalance, a broker outage, a redelivery whose result was durable) fails the run.
+Provider calls: counted by the fake provider as they arrive (before it answers), so a call
+cut off by a SIGKILL counts. Lane F marks each call on the broker before making it, so a request
+whose call was under way when its worker died is answered ``failed`` (``interrupted``) rather
+than called again (``NOVA_LLM_AFTER_CRASH=fail``, the default): at most one call per request,
+and the interrupted requests are counted (``interrupted``).
 """
 
 from __future__ import annotations
@@ -110,10 +110,8 @@ class Report:
     provider_calls: int = 0
     max_calls_per_request: int = 0
     requests_called_twice: int = 0
-    # of those, requests whose calls straddle a worker kill: the call was in flight, or its
-    # result not yet on the broker, when the worker died (lane F's idempotency record is
-    # written after the call), so its redelivery called again
-    called_across_a_kill: int = 0
+    # answered failed because their call was under way when the worker was SIGKILLed
+    interrupted: int = 0
     audit_checked: int = 0
     audit_intact: bool = False
     analytics_rows: int = 0
@@ -126,8 +124,7 @@ class Report:
     def ok(self) -> bool:
         return (self.accepted == self.requests and self.input == self.output == self.accepted
                 and self.lost == self.unexpected == self.duplicated == 0
-                and self.max_calls_per_request <= 2
-                and self.requests_called_twice == self.called_across_a_kill
+                and self.max_calls_per_request <= 1
                 and self.audit_intact
                 and not self.replay_differences
                 and all(f.recovery_s is not None for f in self.faults))
@@ -145,8 +142,8 @@ class Report:
             f"  duplicated completions {self.duplicated} (identical redelivered records "
             f"{self.redelivered})",
             f"  provider calls {self.provider_calls}, at most {self.max_calls_per_request} per "
-            f"request, {self.requests_called_twice} requests called twice "
-            f"({self.called_across_a_kill} of them across a worker SIGKILL)",
+            f"request, {self.requests_called_twice} requests called twice; "
+            f"{self.interrupted} answered interrupted (their call was cut off by a SIGKILL)",
             f"  audit chain {'intact' if self.audit_intact else 'BROKEN'} "
             f"({self.audit_checked} records)",
             f"  analytics: {self.analytics_rows} rows, "
@@ -419,8 +416,9 @@ async def run_chaos(n: int, home: Path, timeout_s: float = 3600,
             assert client is not None
             await client.submit(n, wait_ms=60_000, deadline_s=600)  # up: one request through
             await done.start()
+            received = fake.state.all_bodies
             await asyncio.gather(seed(client, n), strike(stack, done, n, report, faults,
-                                                                 lambda: len(fake.state.calls)))
+                                                                 lambda: len(received())))
             accepted = set(client.accepted)
             await done.until(lambda: accepted <= done.done)
             report.seconds = time.monotonic() - started
@@ -431,12 +429,10 @@ async def run_chaos(n: int, home: Path, timeout_s: float = 3600,
             accepted = await while_running(stack, the_run())
         report.accepted = len(accepted)
         await check_topics(stack.settings, accepted, report)
-        calls = Counter(c.request_id for c in fake.state.calls if c.request_id)
+        calls = Counter(b.request_id for b in fake.state.all_bodies() if b.request_id)
         report.provider_calls = sum(calls.values())
         report.max_calls_per_request = max(calls.values(), default=0)
         report.requests_called_twice = sum(1 for v in calls.values() if v > 1)
-        report.called_across_a_kill = called_across_a_kill(
-            [c.request_id for c in fake.state.calls], report.faults)
         audit = await verify_audit(stack.settings)
         report.audit_checked, report.audit_intact = audit.report.checked, audit.report.ok
     finally:
@@ -448,18 +444,6 @@ async def run_chaos(n: int, home: Path, timeout_s: float = 3600,
     report.replay_differences = await replay_differs(stack)
     report.checks_s = time.monotonic() - started - report.seconds
     return report
-
-
-def called_across_a_kill(call_ids: list[str | None], faults: list[Fault]) -> int:
-    """Requests called exactly twice, once before and once after the same worker kill
-    (``call_ids``: the request of each provider call, in the order they arrived)."""
-    kills = [f.calls_before for f in faults if f.what == "worker"]
-    at: dict[str, list[int]] = {}
-    for index, rid in enumerate(call_ids):
-        if rid:
-            at.setdefault(rid, []).append(index)
-    return sum(1 for seen in at.values() if len(seen) == 2
-               and any(seen[0] < kill <= seen[1] for kill in kills))
 
 
 async def while_running(stack: Stack, work: Coroutine[Any, Any, T]) -> T:
@@ -494,6 +478,8 @@ async def check_topics(settings: Settings, accepted: set[str], report: Report) -
     report.unexpected = len(done - requested) + len(accepted - requested)
     report.duplicated = sum(1 for o in outcomes.values() if len(o) > 1)
     report.redelivered = len(completions) - len(done)
+    report.interrupted = len({r.request_id for r in completions if r.status == "failed"
+                              and (r.error or "").startswith("interrupted:")})
 
 
 async def replay_differs(stack: Stack) -> list[str]:

@@ -226,6 +226,9 @@ class Settings(BaseSettings):
     # Replaces the packaged providers.yaml (same format); <PROVIDER>_BASE_URL moves one provider.
     providers_file: Path | None = None
     llm_timeout_s: float = 30.0
+    # A request whose provider call was under way when its worker died: "fail" answers it
+    # failed (a provider is never called twice for one request), "retry" calls again.
+    llm_after_crash: Literal["fail", "retry"] = "fail"
     llm_max_in_flight: int = 256
     llm_max_tokens: int = 1024
     llm_probe_interval_s: float = 30.0

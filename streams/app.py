@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import faust
@@ -103,9 +103,11 @@ def build_app(
     consumer.install(app, settings.kafka_fetch_max_wait_ms, before_commit=chain.before_commit)
     table_opts: dict[str, Any] = {"default": None, "partitions": settings.topic_partitions,
                                   "key_type": bytes, "value_type": bytes}
+    llm_results = app.Table("llm_results", **table_opts)
     state = LaneState(
         held=app.Table("held", **table_opts),
-        llm_results=app.Table("llm_results", **table_opts),
+        llm_results=llm_results,
+        put_durably=_durable_setter(llm_results),
         audit_chain=chain,
         current_partition=_current_partition,
     )
@@ -178,6 +180,23 @@ def build_app(
 
     app.nova_context = ctx  # type: ignore[attr-defined]  # tests and extra agents reach it here
     return app
+
+
+def _durable_setter(table: Any) -> Callable[[bytes, bytes], Awaitable[None]]:
+    """``table[key] = value`` that returns once the change is on the broker.
+
+    A plain assignment only queues the changelog record (Faust sends it soon after); lane F
+    must know its attempt marker is durable *before* it calls a provider, or a SIGKILL in
+    between would leave no trace of the call. Same record, same partition (the event's) as
+    the assignment would send; the local store is set directly so it is sent once.
+    """
+
+    async def put(key: bytes, value: bytes) -> None:
+        sent = table.send_changelog(table.partition_for_key(key), key, value)
+        table.data[key] = value
+        await sent
+
+    return put
 
 
 def _agent_for(lane: Lane, ctx: LaneContext) -> Agent:

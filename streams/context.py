@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +54,8 @@ class LaneState:
 
     held: MutableMapping[bytes, bytes]  # lane E: held requests (a changelogged table)
     llm_results: MutableMapping[bytes, bytes]  # lane F: one LLM result per request (table)
+    # lane F: sets an llm_results entry and returns once its changelog record is on the broker
+    put_durably: Callable[[bytes, bytes], Awaitable[None]]
     audit_chain: AuditAppender  # lane G: the fenced writers of the audit partitions
     current_partition: Callable[[], int]  # the partition of the record being processed
 

@@ -73,6 +73,7 @@ class ExecutionResult:
     record: PipelineRecord
     events: tuple[Event, ...]
     called: bool
+    replayed: bool = False  # a copy of this process's earlier result for the same request
 
 
 OWN_EVENTS_KEPT = 100_000  # own charged event ids awaiting their echo from the topic
@@ -301,6 +302,11 @@ class ExecutionService:
         model = self.registry.model(decision.provider, decision.model)
         return cost_usd(model, input_tokens=tokens, output_tokens=self.settings.llm_max_tokens)
 
+    def handles(self, request_id: str) -> bool:
+        """Whether this process is calling, or has just called, for ``request_id`` (a
+        redelivery within the process then waits for that call or replays it)."""
+        return request_id in self._inflight or request_id in self._recent
+
     async def execute(self, record: PipelineRecord) -> ExecutionResult:
         """Execute ``record`` at most once in this process, however often it is delivered.
 
@@ -317,7 +323,7 @@ class ExecutionService:
             await running.wait()
         done = self._recent.get(rid)
         if done is not None:
-            return replace(done, events=(), called=False)
+            return replace(done, events=(), called=False, replayed=True)
         gate = asyncio.Event()
         self._inflight[rid] = gate
         try:

@@ -6,6 +6,13 @@ never committed while an earlier request of its partition is still in flight. A 
 request whose call already completed is not called again: the outcome is kept in the
 ``llm_results`` table (an idempotency record per request id, restored from its changelog after
 a crash) and replayed from there.
+
+A worker can also die *during* a call, after the provider was reached and before its outcome
+is recorded. So before calling, lane F puts an attempt marker in the table and waits until it
+is on the broker. A redelivered request that finds only the marker was interrupted mid-call:
+with ``NOVA_LLM_AFTER_CRASH=fail`` (the default) it is answered ``failed`` with an
+``interrupted`` error and no second call (a provider may already have acted or billed; the
+client decides whether to submit again), with ``retry`` it is called again.
 """
 
 from __future__ import annotations
@@ -34,19 +41,28 @@ class ExecutionLane:
         results = ctx.state.llm_results
         key = record.request_id.encode()
         done = results.get(key)
+        execution = ctx.services.execution
+        mine = execution.handles(record.request_id)  # then any marker is this process's own
+        at_most_once = ctx.settings.llm_after_crash == "fail" and not mine
         if done is not None:
             stored = json.loads(done)
-            return LaneOutcome(
-                record.model_copy(
-                    update={
-                        "status": stored["status"],
-                        "error": stored["error"],
-                        "execution": Execution.model_validate(stored["execution"]),
-                    }
-                ),
-                status="ok" if stored["status"] == "completed" else "error",
-            )
-        result = await ctx.services.execution.execute(record)
+            if stored.get("status") == ATTEMPTED:
+                if at_most_once:
+                    return interrupted(record)
+            else:
+                return LaneOutcome(
+                    record.model_copy(
+                        update={
+                            "status": stored["status"],
+                            "error": stored["error"],
+                            "execution": Execution.model_validate(stored["execution"]),
+                        }
+                    ),
+                    status="ok" if stored["status"] == "completed" else "error",
+                )
+        if at_most_once:
+            await ctx.state.put_durably(key, ATTEMPT_MARKER)
+        result = await execution.execute(record)
         out = result.record
         for event in result.events:
             await ctx.emit(event)
@@ -58,7 +74,26 @@ class ExecutionLane:
                     "execution": out.execution.model_dump(mode="json") if out.execution else None,
                 }
             ).encode()
+        elif at_most_once and not result.replayed:
+            del results[key]  # no provider was reached (routing, rules): a redelivery may retry
         return LaneOutcome(out, status="ok" if out.status == "completed" else "error")
+
+
+ATTEMPTED = "attempted"
+ATTEMPT_MARKER = json.dumps({"status": ATTEMPTED}).encode()
+INTERRUPTED = (
+    "interrupted: the worker stopped while the provider call was under way, so its outcome is "
+    "unknown; it is not called twice for one request (NOVA_LLM_AFTER_CRASH=fail). Submit the "
+    "request again to retry"
+)
+
+
+def interrupted(record: PipelineRecord) -> LaneOutcome:
+    """The answer to a request whose call was cut off by its worker's death."""
+    failed = record.model_copy(
+        update={"status": "failed", "error": INTERRUPTED, "execution": Execution(attempts=1)}
+    )
+    return LaneOutcome(failed, status="error")
 
 
 class InOrderAcks:

@@ -292,6 +292,13 @@ class FakeLlm:
     def summary(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.url}/_calls", timeout=10).json())
 
+    def received(self, request_id: str) -> list[dict[str, Any]]:
+        """The completion requests for ``request_id`` the server has received (counted as
+        they arrive, before any latency: a call cut off mid-way counts)."""
+        r = httpx.get(f"{self.url}/_bodies/{request_id}", timeout=10)
+        r.raise_for_status()
+        return list(r.json())
+
     def env(self, **extra: str) -> dict[str, str]:
         """Worker environment pointing lane F at this server (plus ``extra`` settings)."""
         return {"NOVA_LLM_FAKE_URL": self.url, **extra}
