@@ -83,7 +83,6 @@ PROMPTS = ("Summarise this thread", "Summarise this thread about the Q3 roadmap"
 # form of make test, one fault of each kind, whose recoveries (some 20 s each on a loaded
 # two-core machine) are most of its time.
 FAULTS = (("worker", 0.2), ("broker", 0.4), ("worker", 0.6), ("worker", 0.8))
-SHORT_FAULTS = (("worker", 0.3), ("broker", 0.6))
 IDENTITIES = 20
 CONCURRENCY = 12
 
