@@ -21,13 +21,16 @@ from gateway.routes import (
     dataspaces,
     health,
     identities,
+    keys,
     live,
     llm,
     meetings,
     monitoring,
     requests,
     rules,
+    spheres,
     threads,
+    users,
 )
 from gateway.services import Services, start_services, stop_services
 from nova import __version__
@@ -69,7 +72,10 @@ def create_app(
     app.include_router(analytics.router)
     app.include_router(checkpoints.router)
     app.include_router(auth.router)
+    app.include_router(keys.router)
     app.include_router(identities.router)
+    app.include_router(users.router)
+    app.include_router(spheres.router)
     app.include_router(threads.router)
     app.include_router(dataspaces.router)
     app.include_router(meetings.router)

@@ -1,11 +1,13 @@
 """Throttled authentication: credential guessing is slowed per source address and per key id.
 
-Two credential checks exist at the gateway, and both pass this guard before doing any work:
+Three credential checks exist at the gateway, and each passes this guard before doing any work:
 
 - **API-key exchange** (``POST /api/v2/auth/token``): failures count against the source
   address and, when the presented key is well formed, against its key id. An unknown key id
   costs an entity-store sync (a Kafka round trip) and a known one a PBKDF2 hash, so the check
   comes before both.
+- **Refresh-token exchanges** (``POST /api/v2/auth/refresh``, or ``/token`` with a refresh
+  token): as API keys, per source address and per the session id the token names.
 - **Bearer tokens** (every other ``/api/v2`` route): failures that prove nothing (not a JWT,
   another algorithm, a bad signature: :class:`~nova.auth.tokens.UnprovenTokenError`) count
   against the source address. A well-signed token that is expired or carries a bad claim was
@@ -50,7 +52,9 @@ from nova.settings import Settings
 log = logging.getLogger(__name__)
 
 AUTH_FAILURES: Final = "AUTH_FAILURES"
-Credential = Literal["api_key", "bearer"]
+Credential = Literal["api_key", "refresh", "bearer"]
+_WHAT: Final = {"api_key": "API-key exchanges", "refresh": "refresh-token exchanges",
+                "bearer": "bearer tokens"}
 
 
 class AuthThrottle:
@@ -68,8 +72,7 @@ class AuthThrottle:
     def acquire(self, credential: Credential, source: str, key_id: str | None = None) -> None:
         """Before a check: 429 (``LimitError``) when this source or key id has no failure
         left, else one is set aside for this check (given back by :meth:`release`)."""
-        what = "API-key exchanges" if credential == "api_key" else "bearer tokens"
-        self.throttle.acquire(*self._keys(credential, source, key_id), what=what)
+        self.throttle.acquire(*self._keys(credential, source, key_id), what=_WHAT[credential])
 
     def release(self, credential: Credential, source: str, key_id: str | None = None) -> None:
         """The check succeeded (or could not be made): it costs nothing."""

@@ -63,6 +63,9 @@ EVERY_IDENTITY: Final = "*"  # the target of a platform-wide change (a budget on
 # How a resource kind is named to the caller ("this thread belongs to another identity").
 _NOUNS: Final = {
     "identity": "identity",
+    "user": "user",
+    "sphere": "sphere",
+    "session": "session",
     "api_key": "API key",
     "thread": "thread",
     "thread_message": "message",

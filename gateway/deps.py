@@ -69,8 +69,9 @@ async def get_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The bearer token's principal. A source that keeps presenting tokens proving nothing
-    (guessing) is throttled: 429 before its token is even read."""
+    """The bearer token's principal, if its session is still open (``gateway.sessions``). A
+    source that keeps presenting tokens proving nothing (guessing) is throttled: 429 before its
+    token is even read."""
     if credentials is None:
         raise AuthError("missing bearer token")
     if credentials.scheme.lower() != "bearer":
@@ -86,6 +87,7 @@ async def get_principal(
         throttle.release("bearer", source)
         raise
     throttle.release("bearer", source)
+    await services.sessions.check(principal)  # logged out, or its API key revoked: 401
     return principal
 
 

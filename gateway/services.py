@@ -41,6 +41,8 @@ from gateway.live.adapter import RecordAdapter
 from gateway.live.feed import LiveFeed
 from gateway.llm_state import LlmState, build_llm_state
 from gateway.ratelimit import IdentityRateLimiter, SharedAdmissions, build_rate_limiter
+from gateway.sessions import TOPIC as SESSIONS
+from gateway.sessions import SessionBook
 from gateway.tracker import RequestTracker
 from nova.entities.store import EntityStore, EntityWriter, start_or_refuse
 from nova.errors import ConfigError, StartupError
@@ -73,6 +75,7 @@ class Services:
     entities: EntityStore  # the entity view: owners, spheres, rules, budgets
     entity_writer: EntityWriter
     boundary: BoundaryGuard  # every resource id and request reference passes it
+    sessions: SessionBook  # refresh tokens and revocations, shared by every gateway
     checkpoints: CheckpointBook
     live: LiveFeed  # the WebSocket events, tailed from Kafka (gateway.live)
     llm: LlmState  # router and health view of the LLM routes
@@ -130,6 +133,7 @@ async def start_services(
             store, GATEWAY, "the identity boundary guard (and the entity view it reads)"
         )
         closer.push_async_callback(store.stop)
+        sessions = await _start_sessions(settings, schemas, signer, producer, store, closer)
         checkpoints = CheckpointBook(settings, schemas, signer.verifier)
         await checkpoints.start()
         closer.push_async_callback(checkpoints.stop)
@@ -164,6 +168,7 @@ async def start_services(
             entities=store,
             entity_writer=writer,
             boundary=BoundaryGuard(store, writer, producer),
+            sessions=sessions,
             checkpoints=checkpoints,
             live=live,
             llm=llm,
@@ -175,6 +180,19 @@ async def start_services(
     except BaseException:
         await closer.aclose()
         raise
+
+
+async def _start_sessions(
+    settings: Settings, schemas: SchemaSet, signer: Signer, producer: RecordProducer,
+    entities: EntityStore, closer: contextlib.AsyncExitStack,
+) -> SessionBook:
+    """The sessions topic read to its end, so no revoked token is accepted after a restart."""
+    store = EntityStore(settings, schemas, verifier=signer.verifier, topic=SESSIONS)
+    writer = EntityWriter(producer, store, signer)
+    store.healer = writer.heal
+    await start_or_refuse(store, GATEWAY, "the session check (revoked tokens are refused by it)")
+    closer.push_async_callback(store.stop)
+    return SessionBook(settings, store, writer, entities, producer)
 
 
 async def _start_alerts(

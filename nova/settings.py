@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     jwt_issuer: str = "nova"
     jwt_audience: str = "nova"
     jwt_ttl_s: int = 3600
+    # A session (the refresh token an exchange hands out, ``gateway.sessions``) lives this long
+    # from its exchange, whatever its refreshes; the sessions topic keeps records 30 days.
+    refresh_ttl_s: int = Field(
+        default=7 * 24 * 3600, ge=60, le=29 * 24 * 3600,
+        description="lifetime of a session and its refresh tokens, from the exchange that "
+        "opened it (at most 29 days: the sessions topic keeps a record 30 days)",
+    )
     auth_failures_per_minute: float = Field(
         default=20.0,
         description="failed credential checks a source address or API key id may make a minute "

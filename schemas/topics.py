@@ -12,6 +12,9 @@ the gateways' rate limit, ``events`` for budgets).
 Retention: hand-off topics between lanes are transient (7 days); requests, completed,
 decisions, events and audit are kept forever (-1) because replay rebuilds analytics from them
 and auditors walk them from the start; entity topics are compacted (latest state per id).
+Sessions are compacted *and* deleted after 30 days: a session lives at most 29
+(``NOVA_REFRESH_TTL_S``), so each of its records outlives it, and the topic never grows with
+every token exchange ever made.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Literal
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 HOUR_MS = 3600 * 1000
+SESSIONS_RETENTION_MS = 30 * 24 * 3600 * 1000
 FOREVER = -1
 
 
@@ -31,14 +35,14 @@ class TopicSpec:
     name: str
     value_schema: str
     key: str
-    cleanup: Literal["delete", "compact"] = "delete"
+    cleanup: Literal["delete", "compact", "compact,delete"] = "delete"
     retention_ms: int = WEEK_MS
     doc: str = ""
 
     def config(self) -> dict[str, str]:
         """Broker-side topic configuration."""
         cfg: dict[str, str] = {"cleanup.policy": self.cleanup}
-        if self.cleanup == "delete":
+        if "delete" in self.cleanup:
             cfg["retention.ms"] = str(self.retention_ms)
         return cfg
 
@@ -162,6 +166,15 @@ _SPECS = [
         "entity_type:entity_id",
         cleanup="compact",
         doc="Identities, API keys, threads, dataspaces, rules and budgets (event-sourced).",
+    ),
+    TopicSpec(
+        "sessions",
+        "entity",
+        "session:session_id",
+        cleanup="compact,delete",
+        retention_ms=SESSIONS_RETENTION_MS,
+        doc="Sessions opened by token exchanges: their refresh token's hash and revocation, "
+        "signed like entities; every gateway refuses a revoked session's tokens.",
     ),
 ]
 

@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from gateway.bodies import StrictBody, SubjectStr
 from gateway.deps import GuardDep, PrincipalDep
-from nova.domain.roles import OPERATOR
+from nova.domain.roles import OPERATOR, Role
 from nova.entities.models import IdentityEntity, ms_to_datetime
 from nova.errors import ConflictError, ForbiddenError, NotFoundError
 from nova.ids import uuid7
@@ -38,11 +38,19 @@ MAX_IDENTITIES_PER_USER = 16
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")]
 
 
+def _member() -> list[Role]:
+    return ["member"]
+
+
 class IdentityCreate(StrictBody):
     id: Slug | None = None
     user_id: SubjectStr  # the ``sub`` of this identity's tokens: printable, at most 128
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     sphere_id: Slug = "personal"
+    roles: Annotated[list[Role], Field(min_length=1, max_length=8)] = Field(
+        default_factory=_member,
+        description="what its user holds when switching to it (POST /api/v2/auth/identities/"
+        "{id}/token, together with the roles of the token switching)")
 
 
 class IdentityOut(BaseModel):
@@ -50,12 +58,14 @@ class IdentityOut(BaseModel):
     user_id: str
     display_name: str
     sphere_id: str
+    roles: list[str]
     created_at: datetime
 
     @classmethod
     def of(cls, ident: IdentityEntity) -> IdentityOut:
         return cls(id=ident.id, user_id=ident.user_id, display_name=ident.display_name,
-                   sphere_id=ident.sphere_id, created_at=ms_to_datetime(ident.created_at))
+                   sphere_id=ident.sphere_id, roles=sorted(ident.roles),
+                   created_at=ms_to_datetime(ident.created_at))
 
 
 @router.post("", status_code=201, response_model=IdentityOut,
@@ -75,11 +85,13 @@ async def create_identity(
         display_name=body.display_name,
         sphere_id=body.sphere_id,
         created_at=now_ms(),
+        roles=tuple(sorted(set(body.roles))),
     )
     if store.identity(ident.id) is not None:  # before the audit: a refused create is no act
         raise ConflictError(f"identity {ident.id} already exists")
     await guard.operator_act(principal, "identity", ident.id, ident.id, operation="create",
-                             change={"user_id": ident.user_id, "sphere_id": ident.sphere_id})
+                             change={"user_id": ident.user_id, "sphere_id": ident.sphere_id,
+                                     "roles": list(ident.roles)})
     await guard.writer.put(ident, create=True)
     return IdentityOut.of(ident)
 

@@ -18,6 +18,12 @@ key cannot mint a token that outlives its rotation; ``identity`` must have the i
 shape and ``sub`` be printable text (``nova.domain.identity_format``: no NUL, no control
 characters, at most 128 characters); ``roles`` is a non-empty list of known roles.
 
+A token issued by a gateway's exchange names its session (``sid``, ``gateway.sessions``): the
+session can be revoked (logout, a revoked API key), and every gateway then refuses the token
+before its expiry. A token without ``sid`` (``nova token``, or minted before sessions existed)
+belongs to no session and lives until ``exp``. ``sid`` has the shape of a UUID; anything else
+is a malformed claim.
+
 Every failure is an ``AuthError`` with a short reason ("token expired", "bad signature") that
 is safe to return to the client; PyJWT's own messages are not exposed. A token that does not
 even prove knowledge of the signing key (malformed, too large, wrong algorithm, bad signature)
@@ -29,6 +35,7 @@ bad claim was minted by a holder of the key and is no guess.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +54,12 @@ IAT_SKEW_S: Final = 60.0  # clocks of the minting and the checking process may d
 MAX_ROLES: Final = 16
 _MAX_NUMERIC_DATE: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last datetime can hold
 _REQUIRED: Final = ["exp", "iat", "iss", "aud", "sub"]
+_SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_session_id(value: object) -> bool:
+    """True for a session id: a lowercase UUID in its hyphenated form (``nova.ids.uuid7``)."""
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
 
 
 class UnprovenTokenError(AuthError):
@@ -57,13 +70,15 @@ class UnprovenTokenError(AuthError):
 class Principal:
     """Who is calling: subject, the identity it acts for, its roles, when its proof expires.
 
-    ``expires_at`` is None for API keys, which do not expire on their own.
+    ``expires_at`` is None for API keys, which do not expire on their own; ``session_id`` is
+    the session a gateway's exchange opened for the token (None: a token of no session).
     """
 
     sub: str
     identity: str
     roles: frozenset[str]
     expires_at: datetime | None
+    session_id: str | None = None
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
@@ -91,9 +106,11 @@ def _check_roles(roles: Iterable[object]) -> frozenset[str]:
 
 
 def issue_token(
-    settings: Settings, sub: str, identity: str, roles: Iterable[str], now: datetime
+    settings: Settings, sub: str, identity: str, roles: Iterable[str], now: datetime,
+    *, session_id: str | None = None,
 ) -> str:
-    """Sign a token for ``sub`` acting as ``identity`` with ``roles``, valid for jwt_ttl_s."""
+    """Sign a token for ``sub`` acting as ``identity`` with ``roles``, valid for jwt_ttl_s
+    (of session ``session_id``, when given)."""
     if not sub or not identity:
         raise AuthError("sub and identity are required")
     if not is_identity_id(identity):
@@ -101,8 +118,10 @@ def issue_token(
     if not is_subject(sub):
         raise AuthError("malformed subject")
     checked = _check_roles(roles)
+    if session_id is not None and not is_session_id(session_id):
+        raise AuthError("malformed session id")
     issued = _utc(now)
-    payload = {
+    payload: dict[str, Any] = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": sub,
@@ -112,6 +131,8 @@ def issue_token(
         "nbf": int(issued.timestamp()),
         "exp": int((issued + timedelta(seconds=settings.jwt_ttl_s)).timestamp()),
     }
+    if session_id is not None:
+        payload["sid"] = session_id
     return jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
 
 
@@ -202,9 +223,13 @@ def verify_token(
         raise AuthError("malformed claim identity")
     if not isinstance(roles, list):
         raise AuthError("missing claim roles")
+    session_id = claims.get("sid")
+    if session_id is not None and not is_session_id(session_id):
+        raise AuthError("malformed claim sid")
     return Principal(
         sub=sub,
         identity=identity,
         roles=_check_roles(roles),
         expires_at=datetime.fromtimestamp(exp, UTC),
+        session_id=session_id,
     )

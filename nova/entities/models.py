@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -37,7 +38,9 @@ from nova.alerts.notices import AlertKind
 from nova.auth.keys import ApiKeyRecord
 from nova.domain.context import DataspaceItem, MeetingEntry, MeetingEntryKind, ThreadMessage
 from nova.domain.governance import Effect, Rule, RuleMatch
+from nova.domain.identity_format import is_subject
 from nova.domain.intent import Action, TaskType
+from nova.domain.roles import Role
 from nova.errors import SchemaError
 from nova.records import EntityEvent
 
@@ -48,6 +51,19 @@ _CHILD_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}:[A-Za-z0-9][A-Za
 EntityId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 ChildId = Annotated[str, StringConstraints(pattern=_CHILD_ID_PATTERN)]
 Millis = Annotated[int, Field(ge=0)]
+_SESSION_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+SessionId = Annotated[str, StringConstraints(pattern=_SESSION_ID_PATTERN)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _subject(value: str) -> str:
+    if not is_subject(value):
+        raise ValueError("a user id is 1 to 128 printable characters, not space-padded")
+    return value
+
+
+# A user id is a token's ``sub``: looser than an entity id (``nova.domain.identity_format``).
+UserId = Annotated[str, AfterValidator(_subject)]
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -99,7 +115,12 @@ class OwnedById:
 
 
 class IdentityEntity(Entity):
-    """One identity of a user, living in one sphere (personal, business, ...)."""
+    """One identity of a user, living in one sphere (personal, business, ...).
+
+    ``roles`` are what its user holds when switching to it from another of their identities
+    (``POST /api/v2/auth/identities/{id}/token``); records written before it existed hold
+    ``member`` only. An API key of the identity carries its own roles, as before.
+    """
 
     ENTITY_TYPE: ClassVar[str] = "identity"
 
@@ -108,6 +129,7 @@ class IdentityEntity(Entity):
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     sphere_id: EntityId
     created_at: Millis
+    roles: Annotated[tuple[Role, ...], Field(min_length=1, max_length=8)] = ("member",)
 
     @property
     def entity_id(self) -> str:
@@ -116,6 +138,94 @@ class IdentityEntity(Entity):
     @property
     def owner_identity(self) -> str:
         return self.id
+
+
+class UserEntity(Entity):
+    """A person (or a service) behind tokens: ``id`` is the ``sub`` of their tokens.
+
+    A user id that identities name without a record is an *implicit* user (every identity made
+    before users were records, every ``nova keys create --user``): it holds those identities
+    all the same; a record adds a display name. ``created_by`` is the operator identity that
+    provisioned it, which pins the record's owner (``nova.entities.state``).
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "user"
+
+    id: Annotated[UserId, StringConstraints(min_length=1, max_length=128)]
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    created_by: EntityId
+    created_at: Millis
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.created_by
+
+
+class SphereEntity(Entity):
+    """A sphere identities live in (personal, business, ...): a platform-wide name.
+
+    As with users, a sphere id identities name without a record is an *implicit* sphere
+    (``personal`` and ``business`` of every identity made before spheres were records); a
+    record gives it a name and a description.
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "sphere"
+
+    id: EntityId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    created_by: EntityId
+    created_at: Millis
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.created_by
+
+
+class SessionEntity(Entity):
+    """A session a token exchange opened (``gateway.sessions``), on the ``sessions`` topic.
+
+    It holds the SHA-256 of its current refresh token (never the token), those of the last few
+    it replaced (a replaced one presented again is a reuse: the session is revoked), and its
+    revocation. ``expires_at`` is fixed at the exchange; refreshes never extend it.
+    ``key_id``: the API key it came from, if any (revoking the key ends the session).
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "session"
+
+    id: SessionId
+    identity_id: EntityId
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    roles: Annotated[tuple[Role, ...], Field(min_length=1, max_length=8)]
+    key_id: EntityId | None = None
+    refresh_hash: Sha256Hex
+    retired_hashes: Annotated[tuple[Sha256Hex, ...], Field(max_length=8)] = ()
+    created_at: Millis
+    expires_at: Millis
+    refreshed_at: Millis
+    revoked_at: Millis | None = None
+    revoked_reason: Literal["logout", "reuse", "key_revoked"] | None = None
+
+    def __repr__(self) -> str:  # the hashes stay out of logs
+        return f"SessionEntity(id={self.id!r}, identity_id={self.identity_id!r})"
+
+    __str__ = __repr__
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.identity_id
 
 
 class ApiKeyEntity(Entity):
@@ -436,6 +546,9 @@ class WebhookEntity(OwnedById, Entity):
 
 AnyEntity: TypeAlias = (
     IdentityEntity
+    | UserEntity
+    | SphereEntity
+    | SessionEntity
     | ApiKeyEntity
     | ThreadEntity
     | ThreadMessageEntity
@@ -452,6 +565,9 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
     cls.ENTITY_TYPE: cls
     for cls in (
         IdentityEntity,
+        UserEntity,
+        SphereEntity,
+        SessionEntity,
         ApiKeyEntity,
         ThreadEntity,
         ThreadMessageEntity,
@@ -467,6 +583,9 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
 
 EntityType = Literal[
     "identity",
+    "user",
+    "sphere",
+    "session",
     "api_key",
     "thread",
     "thread_message",

@@ -256,22 +256,22 @@ class EntityState:
         rules = [r for r in (self._rules.get(i) for i in ids) if r is not None]
         return sorted(rules, key=lambda r: (-r.priority, r.rule_id))
 
-    def budgets(self) -> list[BudgetEntity]:
-        """Every live budget of every owner, by id: the worker enforces all of them.
+    def every(self, cls: type[E]) -> list[E]:
+        """Every live entity of type ``cls`` of every owner, by id.
 
         Walks the (type, owner) index, not every entity, so it is cheap enough to call before
         each execution; callers compare the result to what they loaded last.
         """
         ids = sorted(
             i for (etype, _), owned in self._owned.items()
-            if etype == BudgetEntity.ENTITY_TYPE for i in owned
+            if etype == cls.ENTITY_TYPE for i in owned
         )
-        return [b for b in (self.get(BudgetEntity, i) for i in ids) if b is not None]
+        return [e for e in (self.get(cls, i) for i in ids) if e is not None]
+
+    def budgets(self) -> list[BudgetEntity]:
+        """Every live budget of every owner, by id: the worker enforces all of them."""
+        return self.every(BudgetEntity)
 
     def webhooks(self) -> list[WebhookEntity]:
         """Every live alert destination of every owner, by id (the alert dispatcher's)."""
-        ids = sorted(
-            i for (etype, _), owned in self._owned.items()
-            if etype == WebhookEntity.ENTITY_TYPE for i in owned
-        )
-        return [w for w in (self.get(WebhookEntity, i) for i in ids) if w is not None]
+        return self.every(WebhookEntity)

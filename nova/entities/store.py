@@ -34,6 +34,10 @@ replayed) is *tainted*, and a store with a ``healer`` (the gateway's, :meth:`Ent
 re-signs the key's last trusted state at the next version as soon as it has caught up: the
 newest record of the key is signed again before the cleaner can act on the forgery.
 
+The same store and writer keep the gateways' sessions on their own topic (``topic="sessions"``,
+``gateway.sessions``): signed, healed and read the same way, but compacted *and* expired, and
+read by no worker.
+
 Bounds: the state is as large as the entities, which the gateway caps per identity (threads,
 messages per thread, rules, ...); the consumer fetches at most ``max_records`` per poll.
 """
@@ -92,9 +96,11 @@ class EntityStore(EntityState):
         verifier: Verifier,
         sync_timeout_s: float = 15.0,
         max_records: int = 5000,
+        topic: str = TOPIC,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.name = topic  # logical: "entities", or "sessions" (gateway.sessions)
         self.verifier = verifier
         self.healer: Callable[[str], Awaitable[None]] | None = None  # see module docstring
         self.heal_delay_s = 1.0
@@ -104,8 +110,8 @@ class EntityStore(EntityState):
         self.sync_timeout_s = sync_timeout_s
         self.max_records = max_records
         self._schemas = schemas or load_schema_set()
-        self._codec = self._schemas[TOPICS[TOPIC].value_schema]
-        self._topic = settings.topic(TOPIC)
+        self._codec = self._schemas[TOPICS[topic].value_schema]
+        self._topic = settings.topic(topic)
         self._consumer: Any = None
         self._offsets: Any = None
         self._readers: tuple[TopicReader, ...] = ()
@@ -118,14 +124,14 @@ class EntityStore(EntityState):
     # -- life cycle ----------------------------------------------------------------------
     async def start(self, timeout_s: float = 60.0) -> None:
         """Assign every partition, read from the beginning, return once caught up."""
-        reader = await open_reader(self.settings, [TOPIC], self._schemas)
+        reader = await open_reader(self.settings, [self.name], self._schemas)
         consumer = reader.consumer
         offsets: TopicReader | None = None
         try:
             # End offsets come from a second, never-fetching client: the broker answers the
             # requests of one connection in order, so on the tailing consumer's connection a
             # ListOffsets would queue behind the long-poll fetch (up to fetch_max_wait_ms).
-            offsets = await open_reader(self.settings, [TOPIC], self._schemas, assign=False)
+            offsets = await open_reader(self.settings, [self.name], self._schemas, assign=False)
             parts = reader.parts
             if not parts:
                 raise ConfigError(f"topic {self._topic} does not exist; run ensure_topics first")
@@ -382,7 +388,7 @@ class EntityWriter:
             event = self.signer.sign_entity(
                 to_event(entity, version=version + 1, ts=now_ms(), deleted=deleted)
             )
-            await self.producer.send(TOPIC, key, event)
+            await self.producer.send(self.store.name, key, event)
             outcome = self.store.apply(event)
             if outcome != "applied":
                 log.error("own entity write %s was not applied locally: %s", key, outcome)
@@ -400,7 +406,7 @@ class EntityWriter:
             signed = self.signer.sign_entity(
                 to_event(entity, version=version + 1, ts=now_ms(), deleted=reject or event.deleted)
             )
-            await self.producer.send(TOPIC, key, signed)
+            await self.producer.send(self.store.name, key, signed)
             self.store.apply_message(key.encode(), self.store.encode(signed), self.store.headers)
             return signed
 
@@ -420,7 +426,7 @@ class EntityWriter:
                 event = self.signer.sign_entity(
                     to_event(stored.entity, version=version + 1, ts=now_ms(), deleted=deleted)
                 )
-                await self.producer.send(TOPIC, key, event)
+                await self.producer.send(self.store.name, key, event)
                 self.store.apply(event)
                 log.warning("entity %s re-signed at version %s after an untrusted record",
                             key, event.version)

@@ -5,7 +5,8 @@ contract (:data:`ACCESS`, one entry per topic of ``schemas.topics``; a unit test
 without one). The broker runs the ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found``
 off and one super user, the launcher's ``nova-admin``; every other principal gets exactly:
 
-- ``nova-gateway``: writes ``requests``, ``decisions`` and ``entities`` (nobody else does),
+- ``nova-gateway``: writes ``requests``, ``decisions``, ``entities`` and ``sessions`` (nobody
+  else does; no one else reads ``sessions`` either),
   ``facts`` and ``events`` (boundary violations, checkpoint decisions) and ``deadletter`` (the
   sink's undecodable records); reads what it tails (``entities``, ``pending``, ``decisions``,
   ``expiries``, ``events``, ``completed``) and what the sink lands (with ``audit``), in the sink's
@@ -81,6 +82,7 @@ ACCESS: dict[str, TopicAccess] = {
     "entities": _access(write=(GATEWAY,), read=(GATEWAY, WORKER, TOOLS)),
     "deliveries": _access(write=(GATEWAY,), read=(GATEWAY, TOOLS)),  # the alert dispatcher's
     "admissions": _access(write=(GATEWAY,), read=(GATEWAY,)),
+    "sessions": _access(write=(GATEWAY,), read=(GATEWAY,)),  # refresh tokens: gateways only
 }
 
 
