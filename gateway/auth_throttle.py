@@ -41,12 +41,15 @@ source address makes the allowance exact.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from nova.audit.facts import RecordSender, emit_audit_fact
 from nova.auth.throttle import WINDOW_S, FailureThrottle
-from nova.errors import StartupError
+from nova.errors import AuthError, StartupError
 from nova.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,34 @@ _WHAT: Final = {"api_key": "API-key exchanges", "refresh": "refresh-token exchan
                 "bearer": "bearer tokens"}
 
 
+@dataclass
+class CheckScope:
+    """What a credential check learnt before it failed: whose credential it was, if anyone's
+    (the identity an ``AUTH_FAILURES`` fact is filed under)."""
+
+    owner_identity: str | None = None
+
+
 class AuthThrottle:
     """The gateway's guard in front of every credential check."""
+
+    @contextlib.asynccontextmanager
+    async def checking(self, credential: Credential, source: str,
+                       key_id: str | None = None) -> AsyncIterator[CheckScope]:
+        """One credential check, throttled: :meth:`acquire` before it (429 before any work);
+        an ``AuthError`` out of the block is a failure (:meth:`failed`); anything else (the
+        check could not be made: Kafka down) or success costs the caller nothing."""
+        self.acquire(credential, source, key_id)
+        scope = CheckScope()
+        try:
+            yield scope
+        except AuthError:
+            await self.failed(credential, source, key_id, owner_identity=scope.owner_identity)
+            raise
+        except BaseException:
+            self.release(credential, source, key_id)
+            raise
+        self.release(credential, source, key_id)
 
     def __init__(self, throttle: FailureThrottle, producer: RecordSender) -> None:
         self.throttle = throttle

@@ -200,13 +200,18 @@ class BoundaryGuard:
             entity = self.store.get(cls, entity_id)
         return entity
 
+    async def existing(self, cls: type[E], entity_id: str) -> E:
+        """The live entity, whoever owns it (for an operator's reach); 404 if unknown."""
+        entity = await self._find(cls, entity_id)
+        if entity is None:
+            raise NotFoundError(f"no {_NOUNS.get(cls.ENTITY_TYPE, cls.ENTITY_TYPE)} {entity_id}")
+        return entity
+
     async def owned(
         self, principal: Principal, cls: type[E], entity_id: str, *, operation: str = "read"
     ) -> E:
         """The caller's own entity with this id; 404 if unknown, 403 + fact if foreign."""
-        entity = await self._find(cls, entity_id)
-        if entity is None:
-            raise NotFoundError(f"no {_NOUNS.get(cls.ENTITY_TYPE, cls.ENTITY_TYPE)} {entity_id}")
+        entity = await self.existing(cls, entity_id)
         if entity.owner_identity != principal.identity:
             raise await self.refuse(principal, cls.ENTITY_TYPE, entity_id,
                                     entity.owner_identity, operation=operation)

@@ -114,33 +114,24 @@ class IdentityOfUser(BaseModel):
 # -- the exchanges ---------------------------------------------------------------------------
 async def _exchange_key(presented: str, source: str, services: ServicesDep,
                         guard: GuardDep) -> TokenPair:
-    throttle = services.auth_throttle
     try:
         key_id: str | None = parse_key_id(presented)
     except AuthError:
         key_id = None
-    throttle.acquire("api_key", source, key_id)  # 429 before any lookup, sync or hash
-    owner: str | None = None
     store = guard.store
-    try:
+    # 429 before any lookup, sync or hash.
+    async with services.auth_throttle.checking("api_key", source, key_id) as check:
         if key_id is None:
             raise AuthError(_INVALID)
         await store.sync()  # created, or revoked, at another gateway or by the CLI a moment ago
         stored = store.api_key(key_id)
         if stored is None:
             raise AuthError(_INVALID)
-        owner = stored.identity_id
+        check.owner_identity = stored.identity_id
         try:
             principal = await asyncio.to_thread(verify_api_key, stored.to_record(), presented)
         except AuthError as exc:
             raise AuthError(_INVALID) from exc
-    except AuthError:
-        await throttle.failed("api_key", source, key_id, owner_identity=owner)
-        raise
-    except BaseException:  # the check could not be made (Kafka down): no failure of the caller
-        throttle.release("api_key", source, key_id)
-        raise
-    throttle.release("api_key", source, key_id)
     ident = store.identity(principal.identity)
     sub = ident.user_id if ident is not None else principal.sub
     return await services.sessions.open(identity=principal.identity, user=sub,
@@ -149,24 +140,17 @@ async def _exchange_key(presented: str, source: str, services: ServicesDep,
 
 async def _exchange_refresh(presented: str, source: str, sessions: SessionBook,
                             services: ServicesDep) -> TokenPair:
-    throttle = services.auth_throttle
     try:
         session_id: str | None = parse_session_id(presented)
     except AuthError:
         session_id = None
-    throttle.acquire("refresh", source, session_id)
-    try:
+    async with services.auth_throttle.checking("refresh", source, session_id):
         if session_id is None:
             raise AuthError(_INVALID_REFRESH)
-        pair = await sessions.refresh(presented)
-    except AuthError:
-        await throttle.failed("refresh", source, session_id)
-        raise AuthError(_INVALID_REFRESH) from None
-    except BaseException:
-        throttle.release("refresh", source, session_id)
-        raise
-    throttle.release("refresh", source, session_id)
-    return pair
+        try:
+            return await sessions.refresh(presented)
+        except AuthError as exc:  # every refusal looks the same (module docstring)
+            raise AuthError(_INVALID_REFRESH) from exc
 
 
 @router.post("/token", response_model=TokenResponse, responses={401: {}, 422: {}, 429: {}})

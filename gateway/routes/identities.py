@@ -28,7 +28,7 @@ from gateway.bodies import StrictBody, SubjectStr
 from gateway.deps import GuardDep, PrincipalDep
 from nova.domain.roles import OPERATOR, Role
 from nova.entities.models import IdentityEntity, ms_to_datetime
-from nova.errors import ConflictError, ForbiddenError, NotFoundError
+from nova.errors import ConflictError, ForbiddenError
 from nova.ids import uuid7
 from nova.records import now_ms
 
@@ -105,11 +105,5 @@ async def list_identities(principal: PrincipalDep, guard: GuardDep) -> list[Iden
 @router.get("/{identity_id}", response_model=IdentityOut, responses={401: {}, 403: {}, 404: {}})
 async def get_identity(identity_id: str, principal: PrincipalDep, guard: GuardDep) -> IdentityOut:
     if principal.has_role(OPERATOR):
-        found = guard.store.identity(identity_id)
-        if found is None:
-            await guard.store.sync()
-            found = guard.store.identity(identity_id)
-        if found is None:
-            raise NotFoundError(f"no identity {identity_id}")
-        return IdentityOut.of(found)
+        return IdentityOut.of(await guard.existing(IdentityEntity, identity_id))
     return IdentityOut.of(await guard.identity(principal, identity_id))

@@ -32,8 +32,8 @@ from gateway.deps import GuardDep, PrincipalDep
 from nova.auth.keys import create_api_key
 from nova.auth.tokens import Principal
 from nova.domain.roles import OPERATOR, Role
-from nova.entities.models import ApiKeyEntity, EntityId, ms_to_datetime
-from nova.errors import ConflictError, ForbiddenError, NotFoundError
+from nova.entities.models import ApiKeyEntity, EntityId, IdentityEntity, ms_to_datetime
+from nova.errors import ConflictError, ForbiddenError
 
 router = APIRouter(prefix="/api/v2/auth/keys", tags=["auth"])
 
@@ -91,10 +91,8 @@ async def create_key(body: KeyCreate, principal: PrincipalDep, guard: GuardDep) 
     grantable = ADMIN_GRANTS | (principal.roles & {OPERATOR})
     if not roles <= grantable:
         raise ForbiddenError(f"you may not grant: {', '.join(sorted(roles - grantable))}")
-    if identity != principal.identity and guard.store.identity(identity) is None:
-        await guard.store.sync()
-        if guard.store.identity(identity) is None:
-            raise NotFoundError(f"no identity {identity}")
+    if identity != principal.identity:
+        await guard.existing(IdentityEntity, identity)
     if guard.store.count_owned(ApiKeyEntity.ENTITY_TYPE, identity) >= MAX_KEYS_PER_IDENTITY:
         raise ConflictError(f"an identity holds at most {MAX_KEYS_PER_IDENTITY} API keys; "
                             "revoke one first")
@@ -131,12 +129,7 @@ async def revoke_key(
 ) -> Response:
     """Revoke a key: it gets no token from now on, and the sessions it opened end."""
     if principal.has_role(OPERATOR):
-        key = guard.store.api_key(key_id)
-        if key is None:
-            await guard.store.sync()
-            key = guard.store.api_key(key_id)
-        if key is None:
-            raise NotFoundError(f"no API key {key_id}")
+        key = await guard.existing(ApiKeyEntity, key_id)
     else:
         key = await guard.owned(principal, ApiKeyEntity, key_id, operation="delete")
     _may_administer(principal)

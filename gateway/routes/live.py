@@ -122,6 +122,10 @@ async def _authenticate(ws: WebSocket, services: Services, token: str | None) ->
         throttle.release("bearer", source)
         raise _Closed(wire.UNAUTHORIZED, str(exc)) from exc
     throttle.release("bearer", source)
+    try:
+        await services.sessions.check(principal)  # logged out, or its API key revoked
+    except AuthError as exc:
+        raise _Closed(wire.UNAUTHORIZED, str(exc)) from exc
     return principal
 
 

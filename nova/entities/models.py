@@ -140,21 +140,12 @@ class IdentityEntity(Entity):
         return self.id
 
 
-class UserEntity(Entity):
-    """A person (or a service) behind tokens: ``id`` is the ``sub`` of their tokens.
+class ProvisionedById:
+    """Mixin for platform-wide records (users, spheres): keyed by ``id``, their owner pinned to
+    the operator identity that provisioned them, ``created_by``."""
 
-    A user id that identities name without a record is an *implicit* user (every identity made
-    before users were records, every ``nova keys create --user``): it holds those identities
-    all the same; a record adds a display name. ``created_by`` is the operator identity that
-    provisioned it, which pins the record's owner (``nova.entities.state``).
-    """
-
-    ENTITY_TYPE: ClassVar[str] = "user"
-
-    id: Annotated[UserId, StringConstraints(min_length=1, max_length=128)]
-    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    created_by: EntityId
-    created_at: Millis
+    id: str
+    created_by: str
 
     @property
     def entity_id(self) -> str:
@@ -165,7 +156,24 @@ class UserEntity(Entity):
         return self.created_by
 
 
-class SphereEntity(Entity):
+class UserEntity(ProvisionedById, Entity):
+    """A person (or a service) behind tokens: ``id`` is the ``sub`` of their tokens.
+
+    A user id that identities name without a record is an *implicit* user (every identity made
+    before users were records, every ``nova keys create --user``): it holds those identities
+    all the same; a record adds a display name. ``created_by`` is the operator identity that
+    provisioned it, which pins the record's owner (``nova.entities.state``).
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "user"
+
+    id: UserId
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    created_by: EntityId
+    created_at: Millis
+
+
+class SphereEntity(ProvisionedById, Entity):
     """A sphere identities live in (personal, business, ...): a platform-wide name.
 
     As with users, a sphere id identities name without a record is an *implicit* sphere
@@ -180,14 +188,6 @@ class SphereEntity(Entity):
     description: Annotated[str, StringConstraints(max_length=1000)] = ""
     created_by: EntityId
     created_at: Millis
-
-    @property
-    def entity_id(self) -> str:
-        return self.id
-
-    @property
-    def owner_identity(self) -> str:
-        return self.created_by
 
 
 class SessionEntity(Entity):

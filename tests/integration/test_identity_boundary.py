@@ -43,6 +43,7 @@ class World:
     rule: str
     budget: str
     request: str
+    key: str
     secrets: tuple[str, ...]
 
 
@@ -100,13 +101,18 @@ async def make_world(gw: Any) -> World:
                         json={"prompt": secrets[7]})
     assert r.status_code == 202, r.text
     request = r.json()["request_id"]
+    r = await http.post("/api/v2/auth/keys", headers=gw.auth(a, "admin"),
+                        json={"roles": ["member"]})
+    assert r.status_code == 201, r.text
+    key = r.json()["key_id"]
     # The request's trail as the sink would have written it (this gateway runs no sink).
     now = datetime.now(UTC)
     gw.clickhouse.insert("lane_events", [[request, a, "A", "ok", now, 1.5, "w", secrets[8], now,
                                           now, 1]],
                          ["request_id", "identity_id", "lane", "status", "started_at",
                           "duration_ms", "worker", "error", "request_ts", "ts", "version"])
-    return World(tag, a, b, ah, bh, thread, dataspace, meeting, rule, budget, request, secrets)
+    return World(tag, a, b, ah, bh, thread, dataspace, meeting, rule, budget, request, key,
+                 secrets)
 
 
 async def snapshot(gw: Any, w: World) -> dict[str, Any]:
@@ -127,6 +133,9 @@ async def snapshot(gw: Any, w: World) -> dict[str, Any]:
         r = await http.get(path, headers=h)
         assert r.status_code == 200, (path, r.text)
         out[name] = r.json()
+    r = await http.get("/api/v2/auth/keys", headers=gw.auth(w.a, "admin"))  # an admin's list
+    assert r.status_code == 200, r.text
+    out["keys"] = r.json()
     return out
 
 
@@ -203,12 +212,18 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("DELETE", "/api/v2/llm/monitoring/budgets/{budget}", None, "budget:{budget}"),
     ("GET", "/api/v2/llm/monitoring/costs?identity={a}", None, "monitoring:{a}"),
     ("GET", "/api/v2/nova/monitoring/dashboard?identity={a}", None, "monitoring:{a}"),
+    ("GET", "/api/v2/auth/keys?identity={a}", None, "api_key:list:{a}"),
+    ("POST", "/api/v2/auth/keys", {"roles": ["member"], "identity_id": "{a}"}, "api_key:new"),
+    ("DELETE", "/api/v2/auth/keys/{key}", None, "api_key:{key}"),
+    ("POST", "/api/v2/auth/identities/{a}/token", None, "identity:{a}"),
+    ("GET", "/api/v2/users/alice-{tag}", None, "user:alice-{tag}"),
 ]
 
 
 def fill(value: Any, w: World) -> Any:
     names = {"a": w.a, "b": w.b, "thread": w.thread, "dataspace": w.dataspace,
-             "meeting": w.meeting, "rule": w.rule, "budget": w.budget, "request": w.request}
+             "meeting": w.meeting, "rule": w.rule, "budget": w.budget, "request": w.request,
+             "key": w.key, "tag": w.tag}
     if isinstance(value, str):
         return value.format(**names)
     if isinstance(value, list):
@@ -294,6 +309,10 @@ async def test_unknown_ids_are_404_without_a_fact(module_gateway: Any) -> None:
         ("GET", "/api/v2/identities/nope", None),
         ("POST", "/api/v2/nova/requests", {"prompt": "x", "thread_id": "nope"}),
         ("POST", "/api/v2/nova/requests", {"prompt": "x", "meeting_id": "nope"}),
+        ("DELETE", "/api/v2/auth/keys/nope", None),
+        ("POST", "/api/v2/auth/identities/nope/token", None),
+        ("GET", "/api/v2/users/nope", None),
+        ("GET", "/api/v2/spheres/nope", None),
     ):
         r = await gw.http.request(method, path, headers=w.b_headers, json=body)
         assert r.status_code == 404, (method, path, r.text)

@@ -89,7 +89,9 @@ async def contract_gateway(
 @pytest.mark.timeout(RUN_BOUND_S + 120)  # the gateway's and worker's start and stop besides
 async def test_schemathesis_finds_no_mismatch(contract_gateway: Gateway, tmp_path: Path) -> None:
     gw = contract_gateway
-    api_key, _ = await create_key(gw.settings, f"contract-{uuid.uuid4().hex[:8]}", ROLES)
+    identity = f"contract-{uuid.uuid4().hex[:8]}"
+    api_key, _ = await create_key(gw.settings, identity, ROLES)
+    spare, _ = await create_key(gw.settings, identity, ["member"])  # the one it may revoke
 
     report = tmp_path / "schemathesis.json"
     started = time.monotonic()
@@ -103,7 +105,8 @@ async def test_schemathesis_finds_no_mismatch(contract_gateway: Gateway, tmp_pat
         "--request-timeout", "30",
         "--report", "json", "--report-json-path", str(report),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "NOVA_CONTRACT_API_KEY": api_key},  # the exchange: schemathesis.toml
+        env={**os.environ, "NOVA_CONTRACT_API_KEY": api_key,  # the exchange: schemathesis.toml
+             "NOVA_CONTRACT_SPARE_KEY_ID": spare.split("_")[1]},
         cwd=tmp_path,  # its cache directory (.schemathesis) stays out of the repo
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=RUN_BOUND_S)

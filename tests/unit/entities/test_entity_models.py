@@ -18,8 +18,10 @@ from nova.entities.models import (
     MeetingEntity,
     MeetingEntryEntity,
     RuleEntity,
+    SphereEntity,
     ThreadEntity,
     ThreadMessageEntity,
+    UserEntity,
     entity_key,
     from_event,
     split_key,
@@ -49,7 +51,27 @@ SAMPLES: list[AnyEntity] = [
                actions=("PAYMENT",), text_patterns=("wire money",)),
     ApiKeyEntity(key_id="0123456789abcdef", identity_id="alice-p", roles=("member",),
                  hash="pbkdf2_sha256$1$c2FsdA$ZGlnZXN0", created_at=T0),
+    UserEntity(id="Alice Martin", display_name="Alice", created_by="ops", created_at=T0),
+    SphereEntity(id="club", name="Club", created_by="ops", created_at=T0),
 ]
+
+
+def test_an_identity_body_from_before_roles_grants_member_and_old_keys_stay_valid() -> None:
+    """Bodies written before a field existed decode with its default: records are never
+    rewritten, so every old body must stay readable (the Avro envelope is unchanged)."""
+    old = json.dumps({"id": "alice-p", "user_id": "alice", "display_name": "Alice",
+                      "sphere_id": "personal", "created_at": T0})
+    event = EntityEvent(entity_type="identity", entity_id="alice-p", owner_identity="alice-p",
+                        version=1, ts=T0, body=old)
+    ident = from_event(event)
+    assert isinstance(ident, IdentityEntity)
+    assert ident.roles == ("member",)
+
+
+@pytest.mark.parametrize("bad", ["", " padded", "nul\x00", "tab\there", "x" * 129])
+def test_user_ids_are_printable_subjects(bad: str) -> None:
+    with pytest.raises(ValueError, match="user id"):
+        UserEntity(id=bad, display_name="x", created_by="ops", created_at=T0)
 
 
 @pytest.mark.parametrize("entity", SAMPLES, ids=lambda e: e.ENTITY_TYPE)
