@@ -52,7 +52,7 @@ router = APIRouter(prefix="/api/v2/auth", tags=["auth"])
 
 _INVALID = "invalid api key"
 _INVALID_REFRESH = "invalid refresh token"
-Credential = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -64,8 +64,8 @@ class TokenRequest(StrictBody):
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
-    api_key: Credential | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
-    refresh_token: Credential | SkipJsonSchema[None] = Field(
+    api_key: Secret | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    refresh_token: Secret | SkipJsonSchema[None] = Field(
         default=None, json_schema_extra=_no_default)
 
     @model_validator(mode="after")
@@ -76,7 +76,7 @@ class TokenRequest(StrictBody):
 
 
 class RefreshRequest(StrictBody):
-    refresh_token: Credential
+    refresh_token: Secret
 
 
 class TokenResponse(BaseModel):
@@ -138,8 +138,7 @@ async def _exchange_key(presented: str, source: str, services: ServicesDep,
                                         roles=principal.roles, key_id=key_id)
 
 
-async def _exchange_refresh(presented: str, source: str, sessions: SessionBook,
-                            services: ServicesDep) -> TokenPair:
+async def _exchange_refresh(presented: str, source: str, services: ServicesDep) -> TokenPair:
     try:
         session_id: str | None = parse_session_id(presented)
     except AuthError:
@@ -148,7 +147,7 @@ async def _exchange_refresh(presented: str, source: str, sessions: SessionBook,
         if session_id is None:
             raise AuthError(_INVALID_REFRESH)
         try:
-            return await sessions.refresh(presented)
+            return await services.sessions.refresh(presented)
         except AuthError as exc:  # every refusal looks the same (module docstring)
             raise AuthError(_INVALID_REFRESH) from exc
 
@@ -161,7 +160,7 @@ async def token(
     session for its current refresh token (as ``/refresh``)."""
     source = source_address(request)
     if body.refresh_token is not None:
-        pair = await _exchange_refresh(body.refresh_token, source, services.sessions, services)
+        pair = await _exchange_refresh(body.refresh_token, source, services)
     elif body.api_key is not None:
         pair = await _exchange_key(body.api_key, source, services, guard)
     else:  # unreachable: the body's validator asks for exactly one
@@ -173,8 +172,8 @@ async def token(
 async def refresh(body: RefreshRequest, request: Request, services: ServicesDep) -> TokenResponse:
     """The next access token and refresh token of a session; the refresh token presented is
     spent (presented again, it ends the session: it was stolen or replayed)."""
-    return TokenResponse.of(await _exchange_refresh(
-        body.refresh_token, source_address(request), services.sessions, services))
+    return TokenResponse.of(await _exchange_refresh(body.refresh_token,
+                                                    source_address(request), services))
 
 
 @router.post("/logout", status_code=204, response_class=Response,

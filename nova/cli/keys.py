@@ -6,7 +6,8 @@ salted hash to the ``entities`` topic and prints the plaintext once, on stdout a
 (``operator`` administers every identity; ``admin`` only its own: ``nova.domain.roles``.)
 
 When the identity does not exist yet it is created in the same step (user and sphere from the
-options), because a first operator has no API to create identities with yet.
+options), because a first operator has no API access to create identities with yet. Once one
+has a token, keys are also made, listed and revoked over the API (``/api/v2/auth/keys``).
 
 Entity records count only when the gateway's key signed them (``nova.signing``), so this
 command signs with that key: it runs where the gateway's key is (its data dir, or
