@@ -76,6 +76,9 @@ async def contract_gateway(
         llm_fake_url=fake_llm.url,
         gateway_rpm_per_identity=1_000_000.0,
         auth_failures_per_minute=1_000_000.0,
+        # a submission waits a second for its outcome, not ten: the run checks the contract,
+        # not the pipeline's pace, and schemathesis fails an answer slower than 10 s
+        default_wait_ms=1000,
     ))
     worker = WorkerProcess(settings).start()
     try:
