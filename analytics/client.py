@@ -129,9 +129,10 @@ class ClickHouse:
         twin.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         return twin
 
-    def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
+    def command(self, sql: str, settings: dict[str, Any] | None = None,
+                parameters: dict[str, Any] | None = None) -> Any:
         with self._lock:
-            return self._client.command(sql, settings=settings)
+            return self._client.command(sql, parameters=parameters, settings=settings)
 
     def query(
         self, sql: str, parameters: dict[str, Any] | None = None,

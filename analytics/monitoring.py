@@ -15,11 +15,13 @@ Each function blocks; the routes run them in a thread.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from analytics.client import ClickHouse
 
 PROVIDER_HEALTH: Final = "PROVIDER_HEALTH"  # the alert type of a provider's status change
+PROVIDER_CHECK: Final = "PROVIDER_CHECK"  # an on-demand check's outcome (gateway, by an operator)
 # A failure that counts against health: an error row whose message is not an HTTP 4xx (a 429
 # or another 4xx proves the provider is up).
 HEALTH_FAILURE_SQL: Final = (
@@ -28,7 +30,14 @@ HEALTH_FAILURE_SQL: Final = (
 _WINDOW: Final = "ts >= now64(3) - toIntervalHour({h:UInt32})"
 
 CallGroup = Literal["provider", "provider, model", "identity_id"]
-RequestGroup = Literal["status", "task_type", "governance", "provider", "toDate(request_ts)"]
+RequestGroup = Literal["status", "task_type", "governance", "provider", "toDate(request_ts)",
+                       "action", "identity_id", "sphere_id"]
+Period = Literal["day", "week", "month"]
+# The first day of the UTC calendar window a call falls in (as budgets count: ISO weeks).
+PERIOD_START: Final[dict[str, str]] = {
+    "day": "toDate(ts, 'UTC')", "week": "toMonday(ts, 'UTC')",
+    "month": "toStartOfMonth(ts, 'UTC')",
+}
 
 
 def _clean(value: Any) -> Any:
@@ -158,12 +167,26 @@ def recent_alerts(ch: ClickHouse, identity: str | None, hours: int, alert_type: 
 
 
 def provider_status_history(ch: ClickHouse, provider: str, limit: int = 20,
+                            hours: int | None = None, *, checks: bool = False,
                             ) -> list[dict[str, Any]]:
-    """Which statuses did workers announce for ``provider``, and when? The newest first."""
-    return _rows(ch, "SELECT message AS status, severity, ts, event_id "  # noqa: S608
-                     f"FROM {ch.database}.alerts FINAL WHERE alert_type = {{t:String}} "
-                     "AND subject = {p:String} ORDER BY ts DESC LIMIT {n:UInt32}",
-                 {"t": PROVIDER_HEALTH, "p": provider, "n": limit})
+    """Which statuses did workers announce for ``provider`` (over the last ``hours``, or
+    ever), and when, with the on-demand checks' outcomes too when ``checks``? Newest first."""
+    params: dict[str, Any] = {"t": [PROVIDER_HEALTH, *([PROVIDER_CHECK] if checks else [])],
+                              "p": provider, "n": limit, "h": hours or 0}
+    window = f" AND {_WINDOW}" if hours else ""
+    return _rows(ch, "SELECT message AS status, severity, ts, event_id, "  # noqa: S608
+                     "if(alert_type = {c:String}, 'check', 'announcement') AS source "
+                     f"FROM {ch.database}.alerts FINAL WHERE alert_type IN {{t:Array(String)}} "
+                     f"AND subject = {{p:String}}{window} ORDER BY ts DESC LIMIT {{n:UInt32}}",
+                 {**params, "c": PROVIDER_CHECK})
+
+
+def alert_owner(ch: ClickHouse, event_id: str) -> str | None:
+    """Whose alert ``event_id`` is (its identity, ``system`` for provider alerts), or None
+    when there is no such alert."""
+    _, rows = ch.query(f"SELECT identity_id FROM {ch.database}.alerts FINAL "  # noqa: S608
+                       "WHERE event_id = {e:String} LIMIT 1", {"e": event_id})
+    return str(rows[0][0]) if rows else None
 
 
 def provider_load(ch: ClickHouse, providers: list[str]) -> dict[str, dict[str, Any]]:
@@ -264,3 +287,142 @@ def pipeline_outcome(ch: ClickHouse, request_id: str) -> list[dict[str, Any]]:
     return _rows(ch, "SELECT status, provider, model, cost_usd, attempts, latency_ms, "  # noqa: S608
                      f"identity_id FROM {ch.database}.requests FINAL "
                      "WHERE request_id = {rid:String}", {"rid": request_id})
+
+
+def cost_by_identity_period(ch: ClickHouse, identity: str | None, hours: int, period: Period,
+                            ) -> list[dict[str, Any]]:
+    """What each identity spent per UTC ``period`` (day, ISO week, month) over the last
+    ``hours``: calls, tokens and dollars; the newest period first, then the costliest."""
+    params: dict[str, Any] = {"h": hours}
+    start = PERIOD_START[period]
+    return _rows(ch, f"SELECT identity_id, {start} AS period_start, "  # noqa: S608
+                     "countIf(status != 'skipped') AS calls, uniqExact(request_id) AS requests, "
+                     "round(sum(cost_usd), 9) AS cost_usd, sum(tokens_in) AS tokens_in, "
+                     "sum(tokens_out) AS tokens_out "
+                     f"FROM {ch.database}.llm_calls FINAL "
+                     f"WHERE {_WINDOW} AND {_whose(identity, params)} "
+                     "GROUP BY identity_id, period_start "
+                     "ORDER BY period_start DESC, cost_usd DESC, identity_id", params)
+
+
+def request_overall(ch: ClickHouse, identity: str | None, hours: int) -> list[dict[str, Any]]:
+    """Over the requests submitted in the last ``hours``: how many, how many completed, failed
+    (or stopped by a budget) and blocked (denied, rejected, expired), what they cost, how many
+    tokens and LLM attempts, and how long they took end to end?"""
+    params: dict[str, Any] = {"h": hours}
+    return _rows(ch, "SELECT count() AS requests, "  # noqa: S608
+                     "countIf(status = 'completed') AS completed, "
+                     "countIf(status IN ('failed', 'budget_exceeded')) AS failed, "
+                     "countIf(status IN ('denied', 'rejected', 'expired')) AS blocked, "
+                     "uniqExact(identity_id) AS identities, "
+                     "round(sum(cost_usd), 9) AS cost_usd, sum(tokens_in) AS tokens_in, "
+                     "sum(tokens_out) AS tokens_out, sum(attempts) AS llm_attempts, "
+                     "round(avg(latency_ms), 3) AS avg_ms, "
+                     "round(quantile(0.5)(latency_ms), 3) AS p50_ms, "
+                     "round(quantile(0.95)(latency_ms), 3) AS p95_ms, "
+                     "round(quantile(0.99)(latency_ms), 3) AS p99_ms "
+                     f"FROM {ch.database}.requests FINAL "
+                     "WHERE request_ts >= now64(3) - toIntervalHour({h:UInt32}) "
+                     f"AND {_whose(identity, params)}", params)
+
+
+@dataclass(frozen=True)
+class PipelineFilter:
+    """Which requests a pipeline list shows: equal to each field that is set."""
+
+    status: str | None = None
+    task_type: str | None = None
+    action: str | None = None
+    provider: str | None = None
+
+
+def _pipeline_where(identity: str | None, hours: int, f: PipelineFilter,
+                    params: dict[str, Any]) -> str:
+    params["h"] = hours
+    where = ["request_ts >= now64(3) - toIntervalHour({h:UInt32})", _whose(identity, params)]
+    for column in ("status", "task_type", "action", "provider"):
+        value = getattr(f, column)
+        if value is not None:
+            params[column] = value
+            where.append(f"{column} = {{{column}:String}}")
+    return " AND ".join(where)
+
+
+PIPELINE_COLUMNS: Final = (
+    "request_id, identity_id, sphere_id, status, task_type, action, governance, checkpoint, "
+    "provider, model, cost_usd, tokens_in, tokens_out, attempts, latency_ms, request_ts, "
+    "completed_at"
+)
+
+
+def pipelines(ch: ClickHouse, identity: str | None, hours: int, f: PipelineFilter,
+              limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """How many requests of the last ``hours`` match ``f``, and one page of them (metrics
+    only, no content), the newest first."""
+    params: dict[str, Any] = {"n": limit, "o": offset}
+    where = _pipeline_where(identity, hours, f, params)
+    table = f"{ch.database}.requests FINAL"
+    total = ch.query(f"SELECT count() FROM {table} WHERE {where}", params)[1]  # noqa: S608
+    page = _rows(ch, f"SELECT {PIPELINE_COLUMNS} FROM {table} WHERE {where} "  # noqa: S608
+                     "ORDER BY request_ts DESC, request_id LIMIT {n:UInt32} OFFSET {o:UInt32}",
+                 params)
+    return int(total[0][0]) if total else 0, page
+
+
+def pipeline_timeline(ch: ClickHouse, request_id: str) -> list[dict[str, Any]]:
+    """What happened to the request, in the report's event types (``v_pipeline_events``),
+    in order? (With each row's identity, for the caller's owner check.)"""
+    return _rows(ch, "SELECT event_type, lane, ts, detail, identity_id "  # noqa: S608
+                     f"FROM {ch.database}.v_pipeline_events "
+                     "WHERE request_id = {rid:String} ORDER BY ts, seq, event_type",
+                 {"rid": request_id})
+
+
+# -- retention -------------------------------------------------------------------------------
+# Analytics tables and the column that dates their rows. The audit trail (audit_events) is not
+# analytics: its retention is the audit topic's (its chain is verified from there), so no
+# retention run touches it. rollup_latency_hourly holds no identity: only a run over every
+# identity's data drops its hours.
+RETENTION: Final[dict[str, str]] = {
+    "requests": "request_ts", "request_content": "request_ts", "lane_events": "request_ts",
+    "llm_calls": "request_ts", "alerts": "ts", "checkpoints": "request_ts",
+    "rollup_cost_daily": "day",
+}
+PLATFORM_RETENTION: Final[dict[str, str]] = {"rollup_latency_hourly": "hour"}
+
+
+def _retention_tables(identity: str | None) -> dict[str, str]:
+    return {**RETENTION, **(PLATFORM_RETENTION if identity is None else {})}
+
+
+def _older(column: str, identity: str | None, params: dict[str, Any]) -> str:
+    return (f"{column} < toDateTime64({{cutoff:String}}, 3, 'UTC') "
+            f"AND {_whose(identity, params)}")
+
+
+def retention_counts(ch: ClickHouse, identity: str | None, cutoff: dt.datetime,
+                     ) -> dict[str, int]:
+    """Per analytics table: how many rows of ``identity`` (every identity's for None) date
+    from before ``cutoff``? (Rows as stored: a row consumed twice counts twice.)"""
+    params: dict[str, Any] = {"cutoff": cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}
+    out = {}
+    for table, column in _retention_tables(identity).items():
+        where = _older(column, identity, params)
+        rows = ch.query(f"SELECT count() FROM {ch.database}.{table} WHERE {where}",  # noqa: S608
+                        params)[1]
+        out[table] = int(rows[0][0]) if rows else 0
+    return out
+
+
+def drop_older_than(ch: ClickHouse, identity: str | None, cutoff: dt.datetime,
+                    tables: list[str] | None = None) -> None:
+    """Delete ``identity``'s rows (every identity's for None) dated before ``cutoff`` from
+    every analytics table (or those of ``tables``: the ones that have some, a mutation costs
+    a rewrite of the parts it touches), waiting until the deletions are done."""
+    params: dict[str, Any] = {"cutoff": cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}
+    for table, column in _retention_tables(identity).items():
+        if tables is not None and table not in tables:
+            continue
+        where = _older(column, identity, params)
+        ch.command(f"ALTER TABLE {ch.database}.{table} DELETE WHERE {where}",
+                   settings={"mutations_sync": 2}, parameters=params)

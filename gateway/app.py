@@ -26,6 +26,7 @@ from gateway.routes import (
     llm,
     meetings,
     monitoring,
+    monitoring_changes,
     requests,
     rules,
     spheres,
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(rules.router)
     app.include_router(llm.router)
     app.include_router(monitoring.router)
+    app.include_router(monitoring_changes.router)
     app.include_router(live.router)
     app.include_router(console.router)
     app.include_router(alerts.router)

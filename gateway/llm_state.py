@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -32,7 +33,9 @@ from analytics.monitoring import latest_probes, live_call_health
 from gateway.boundary import BoundaryGuard
 from nova.auth.tokens import Principal
 from nova.domain.roles import OPERATOR
-from nova.errors import ForbiddenError
+from nova.entities.models import ProbeSettingsEntity
+from nova.errors import ForbiddenError, NovaError
+from nova.llm.clients import ClientPool
 from nova.llm.health import BreakerConfig
 from nova.llm.registry import Registry, deployment_registry
 from nova.llm.routing import HealthStatus, Router, StateSnapshot
@@ -95,36 +98,57 @@ def combine(
     return ProviderHealth(provider, status, probe_status, probe_at, n, failures, limited, p50)
 
 
+def _no_overrides() -> ProbeSettingsEntity | None:
+    return None
+
+
 @dataclass
 class HealthView:
-    """Provider health from ClickHouse, cached for ``ttl_s``."""
+    """Provider health from ClickHouse, cached for ``ttl_s``.
+
+    ``window_min`` and ``degraded_rate`` are the defaults; ``overrides`` returns an operator's
+    probe settings (``ProbeSettingsEntity``, the entity view's, set once the store runs), whose
+    figures win, so every gateway judges health alike and a restart keeps them.
+    """
 
     registry: Registry
     window_min: int = 5
     ttl_s: float = 2.0
     degraded_rate: float = BreakerConfig().degraded_failure_rate
+    overrides: Callable[[], ProbeSettingsEntity | None] = _no_overrides
     _cached: dict[str, ProviderHealth] = field(default_factory=dict)
     _at: float = float("-inf")
+    _judged_by: tuple[int, float] = (0, 0.0)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    def judged_by(self) -> tuple[int, float]:
+        """The (window in minutes, degraded failure share) health is judged by now."""
+        chosen = self.overrides()
+        if chosen is None:
+            return self.window_min, self.degraded_rate
+        return chosen.window_min, chosen.degraded_failure_rate
+
     async def providers(self, ch: ClickHouse | None) -> dict[str, ProviderHealth]:
-        """Every registry provider's health (cached; recomputed when older than ``ttl_s``)."""
+        """Every registry provider's health (cached; recomputed when older than ``ttl_s`` or
+        when the settings it is judged by changed)."""
         async with self._lock:
-            if time.monotonic() - self._at < self.ttl_s and self._cached:
+            window_min, degraded_rate = judged_by = self.judged_by()
+            fresh = time.monotonic() - self._at < self.ttl_s and judged_by == self._judged_by
+            if fresh and self._cached:
                 return self._cached
             probes: dict[str, tuple[str, str]] = {}
             calls: dict[str, tuple[int, int, int, float | None]] = {}
             if ch is not None:
                 try:
                     probes = await asyncio.to_thread(latest_probes, ch)
-                    calls = await asyncio.to_thread(live_call_health, ch, self.window_min)
+                    calls = await asyncio.to_thread(live_call_health, ch, window_min)
                 except Exception:  # health must not take the gateway down; say so instead
                     log.exception("provider health query failed; answering from no data")
             self._cached = {
-                p: combine(p, probes.get(p), calls.get(p), self.degraded_rate)
+                p: combine(p, probes.get(p), calls.get(p), degraded_rate)
                 for p in self.registry.names
             }
-            self._at = time.monotonic()
+            self._at, self._judged_by = time.monotonic(), judged_by
             return self._cached
 
     async def snapshot(self, ch: ClickHouse | None) -> StateSnapshot:
@@ -142,11 +166,17 @@ class HealthView:
 
 @dataclass
 class LlmState:
-    """What the LLM routes share (``Services.llm``, ``gateway.deps.LlmDep``)."""
+    """What the LLM routes share (``Services.llm``, ``gateway.deps.LlmDep``).
+
+    ``pool`` is for on-demand health checks only (``POST .../health/{provider}/check``): the
+    gateway makes no completion calls. Its clients are built on first use and closed with the
+    services.
+    """
 
     registry: Registry
     router: Router
     health: HealthView
+    pool: ClientPool
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -156,7 +186,31 @@ def build_registry(settings: Settings) -> Registry:
 
 def build_llm_state(settings: Settings) -> LlmState:
     registry = build_registry(settings)
-    return LlmState(registry=registry, router=Router(registry), health=HealthView(registry))
+    return LlmState(registry=registry, router=Router(registry), health=HealthView(registry),
+                    pool=ClientPool.from_settings(settings, os.environ, registry=registry))
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One on-demand check of a provider: did its cheapest call answer, how fast, and if not
+    why (the error's class and message, which name no secret)."""
+
+    provider: str
+    status: HealthStatus
+    latency_ms: float
+    error: str | None = None
+
+
+async def check_provider(pool: ClientPool, provider: str,
+                         clock: Callable[[], float] = time.perf_counter) -> CheckOutcome:
+    """Make ``provider``'s cheapest call (a models list, as the workers' probe does) now."""
+    started = clock()
+    try:
+        await pool.client(provider).probe()
+    except NovaError as exc:
+        return CheckOutcome(provider, "down", round((clock() - started) * 1000, 3),
+                            f"{type(exc).__name__}: {exc}"[:500])
+    return CheckOutcome(provider, "healthy", round((clock() - started) * 1000, 3))
 
 
 # -- what the LLM and monitoring routes share ---------------------------------------------

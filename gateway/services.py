@@ -105,6 +105,7 @@ async def start_services(
     llm = build_llm_state(settings)
     schemas = load_schema_set()
     closer = contextlib.AsyncExitStack()
+    closer.push_async_callback(llm.pool.aclose)
     try:
         await require_topics(settings, GATEWAY)
         kafka = KafkaLiveness(settings)
@@ -134,6 +135,7 @@ async def start_services(
         )
         closer.push_async_callback(store.stop)
         sessions = await _start_sessions(settings, schemas, signer, producer, store, closer)
+        llm.health.overrides = store.probe_settings  # operators' probe settings, shared
         checkpoints = CheckpointBook(settings, schemas, signer.verifier)
         await checkpoints.start()
         closer.push_async_callback(checkpoints.stop)

@@ -48,6 +48,7 @@ from streams.watchdog import PartitionWatchdog
 
 log = logging.getLogger(__name__)
 Agent = Callable[[faust.StreamT[Any]], Coroutine[Any, Any, None]]
+PROBE_TICK_S = 1.0  # how often the probe timer asks whether its (shared) interval has passed
 
 
 def _current_partition() -> int:
@@ -213,10 +214,16 @@ def _llm_background(app: faust.App, ctx: LaneContext) -> None:
     """Lane F's shared state: spend (``streams.spend``) and provider health probes."""
     execution = ctx.services.execution
     app.task(ctx.services.spend.run)
-    probe = HealthProbe(execution.registry, execution.pool, execution.board, ctx.emit)
+    entities, default_s = ctx.services.entities, ctx.settings.llm_probe_interval_s
 
-    _guarded_timer(app, ctx.settings.llm_probe_interval_s, "llm-health-probe",
-                   probe.tick, "provider health probe round failed")
+    def interval_s() -> float:
+        chosen = entities.probe_settings()  # an operator's, shared by every worker
+        return default_s if chosen is None else chosen.interval_s
+
+    probe = HealthProbe(execution.registry, execution.pool, execution.board, ctx.emit,
+                        interval_s=interval_s)
+    _guarded_timer(app, min(default_s, PROBE_TICK_S), "llm-health-probe",
+                   probe.maybe_tick, "provider health probe round failed")
 
 
 def _guarded_timer(app: faust.App, interval_s: float, name: str,

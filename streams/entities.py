@@ -3,8 +3,9 @@
 Lanes must not read owners, rules or budgets before the store has caught up with the entities
 topic, so the worker starts it (and refuses to start when it cannot, see
 ``streams.services``) before the Faust app; :meth:`sync` is the full read-your-writes barrier,
-used when a request references a thread, dataspace or meeting written moments before. One object is
-the entity view of lanes B and D and the budget and rule source of lane F.
+used when a request references a thread, dataspace or meeting written moments before. One
+object is the entity view of lanes B and D, the budget, rule and provider-limit source of
+lane F, and where the health probe reads its interval.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule
-from nova.entities.models import BudgetEntity
+from nova.entities.models import BudgetEntity, ProbeSettingsEntity, ProviderLimitsEntity
 from nova.entities.store import EntityStore, start_or_refuse
 from nova.errors import StartupError
 
@@ -72,3 +73,11 @@ class WorkerEntities:
 
     def budgets(self) -> Sequence[BudgetEntity]:
         return self.store.budgets()
+
+    def provider_limits(self) -> Sequence[ProviderLimitsEntity]:
+        """Operators' provider limits (``PUT /api/v2/llm/monitoring/rate-limits/{provider}``)."""
+        return self.store.provider_limits()
+
+    def probe_settings(self) -> ProbeSettingsEntity | None:
+        """Operators' probe settings (``PUT /api/v2/llm/monitoring/health/probe-settings``)."""
+        return self.store.probe_settings()

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nova.domain.governance import Rule
-from nova.entities.models import BudgetEntity
+from nova.entities.models import BudgetEntity, ProviderLimitsEntity
 from nova.errors import ConfigError, ProviderError, StartupError
 from nova.llm.budgets import Budget, BudgetBook
 from nova.llm.clients import ClientPool, Message
@@ -88,6 +88,12 @@ class BudgetSource(Protocol):
     def budgets(self) -> Sequence[BudgetEntity]: ...
 
 
+class LimitSource(Protocol):
+    """Where operators' provider limits come from: the worker's entity view."""
+
+    def provider_limits(self) -> Sequence[ProviderLimitsEntity]: ...
+
+
 class RuleSource(Protocol):
     """Where an identity's rules come from: the worker's entity view (``rules_for``)."""
 
@@ -107,6 +113,7 @@ class ExecutionService:
         *,
         budgets: BudgetSource,
         rules: RuleSource,
+        limits: LimitSource | None = None,
     ) -> None:
         # Typed callers cannot omit them; this stops untyped wiring at start-up too, instead
         # of at the first request (budgets unchecked, or every call failing).
@@ -121,6 +128,9 @@ class ExecutionService:
         self.pool = pool
         self.router = Router(registry)
         self.board = HealthBoard(registry.names)
+        self.limit_source = limits
+        self._share = 1.0
+        self._limits: tuple[ProviderLimitsEntity, ...] = ()
         self.limiter: RateLimiter = provider_limiter(registry)
         self.budgets = BudgetBook(())
         self.executor = Executor(
@@ -140,11 +150,12 @@ class ExecutionService:
 
     @classmethod
     def build(
-        cls, settings: Settings, *, budgets: BudgetSource, rules: RuleSource
+        cls, settings: Settings, *, budgets: BudgetSource, rules: RuleSource,
+        limits: LimitSource | None = None,
     ) -> ExecutionService:
         registry = deployment_registry(settings, os.environ)
         pool = ClientPool.from_settings(settings, os.environ, registry=registry)
-        return cls(settings, registry, pool, budgets=budgets, rules=rules)
+        return cls(settings, registry, pool, budgets=budgets, rules=rules, limits=limits)
 
     def hold_until(self, *ready: Wait) -> None:
         """Hold the first execution until every ``ready`` returns (entities, spend loaded)."""
@@ -155,8 +166,25 @@ class ExecutionService:
 
     def set_share(self, share: float) -> None:
         """Apply this worker's share of every provider limit (see the module docstring)."""
-        self.limiter = provider_limiter(self.registry, share=max(share, 1e-6))
+        self._share = max(share, 1e-6)
+        self._rebuild_limiter()
+
+    def _rebuild_limiter(self) -> None:
+        overrides = {e.provider: (e.rpm, e.tpm) for e in self._limits}
+        self.limiter = provider_limiter(self.registry, share=self._share, overrides=overrides)
         self.executor.limiter = self.limiter
+
+    def refresh_limits(self) -> bool:
+        """Adopt operators' provider limits when they changed (a new limit, or a reset): the
+        limiter is rebuilt with its buckets full. True when it was. O(providers)."""
+        if self.limit_source is None:
+            return False
+        live = tuple(self.limit_source.provider_limits())
+        if live == self._limits:
+            return False
+        self._limits = live
+        self._rebuild_limiter()
+        return True
 
     def set_budgets(self, budgets: Iterable[Budget]) -> None:
         self.budgets.budgets = tuple(budgets)
@@ -236,6 +264,7 @@ class ExecutionService:
         """
         await self._await_ready()
         self.refresh_budgets()
+        self.refresh_limits()
         tokens = sum(len(m["content"]) for m in messages) // 4 + 1
         request = RouteRequest(task_type="analysis", role=role,
                                estimated_tokens=tokens + max_tokens)
@@ -338,6 +367,7 @@ class ExecutionService:
     async def _execute(self, record: PipelineRecord) -> ExecutionResult:
         await self._await_ready()
         self.refresh_budgets()
+        self.refresh_limits()
         tokens = record.encoded.token_estimate if record.encoded else 0
         try:
             decision = self.route(record, tokens)

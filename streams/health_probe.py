@@ -12,12 +12,16 @@ from there to ClickHouse, where the gateway reads the latest status per provider
 The first observation after start-up is always announced, so a restarted worker corrects a
 stale "down" left by its predecessor. The event id is deterministic per provider, status and
 minute, so several workers seeing the same change in the same minute write one row.
+
+The interval is an operator's to change over the API (``ProbeSettingsEntity`` on the entities
+topic, read at each :meth:`HealthProbe.maybe_tick`), falling back to the worker's setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -60,17 +64,35 @@ class HealthProbe:
         emit: Emit,
         *,
         clock_ms: Callable[[], int] = now_ms,
+        interval_s: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
         self.pool = pool
         self.board = board
         self.emit = emit
         self.clock_ms = clock_ms
+        self.interval_s = interval_s
+        self.monotonic = monotonic
         self.announced: dict[str, HealthStatus] = {}
+        self._last = monotonic()
 
     @property
     def providers(self) -> list[str]:
         return [p.name for p in self.registry if p.enabled]
+
+    async def maybe_tick(self) -> list[Event]:
+        """A probe round when ``interval_s()`` has passed since the last one, else nothing.
+
+        The interval is read each time (an operator's probe settings on the entities topic,
+        else the worker's setting), so a change reaches every worker without a restart; the
+        worker calls this every second or so.
+        """
+        now = self.monotonic()
+        if self.interval_s is not None and now - self._last < self.interval_s():
+            return []
+        self._last = now
+        return await self.tick()
 
     async def tick(self) -> list[Event]:
         """Probe every enabled provider at once, then announce the statuses that changed."""

@@ -35,6 +35,7 @@ from gateway.checkpoints import CheckpointBook
 from nova.alerts.detect import AlertDetector, Thresholds, Waiting
 from nova.alerts.notices import Notice, wants
 from nova.domain.checkpoints import expire
+from nova.entities.models import AlertThresholdsEntity
 from nova.entities.store import EntityStore
 from nova.errors import SchemaError
 from nova.kafka.acls import alerts_group
@@ -46,7 +47,13 @@ from schemas import SchemaSet
 log = logging.getLogger(__name__)
 
 
-def thresholds(settings: Settings) -> Thresholds:
+def thresholds(settings: Settings, chosen: AlertThresholdsEntity | None = None) -> Thresholds:
+    """The thresholds alerts are raised at: an operator's (``PUT /api/v2/llm/monitoring/
+    alerts/thresholds``, shared on the entities topic), else the settings' ``NOVA_ALERT_*``."""
+    if chosen is not None:
+        return Thresholds(window_s=chosen.window_s, min_calls=chosen.min_calls,
+                          error_rate=chosen.error_rate, latency_ms=chosen.latency_ms,
+                          checkpoint_wait_s=chosen.checkpoint_wait_s)
     return Thresholds(window_s=settings.alert_window_s, min_calls=settings.alert_min_calls,
                       error_rate=settings.alert_error_rate, latency_ms=settings.alert_latency_ms,
                       checkpoint_wait_s=settings.alert_checkpoint_wait_s)
@@ -94,6 +101,7 @@ class AlertDispatcher:
         while True:
             try:
                 polled = await consumer.getmany(timeout_ms=500, max_records=500)
+                self.detector.t = thresholds(self.settings, self.store.alert_thresholds())
                 if not self.ready.is_set() and consumer.assignment():
                     for tp in consumer.assignment():
                         await consumer.position(tp)  # resolve "latest" now, not at a record

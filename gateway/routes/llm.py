@@ -135,6 +135,31 @@ async def fallback_chains(principal: PrincipalDep, llm: LlmDep) -> Any:
     }
 
 
+@router.get("/monitoring/fallback/resolve", responses={401: {}, 404: {}, 503: {}})
+async def resolve_provider(
+    principal: PrincipalDep, services: ServicesDep, llm: LlmDep,
+    provider: Annotated[str, Query(min_length=1, max_length=64,
+                                   description="the provider a request asks for")],
+) -> Any:
+    """Which provider would serve a request for ``provider`` now: the router's own decision
+    with the providers' health (``/routing/decide``'s), so a provider that is down resolves
+    to its first available fallback. 503 when no provider of its chain is available."""
+    if provider not in llm.registry:
+        raise NotFoundError(f"no provider {provider}")
+    state = await llm.health.snapshot(services.clickhouse)
+    try:
+        decision = llm.router.decide(RouteRequest(provider=provider), state)
+    except ProviderError as exc:
+        return problem(503, str(exc), slug="no-provider", provider=provider)
+    return {
+        "requested": provider, "resolved": decision.provider, "model": decision.model,
+        "fell_back": decision.provider != provider,
+        "chain": [{"provider": c.provider, "model": c.model,
+                   "status": state.statuses.get(c.provider, "healthy")} for c in decision.chain],
+        "reasons": list(decision.reasons),
+    }
+
+
 # -- budgets -----------------------------------------------------------------------------
 class BudgetBody(StrictBody):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]

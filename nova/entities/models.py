@@ -12,12 +12,15 @@ tests byte-stable.
 Every model knows its ``entity_type``, ``entity_id`` and ``owner_identity`` (the identity
 whose boundary the entity lives in). An identity owns itself; every other entity is owned by
 the identity that created it, and a child (thread message, dataspace item, meeting entry) by
-its parent's owner. Unknown ``entity_type`` values decode to None, so a newer writer (budgets,
-say) never breaks an older reader.
+its parent's owner. Platform-wide settings (provider limits, probe settings, alert thresholds)
+belong to no identity: their owner is ``system``, and only operators change them. Unknown
+``entity_type`` values decode to None, so a newer writer (budgets, say) never breaks an older
+reader.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -544,6 +547,136 @@ class WebhookEntity(OwnedById, Entity):
     __str__ = __repr__
 
 
+SYSTEM_OWNER: Final = "system"  # platform-wide settings and provider alerts: no identity's
+GLOBAL: Final = "global"  # the id of a settings entity there is one of
+# The bounds of the platform-wide settings below, shared with the API bodies that set them.
+Rpm = Annotated[int, Field(ge=1, le=100_000_000)]
+Tpm = Annotated[int, Field(ge=1, le=10_000_000_000)]
+Seconds = Annotated[float, Field(ge=1, le=86_400)]
+WindowMin = Annotated[int, Field(ge=1, le=1_440)]
+Share = Annotated[float, Field(gt=0, le=1)]
+MinCalls = Annotated[int, Field(ge=1, le=1_000_000)]
+LatencyMs = Annotated[float, Field(gt=0, le=3_600_000)]
+WaitS = Annotated[float, Field(ge=1, le=30 * 86_400)]
+Note = Annotated[str, StringConstraints(max_length=500)]
+
+
+class Changed(BaseModel):
+    """Who changed a platform-wide setting last, and when (the audit fact has the rest)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    updated_at: Millis
+    updated_by: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ProviderLimitsEntity(Entity):
+    """A provider's rate limits as an operator set them, in place of the registry's.
+
+    ``None`` keeps the registry's (``providers.yaml``) figure. Every worker enforces its
+    partition share of these (``streams.execution``) from the next request it routes, and the
+    gateway's ``rate-limits`` answers show them; so the change reaches every process and
+    survives restarts, as the entities topic does. ``reset_at`` is the last reset: a worker
+    whose buckets predate it starts them full again.
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "provider_limits"
+
+    provider: EntityId
+    rpm: Rpm | None = None
+    tpm: Tpm | None = None
+    reset_at: Millis = 0
+    changed: Changed
+
+    @property
+    def entity_id(self) -> str:
+        return self.provider
+
+    @property
+    def owner_identity(self) -> str:
+        return SYSTEM_OWNER
+
+
+class ProbeSettingsEntity(Entity):
+    """How provider health is watched: the workers' probe interval (``streams.health_probe``),
+    and the gateway's live-call window and error share that make a provider degraded
+    (``gateway.llm_state.HealthView``). One of it (id ``global``); absent, the settings'."""
+
+    ENTITY_TYPE: ClassVar[str] = "probe_settings"
+
+    interval_s: Seconds
+    window_min: WindowMin
+    degraded_failure_rate: Share
+    changed: Changed
+
+    @property
+    def entity_id(self) -> str:
+        return GLOBAL
+
+    @property
+    def owner_identity(self) -> str:
+        return SYSTEM_OWNER
+
+
+class AlertThresholdsEntity(Entity):
+    """When the alert dispatcher raises error-rate, latency and checkpoint-wait alerts
+    (``nova.alerts.detect.Thresholds``), over the settings' ``NOVA_ALERT_*``. One of it."""
+
+    ENTITY_TYPE: ClassVar[str] = "alert_thresholds"
+
+    window_s: Seconds
+    min_calls: MinCalls
+    error_rate: Share
+    latency_ms: LatencyMs
+    checkpoint_wait_s: WaitS
+    changed: Changed
+
+    @property
+    def entity_id(self) -> str:
+        return GLOBAL
+
+    @property
+    def owner_identity(self) -> str:
+        return SYSTEM_OWNER
+
+
+def alert_ack_id(event_id: str) -> str:
+    """The entity id of an alert's acknowledgement (alert ids hold ``/``, which ids may not)."""
+    return hashlib.sha256(event_id.encode()).hexdigest()[:40]
+
+
+class AlertAckEntity(Entity):
+    """Someone has seen an alert (``POST /api/v2/llm/monitoring/alerts/acknowledge``).
+
+    Owned by the alert's identity (``system`` for provider alerts), so an acknowledgement is
+    guarded like the alert it answers; ``by_identity`` and ``by`` say who acknowledged it.
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "alert_ack"
+
+    id: EntityId
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    owner: EntityId
+    by_identity: EntityId
+    by: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    note: Note = ""
+    at: Millis
+
+    @model_validator(mode="after")
+    def _id_of_event(self) -> AlertAckEntity:
+        if self.id != alert_ack_id(self.event_id):
+            raise ValueError("an acknowledgement's id is alert_ack_id(event_id)")
+        return self
+
+    @property
+    def entity_id(self) -> str:
+        return self.id
+
+    @property
+    def owner_identity(self) -> str:
+        return self.owner
+
+
 AnyEntity: TypeAlias = (
     IdentityEntity
     | UserEntity
@@ -559,6 +692,10 @@ AnyEntity: TypeAlias = (
     | RuleEntity
     | BudgetEntity
     | WebhookEntity
+    | ProviderLimitsEntity
+    | ProbeSettingsEntity
+    | AlertThresholdsEntity
+    | AlertAckEntity
 )
 
 ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
@@ -578,6 +715,10 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
         RuleEntity,
         BudgetEntity,
         WebhookEntity,
+        ProviderLimitsEntity,
+        ProbeSettingsEntity,
+        AlertThresholdsEntity,
+        AlertAckEntity,
     )
 }
 
@@ -596,6 +737,10 @@ EntityType = Literal[
     "rule",
     "budget",
     "webhook",
+    "provider_limits",
+    "probe_settings",
+    "alert_thresholds",
+    "alert_ack",
 ]
 
 

@@ -30,6 +30,9 @@ from typing import Literal, TypeVar
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule
 from nova.entities.models import (
+    GLOBAL,
+    SYSTEM_OWNER,
+    AlertThresholdsEntity,
     AnyEntity,
     ApiKeyEntity,
     BudgetEntity,
@@ -38,6 +41,8 @@ from nova.entities.models import (
     IdentityEntity,
     MeetingEntity,
     MeetingEntryEntity,
+    ProbeSettingsEntity,
+    ProviderLimitsEntity,
     RuleEntity,
     ThreadEntity,
     ThreadMessageEntity,
@@ -271,6 +276,18 @@ class EntityState:
     def budgets(self) -> list[BudgetEntity]:
         """Every live budget of every owner, by id: the worker enforces all of them."""
         return self.every(BudgetEntity)
+
+    def provider_limits(self) -> list[ProviderLimitsEntity]:
+        """Operators' provider rate limits, by provider (the workers' and the gateway's)."""
+        return self.owned(ProviderLimitsEntity, SYSTEM_OWNER)
+
+    def probe_settings(self) -> ProbeSettingsEntity | None:
+        """Operators' provider-health settings, or None (the settings' apply)."""
+        return self.get(ProbeSettingsEntity, GLOBAL)
+
+    def alert_thresholds(self) -> AlertThresholdsEntity | None:
+        """Operators' alert thresholds, or None (the settings' apply)."""
+        return self.get(AlertThresholdsEntity, GLOBAL)
 
     def webhooks(self) -> list[WebhookEntity]:
         """Every live alert destination of every owner, by id (the alert dispatcher's)."""

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule
+from nova.entities.models import ProbeSettingsEntity
 
 
 class EntityView(Protocol):
@@ -36,3 +37,7 @@ class EntityView(Protocol):
     def meeting_entries(self, meeting_id: str) -> Sequence[MeetingEntry]: ...
 
     def rules_for(self, identity_id: str) -> Sequence[Rule]: ...
+
+    def probe_settings(self) -> ProbeSettingsEntity | None:
+        """An operator's provider-health settings (the health probe's interval), or None."""
+        ...

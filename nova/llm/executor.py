@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -90,11 +90,28 @@ class Outcome:
         return tuple(a for a in self.attempts if a.status != "skipped")
 
 
-def provider_limiter(registry: Registry, share: float = 1.0) -> RateLimiter:
-    """A limiter holding every provider's registry rpm/tpm as ``provider:{name}`` (times share)."""
-    limiter = RateLimiter()
+Limits = Mapping[str, tuple[int | None, int | None]]  # provider → (rpm, tpm); None: registry's
+
+
+def effective_limits(registry: Registry, overrides: Limits | None = None,
+                     ) -> dict[str, tuple[int, int]]:
+    """Every provider's (rpm, tpm): an operator's override where it set one, else the
+    registry's (``ProviderLimitsEntity``; an override of a provider not in it is ignored)."""
+    overrides = overrides or {}
+    out = {}
     for spec in registry:
-        limiter.configure(f"provider:{spec.name}", rpm=spec.rpm * share, tpm=spec.tpm * share)
+        rpm, tpm = overrides.get(spec.name, (None, None))
+        out[spec.name] = (spec.rpm if rpm is None else rpm, spec.tpm if tpm is None else tpm)
+    return out
+
+
+def provider_limiter(registry: Registry, share: float = 1.0, overrides: Limits | None = None,
+                     ) -> RateLimiter:
+    """A limiter holding every provider's rpm/tpm (:func:`effective_limits`) as
+    ``provider:{name}``, times ``share``; its buckets start full."""
+    limiter = RateLimiter()
+    for name, (rpm, tpm) in effective_limits(registry, overrides).items():
+        limiter.configure(f"provider:{name}", rpm=rpm * share, tpm=tpm * share)
     return limiter
 
 

@@ -45,6 +45,7 @@ class World:
     request: str
     key: str
     secrets: tuple[str, ...]
+    alert: str = ""
 
 
 async def admin_headers(gw: Any) -> dict[str, str]:
@@ -111,8 +112,14 @@ async def make_world(gw: Any) -> World:
                                           now, 1]],
                          ["request_id", "identity_id", "lane", "status", "started_at",
                           "duration_ms", "worker", "error", "request_ts", "ts", "version"])
+    # One alert of A's, as the sink would have written it (a budget warning).
+    alert = f"budget.soft/{a}/{budget}/{now.date().isoformat()}"
+    gw.clickhouse.insert("alerts", [[alert, request, a, "BUDGET_SOFT_LIMIT", budget,
+                                     secrets[6], "warning", now, 1]],
+                         ["event_id", "request_id", "identity_id", "alert_type", "subject",
+                          "message", "severity", "ts", "version"])
     return World(tag, a, b, ah, bh, thread, dataspace, meeting, rule, budget, request, key,
-                 secrets)
+                 secrets, alert)
 
 
 async def snapshot(gw: Any, w: World) -> dict[str, Any]:
@@ -129,7 +136,10 @@ async def snapshot(gw: Any, w: World) -> dict[str, Any]:
                        ("identity", f"/api/v2/identities/{w.a}"),
                        ("budget", f"/api/v2/llm/monitoring/budgets/{w.budget}"),
                        ("request", f"/api/v2/nova/requests/{w.request}"),
-                       ("pipeline", f"/api/v2/nova/monitoring/pipelines/{w.request}")):
+                       ("pipeline", f"/api/v2/nova/monitoring/pipelines/{w.request}"),
+                       ("timeline", f"/api/v2/nova/monitoring/pipelines/{w.request}/timeline"),
+                       ("alerts", "/api/v2/llm/monitoring/alerts"),
+                       ("pipelines", "/api/v2/nova/monitoring/pipelines")):
         r = await http.get(path, headers=h)
         assert r.status_code == 200, (path, r.text)
         out[name] = r.json()
@@ -217,13 +227,22 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("DELETE", "/api/v2/auth/keys/{key}", None, "api_key:{key}"),
     ("POST", "/api/v2/auth/identities/{a}/token", None, "identity:{a}"),
     ("GET", "/api/v2/users/alice-{tag}", None, "user:alice-{tag}"),
+    ("GET", "/api/v2/nova/monitoring/pipelines/{request}/timeline", None, "request:{request}"),
+    ("GET", "/api/v2/nova/monitoring/pipelines?identity={a}", None, "monitoring:{a}"),
+    ("GET", "/api/v2/nova/monitoring/stats/lanes?identity={a}", None, "monitoring:{a}"),
+    ("GET", "/api/v2/nova/monitoring/costs/by-identity?identity={a}", None, "monitoring:{a}"),
+    ("GET", "/api/v2/llm/monitoring/costs/by-identity?identity={a}", None, "monitoring:{a}"),
+    ("POST", "/api/v2/llm/monitoring/alerts/acknowledge", {"event_id": "{alert}"},
+     "alert:{alert}"),
+    ("POST", "/api/v2/nova/monitoring/maintenance/retention?identity={a}",
+     {"older_than_days": 1}, "monitoring:{a}"),
 ]
 
 
 def fill(value: Any, w: World) -> Any:
     names = {"a": w.a, "b": w.b, "thread": w.thread, "dataspace": w.dataspace,
              "meeting": w.meeting, "rule": w.rule, "budget": w.budget, "request": w.request,
-             "key": w.key, "tag": w.tag}
+             "key": w.key, "tag": w.tag, "alert": w.alert}
     if isinstance(value, str):
         return value.format(**names)
     if isinstance(value, list):

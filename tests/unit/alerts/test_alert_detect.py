@@ -129,3 +129,17 @@ def test_who_wants_which_notice() -> None:
     assert [wants(w, soft) for w in (mine, theirs, ops)] == [True, False, True]
     assert [wants(w, down) for w in (mine, theirs, ops)] == [True, True, False]
     assert [wants(w, report) for w in (mine, theirs, ops)] == [False, False, True]
+
+
+def test_an_operators_thresholds_replace_the_settings():
+    from gateway.alerts.dispatcher import thresholds
+    from nova.entities.models import AlertThresholdsEntity, Changed
+    from nova.settings import load_settings
+
+    settings = load_settings(environment="test")
+    assert thresholds(settings).min_calls == settings.alert_min_calls
+    chosen = AlertThresholdsEntity(window_s=60, min_calls=2, error_rate=0.9, latency_ms=50,
+                                   checkpoint_wait_s=30,
+                                   changed=Changed(updated_at=1, updated_by="ops"))
+    assert thresholds(settings, chosen) == Thresholds(window_s=60, min_calls=2, error_rate=0.9,
+                                                      latency_ms=50, checkpoint_wait_s=30)

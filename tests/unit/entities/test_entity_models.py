@@ -10,18 +10,24 @@ import pytest
 from nova.auth.keys import create_api_key, verify_api_key
 from nova.domain.governance import InvalidRuleError, Rule, RuleMatch
 from nova.entities.models import (
+    AlertAckEntity,
+    AlertThresholdsEntity,
     AnyEntity,
     ApiKeyEntity,
+    Changed,
     DataspaceEntity,
     DataspaceItemEntity,
     IdentityEntity,
     MeetingEntity,
     MeetingEntryEntity,
+    ProbeSettingsEntity,
+    ProviderLimitsEntity,
     RuleEntity,
     SphereEntity,
     ThreadEntity,
     ThreadMessageEntity,
     UserEntity,
+    alert_ack_id,
     entity_key,
     from_event,
     split_key,
@@ -53,6 +59,15 @@ SAMPLES: list[AnyEntity] = [
                  hash="pbkdf2_sha256$1$c2FsdA$ZGlnZXN0", created_at=T0),
     UserEntity(id="Alice Martin", display_name="Alice", created_by="ops", created_at=T0),
     SphereEntity(id="club", name="Club", created_by="ops", created_at=T0),
+    ProviderLimitsEntity(provider="openai", rpm=60, tpm=None, reset_at=T0,
+                         changed=Changed(updated_at=T0, updated_by="ops")),
+    ProbeSettingsEntity(interval_s=15, window_min=10, degraded_failure_rate=0.3,
+                        changed=Changed(updated_at=T0, updated_by="ops")),
+    AlertThresholdsEntity(window_s=300, min_calls=5, error_rate=0.5, latency_ms=2000,
+                          checkpoint_wait_s=600, changed=Changed(updated_at=T0, updated_by="o")),
+    AlertAckEntity(id=alert_ack_id("provider-health/openai/down/7"),
+                   event_id="provider-health/openai/down/7", owner="system",
+                   by_identity="ops-p", by="ops", note="on it", at=T0),
 ]
 
 
@@ -194,3 +209,12 @@ def test_api_key_entity_keeps_only_the_hash_and_still_verifies() -> None:
     principal = verify_api_key(restored.to_record(), plaintext)
     assert principal.identity == "alice-p"
     assert principal.roles == frozenset({"member", "approver"})
+
+
+def test_platform_settings_belong_to_system_and_an_ack_is_keyed_by_its_alert() -> None:
+    for entity in SAMPLES[-4:]:
+        assert entity.owner_identity == "system"
+    assert SAMPLES[-3].entity_id == SAMPLES[-2].entity_id == "global"
+    with pytest.raises(ValueError, match="alert_ack_id"):
+        AlertAckEntity(id=alert_ack_id("another alert"), event_id="provider-health/x/down/1",
+                       owner="system", by_identity="ops-p", by="ops", at=T0)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from gateway.routes.monitoring import monitoring_scope, router
+from gateway.routes import monitoring, monitoring_changes
+from gateway.routes.monitoring import monitoring_scope
 
 
 def _takes_identity(dependant: Dependant) -> bool:
@@ -18,7 +19,8 @@ def _takes_identity(dependant: Dependant) -> bool:
 
 
 def _routes() -> list[APIRoute]:
-    return [r for r in router.routes if isinstance(r, APIRoute)]
+    return [r for m in (monitoring, monitoring_changes) for r in m.router.routes
+            if isinstance(r, APIRoute)]
 
 
 def test_no_monitoring_route_reads_the_identity_parameter_itself() -> None:
@@ -33,6 +35,12 @@ def test_the_routes_over_identities_data_take_the_scope_dependency() -> None:
         "/api/v2/llm/monitoring/costs/summary", "/api/v2/llm/monitoring/fallback/stats",
         "/api/v2/llm/monitoring/alerts", "/api/v2/nova/monitoring/dashboard",
         "/api/v2/nova/monitoring/stats", "/api/v2/nova/monitoring/costs",
+        "/api/v2/llm/monitoring/costs/by-provider", "/api/v2/llm/monitoring/costs/by-model",
+        "/api/v2/llm/monitoring/costs/by-identity", "/api/v2/nova/monitoring/stats/lanes",
+        "/api/v2/nova/monitoring/stats/task-types", "/api/v2/nova/monitoring/stats/actions",
+        "/api/v2/nova/monitoring/costs/by-identity", "/api/v2/nova/monitoring/costs/by-sphere",
+        "/api/v2/nova/monitoring/costs/by-task-type", "/api/v2/nova/monitoring/pipelines",
+        "/api/v2/nova/monitoring/maintenance/retention",
     }
     dependency = next(d for r in _routes() for d in r.dependant.dependencies
                       if d.call is monitoring_scope)

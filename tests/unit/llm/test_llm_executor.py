@@ -244,3 +244,14 @@ def test_provider_state_combines_the_board_and_the_limiter_for_the_router():
     assert not state.over_limit("openai")
     routed = Router(REGISTRY).decide(RouteRequest(task_type="code"), state)
     assert routed.provider == "openai"
+
+
+def test_effective_limits_take_an_operators_figure_and_keep_the_registrys_otherwise():
+    from nova.llm.executor import effective_limits
+    spec = REGISTRY.provider("openai")
+    limits = effective_limits(REGISTRY, {"openai": (7, None), "nowhere": (1, 1)})
+    assert limits["openai"] == (7, spec.tpm)
+    assert "nowhere" not in limits  # a provider the registry does not know changes nothing
+    other = REGISTRY.provider("anthropic")
+    assert limits["anthropic"] == (other.rpm, other.tpm)
+    assert effective_limits(REGISTRY) == {p.name: (p.rpm, p.tpm) for p in REGISTRY}

@@ -174,3 +174,41 @@ async def test_another_identitys_provider_rule_changes_nothing_for_me():
     result = await svc.execute(record("r1"))
     assert [p for p, _ in source.calls] == [chain[0]]
     assert result.record.status == "completed"
+
+
+def limits_entity(provider, rpm=None, tpm=None, reset_at=0):
+    from nova.entities.models import Changed, ProviderLimitsEntity
+    return ProviderLimitsEntity(provider=provider, rpm=rpm, tpm=tpm, reset_at=reset_at,
+                                changed=Changed(updated_at=1, updated_by="ops"))
+
+
+def test_operators_provider_limits_replace_the_registrys_on_the_next_request():
+    @dataclass
+    class Limits(Store):
+        limits: list[Any] = field(default_factory=list)
+
+        def provider_limits(self):
+            return list(self.limits)
+
+    store = Limits()
+    settings = load_settings(environment="test", llm_max_tokens=100)
+    svc = ExecutionService.build(settings.model_copy(update={"llm_fake_url": "http://127.0.0.1:9"}),
+                                 budgets=store, rules=store, limits=store)
+    svc.set_share(0.5)
+    assert not svc.refresh_limits()  # nothing set: the registry's stand
+    store.limits = [limits_entity("openai", rpm=4)]
+    assert svc.refresh_limits()
+    # This worker's share of 4 requests a minute is 2: a third one now is refused.
+    assert svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
+    assert svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
+    assert not svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
+    assert svc.executor.limiter is svc.limiter
+    assert not svc.refresh_limits()  # unchanged: the buckets keep their levels
+    assert not svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
+    store.limits = [limits_entity("openai", rpm=4, reset_at=99)]  # a reset: buckets full again
+    assert svc.refresh_limits()
+    assert svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
+    svc.set_share(1.0)  # a rebalance keeps the operator's limits
+    for _ in range(4):
+        assert svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
+    assert not svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed

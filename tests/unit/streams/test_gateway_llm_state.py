@@ -78,3 +78,45 @@ async def test_every_role_sees_its_own_identity_and_only_an_operator_sees_everyo
         ("IDENTITY_BOUNDARY", "monitoring:bob")] * 4
     assert [topic for topic, _, _ in producer.sent] == ["events", "facts"] * 4
     assert all(r.identity_id == "alice" for _, _, r in producer.sent)
+
+
+async def test_health_is_judged_by_an_operators_probe_settings_when_there_are_some():
+    from gateway.llm_state import HealthView
+    from nova.entities.models import Changed, ProbeSettingsEntity
+    from nova.llm.registry import load_registry
+
+    view = HealthView(load_registry(), window_min=5, degraded_rate=0.25)
+    assert view.judged_by() == (5, 0.25)
+    chosen = ProbeSettingsEntity(interval_s=10, window_min=15, degraded_failure_rate=0.5,
+                                 changed=Changed(updated_at=1, updated_by="ops"))
+    view.overrides = lambda: chosen
+    assert view.judged_by() == (15, 0.5)
+    assert set(await view.providers(None)) == set(view.registry.names)  # no ClickHouse: none
+
+
+async def test_a_check_names_the_outcome_and_how_long_it_took():
+    from gateway.llm_state import check_provider
+    from nova.errors import ProviderError
+
+    class Client:
+        def __init__(self, fail):
+            self.fail = fail
+
+        async def probe(self):
+            if self.fail:
+                raise ProviderError("HTTP 503 from openai", provider="openai", status=503)
+
+    class Pool:
+        def __init__(self, fail):
+            self.fail = fail
+
+        def client(self, provider):
+            return Client(self.fail)
+
+    ticks = iter([1.0, 1.25, 2.0, 2.5])
+    ok = await check_provider(cast(Any, Pool(False)), "openai", clock=lambda: next(ticks))
+    assert (ok.status, ok.latency_ms, ok.error) == ("healthy", 250.0, None)
+    down = await check_provider(cast(Any, Pool(True)), "openai", clock=lambda: next(ticks))
+    assert (down.status, down.latency_ms) == ("down", 500.0)
+    assert down.error is not None
+    assert "HTTP 503" in down.error

@@ -75,3 +75,27 @@ async def test_a_failed_announcement_is_retried_next_round():
     assert await probe.tick() == []
     fail["on"] = False
     assert len(await probe.tick()) == len([p for p in REGISTRY if p.enabled])
+
+
+async def test_the_interval_is_read_at_each_tick_so_an_operators_change_applies_at_once():
+    pool, emitted, now, interval = Pool(), [], [0.0], [600.0]
+    board = HealthBoard(REGISTRY.names)
+
+    async def emit(event):
+        emitted.append(event)
+
+    probe = HealthProbe(REGISTRY, cast(Any, pool), board, emit, clock_ms=lambda: 120_000,
+                        interval_s=lambda: interval[0], monotonic=lambda: now[0])
+    now[0] = 5.0
+    assert await probe.maybe_tick() == []  # 600 s have not passed since start-up
+    assert emitted == []
+    interval[0] = 5.0  # an operator shortens it
+    assert await probe.maybe_tick() != []  # the first round announces every provider
+    now[0] = 9.0
+    emitted.clear()
+    pool.down.add("openai")
+    await probe.maybe_tick()
+    assert board.status("openai") == "healthy"  # not due: no probe was made
+    now[0] = 10.0
+    await probe.maybe_tick()
+    assert board.status("openai") != "healthy"
