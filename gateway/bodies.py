@@ -63,9 +63,11 @@ class StrictBody(BaseModel):
 
 
 def _takes_int(annotation: Any) -> bool:
-    """``int`` or ``int | None`` (a field that also takes a float needs no conversion)."""
+    """``int`` or ``int | None``, constrained or not (``Annotated[int, Field(ge=1)] | None``);
+    a field that also takes a float needs no conversion."""
     union = get_origin(annotation) in (Union, types.UnionType)
-    members = get_args(annotation) if union else (annotation,)
+    members = [get_args(m)[0] if get_origin(m) is Annotated else m
+               for m in (get_args(annotation) if union else (annotation,))]
     return int in members and float not in members
 
 

@@ -23,6 +23,7 @@ changes anything (limits, settings, checks, acknowledgements, retention) is
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query
@@ -225,24 +226,6 @@ async def costs_summary(principal: PrincipalDep, ch: ClickHouseDep, scope: Scope
     return {"identity": scope, **summary}
 
 
-@router.get(f"{LLM}/costs/by-provider", responses={401: {}, 403: {}, 503: {}})
-async def costs_by_provider(principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep,
-                            hours: Hours = 24) -> Any:
-    """Cost, calls, tokens and latency per provider over the window, the costliest first."""
-    rows = await _q(q.call_figures, ch, scope, hours, "provider")
-    return {"window_hours": hours, "identity": scope, "total_usd": _total(rows),
-            "by_provider": rows}
-
-
-@router.get(f"{LLM}/costs/by-model", responses={401: {}, 403: {}, 503: {}})
-async def costs_by_model(principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep,
-                         hours: Hours = 24) -> Any:
-    """Cost, calls, tokens and latency per provider and model over the window."""
-    rows = await _q(q.call_figures, ch, scope, hours, "provider, model")
-    return {"window_hours": hours, "identity": scope, "total_usd": _total(rows),
-            "by_model": rows}
-
-
 @router.get(f"{LLM}/costs/by-identity", responses={401: {}, 403: {}, 503: {}})
 async def costs_by_identity(
     principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep, hours: Hours = 24 * 31,
@@ -258,6 +241,27 @@ async def costs_by_identity(
 
 def _total(rows: list[dict[str, Any]]) -> float:
     return round(sum(float(r["cost_usd"] or 0) for r in rows), 9)
+
+
+def _costs_by(path: str, key: str, figures: Callable[..., list[dict[str, Any]]], group: str,
+              doc: str) -> None:
+    """Register ``GET path``: the scope's figures per ``group`` over the window, with their
+    total, under ``key`` (the report's costs by provider, model, identity, ...)."""
+
+    async def route(principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep,
+                    hours: Hours = 24) -> Any:
+        rows = await _q(figures, ch, scope, hours, group)
+        return {"window_hours": hours, "identity": scope, "total_usd": _total(rows), key: rows}
+
+    route.__doc__ = doc
+    name = f"{'nova' if path.startswith(NOVA) else 'llm'}_costs_{key}"
+    router.get(path, name=name, responses={401: {}, 403: {}, 503: {}})(route)
+
+
+_costs_by(f"{LLM}/costs/by-provider", "by_provider", q.call_figures, "provider",
+          "Cost, calls, tokens and latency per provider over the window, the costliest first.")
+_costs_by(f"{LLM}/costs/by-model", "by_model", q.call_figures, "provider, model",
+          "Cost, calls, tokens and latency per provider and model over the window.")
 
 
 @router.get(f"{LLM}/fallback/stats", responses={401: {}, 403: {}, 503: {}})
@@ -369,31 +373,13 @@ async def nova_costs(principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep
             "by_task_type": by_task, "by_day": by_day}
 
 
-@router.get(f"{NOVA}/costs/by-identity", responses={401: {}, 403: {}, 503: {}})
-async def nova_costs_by_identity(principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep,
-                                 hours: Hours = 24) -> Any:
-    """What requests cost per identity over the window (a member: its own only)."""
-    rows = await _q(q.request_figures, ch, scope, hours, "identity_id")
-    return {"window_hours": hours, "identity": scope, "total_usd": _total(rows),
-            "by_identity": rows}
-
-
-@router.get(f"{NOVA}/costs/by-sphere", responses={401: {}, 403: {}, 503: {}})
-async def nova_costs_by_sphere(principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep,
-                               hours: Hours = 24) -> Any:
-    """What requests cost per sphere (the identity's at submission; null: none on record)."""
-    rows = await _q(q.request_figures, ch, scope, hours, "sphere_id")
-    return {"window_hours": hours, "identity": scope, "total_usd": _total(rows),
-            "by_sphere": rows}
-
-
-@router.get(f"{NOVA}/costs/by-task-type", responses={401: {}, 403: {}, 503: {}})
-async def nova_costs_by_task_type(principal: PrincipalDep, ch: ClickHouseDep, scope: ScopeDep,
-                                  hours: Hours = 24) -> Any:
-    """What requests cost per task type over the window (every LLM attempt, failed ones too)."""
-    rows = await _q(q.request_figures, ch, scope, hours, "task_type")
-    return {"window_hours": hours, "identity": scope, "total_usd": _total(rows),
-            "by_task_type": rows}
+_costs_by(f"{NOVA}/costs/by-identity", "by_identity", q.request_figures, "identity_id",
+          "What requests cost per identity over the window (a member: its own only).")
+_costs_by(f"{NOVA}/costs/by-sphere", "by_sphere", q.request_figures, "sphere_id",
+          "What requests cost per sphere (the identity's at submission; null: none on record).")
+_costs_by(f"{NOVA}/costs/by-task-type", "by_task_type", q.request_figures, "task_type",
+          "What requests cost per task type over the window (every LLM attempt, failed ones "
+          "too).")
 
 
 Filter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")]

@@ -570,7 +570,23 @@ class Changed(BaseModel):
     updated_by: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class ProviderLimitsEntity(Entity):
+class SystemOwned:
+    """Mixin for platform-wide settings: they belong to no identity (owner ``system``)."""
+
+    @property
+    def owner_identity(self) -> str:
+        return SYSTEM_OWNER
+
+
+class GlobalSetting(SystemOwned):
+    """Mixin for a platform-wide setting there is one of (id ``global``)."""
+
+    @property
+    def entity_id(self) -> str:
+        return GLOBAL
+
+
+class ProviderLimitsEntity(SystemOwned, Entity):
     """A provider's rate limits as an operator set them, in place of the registry's.
 
     ``None`` keeps the registry's (``providers.yaml``) figure. Every worker enforces its
@@ -592,12 +608,8 @@ class ProviderLimitsEntity(Entity):
     def entity_id(self) -> str:
         return self.provider
 
-    @property
-    def owner_identity(self) -> str:
-        return SYSTEM_OWNER
 
-
-class ProbeSettingsEntity(Entity):
+class ProbeSettingsEntity(GlobalSetting, Entity):
     """How provider health is watched: the workers' probe interval (``streams.health_probe``),
     and the gateway's live-call window and error share that make a provider degraded
     (``gateway.llm_state.HealthView``). One of it (id ``global``); absent, the settings'."""
@@ -609,16 +621,8 @@ class ProbeSettingsEntity(Entity):
     degraded_failure_rate: Share
     changed: Changed
 
-    @property
-    def entity_id(self) -> str:
-        return GLOBAL
 
-    @property
-    def owner_identity(self) -> str:
-        return SYSTEM_OWNER
-
-
-class AlertThresholdsEntity(Entity):
+class AlertThresholdsEntity(GlobalSetting, Entity):
     """When the alert dispatcher raises error-rate, latency and checkpoint-wait alerts
     (``nova.alerts.detect.Thresholds``), over the settings' ``NOVA_ALERT_*``. One of it."""
 
@@ -631,21 +635,13 @@ class AlertThresholdsEntity(Entity):
     checkpoint_wait_s: WaitS
     changed: Changed
 
-    @property
-    def entity_id(self) -> str:
-        return GLOBAL
-
-    @property
-    def owner_identity(self) -> str:
-        return SYSTEM_OWNER
-
 
 def alert_ack_id(event_id: str) -> str:
     """The entity id of an alert's acknowledgement (alert ids hold ``/``, which ids may not)."""
     return hashlib.sha256(event_id.encode()).hexdigest()[:40]
 
 
-class AlertAckEntity(Entity):
+class AlertAckEntity(OwnedById, Entity):
     """Someone has seen an alert (``POST /api/v2/llm/monitoring/alerts/acknowledge``).
 
     Owned by the alert's identity (``system`` for provider alerts), so an acknowledgement is
@@ -667,14 +663,6 @@ class AlertAckEntity(Entity):
         if self.id != alert_ack_id(self.event_id):
             raise ValueError("an acknowledgement's id is alert_ack_id(event_id)")
         return self
-
-    @property
-    def entity_id(self) -> str:
-        return self.id
-
-    @property
-    def owner_identity(self) -> str:
-        return self.owner
 
 
 AnyEntity: TypeAlias = (

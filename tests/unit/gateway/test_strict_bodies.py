@@ -74,6 +74,12 @@ def test_a_whole_number_written_with_a_fraction_is_that_integer() -> None:
     """JSON Schema's integer is any number without a fractional part (gateway.bodies)."""
     assert SubmitRequest.model_validate({"prompt": "hi", "wait_ms": 5000.0}).wait_ms == 5000
     assert DecideBody.model_validate({"estimated_tokens": 10.0}).estimated_tokens == 10
+    # ...a constrained optional integer too (Annotated[int, Field(ge=1)] | None).
+    from gateway.routes.monitoring_changes import LimitsBody, ThresholdsBody
+    assert LimitsBody.model_validate({"rpm": 1315907.0}).rpm == 1315907
+    assert ThresholdsBody.model_validate({"min_calls": 891.0}).min_calls == 891
+    with pytest.raises(ValidationError):
+        LimitsBody.model_validate({"rpm": 5.5})
 
 
 def test_submit_accepts_the_documented_shape() -> None:
