@@ -71,15 +71,19 @@ def refused(r: Any, status: int = 403) -> None:
 
 
 async def landed(gw: Gateway, ids: list[str]) -> None:
-    """Every request's row is in ClickHouse (the sink has flushed its completion)."""
+    """Every request's row and its seven lanes' rows are in ClickHouse (they come from two
+    topics, flushed by the sink in any order)."""
     ch = gw.clickhouse
 
-    async def all_in() -> bool:
-        n = await asyncio.to_thread(ch.scalar, f"SELECT count() FROM {ch.database}.requests "  # noqa: S608
-                                    "FINAL WHERE request_id IN %(ids)s", {"ids": ids})
-        return int(n) == len(ids)
+    def count(table: str) -> int:
+        return int(ch.scalar(f"SELECT count() FROM {ch.database}.{table} FINAL "  # noqa: S608
+                             "WHERE request_id IN %(ids)s", {"ids": ids}))
 
-    await eventually(all_in, 60, 0.2, message=f"{len(ids)} request rows")
+    async def all_in() -> bool:
+        return await asyncio.to_thread(
+            lambda: (count("requests"), count("lane_events")) == (len(ids), 7 * len(ids)))
+
+    await eventually(all_in, 60, 0.2, message=f"{len(ids)} requests' rows")
 
 
 async def calls_of(gw: Gateway, rid: str) -> list[dict[str, Any]]:
