@@ -13,6 +13,7 @@ from analytics.client import ClickHouse
 from gateway import problems
 from gateway.live.messages import MAX_FRAME
 from gateway.routes import (
+    agents,
     alerts,
     analytics,
     auth,
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(threads.router)
     app.include_router(dataspaces.router)
     app.include_router(meetings.router)
+    app.include_router(agents.router)
     app.include_router(rules.router)
     app.include_router(llm.router)
     app.include_router(monitoring.router)

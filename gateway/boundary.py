@@ -73,6 +73,8 @@ _NOUNS: Final = {
     "dataspace_item": "item",
     "meeting": "meeting",
     "meeting_entry": "meeting entry",
+    "agent": "agent",
+    "agent_rating": "rating",
     "rule": "rule",
     "request": "request",
     "budget": "budget",
@@ -201,7 +203,9 @@ class BoundaryGuard:
         return entity
 
     async def existing(self, cls: type[E], entity_id: str) -> E:
-        """The live entity, whoever owns it (for an operator's reach); 404 if unknown."""
+        """The live entity with this id, whoever owns it (404 if unknown): for an operator's
+        reach, and for resources some of which other identities may see (public agents); the
+        caller checks who may."""
         entity = await self._find(cls, entity_id)
         if entity is None:
             raise NotFoundError(f"no {_NOUNS.get(cls.ENTITY_TYPE, cls.ENTITY_TYPE)} {entity_id}")

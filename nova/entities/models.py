@@ -39,6 +39,7 @@ from pydantic import (
 
 from nova.alerts.notices import AlertKind
 from nova.auth.keys import ApiKeyRecord
+from nova.domain.agents import MAX_STARS, MIN_STARS, AgentRole, ToolName, Visibility
 from nova.domain.context import DataspaceItem, MeetingEntry, MeetingEntryKind, ThreadMessage
 from nova.domain.governance import Effect, Rule, RuleMatch
 from nova.domain.identity_format import is_subject
@@ -419,6 +420,64 @@ class MeetingEntryEntity(OwnedById, Entity):
         )
 
 
+class AgentEntity(OwnedById, Entity):
+    """An agent its owner defined: what it is for, how it is prompted, which tools it may call
+    and within which limits lane F runs its loop (``max_steps`` model calls, ``max_cost_usd``).
+
+    ``visibility`` ``public`` lists it in every identity's registry (name, description, role,
+    tools, limits: what choosing it needs; the system prompt only to its owner); ``private``
+    keeps it in its owner's boundary like a thread. ``provider`` and ``model`` pin it as a
+    request's would (role routing applies otherwise; the ``nova`` role stays on Claude).
+    ``tools`` are kept sorted and unique so equal agents serialize identically.
+    """
+
+    ENTITY_TYPE: ClassVar[str] = "agent"
+
+    id: EntityId
+    owner: EntityId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    role: AgentRole
+    system_prompt: Annotated[str, StringConstraints(max_length=16_000)] = ""
+    tools: tuple[ToolName, ...] = ()
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    model: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    max_steps: Annotated[int, Field(ge=1, le=50)] = 8
+    max_cost_usd: Annotated[float, Field(gt=0, le=100)] = 1.0
+    allowed_hosts: tuple[Annotated[str, StringConstraints(min_length=1, max_length=253)],
+                         ...] = ()  # http_call's allow list (host names, exact)
+    visibility: Visibility = "private"
+    created_at: Millis
+
+    @field_validator("tools", "allowed_hosts")
+    @classmethod
+    def _canonical_sets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(value)))
+
+
+class AgentRatingEntity(Entity):
+    """One identity's rating of an agent; ``id`` is ``<agent_id>:<rater identity>``, so an
+    identity holds at most one rating per agent (rating again replaces it).
+
+    Owned by the rater, not by the agent's owner: the rating is the rater's statement, and it
+    stays in the rater's boundary (the registry shows only counts and averages)."""
+
+    ENTITY_TYPE: ClassVar[str] = "agent_rating"
+
+    agent_id: EntityId
+    rater: EntityId
+    stars: Annotated[int, Field(ge=MIN_STARS, le=MAX_STARS)]
+    created_at: Millis
+
+    @property
+    def entity_id(self) -> str:
+        return f"{self.agent_id}:{self.rater}"
+
+    @property
+    def owner_identity(self) -> str:
+        return self.rater
+
+
 class RuleEntity(Entity):
     """A governance :class:`Rule`, flattened: the match conditions sit beside the rule fields.
 
@@ -677,6 +736,8 @@ AnyEntity: TypeAlias = (
     | DataspaceItemEntity
     | MeetingEntity
     | MeetingEntryEntity
+    | AgentEntity
+    | AgentRatingEntity
     | RuleEntity
     | BudgetEntity
     | WebhookEntity
@@ -700,6 +761,8 @@ ENTITY_TYPES: Final[dict[str, type[AnyEntity]]] = {
         DataspaceItemEntity,
         MeetingEntity,
         MeetingEntryEntity,
+        AgentEntity,
+        AgentRatingEntity,
         RuleEntity,
         BudgetEntity,
         WebhookEntity,
@@ -722,6 +785,8 @@ EntityType = Literal[
     "dataspace_item",
     "meeting",
     "meeting_entry",
+    "agent",
+    "agent_rating",
     "rule",
     "budget",
     "webhook",

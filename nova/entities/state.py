@@ -32,6 +32,8 @@ from nova.domain.governance import Rule
 from nova.entities.models import (
     GLOBAL,
     SYSTEM_OWNER,
+    AgentEntity,
+    AgentRatingEntity,
     AlertThresholdsEntity,
     AnyEntity,
     ApiKeyEntity,
@@ -156,6 +158,10 @@ class EntityState:
             _link(self._children, (entity.ENTITY_TYPE, entity.dataspace_id), eid, add=add)
         elif isinstance(entity, MeetingEntryEntity):
             _link(self._children, (entity.ENTITY_TYPE, entity.meeting_id), eid, add=add)
+        elif isinstance(entity, AgentRatingEntity):
+            # Under its agent (the registry's counts) and its rater (the rater's own cap).
+            _link(self._children, (entity.ENTITY_TYPE, entity.agent_id), eid, add=add)
+            _link(self._owned, (entity.ENTITY_TYPE, entity.owner_identity), eid, add=add)
         else:
             _link(self._owned, (entity.ENTITY_TYPE, entity.owner_identity), eid, add=add)
         if isinstance(entity, IdentityEntity):
@@ -254,6 +260,26 @@ class EntityState:
         if meeting is None:
             return []
         return [e.to_domain(meeting.title) for e in self.entries(meeting_id)]
+
+    def agents_visible_to(self, identity_id: str) -> list[AgentEntity]:
+        """The identity's own agents and every public one, by id (the registry's candidates).
+
+        Walks the (type, owner) index like :meth:`budgets`; the registry is capped per owner.
+        """
+        ids = sorted(
+            i for (etype, owner), owned in self._owned.items()
+            if etype == AgentEntity.ENTITY_TYPE for i in owned
+        )
+        found = (self.get(AgentEntity, i) for i in ids)
+        return [a for a in found if a is not None
+                and (a.owner == identity_id or a.visibility == "public")]
+
+    def ratings(self, agent_id: str) -> list[AgentRatingEntity]:
+        """The live agent's ratings, one per rater (rater order); none once it is deleted."""
+        if self.get(AgentEntity, agent_id) is None:
+            return []
+        ids = sorted(self._children.get((AgentRatingEntity.ENTITY_TYPE, agent_id), ()))
+        return [r for r in (self.get(AgentRatingEntity, i) for i in ids) if r is not None]
 
     def rules_for(self, identity_id: str) -> list[Rule]:
         """The identity's enforceable rules, highest priority first, then rule id."""

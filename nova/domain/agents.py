@@ -1,0 +1,91 @@
+"""Agents: the tools an agent may be given, each with its action type, and how the registry
+finds and ranks agents.
+
+Tools are Nova's own capabilities, never arbitrary code: reading the identity's threads,
+meetings and dataspace items (READ), appending to a thread or a meeting's notes (WRITE),
+sending a message (SEND) and an HTTP call to an allow-listed endpoint (SEND). The action type
+is what governance judges a tool call by (``nova.domain.governance``), exactly as it judges a
+request's intent: a SEND is held for a human whatever the model says about it.
+
+Pure and free of I/O, so the registry's search and the tool catalogue are unit-tested directly
+and the gateway (which validates agents) and lane F (which runs them) agree on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal, get_args
+
+from nova.domain.kinds import Action
+from nova.domain.textnorm import fold
+
+ToolName = Literal[
+    "read_thread",
+    "read_meeting",
+    "read_dataspace",
+    "append_thread",
+    "append_meeting_note",
+    "send_message",
+    "http_call",
+]
+TOOL_NAMES: Final[frozenset[str]] = frozenset(get_args(ToolName))
+
+# The action each tool is governed as.
+TOOL_ACTIONS: Final[Mapping[str, Action]] = MappingProxyType({
+    "read_thread": "READ",
+    "read_meeting": "READ",
+    "read_dataspace": "READ",
+    "append_thread": "WRITE",
+    "append_meeting_note": "WRITE",
+    "send_message": "SEND",
+    "http_call": "SEND",
+})
+
+# The LLM roles an agent may run as (``nova.llm.routing`` routes each; ``nova`` stays on Claude).
+AgentRole = Literal["nova", "orchestrator", "analyst", "researcher"]
+AGENT_ROLES: Final[frozenset[str]] = frozenset(get_args(AgentRole))
+
+Visibility = Literal["private", "public"]
+
+MIN_STARS: Final = 1
+MAX_STARS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSummary:
+    """An agent's ratings as the registry lists them: how many, and their mean (None if none)."""
+
+    count: int
+    average: float | None
+
+
+def summarize(stars: Iterable[int]) -> RatingSummary:
+    values = list(stars)
+    if not values:
+        return RatingSummary(0, None)
+    return RatingSummary(len(values), round(sum(values) / len(values), 2))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentQuery:
+    """A registry search: every condition set must hold (AND); unset matches anything.
+
+    ``text`` matches the name or the description, case- and accent-insensitively, as a
+    substring: the registry is small enough per deployment that ranking is by rating, not by
+    relevance."""
+
+    role: str | None = None
+    tool: str | None = None
+    text: str | None = None
+
+    def matches(self, role: str, tools: Iterable[str], name: str, description: str) -> bool:
+        if self.role is not None and role != self.role:
+            return False
+        if self.tool is not None and self.tool not in set(tools):
+            return False
+        if self.text:
+            needle = fold(self.text)
+            return needle in fold(name) or needle in fold(description)
+        return True
