@@ -18,12 +18,22 @@ from typing import Protocol
 
 import anthropic
 import openai
-from anthropic.types import MessageParam
-from openai.types.chat import ChatCompletionMessageParam
+from anthropic.types import MessageParam, ToolParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from nova.errors import ProviderError
 from nova.llm.registry import ProviderSpec, Registry, fake_registry
 from nova.llm.retry import ContextWindowError, parse_retry_after
+from nova.llm.tools import (
+    Conversation,
+    ToolCall,
+    anthropic_calls,
+    anthropic_tools,
+    anthropic_turns,
+    openai_calls,
+    openai_tools,
+    openai_turns,
+)
 from nova.settings import Settings
 
 REQUEST_ID_HEADER = "x-nova-request-id"
@@ -54,6 +64,7 @@ class Completion:
     latency_ms: float
     provider: str
     model: str
+    tool_calls: tuple[ToolCall, ...] = ()  # the tools the model asks Nova to call (agents)
 
 
 class ProviderClient(Protocol):
@@ -61,6 +72,10 @@ class ProviderClient(Protocol):
 
     async def complete(
         self, model: str, messages: Sequence[Message], max_tokens: int, request_id: str
+    ) -> Completion: ...
+
+    async def converse(
+        self, model: str, conversation: Conversation, max_tokens: int, request_id: str
     ) -> Completion: ...
 
     async def probe(self) -> None: ...
@@ -150,6 +165,20 @@ class AnthropicClient:
         self, model: str, messages: Sequence[Message], max_tokens: int, request_id: str
     ) -> Completion:
         system, turns = split_system(messages)
+        return await self._create(model, system, turns, max_tokens, request_id, None)
+
+    async def converse(
+        self, model: str, conversation: Conversation, max_tokens: int, request_id: str
+    ) -> Completion:
+        """One step of an agent's run: the conversation with its tools (``tool_use``)."""
+        return await self._create(model, conversation.system,
+                                  anthropic_turns(conversation.turns), max_tokens, request_id,
+                                  anthropic_tools(conversation.tools))
+
+    async def _create(
+        self, model: str, system: str, turns: list[MessageParam], max_tokens: int,
+        request_id: str, tools: list[ToolParam] | None,
+    ) -> Completion:
         started = time.perf_counter()
         try:
             reply = await self._sdk.messages.create(
@@ -157,6 +186,7 @@ class AnthropicClient:
                 max_tokens=max_tokens,
                 messages=turns,
                 system=system if system else anthropic.omit,
+                tools=tools if tools else anthropic.omit,
                 extra_headers={REQUEST_ID_HEADER: request_id},
             )
         except anthropic.AnthropicError as exc:
@@ -173,6 +203,7 @@ class AnthropicClient:
             latency_ms=latency_ms,
             provider=self.provider,
             model=model,
+            tool_calls=anthropic_calls(reply.content),
         )
 
     async def probe(self) -> None:
@@ -199,9 +230,23 @@ class OpenAICompatibleClient:
     async def complete(
         self, model: str, messages: Sequence[Message], max_tokens: int, request_id: str
     ) -> Completion:
-        turns = to_openai(messages)
+        return await self._create(model, to_openai(messages), max_tokens, request_id, None)
+
+    async def converse(
+        self, model: str, conversation: Conversation, max_tokens: int, request_id: str
+    ) -> Completion:
+        """One step of an agent's run: the conversation with its tools (function calling)."""
+        return await self._create(
+            model, openai_turns(conversation.system, conversation.turns), max_tokens,
+            request_id, openai_tools(conversation.tools))
+
+    async def _create(
+        self, model: str, turns: list[ChatCompletionMessageParam], max_tokens: int,
+        request_id: str, tools: list[ChatCompletionToolParam] | None,
+    ) -> Completion:
         headers = {REQUEST_ID_HEADER: request_id}
         create = self._sdk.chat.completions.create
+        offered = tools if tools else openai.omit
         started = time.perf_counter()
         try:
             if self._max_tokens_param == "max_completion_tokens":
@@ -209,11 +254,13 @@ class OpenAICompatibleClient:
                     model=model,
                     messages=turns,
                     max_completion_tokens=max_tokens,
+                    tools=offered,
                     extra_headers=headers,
                 )
             else:
                 reply = await create(
-                    model=model, messages=turns, max_tokens=max_tokens, extra_headers=headers
+                    model=model, messages=turns, max_tokens=max_tokens, tools=offered,
+                    extra_headers=headers,
                 )
         except openai.OpenAIError as exc:
             raise map_sdk_error(self.provider, exc, self._timeout_s) from exc
@@ -228,6 +275,8 @@ class OpenAICompatibleClient:
             latency_ms=latency_ms,
             provider=self.provider,
             model=model,
+            tool_calls=openai_calls(reply.choices[0].message.tool_calls)
+            if reply.choices else (),
         )
 
     async def probe(self) -> None:
@@ -249,6 +298,11 @@ class UnconfiguredClient:
 
     async def complete(
         self, model: str, messages: Sequence[Message], max_tokens: int, request_id: str
+    ) -> Completion:
+        raise ProviderError(self._message, provider=self.provider, retriable=False)
+
+    async def converse(
+        self, model: str, conversation: Conversation, max_tokens: int, request_id: str
     ) -> Completion:
         raise ProviderError(self._message, provider=self.provider, retriable=False)
 
@@ -335,6 +389,17 @@ class ClientPool:
     ) -> Completion:
         """Call ``provider``'s ``model`` once (no retries); raises :class:`ProviderError`."""
         return await self.client(provider).complete(model, messages, max_tokens, request_id)
+
+    async def converse(
+        self,
+        provider: str,
+        model: str,
+        conversation: Conversation,
+        max_tokens: int,
+        request_id: str,
+    ) -> Completion:
+        """One step of an agent's run on ``provider``'s ``model`` (no retries)."""
+        return await self.client(provider).converse(model, conversation, max_tokens, request_id)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -26,6 +26,7 @@ from nova.llm.limits import RateLimiter
 from nova.llm.registry import ModelSpec, Registry
 from nova.llm.retry import RetryPolicy, classify
 from nova.llm.routing import Candidate, RoutingDecision, StateSnapshot
+from nova.llm.tools import Conversation
 
 AttemptStatus = Literal["ok", "error", "skipped"]
 OutcomeStatus = Literal["completed", "failed", "budget_exceeded"]
@@ -44,14 +45,27 @@ class CompletionSource(Protocol):
         request_id: str,
     ) -> Completion: ...
 
+    async def converse(
+        self,
+        provider: str,
+        model: str,
+        conversation: Conversation,
+        max_tokens: int,
+        request_id: str,
+    ) -> Completion: ...
+
 
 @dataclass(frozen=True)
 class ExecutionRequest:
+    """One call's input. With ``conversation`` (an agent's step) the call offers its tools
+    and carries its tool turns; ``messages`` are then its flat form, for estimates."""
+
     request_id: str
     messages: tuple[Message, ...]
     max_tokens: int = 1024
     identity: str | None = None
     sphere: str | None = None
+    conversation: Conversation | None = None
 
 
 @dataclass(frozen=True)
@@ -267,13 +281,22 @@ class _Run:
         self.tries_here += 1
         started = time.perf_counter()
         try:
-            completion = await ex.source.complete(
-                candidate.provider,
-                candidate.model,
-                self.request.messages,
-                self.request.max_tokens,
-                self.request.request_id,
-            )
+            if self.request.conversation is not None:
+                completion = await ex.source.converse(
+                    candidate.provider,
+                    candidate.model,
+                    self.request.conversation,
+                    self.request.max_tokens,
+                    self.request.request_id,
+                )
+            else:
+                completion = await ex.source.complete(
+                    candidate.provider,
+                    candidate.model,
+                    self.request.messages,
+                    self.request.max_tokens,
+                    self.request.request_id,
+                )
         except ProviderError as err:
             latency_ms = (time.perf_counter() - started) * 1000
             if ex.board is not None:

@@ -12,6 +12,14 @@ go. It also keeps the raw JSON body of every completion call (``FakeState.bodies
 ``GET /_bodies``), so tests can prove what left Nova: that a masked IBAN or card number never
 reached a provider.
 
+Tool calls are scripted (``POST /_script``, :class:`ScriptBody`): a script names a text to
+match in the system prompt or any message and the replies to give, one per model step, each a
+text or tool calls. The step is the number of assistant turns the conversation already holds,
+so the reply depends on the request alone (no counter on the server): a run replayed after a
+crash gets the same replies, and concurrent runs with their own match texts never mix. Calls
+come back in the caller's format: Anthropic ``tool_use`` blocks (``stop_reason`` ``tool_use``)
+or OpenAI ``tool_calls`` (``finish_reason`` ``tool_calls``), with deterministic ids.
+
 Run it with ``python -m nova.llm.fake_server --port 8300``, :func:`serve`, or in tests with
 :class:`FakeServerThread`.
 """
@@ -53,6 +61,40 @@ class ControlBody(BaseModel):
     fail_times: int | None = None
     context_window: int | None = None
     reply: str | None = None
+
+
+class ScriptedCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class ScriptStep(BaseModel):
+    """One scripted reply: ``text``, or ``tool_calls`` (with an optional text beside them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = None
+    tool_calls: list[ScriptedCall] = []
+
+
+class ScriptBody(BaseModel):
+    """``POST /_script``: the replies to a conversation containing ``match``.
+
+    ``repeat_last`` answers every later step with the last reply (an agent that never stops,
+    for step and cost limits)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str
+    steps: list[ScriptStep]
+    repeat_last: bool = False
+
+    def step(self, index: int) -> ScriptStep | None:
+        if index < len(self.steps):
+            return self.steps[index]
+        return self.steps[-1] if self.repeat_last and self.steps else None
 
 
 @dataclass(frozen=True)
@@ -123,7 +165,22 @@ class FakeState:
     calls: list[Call] = field(default_factory=list)
     bodies: list[ReceivedBody] = field(default_factory=list)
     probes: Counter[str] = field(default_factory=Counter)
+    scripts: list[ScriptBody] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, body: ScriptBody) -> None:
+        with self.lock:
+            self.scripts.append(body)
+
+    def scripted(self, prompt: str, turns: list[Any]) -> tuple[int, ScriptStep] | None:
+        """The newest script matching ``prompt`` and its reply to this conversation's step."""
+        index = sum(1 for t in turns if isinstance(t, dict) and t.get("role") == "assistant")
+        with self.lock:
+            script = next((s for s in reversed(self.scripts) if s.match in prompt), None)
+        if script is None:
+            return None
+        step = script.step(index)
+        return None if step is None else (index, step)
 
     def configure(self, provider: str, **changes: Any) -> ProviderControl:
         with self.lock:
@@ -142,6 +199,7 @@ class FakeState:
             self.calls.clear()
             self.bodies.clear()
             self.probes.clear()
+            self.scripts.clear()
 
     def control(self, provider: str) -> ProviderControl:
         with self.lock:
@@ -208,7 +266,8 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+        return " ".join(_text_of(b.get("content")) if b.get("type") == "tool_result"
+                        else str(b.get("text", "")) for b in content if isinstance(b, dict))
     return ""
 
 
@@ -303,6 +362,11 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
         updated = fake.configure(provider, **body.model_dump(exclude_unset=True))
         return {"provider": provider, **asdict(updated)}
 
+    @app.post("/_script")
+    async def script(body: ScriptBody) -> dict[str, Any]:
+        fake.script(body)
+        return {"ok": True, "steps": len(body.steps)}
+
     @app.get("/_calls")
     async def calls() -> dict[str, Any]:
         return fake.summary()
@@ -358,13 +422,23 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
         if failed is not None:
             return failed
         digest = hashlib.sha256(f"{provider}|{model}|{prompt}".encode()).hexdigest()[:24]
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        stop = "max_tokens" if truncated else "end_turn"
+        scripted = fake.scripted(prompt, turns) if body.get("tools") else None
+        if scripted is not None:
+            index, step = scripted
+            content = [{"type": "text", "text": step.text}] if step.text else []
+            content += [{"type": "tool_use", "id": f"toolu_{digest[:12]}_{index}_{j}",
+                         "name": c.name, "input": c.arguments}
+                        for j, c in enumerate(step.tool_calls)]
+            stop = "tool_use" if step.tool_calls else "end_turn"
         return {
             "id": f"msg_fake_{digest}",
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "max_tokens" if truncated else "end_turn",
+            "content": content,
+            "stop_reason": stop,
             "stop_sequence": None,
             "usage": {
                 "input_tokens": tokens_in,
@@ -379,7 +453,7 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
         body = await received(provider, request)
         model = str(body.get("model", ""))
         turns = body.get("messages", [])
-        prompt = "".join(_text_of(m.get("content")) for m in turns)
+        prompt = "".join(_text_of(m.get("content")) for m in turns if isinstance(m, dict))
         last_user = next(
             (_text_of(m.get("content")) for m in reversed(turns) if m.get("role") == "user"), ""
         )
@@ -393,6 +467,18 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
         if failed is not None:
             return failed
         digest = hashlib.sha256(f"{provider}|{model}|{prompt}".encode()).hexdigest()[:24]
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        finish = "length" if truncated else "stop"
+        scripted = fake.scripted(prompt, turns) if body.get("tools") else None
+        if scripted is not None:
+            index, step = scripted
+            message = {"role": "assistant", "content": step.text, "refusal": None}
+            if step.tool_calls:
+                message["tool_calls"] = [
+                    {"id": f"call_{digest[:12]}_{index}_{j}", "type": "function",
+                     "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                    for j, c in enumerate(step.tool_calls)]
+                finish = "tool_calls"
         return {
             "id": f"chatcmpl-fake-{digest}",
             "object": "chat.completion",
@@ -401,8 +487,8 @@ def create_app(registry: Registry | None = None, state: FakeState | None = None)
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "finish_reason": "length" if truncated else "stop",
+                    "message": message,
+                    "finish_reason": finish,
                     "logprobs": None,
                 }
             ],

@@ -15,7 +15,7 @@ T0 = 1_750_000_000_000
 def agent(aid: str = "ag1", owner: str = "a", **kw: object) -> AgentEntity:
     fields: dict[str, object] = {"name": "Summariser", "role": "analyst", "created_at": T0}
     fields.update(kw)
-    return AgentEntity(id=aid, owner=owner, **fields)  # type: ignore[arg-type]
+    return AgentEntity(id=aid, owner=owner, **fields)
 
 
 def test_every_tool_has_an_action_and_sends_are_risky() -> None:
@@ -31,7 +31,7 @@ def test_an_agent_serializes_canonically_and_round_trips() -> None:
     assert a.allowed_hosts == ("a", "b")
     event = to_event(a, version=1, ts=T0)
     assert from_event(event) == a
-    assert event.entity_id == "ag1" and event.owner_identity == "a"
+    assert (event.entity_id, event.owner_identity) == ("ag1", "a")
     with pytest.raises(ValidationError):
         agent(tools=("rm_rf",))
     with pytest.raises(ValidationError):

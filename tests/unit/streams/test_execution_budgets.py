@@ -21,6 +21,9 @@ class Source:
         self.calls.append((provider, request_id))
         return Completion("hi", 1000, 100, 0, 5.0, provider, model)
 
+    async def converse(self, provider, model, conversation, max_tokens, request_id):
+        return await self.complete(provider, model, conversation.flat(), max_tokens, request_id)
+
 
 @dataclass
 class Store:
