@@ -42,6 +42,7 @@ from nova.auth.tokens import Principal
 from nova.domain.governance import IDENTITY_BOUNDARY
 from nova.domain.roles import OPERATOR
 from nova.entities.models import (
+    AgentEntity,
     AnyEntity,
     DataspaceEntity,
     IdentityEntity,
@@ -220,6 +221,17 @@ class BoundaryGuard:
             raise await self.refuse(principal, cls.ENTITY_TYPE, entity_id,
                                     entity.owner_identity, operation=operation)
         return entity
+
+    async def usable_agent(
+        self, principal: Principal, agent_id: str, *, operation: str = "read"
+    ) -> AgentEntity:
+        """An agent the caller may see and run: its own, or a public one (404 unknown; another
+        identity's private agent is a crossing: 403 and a fact)."""
+        agent = await self.existing(AgentEntity, agent_id)
+        if agent.owner != principal.identity and agent.visibility != "public":
+            raise await self.refuse(principal, AgentEntity.ENTITY_TYPE, agent_id, agent.owner,
+                                    operation=operation)
+        return agent
 
     def user_of(self, principal: Principal) -> str:
         """The caller's user: from its identity record, else the token's subject."""

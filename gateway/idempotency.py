@@ -103,7 +103,7 @@ def parse_key(raw: str) -> str:
 
 # Fields the body gained after fingerprints were first taken: left out while unset, so a retry
 # of a body sent before a gateway knew them still matches its first attempt's fingerprint.
-LATER_FIELDS: Final = frozenset({"priority", "meeting_id"})
+LATER_FIELDS: Final = frozenset({"priority", "meeting_id", "agent_id"})
 
 
 def body_fingerprint(body: dict[str, Any]) -> str:

@@ -132,6 +132,7 @@ class PipelineRecord(Record):
     thread_id: str | None = None
     dataspace_ids: tuple[str, ...] = ()
     meeting_id: str | None = None  # None in records written before v8
+    agent_id: str | None = None  # None in records written before v9
     roles: tuple[str, ...] = ()
     sphere_id: str | None = None
     provider_hint: str | None = None

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule
-from nova.entities.models import BudgetEntity, ProbeSettingsEntity, ProviderLimitsEntity
+from nova.entities.models import (
+    AgentEntity,
+    BudgetEntity,
+    ProbeSettingsEntity,
+    ProviderLimitsEntity,
+)
 from nova.entities.store import EntityStore, start_or_refuse
 from nova.errors import StartupError
 
@@ -67,6 +72,9 @@ class WorkerEntities:
 
     def meeting_entries(self, meeting_id: str) -> Sequence[MeetingEntry]:
         return self.store.meeting_entries(meeting_id)
+
+    def agent(self, agent_id: str) -> AgentEntity | None:
+        return self.store.get(AgentEntity, agent_id)
 
     def rules_for(self, identity_id: str) -> Sequence[Rule]:
         return self.store.rules_for(identity_id)

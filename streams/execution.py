@@ -61,8 +61,9 @@ from nova.llm.outcome import (
 )
 from nova.llm.registry import Registry, deployment_registry
 from nova.llm.routing import Router, RouteRequest, RoutingDecision
-from nova.records import Event, Execution, PipelineRecord
+from nova.records import AuditFact, Event, Execution, PipelineRecord
 from nova.settings import Settings
+from streams.agent_run import AgentSource, run_agent
 from streams.spend import Charge, SpendLedger
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class ExecutionResult:
     events: tuple[Event, ...]
     called: bool
     replayed: bool = False  # a copy of this process's earlier result for the same request
+    facts: tuple[AuditFact, ...] = ()  # an agent run's tool calls, for the audit chain
 
 
 OWN_EVENTS_KEPT = 100_000  # own charged event ids awaiting their echo from the topic
@@ -114,6 +116,7 @@ class ExecutionService:
         budgets: BudgetSource,
         rules: RuleSource,
         limits: LimitSource | None = None,
+        agents: AgentSource | None = None,
     ) -> None:
         # Typed callers cannot omit them; this stops untyped wiring at start-up too, instead
         # of at the first request (budgets unchecked, or every call failing).
@@ -139,6 +142,7 @@ class ExecutionService:
         self.ledger = SpendLedger()
         self.budget_source = budgets
         self.rules = rules
+        self.agents = agents  # agents and what their tools read (None: agent runs fail)
         self.waits: list[Wait] = []  # readiness gates (entities, spend)
         self._loaded: tuple[BudgetEntity, ...] = ()
         self._labels: dict[str, str] = {}
@@ -152,10 +156,12 @@ class ExecutionService:
     def build(
         cls, settings: Settings, *, budgets: BudgetSource, rules: RuleSource,
         limits: LimitSource | None = None,
+        agents: AgentSource | None = None,
     ) -> ExecutionService:
         registry = deployment_registry(settings, os.environ)
         pool = ClientPool.from_settings(settings, os.environ, registry=registry)
-        return cls(settings, registry, pool, budgets=budgets, rules=rules, limits=limits)
+        return cls(settings, registry, pool, budgets=budgets, rules=rules, limits=limits,
+                   agents=agents)
 
     def hold_until(self, *ready: Wait) -> None:
         """Hold the first execution until every ``ready`` returns (entities, spend loaded)."""
@@ -286,11 +292,11 @@ class ExecutionService:
         )
         outcome = replace(outcome, attempts=tuple(
             replace(a, number=a.number + attempt_base) for a in outcome.attempts))
-        self._charge_own(record, outcome)
-        calls = tuple(e for e in self._events(record, outcome, role=role) if e.kind == "llm")
+        self.charge_own(record, outcome)
+        calls = tuple(e for e in self.events(record, outcome, role=role) if e.kind == "llm")
         return outcome, calls
 
-    def _charge_own(self, record: PipelineRecord, outcome: Outcome) -> None:
+    def charge_own(self, record: PipelineRecord, outcome: Outcome) -> None:
         """Our calls were charged to the budget book by the executor; the ledger too, here."""
         at = datetime.now(UTC)
         for a in outcome.calls:
@@ -368,6 +374,13 @@ class ExecutionService:
         await self._await_ready()
         self.refresh_budgets()
         self.refresh_limits()
+        if record.agent_id is not None:
+            if self.agents is None:
+                failed = record.model_copy(update={
+                    "status": "failed", "error": "this worker runs no agents (no agent source)",
+                    "execution": Execution(attempts=0)})
+                return ExecutionResult(failed, (), called=False)
+            return await run_agent(self, record, self.agents)
         tokens = record.encoded.token_estimate if record.encoded else 0
         try:
             decision = self.route(record, tokens)
@@ -380,7 +393,7 @@ class ExecutionService:
                 }
             )
             return ExecutionResult(failed, (), called=False)
-        governed, refused = self._governed(record, decision, tokens)
+        governed, refused = self.governed(record, decision, tokens)
         if governed is None:
             failed = record.model_copy(
                 update={
@@ -416,14 +429,14 @@ class ExecutionService:
                 sphere=record.sphere_id,
             ),
         )
-        self._charge_own(record, outcome)  # no await since the executor charged the book
+        self.charge_own(record, outcome)  # no await since the executor charged the book
         return ExecutionResult(
-            self._apply(record, outcome, decision),
-            self._events(record, outcome),
+            self.apply(record, outcome, decision),
+            self.events(record, outcome),
             called=bool(outcome.calls),
         )
 
-    def _governed(
+    def governed(
         self, record: PipelineRecord, decision: RoutingDecision, tokens: int
     ) -> tuple[RoutingDecision | None, str]:
         """The routed chain the identity's provider rules leave (``governed_chain``)."""
@@ -432,12 +445,12 @@ class ExecutionService:
         return governed_chain(record, decision, self.rules.rules_for(record.identity_id),
                               self.registry, tokens, self.settings.llm_max_tokens)
 
-    def _apply(
+    def apply(
         self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision
     ) -> PipelineRecord:
         return executed_record(record, outcome, decision, self.budget_label)
 
-    def _events(
+    def events(
         self, record: PipelineRecord, outcome: Outcome, role: str | None = None
     ) -> tuple[Event, ...]:
         return outcome_events(record, outcome, self.budget_label, role)

@@ -77,7 +77,8 @@ async def start_worker_services(
     )
     await view.start(WORKER, "the entity view (owners, identity rules and budgets)")
     try:
-        service = (ExecutionService.build(settings, budgets=view, rules=view, limits=view)
+        service = (ExecutionService.build(settings, budgets=view, rules=view, limits=view,
+                                          agents=view)
                    if execution is None else execution)
         spend = SpendTracker(settings, service, schemas=schemas, sphere_of=view.sphere_of)
     except BaseException:

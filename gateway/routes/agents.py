@@ -36,7 +36,6 @@ from gateway.boundary import BoundaryGuard
 from gateway.deps import GuardDep, PrincipalDep, ServicesDep, require_role
 from gateway.owned import WRITER_ROLES, ChangeBody, changeable
 from gateway.problems import problem
-from nova.auth.tokens import Principal
 from nova.domain.agents import (
     MAX_STARS,
     MIN_STARS,
@@ -166,17 +165,6 @@ def _unroutable(services: Any, role: str, provider: str | None, model: str | Non
     return None
 
 
-async def visible(guard: BoundaryGuard, principal: Principal, agent_id: str, *,
-                  operation: str = "read") -> AgentEntity:
-    """An agent the caller may see and use: its own or a public one (404 unknown; another
-    identity's private agent is a crossing: 403 and a fact)."""
-    agent = await guard.existing(AgentEntity, agent_id)
-    if agent.owner != principal.identity and agent.visibility != "public":
-        raise await guard.refuse(principal, AgentEntity.ENTITY_TYPE, agent_id, agent.owner,
-                                 operation=operation)
-    return agent
-
-
 @router.post("", status_code=201, response_model=AgentOut, name="create_agent",
              responses={401: {}, 403: {}, 409: {}})
 async def create_agent(body: AgentCreate, principal: PrincipalDep, guard: GuardDep,
@@ -226,7 +214,7 @@ async def list_agents(
 @router.get("/{agent_id}", response_model=AgentOut, name="get_agent",
             responses={401: {}, 403: {}, 404: {}})
 async def get_agent(agent_id: AgentId, principal: PrincipalDep, guard: GuardDep) -> AgentOut:
-    agent = await visible(guard, principal, agent_id)
+    agent = await guard.usable_agent(principal, agent_id)
     return AgentOut.of(agent, guard, principal.identity)
 
 
@@ -271,7 +259,7 @@ async def delete_agent(agent_id: AgentId, principal: PrincipalDep, guard: GuardD
                          "identity's first rating of it, 200 when it replaces the earlier one.")
 async def rate_agent(agent_id: AgentId, body: RatingCreate, principal: PrincipalDep,
                      guard: GuardDep, response: Response) -> RatingOut:
-    agent = await visible(guard, principal, agent_id, operation="rate")
+    agent = await guard.usable_agent(principal, agent_id, operation="rate")
     require_role(principal, *WRITER_ROLES)
     if agent.owner == principal.identity:
         raise ConflictError("an agent's owner does not rate it")

@@ -39,6 +39,7 @@ from gateway.services import Services
 from gateway.tracker import LaneView, RequestView
 from nova.auth.tokens import Principal
 from nova.domain.kinds import Priority
+from nova.entities.models import AgentEntity
 from nova.errors import ConfigError, ForbiddenError, NotFoundError, ProviderError
 from nova.ids import uuid7
 from nova.llm.routing import RouteRequest
@@ -62,6 +63,13 @@ class SubmitRequest(StrictBody):
         max_length=128,
         description="a meeting of the caller's identity: its agenda items, notes and "
         "decisions are context (untrusted, checked like the prompt)",
+    )
+    agent_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="an agent of the registry (the caller's own or a public one): lane F runs "
+        "its loop on the prompt, with its tools, each call governed; its role, provider and "
+        "model apply where the body names none",
     )
     provider: str | None = Field(
         default=None,
@@ -152,8 +160,10 @@ async def submit(
         return unroutable
     await guard.check_request(principal, body.thread_id, body.dataspace_ids,  # 403/404
                               body.meeting_id)
+    agent = (None if body.agent_id is None
+             else await guard.usable_agent(principal, body.agent_id, operation="submit"))
     if idempotency_key is None:
-        record = _record(body, principal, services, uuid7())
+        record = _record(body, principal, services, uuid7(), agent=agent)
         await _produce(services, record)
         return await _answer(services, record.request_id, wait)
     try:
@@ -178,7 +188,7 @@ async def submit(
         if await _state(services, request_id) is not None:  # written, the key since forgotten
             index.remember(principal.identity, key, KnownKey(request_id, fingerprint, now_ms()))
             return await _answer(services, request_id, wait, replayed=True)
-        record = _record(body, principal, services, request_id, key, fingerprint)
+        record = _record(body, principal, services, request_id, key, fingerprint, agent=agent)
         await _produce(services, record)
         index.remember(principal.identity, key, record_key(record))
     return await _answer(services, request_id, wait)
@@ -208,7 +218,11 @@ def _record(
     request_id: str,
     key: str | None = None,
     fingerprint: str | None = None,
+    *,
+    agent: AgentEntity | None = None,
 ) -> PipelineRecord:
+    """The request as lane A receives it; an agent's role and pins fill what the body leaves
+    unset (its pins were checked against the router when the agent was written)."""
     return PipelineRecord(
         request_id=request_id,
         identity_id=principal.identity,
@@ -217,14 +231,15 @@ def _record(
         prompt=body.prompt,
         declared_action=body.action,
         task_type_hint=body.task_type,
-        role=body.role,
+        role=agent.role if agent is not None else body.role,
         thread_id=body.thread_id,
         dataspace_ids=tuple(body.dataspace_ids),
         meeting_id=body.meeting_id,
+        agent_id=body.agent_id,
         roles=tuple(sorted(principal.roles)),
         sphere_id=services.entities.sphere_of(principal.identity),
-        provider_hint=body.provider,
-        model_hint=body.model,
+        provider_hint=body.provider or (agent.provider if agent is not None else None),
+        model_hint=body.model or (agent.model if agent is not None else None),
         strategy=body.strategy,
         priority=body.priority,
         idempotency_key=key,

@@ -148,6 +148,37 @@ class RecordSender(Protocol):
     async def send(self, topic: str, key: str, record: Record) -> None: ...
 
 
+def alert_fact(
+    kind: str,
+    identity_id: str,
+    actor: str,
+    request_id: str | None,
+    detail: dict[str, Any],
+    event_id: str | None = None,
+) -> tuple[Event, AuditFact]:
+    """The two records of a security fact (:func:`emit_audit_fact`): its alert event and its
+    audit fact, with one id (``event_id``: deterministic for a lane's, so a replay repeats it;
+    a fresh UUIDv7 otherwise)."""
+    resource_kind = detail.get("resource_kind")
+    resource_id = detail.get("resource_id")
+    subject = f"{resource_kind}:{resource_id}" if resource_kind and resource_id else identity_id
+    message = json.dumps({"actor": actor, **detail}, sort_keys=True, separators=(",", ":"),
+                         default=str)
+    event = Event(
+        event_id=event_id or uuid7(),
+        kind="alert",
+        request_id=request_id or "",
+        identity_id=identity_id,
+        ts=now_ms(),
+        alert=Alert(alert_type=kind, subject=subject, message=message, severity="high"),
+    )
+    audit = AuditFact(
+        fact_id=event.event_id, kind=kind, request_id=request_id, identity_id=identity_id,
+        actor=actor, ts=event.ts,
+        detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str))
+    return event, audit
+
+
 async def emit_audit_fact(
     producer: RecordSender,
     kind: str,
@@ -162,23 +193,8 @@ async def emit_audit_fact(
     ``resource_kind``, ``resource_id``, ``owner_identity`` and ``operation``. Keyed by the
     request id when there is one, else by the identity. Returns the event sent.
     """
-    resource_kind = detail.get("resource_kind")
-    resource_id = detail.get("resource_id")
-    subject = f"{resource_kind}:{resource_id}" if resource_kind and resource_id else identity_id
-    message = json.dumps({"actor": actor, **detail}, sort_keys=True, separators=(",", ":"),
-                         default=str)
-    event = Event(
-        event_id=uuid7(),
-        kind="alert",
-        request_id=request_id or "",
-        identity_id=identity_id,
-        ts=now_ms(),
-        alert=Alert(alert_type=kind, subject=subject, message=message, severity="high"),
-    )
+    event, audit = alert_fact(kind, identity_id, actor, request_id, detail)
     await producer.send("events", request_id or identity_id, event)
     # ...and to lane G, which appends it to the hash-chained audit topic.
-    await producer.send("facts", request_id or identity_id, AuditFact(
-        fact_id=event.event_id, kind=kind, request_id=request_id, identity_id=identity_id,
-        actor=actor, ts=event.ts,
-        detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)))
+    await producer.send("facts", request_id or identity_id, audit)
     return event

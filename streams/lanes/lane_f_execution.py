@@ -66,6 +66,8 @@ class ExecutionLane:
         out = result.record
         for event in result.events:
             await ctx.emit(event)
+        for fact in result.facts:  # an agent run's tool calls, into the audit chain
+            await ctx.audit(fact)
         if result.called:
             results[key] = json.dumps(
                 {

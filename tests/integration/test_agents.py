@@ -161,6 +161,7 @@ async def test_other_identities_cannot_see_private_agents_or_change_any(
         ("POST", f"{BASE}/{p}/ratings", {"stars": 1}, p),
         ("PATCH", f"{BASE}/{q}", {"visibility": "private"}, q),
         ("DELETE", f"{BASE}/{q}", None, q),
+        ("POST", "/api/v2/nova/requests", {"prompt": "summarise", "agent_id": p}, p),
     ]
     for method, path, body, _ in matrix:
         for roles in (("member",), ("analyst",)):  # a reader is refused for the boundary too
@@ -241,7 +242,12 @@ async def test_bad_bodies_are_422_problems_and_change_nothing(module_gateway: Ga
     assert (await http.get(f"{BASE}/{aid}", headers=own)).json() == agent
     assert [a["id"] for a in (await http.get(f"{BASE}?mine=true", headers=own)).json()] == [aid]
     assert (await http.get(f"{BASE}/{public}", headers=own)).json()["rating_count"] == 0
-    for path in (f"{BASE}/nope", f"{BASE}/nope/ratings"):
-        method = "GET" if path.endswith("nope") else "POST"
-        r = await http.request(method, path, headers=own, json={"stars": 3})
+    for method, path, body in (("GET", f"{BASE}/nope", None),
+                               ("POST", f"{BASE}/nope/ratings", {"stars": 3}),
+                               ("POST", "/api/v2/nova/requests",
+                                {"prompt": "x", "agent_id": "nope"})):
+        r = await http.request(method, path, headers=own, json=body)
         assert r.status_code == 404, (path, r.text)
+    r = await http.post("/api/v2/nova/requests", headers=own,
+                        json={"prompt": "x", "agent_id": "a" * 129})
+    assert r.status_code == 422, r.text

@@ -1,0 +1,186 @@
+"""An agent's tools on the worker: each call governed like a request, then run (or not).
+
+Every tool call a model makes is judged by lane D's logic (``nova.domain.governance.decide``)
+with the tool's action type (``nova.domain.agents.TOOL_ACTIONS``), the resource it names and
+the identity's own rules, before anything is read or done:
+
+- not among the agent's tools, or arguments that are not what the tool takes: refused, and
+  the model is told why (so it can correct itself);
+- a resource of another identity: denied (``IDENTITY_BOUNDARY``), answered as refused, and
+  recorded like a crossing at the gateway (an alert event and a fact), naming nothing of it;
+- deny (a rule, a credential in the arguments): answered as refused with the reasons;
+- require_approval (SEND, or a rule): *held*. Holding a run at a checkpoint and resuming it
+  once approved is not built yet, so a held call is answered as refused, never run (fail
+  closed): nothing is ever sent without a person's approval;
+- allow: READ tools read the identity's thread, meeting or dataspace from the worker's entity
+  view. WRITE tools are refused for now: entity writes are signed by the gateway, whose key a
+  worker never holds, so an agent's write needs a path through the gateway first.
+
+Pure apart from the entity view handed in, so the verdicts are unit-tested without Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+from nova.domain.agents import TOOL_ACTIONS
+from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
+from nova.domain.governance import GovernanceDecision, GovernanceFacts, Rule, decide
+from nova.entities.models import AgentEntity
+from nova.llm.tools import ToolCall, ToolSpec
+from nova.records import PipelineRecord
+
+MAX_RESULT_CHARS: Final = 8000  # what one tool result may put in the conversation
+
+Verdict = Literal["executed", "refused", "denied", "held"]
+
+
+class ToolView(Protocol):
+    """What the tools read: the worker's entity view (``streams.entities.WorkerEntities``)."""
+
+    def owner(self, kind: str, entity_id: str) -> str | None: ...
+
+    def thread_messages(self, thread_id: str) -> Sequence[ThreadMessage]: ...
+
+    def meeting_entries(self, meeting_id: str) -> Sequence[MeetingEntry]: ...
+
+    def dataspace_items(self, dataspace_id: str) -> Sequence[DataspaceItem]: ...
+
+
+def _id_schema(name: str, what: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {name: {"type": "string", "description": what}},
+            "required": [name], "additionalProperties": False}
+
+
+SPECS: Final[Mapping[str, ToolSpec]] = {
+    "read_thread": ToolSpec("read_thread", "Read the messages of one of the user's threads.",
+                            _id_schema("thread_id", "the thread's id")),
+    "read_meeting": ToolSpec("read_meeting", "Read the agenda items, notes and decisions of "
+                             "one of the user's meetings.", _id_schema("meeting_id", "its id")),
+    "read_dataspace": ToolSpec("read_dataspace", "Read the documents of one of the user's "
+                               "dataspaces.", _id_schema("dataspace_id", "its id")),
+    "append_thread": ToolSpec("append_thread", "Append a message to one of the user's threads.",
+                              {"type": "object", "properties": {
+                                  "thread_id": {"type": "string"}, "text": {"type": "string"}},
+                               "required": ["thread_id", "text"]}),
+    "append_meeting_note": ToolSpec("append_meeting_note", "Add a note to one of the user's "
+                                    "meetings.", {"type": "object", "properties": {
+                                        "meeting_id": {"type": "string"},
+                                        "text": {"type": "string"}},
+                                        "required": ["meeting_id", "text"]}),
+    "send_message": ToolSpec("send_message", "Send a message to a recipient (needs the user's "
+                             "approval).", {"type": "object", "properties": {
+                                 "to": {"type": "string"}, "text": {"type": "string"}},
+                                 "required": ["to", "text"]}),
+    "http_call": ToolSpec("http_call", "Call an allow-listed HTTP endpoint (needs the user's "
+                          "approval).", {"type": "object", "properties": {
+                              "method": {"type": "string", "enum": ["GET", "POST"]},
+                              "url": {"type": "string"}, "body": {"type": "string"}},
+                              "required": ["method", "url"]}),
+}
+
+# The resource kind and argument each resource-naming tool reads.
+_TARGETS: Final[Mapping[str, tuple[str, str]]] = {
+    "read_thread": ("thread", "thread_id"),
+    "append_thread": ("thread", "thread_id"),
+    "read_meeting": ("meeting", "meeting_id"),
+    "append_meeting_note": ("meeting", "meeting_id"),
+    "read_dataspace": ("dataspace", "dataspace_id"),
+}
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What happened to one call: the verdict, what the model is told, and for the audit the
+    governance decision and the foreign resource a denied call named (kind, id, owner)."""
+
+    verdict: Verdict
+    content: str
+    decision: GovernanceDecision | None = None
+    crossing: tuple[str, str, str] | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.verdict != "executed"
+
+
+def specs_for(agent: AgentEntity) -> tuple[ToolSpec, ...]:
+    return tuple(SPECS[t] for t in agent.tools)
+
+
+def _refused(why: str) -> ToolOutcome:
+    return ToolOutcome("refused", f"refused: {why}")
+
+
+def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
+                  view: ToolView, rules: Sequence[Rule]) -> ToolOutcome:
+    """Govern ``call`` as ``record``'s identity and run it if allowed (module docstring)."""
+    if call.name not in agent.tools:
+        return _refused(f"{call.name} is not among this agent's tools "
+                        f"({', '.join(agent.tools) or 'none'})")
+    args = dict(call.arguments)
+    target = _TARGETS.get(call.name)
+    owners: dict[str, str] = {}
+    rid = ""
+    if target is not None:
+        kind, arg = target
+        value = args.get(arg)
+        if not isinstance(value, str) or not value:
+            return _refused(f"{call.name} takes {arg} (a string)")
+        rid = value
+        owner = view.owner(kind, rid)
+        if owner is None:
+            return _refused(f"no {kind} {rid}")
+        owners[f"{kind}:{rid}"] = owner
+    if call.name == "http_call":
+        host = _host(args.get("url"))
+        if host is None or host not in agent.allowed_hosts:
+            return _refused("the URL's host is not on this agent's allow list")
+    assert record.intent is not None, "lane A always sets the intent"
+    facts = GovernanceFacts(
+        identity_id=record.identity_id,
+        sphere_id=record.sphere_id,
+        action=TOOL_ACTIONS[call.name],
+        task_type=record.intent.task_type,
+        roles=frozenset(record.roles),
+        provider=None,
+        cost_estimate_usd=0.0,
+        prompt=json.dumps(args, sort_keys=True, ensure_ascii=False),
+        resource_owners=owners,
+    )
+    decision = decide(facts, rules)
+    if decision.outcome == "deny":
+        foreign = next(((k.split(":", 1)[0], k.split(":", 1)[1], o) for k, o in owners.items()
+                        if o != record.identity_id), None)
+        return ToolOutcome("denied", "refused by governance: " + "; ".join(decision.reasons),
+                           decision, foreign)
+    if decision.outcome == "require_approval":
+        return ToolOutcome("held", "refused: this call needs a person's approval ("
+                           f"{decision.checkpoint_reason}), and this run cannot wait for one; "
+                           "it was not made", decision)
+    if target is None or not call.name.startswith("read_"):
+        return ToolOutcome("refused", f"refused: {call.name} is not available to agent runs "
+                           "yet; it was not made", decision)
+    return ToolOutcome("executed", _read(call.name, rid, view)[:MAX_RESULT_CHARS], decision)
+
+
+def _host(url: object) -> str | None:
+    if not isinstance(url, str) or not url.startswith("https://"):
+        return None
+    return url[len("https://"):].split("/", 1)[0].split(":", 1)[0].lower() or None
+
+
+def _read(tool: str, rid: str, view: ToolView) -> str:
+    if tool == "read_thread":
+        lines = [f"[message from {m.author} at {m.created_at.isoformat()}] {m.text}"
+                 for m in view.thread_messages(rid)]
+    elif tool == "read_meeting":
+        lines = [f"[meeting {e.meeting_title!r} {e.kind} at {e.created_at.isoformat()}] {e.text}"
+                 for e in view.meeting_entries(rid)]
+    else:
+        lines = [f"[document {i.title!r} at {i.created_at.isoformat()}] {i.text}"
+                 for i in view.dataspace_items(rid)]
+    return "\n".join(lines) or "(empty)"

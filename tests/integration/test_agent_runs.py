@@ -1,0 +1,205 @@
+"""Agent runs on the real broker: lane F runs an agent's loop (model call, governed tool calls,
+next call) against the fake provider's scripted tool calls, in both SDKs' formats.
+
+One module stack (gateway, worker, sink); each test has its own identities and a script
+matched by a tag in its agent's system prompt, so tests stay apart on the shared fake server.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from analytics.client import ClickHouse
+from nova.llm.fake_server import FakeServerThread
+from nova.records import AuditFact
+from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess, eventually
+from tests.integration.live_helpers import live_stack
+from tests.integration.pipeline_checks import read_records
+from tests.integration.test_identity_boundary import boundary_facts
+
+pytestmark = pytest.mark.integration
+
+REQUESTS = "/api/v2/nova/requests"
+
+
+@pytest.fixture(scope="module")
+async def stack(broker: SessionBroker, clickhouse: ClickHouse, fake_llm: FakeServerThread,
+                tmp_path_factory: pytest.TempPathFactory
+                ) -> AsyncIterator[tuple[Gateway, WorkerProcess]]:
+    async with live_stack(broker, clickhouse, tmp_path_factory.mktemp("agents") / "data",
+                          fake_llm, run_sink=True, sink_flush_interval_s=0.2,
+                          default_wait_ms=60_000) as running:
+        yield running
+
+
+def identity() -> str:
+    return f"ar-{uuid.uuid4().hex[:10]}"
+
+
+def script(fake: FakeServerThread, match: str, *steps: dict[str, Any],
+           repeat_last: bool = False) -> None:
+    httpx.post(f"{fake.url}/_script", json={"match": match, "steps": list(steps),
+                                            "repeat_last": repeat_last},
+               timeout=10).raise_for_status()
+
+
+def read(thread: str) -> dict[str, Any]:
+    return {"tool_calls": [{"name": "read_thread", "arguments": {"thread_id": thread}}]}
+
+
+async def thread_with(gw: Gateway, owner: str, text: str) -> str:
+    r = await gw.http.post("/api/v2/threads", headers=gw.auth(owner), json={"title": "notes"})
+    assert r.status_code == 201, r.text
+    tid = str(r.json()["id"])
+    r = await gw.http.post(f"/api/v2/threads/{tid}/messages", headers=gw.auth(owner),
+                           json={"text": text})
+    assert r.status_code == 201, r.text
+    return tid
+
+
+async def agent_of(gw: Gateway, owner: str, tag: str, **body: Any) -> str:
+    r = await gw.http.post("/api/v2/agents", headers=gw.auth(owner), json={
+        "name": "Reader", "role": "orchestrator", "tools": ["read_thread"],
+        "system_prompt": f"You are agent {tag}.", **body})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def run(gw: Gateway, who: str, agent: str, prompt: str = "Summarise my notes thread"
+              ) -> dict[str, Any]:
+    r = await gw.http.post(REQUESTS, headers=gw.auth(who),
+                           json={"prompt": prompt, "agent_id": agent, "wait_ms": 60_000})
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def tool_facts(gw: Gateway, rid: str, count: int) -> list[dict[str, Any]]:
+    async def found() -> list[dict[str, Any]] | None:
+        facts = [json.loads(f.detail) for f in await read_records(gw.settings, "facts", AuditFact)
+                 if f.kind == "AGENT_TOOL_CALL" and f.request_id == rid]
+        return facts if len(facts) >= count else None
+
+    got: list[dict[str, Any]] = await eventually(found, 60, message="the tool-call facts")
+    return sorted(got, key=lambda f: f["step"])
+
+
+async def llm_rows(gw: Gateway, rid: str, count: int) -> list[dict[str, Any]]:
+    ch = gw.clickhouse
+
+    async def rows() -> list[dict[str, Any]] | None:
+        found = await ch.arows(
+            f"SELECT attempt, provider, status FROM {ch.database}.llm_calls FINAL "  # noqa: S608
+            "WHERE request_id = %(rid)s ORDER BY attempt", {"rid": rid})
+        return found if len(found) >= count else None
+
+    got: list[dict[str, Any]] = await eventually(rows, 60, message="the llm_calls rows")
+    return got
+
+
+@pytest.mark.parametrize(("role", "provider", "path"), [
+    ("orchestrator", "anthropic", "/messages"), ("analyst", "openai", "/chat/completions")])
+async def test_an_agent_reads_its_identity_s_thread_and_answers(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread, role: str, provider: str,
+    path: str,
+) -> None:
+    gw, me, tag = stack[0], identity(), uuid.uuid4().hex
+    secret_fact = f"the launch moved to Thursday {tag[:6]}"
+    tid = await thread_with(gw, me, secret_fact)
+    agent = await agent_of(gw, me, tag, role=role)
+    script(fake_llm, tag, read(tid), {"text": f"Summary {tag[:6]}: the launch is on Thursday."})
+
+    answer = await run(gw, me, agent)
+    assert answer["status"] == "completed", answer
+    assert answer["result"] == f"Summary {tag[:6]}: the launch is on Thursday."
+    rid = answer["request_id"]
+    bodies = fake_llm.state.bodies_for(rid)
+    assert len(bodies) == 2
+    assert all(path in b.path and b.provider == provider for b in bodies)
+    assert all(b.body["tools"] for b in bodies)  # the agent's tools were offered each step
+    assert not any(secret_fact in s for s in bodies[0].strings())
+    assert any(secret_fact in s for s in bodies[1].strings())  # the tool's result, step 2
+    assert any(f"You are agent {tag}." in s for s in bodies[0].strings())
+
+    facts = await tool_facts(gw, rid, 1)
+    assert [(f["tool"], f["verdict"], f["governance"], f["agent_id"]) for f in facts] == [
+        ("read_thread", "executed", "allow", agent)]
+    rows = await llm_rows(gw, rid, 2)
+    assert [(r["attempt"], r["provider"], r["status"]) for r in rows] == [
+        (1, provider, "ok"), (2, provider, "ok")]
+
+
+async def test_a_tool_call_on_another_identity_s_thread_is_refused_and_audited(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
+) -> None:
+    gw, me, other, tag = stack[0], identity(), identity(), uuid.uuid4().hex
+    private = f"salary of the other identity {tag[:6]}"
+    foreign = await thread_with(gw, other, private)
+    agent = await agent_of(gw, me, tag)
+    script(fake_llm, tag, read(foreign), {"text": "I could not read that thread."})
+
+    answer = await run(gw, me, agent)
+    assert (answer["status"], answer["result"]) == ("completed", "I could not read that thread.")
+    rid = answer["request_id"]
+    sent = [s for b in fake_llm.state.bodies_for(rid) for s in b.strings()]
+    assert not any(private in s for s in sent)
+    assert any("refused by governance" in s and "IDENTITY_BOUNDARY" in s for s in sent)
+    facts = await tool_facts(gw, rid, 1)
+    assert [(f["tool"], f["verdict"], f["governance"]) for f in facts] == [
+        ("read_thread", "denied", "deny")]
+    crossings = await eventually(lambda: _crossings(gw, me), 60, message="a boundary fact")
+    assert [c.alert.subject for c in crossings if c.alert] == [f"thread:{foreign}"]
+    assert crossings[0].request_id == rid
+
+
+async def _crossings(gw: Gateway, who: str) -> list[Any] | None:
+    found = await boundary_facts(gw, who)
+    return found or None
+
+
+async def test_the_step_and_cost_limits_stop_a_looping_agent(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
+) -> None:
+    gw, me, tag = stack[0], identity(), uuid.uuid4().hex
+    tid = await thread_with(gw, me, "nothing new")
+    stepped = await agent_of(gw, me, f"{tag}-s", max_steps=3)
+    costly = await agent_of(gw, me, f"{tag}-c", max_steps=50, max_cost_usd=0.000001)
+    for suffix in ("s", "c"):
+        script(fake_llm, f"{tag}-{suffix}", read(tid), repeat_last=True)
+
+    answer = await run(gw, me, stepped)
+    assert answer["status"] == "failed", answer
+    assert "agent step limit: 3 model calls" in answer["error"]
+    assert len(fake_llm.state.bodies_for(answer["request_id"])) == 3
+    assert len(await tool_facts(gw, answer["request_id"], 3)) == 3
+
+    answer = await run(gw, me, costly)
+    assert answer["status"] == "failed", answer
+    assert "agent cost limit" in answer["error"]
+    assert len(fake_llm.state.bodies_for(answer["request_id"])) == 1
+
+
+async def test_a_send_tool_call_is_never_made_without_approval(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
+) -> None:
+    """Holding a run at a checkpoint is not built yet: a SEND is answered as refused (held),
+    recorded with its governance outcome, and the run goes on without it."""
+    gw, me, tag = stack[0], identity(), uuid.uuid4().hex
+    agent = await agent_of(gw, me, tag, tools=["send_message"])
+    script(fake_llm, tag, {"tool_calls": [{"name": "send_message", "arguments": {
+        "to": "bob@example.com", "text": "The report is ready"}}]}, {"text": "Not sent."})
+
+    answer = await run(gw, me, agent, "Prepare the weekly report summary")
+    assert (answer["status"], answer["result"]) == ("completed", "Not sent."), answer
+    facts = await tool_facts(gw, answer["request_id"], 1)
+    assert [(f["tool"], f["verdict"], f["governance"]) for f in facts] == [
+        ("send_message", "held", "require_approval")]
+    assert any("CHECKPOINT_ACTION" in r for r in facts[0]["reasons"])
+    sent = [s for b in fake_llm.state.bodies_for(answer["request_id"]) for s in b.strings()]
+    assert any("needs a person's approval" in s and "it was not made" in s for s in sent)

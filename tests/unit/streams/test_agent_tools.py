@@ -1,0 +1,103 @@
+"""An agent's tool calls governed like requests: what each verdict is and what the model is
+told, without Kafka (the entity view is a small fake)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
+from nova.domain.governance import Rule, RuleMatch
+from nova.entities.models import AgentEntity
+from nova.llm.tools import ToolCall
+from nova.records import Intent, PipelineRecord
+from streams.agent_tools import judge_and_run
+
+AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class View:
+    owners: dict[str, str] = field(default_factory=dict)
+
+    def owner(self, kind: str, entity_id: str) -> str | None:
+        return self.owners.get(f"{kind}:{entity_id}")
+
+    def thread_messages(self, thread_id: str) -> list[ThreadMessage]:
+        return [ThreadMessage(thread_id, "m1", "user", f"hello from {thread_id}", AT)]
+
+    def meeting_entries(self, meeting_id: str) -> list[MeetingEntry]:
+        return [MeetingEntry(meeting_id, "e1", "Ops", "decision", "ship it", AT)]
+
+    def dataspace_items(self, dataspace_id: str) -> list[DataspaceItem]:
+        return []
+
+
+RECORD = PipelineRecord(request_id="r1", identity_id="alice", user_id="u", submitted_at=0,
+                        prompt="summarise", roles=("member",),
+                        intent=Intent(task_type="analysis", action="READ", confidence=1.0))
+AGENT = AgentEntity(id="ag", owner="alice", name="n", role="analyst", created_at=0,
+                    tools=("read_thread", "read_meeting", "read_dataspace", "append_thread",
+                           "send_message", "http_call"),
+                    allowed_hosts=("api.example.com",))
+VIEW = View({"thread:t1": "alice", "thread:t2": "bob", "meeting:m1": "alice",
+             "dataspace:d1": "alice"})
+
+
+def judge(name: str, rules: tuple[Rule, ...] = (), agent: AgentEntity = AGENT, **args: object):
+    return judge_and_run(RECORD, agent, ToolCall("c1", name, args), VIEW, rules)
+
+
+def test_reads_of_the_identity_s_own_resources_run() -> None:
+    out = judge("read_thread", thread_id="t1")
+    assert (out.verdict, out.is_error, out.crossing) == ("executed", False, None)
+    assert "hello from t1" in out.content
+    assert out.decision is not None
+    assert out.decision.outcome == "allow"
+    assert "ship it" in judge("read_meeting", meeting_id="m1").content
+    assert judge("read_dataspace", dataspace_id="d1").content == "(empty)"
+
+
+def test_another_identity_s_thread_is_denied_and_names_the_crossing() -> None:
+    out = judge("read_thread", thread_id="t2")
+    assert (out.verdict, out.crossing) == ("denied", ("thread", "t2", "bob"))
+    assert "IDENTITY_BOUNDARY" in out.content
+    assert "hello" not in out.content
+
+
+def test_calls_the_agent_may_not_make_are_refused_with_a_reason() -> None:
+    reader = AGENT.model_copy(update={"tools": ("read_thread",)})
+    assert "not among this agent's tools" in judge("send_message", agent=reader, to="x",
+                                                    text="y").content
+    assert judge("read_thread").content == "refused: read_thread takes thread_id (a string)"
+    assert judge("read_thread", thread_id=3).verdict == "refused"
+    assert judge("read_thread", thread_id="nope").content == "refused: no thread nope"
+    for url in ("https://evil.example.com/x", "http://api.example.com/x", None):
+        out = judge("http_call", method="GET", url=url)
+        assert "allow list" in out.content, url
+
+
+def test_risky_calls_are_held_and_never_run() -> None:
+    out = judge("send_message", to="bob@example.com", text="hi")
+    assert out.verdict == "held"
+    assert out.decision is not None
+    assert out.decision.outcome == "require_approval"
+    assert "CHECKPOINT_ACTION" in (out.decision.checkpoint_reason or "")
+    assert "it was not made" in out.content
+    assert judge("http_call", method="GET", url="https://api.example.com/v1").verdict == "held"
+
+
+def test_identity_rules_and_the_builtins_apply_to_tool_calls() -> None:
+    deny_reads = Rule(rule_id="no-reads", identity_id="alice", sphere_id=None, effect="deny",
+                      priority=1, match=RuleMatch(actions=frozenset({"READ"})))
+    out = judge("read_thread", (deny_reads,), thread_id="t1")
+    assert (out.verdict, out.crossing) == ("denied", None)
+    assert "RULE no-reads" in out.content
+    others = Rule(rule_id="bobs", identity_id="bob", sphere_id=None, effect="deny", priority=1,
+                  match=RuleMatch(actions=frozenset({"READ"})))
+    assert judge("read_thread", (others,), thread_id="t1").verdict == "executed"
+    leaked = judge("append_thread", thread_id="t1", text="key AKIAIOSFODNN7EXAMPLE")
+    assert leaked.verdict == "denied", leaked
+    out = judge("append_thread", thread_id="t1", text="a note")
+    assert (out.verdict, out.decision.outcome if out.decision else None) == ("refused", "allow")
+    assert "not available to agent runs yet" in out.content
