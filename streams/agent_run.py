@@ -24,21 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from nova.audit.facts import alert_fact, fact
 from nova.domain.governance import IDENTITY_BOUNDARY, Rule
 from nova.entities.models import AgentEntity
 from nova.errors import ProviderError
 from nova.llm.clients import Completion
-from nova.llm.executor import Attempt, ExecutionRequest, Outcome
+from nova.llm.executor import Attempt, ExecutionRequest, Executor, Outcome
 from nova.llm.routing import RoutingDecision
 from nova.llm.tools import Conversation, ToolCall, ToolResult, Turn
 from nova.records import AuditFact, Event, Execution, PipelineRecord
+from nova.settings import Settings
 from streams.agent_tools import ToolOutcome, ToolView, judge_and_run, specs_for
-
-if TYPE_CHECKING:
-    from streams.execution import ExecutionResult, ExecutionService
 
 AGENT_TOOL_CALL = "AGENT_TOOL_CALL"
 
@@ -47,6 +45,43 @@ class AgentSource(ToolView, Protocol):
     """Agents and what their tools read: the worker's entity view."""
 
     def agent(self, agent_id: str) -> AgentEntity | None: ...
+
+
+class Rules(Protocol):
+    def rules_for(self, identity_id: str) -> Sequence[Rule]: ...
+
+
+class Machinery(Protocol):
+    """What a run needs of lane F's :class:`~streams.execution.ExecutionService` (named here
+    so this module does not import it back)."""
+
+    settings: Settings
+    rules: Rules
+    executor: Executor
+
+    def route(self, record: PipelineRecord, tokens: int) -> RoutingDecision: ...
+
+    def governed(self, record: PipelineRecord, decision: RoutingDecision, tokens: int
+                 ) -> tuple[RoutingDecision | None, str]: ...
+
+    def charge_own(self, record: PipelineRecord, outcome: Outcome) -> None: ...
+
+    def apply(self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision
+              ) -> PipelineRecord: ...
+
+    def events(self, record: PipelineRecord, outcome: Outcome, role: str | None = None
+               ) -> tuple[Event, ...]: ...
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """The run's record, its LLM and alert events, whether a provider was reached, and its
+    tool-call facts (lane F emits them as it does a request's)."""
+
+    record: PipelineRecord
+    events: tuple[Event, ...]
+    called: bool
+    facts: tuple[AuditFact, ...] = ()
 
 
 @dataclass
@@ -64,19 +99,17 @@ def usable(agent: AgentEntity | None, identity: str) -> bool:
     return agent is not None and (agent.owner == identity or agent.visibility == "public")
 
 
-async def run_agent(service: ExecutionService, record: PipelineRecord,
-                    source: AgentSource) -> ExecutionResult:
+async def run_agent(service: Machinery, record: PipelineRecord,
+                    source: AgentSource) -> AgentResult:
     """Run ``record``'s agent for its identity (module docstring); never raises for what the
     model or a provider does: the outcome is in the record."""
-    from streams.execution import ExecutionResult
-
     agent = source.agent(record.agent_id or "")
     if agent is None or not usable(agent, record.identity_id):
         # The gateway refused this already; a record produced straight to Kafka gets here.
-        return ExecutionResult(_failed(record, f"agent {record.agent_id} is not available to "
+        return AgentResult(_failed(record, f"agent {record.agent_id} is not available to "
                                        "this identity"), (), called=False)
     if record.encoded is None or not record.encoded.messages:
-        return ExecutionResult(_failed(record, "no encoded prompt (lane C): nothing is sent "
+        return AgentResult(_failed(record, "no encoded prompt (lane C): nothing is sent "
                                        "unmasked"), (), called=False)
     system = "\n\n".join(m.content for m in record.encoded.messages if m.role == "system")
     task = "\n\n".join(m.content for m in record.encoded.messages if m.role == "user")
@@ -142,7 +175,7 @@ async def run_agent(service: ExecutionService, record: PipelineRecord,
         if status == "denied":
             out = out.model_copy(update={"status": "denied", "error": reason})
     events = (*service.events(record, total), *run.alerts)
-    return ExecutionResult(out, events, called=bool(run.attempts), facts=tuple(run.facts))
+    return AgentResult(out, events, called=bool(run.attempts), facts=tuple(run.facts))
 
 
 def _govern(record: PipelineRecord, agent: AgentEntity, step: int, index: int,

@@ -380,7 +380,8 @@ class ExecutionService:
                     "status": "failed", "error": "this worker runs no agents (no agent source)",
                     "execution": Execution(attempts=0)})
                 return ExecutionResult(failed, (), called=False)
-            return await run_agent(self, record, self.agents)
+            ran = await run_agent(self, record, self.agents)
+            return ExecutionResult(ran.record, ran.events, ran.called, facts=ran.facts)
         tokens = record.encoded.token_estimate if record.encoded else 0
         try:
             decision = self.route(record, tokens)
