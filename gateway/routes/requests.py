@@ -68,8 +68,8 @@ class SubmitRequest(StrictBody):
         default=None,
         max_length=128,
         description="an agent of the registry (the caller's own or a public one): lane F runs "
-        "its loop on the prompt, with its tools, each call governed; its role, provider and "
-        "model apply where the body names none",
+        "its loop on the prompt, with its tools, each call governed; its role applies, and "
+        "its provider and model where the body names none",
     )
     provider: str | None = Field(
         default=None,

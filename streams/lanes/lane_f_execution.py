@@ -13,6 +13,10 @@ is on the broker. A redelivered request that finds only the marker was interrupt
 with ``NOVA_LLM_AFTER_CRASH=fail`` (the default) it is answered ``failed`` with an
 ``interrupted`` error and no second call (a provider may already have acted or billed; the
 client decides whether to submit again), with ``retry`` it is called again.
+
+A request naming an agent is one execution too (``streams.agent_run``: several model calls
+and governed tool calls): one marker and one stored result cover the whole run, and its
+tool-call facts go to lane G with its events.
 """
 
 from __future__ import annotations
