@@ -13,8 +13,13 @@ the identity's own rules, before anything is read or done:
   once approved is not built yet, so a held call is answered as refused, never run (fail
   closed): nothing is ever sent without a person's approval;
 - allow: READ tools read the identity's thread, meeting or dataspace from the worker's entity
-  view. WRITE tools are refused for now: entity writes are signed by the gateway, whose key a
-  worker never holds, so an agent's write needs a path through the gateway first.
+  view. What they read goes to a provider as lane B's context does, so it is held to the same
+  rules: one holding a credential is withheld (refused, nothing of it sent), and identifiers
+  (IBAN, card, e-mail, ...) are masked as lane C masks them, numbered after the prompt's
+  placeholders so none is reused for another value (the answer shows these as placeholders:
+  only the prompt's are restored). WRITE tools are refused for now: entity writes are signed
+  by the gateway, whose key a worker never holds, so an agent's write needs a path through
+  the gateway first.
 
 Pure apart from the entity view handed in, so the verdicts are unit-tested without Kafka.
 """
@@ -28,7 +33,14 @@ from typing import Any, Final, Literal, Protocol
 
 from nova.domain.agents import TOOL_ACTIONS
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
-from nova.domain.governance import GovernanceDecision, GovernanceFacts, Rule, decide
+from nova.domain.governance import (
+    GovernanceDecision,
+    GovernanceFacts,
+    Rule,
+    credentials,
+    decide,
+)
+from nova.domain.masking import mask_texts
 from nova.entities.models import AgentEntity
 from nova.llm.tools import ToolCall, ToolSpec
 from nova.records import PipelineRecord
@@ -164,7 +176,13 @@ def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
     if target is None or not call.name.startswith("read_"):
         return ToolOutcome("refused", f"refused: {call.name} is not available to agent runs "
                            "yet; it was not made", decision)
-    return ToolOutcome("executed", _read(call.name, rid, view)[:MAX_RESULT_CHARS], decision)
+    text = _read(call.name, rid, view)
+    if credentials(text):
+        return ToolOutcome("refused", f"refused: the {target[0]} holds a credential, so nothing "
+                           "of it is sent", decision)
+    sent = "\n".join(m.content for m in record.encoded.messages) if record.encoded else ""
+    masked = mask_texts([sent, text]).texts[1]  # the prompt's placeholders stay taken
+    return ToolOutcome("executed", masked[:MAX_RESULT_CHARS], decision)
 
 
 def _host(url: object) -> str | None:

@@ -10,7 +10,7 @@ from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule, RuleMatch
 from nova.entities.models import AgentEntity
 from nova.llm.tools import ToolCall
-from nova.records import Intent, PipelineRecord
+from nova.records import EncodedPrompt, Intent, Message, PipelineRecord
 from streams.agent_tools import judge_and_run
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -24,7 +24,9 @@ class View:
         return self.owners.get(f"{kind}:{entity_id}")
 
     def thread_messages(self, thread_id: str) -> list[ThreadMessage]:
-        return [ThreadMessage(thread_id, "m1", "user", f"hello from {thread_id}", AT)]
+        text = {"t3": "pay to DE89 3704 0044 0532 0130 00 today",
+                "t4": "the key is AKIAIOSFODNN7EXAMPLE"}.get(thread_id, f"hello from {thread_id}")
+        return [ThreadMessage(thread_id, "m1", "user", text, AT)]
 
     def meeting_entries(self, meeting_id: str) -> list[MeetingEntry]:
         return [MeetingEntry(meeting_id, "e1", "Ops", "decision", "ship it", AT)]
@@ -41,6 +43,7 @@ AGENT = AgentEntity(id="ag", owner="alice", name="n", role="analyst", created_at
                            "send_message", "http_call"),
                     allowed_hosts=("api.example.com",))
 VIEW = View({"thread:t1": "alice", "thread:t2": "bob", "meeting:m1": "alice",
+             "thread:t3": "alice", "thread:t4": "alice",
              "dataspace:d1": "alice"})
 
 
@@ -101,3 +104,19 @@ def test_identity_rules_and_the_builtins_apply_to_tool_calls() -> None:
     out = judge("append_thread", thread_id="t1", text="a note")
     assert (out.verdict, out.decision.outcome if out.decision else None) == ("refused", "allow")
     assert "not available to agent runs yet" in out.content
+
+
+def test_what_a_read_returns_is_held_to_the_context_rules() -> None:
+    """A credential is withheld; identifiers are masked after the prompt's placeholders."""
+    out = judge("read_thread", thread_id="t4")
+    assert out.verdict == "refused"
+    assert "credential" in out.content
+    assert "AKIA" not in out.content
+    masked_prompt = RECORD.model_copy(update={"encoded": EncodedPrompt(
+        messages=(Message(role="user", content="pay [IBAN_1] please"),),
+        token_estimate=5)})
+    out = judge_and_run(masked_prompt, AGENT, ToolCall("c1", "read_thread", {"thread_id": "t3"}),
+                        VIEW, ())
+    assert out.verdict == "executed"
+    assert "DE89" not in out.content
+    assert "[IBAN_2]" in out.content
