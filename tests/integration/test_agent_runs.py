@@ -42,6 +42,11 @@ def identity() -> str:
     return f"ar-{uuid.uuid4().hex[:10]}"
 
 
+def word() -> str:
+    """A unique word of letters only: no masking (a phone number, say) can touch it."""
+    return "".join(chr(97 + b % 26) for b in uuid.uuid4().bytes[:8])
+
+
 def script(fake: FakeServerThread, match: str, *steps: dict[str, Any],
            repeat_last: bool = False) -> None:
     httpx.post(f"{fake.url}/_script", json={"match": match, "steps": list(steps),
@@ -110,7 +115,7 @@ async def test_an_agent_reads_its_identity_s_thread_and_answers(
     path: str,
 ) -> None:
     gw, me, tag = stack[0], identity(), uuid.uuid4().hex
-    secret_fact = f"the launch moved to Thursday {tag[:6]}"
+    secret_fact = f"the launch moved to Thursday {word()}"
     tid = await thread_with(gw, me, secret_fact)
     agent = await agent_of(gw, me, tag, role=role)
     script(fake_llm, tag, read(tid), {"text": f"Summary {tag[:6]}: the launch is on Thursday."})
@@ -139,7 +144,7 @@ async def test_a_tool_call_on_another_identity_s_thread_is_refused_and_audited(
     stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
 ) -> None:
     gw, me, other, tag = stack[0], identity(), identity(), uuid.uuid4().hex
-    private = f"salary of the other identity {tag[:6]}"
+    private = f"salary of the other identity {word()}"
     foreign = await thread_with(gw, other, private)
     agent = await agent_of(gw, me, tag)
     script(fake_llm, tag, read(foreign), {"text": "I could not read that thread."})
