@@ -142,7 +142,9 @@ def replay_command(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     if request is not None:
-        with Progress(*columns, console=console, transient=True) as bar:
+        # off a terminal there is no bar to draw (a closing one would print an empty line)
+        with Progress(*columns, console=console, transient=True,
+                      disable=not console.is_terminal) as bar:
             task = bar.add_task("scanning topics", total=None)
             trail = guard_query(lambda: asyncio.run(request_trail(
                 settings, request, lambda done, total: bar.update(task, completed=done,
