@@ -36,7 +36,8 @@ async def test_nothing_is_lost_doubled_or_forked_when_worker_and_broker_are_kill
     assert (report.lost, report.unexpected, report.duplicated) == (0, 0, 0), counts
     # every request was called once, counted by the fake provider as the calls arrive; one cut
     # off by a SIGKILL is answered interrupted, never called twice (NOVA_LLM_AFTER_CRASH=fail)
-    assert report.provider_calls == report.output, counts
+    # an interrupted request may have died after its attempt marker and before its call left
+    assert report.output - report.interrupted <= report.provider_calls <= report.output, counts
     assert report.max_calls_per_request == 1, counts
     assert report.requests_called_twice == 0, counts
     assert report.audit_intact, counts
