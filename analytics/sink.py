@@ -99,6 +99,7 @@ class SinkRunner:
         self.rows_written = 0
         self.messages_consumed = 0
         self.committed: dict[TopicPartition, int] = {}
+        self.consumed: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         async with await open_reader(
@@ -125,6 +126,10 @@ class SinkRunner:
             done = self.committed.get(tp)
             if done is None:
                 done = await consumer.committed(tp) or 0
+            if done == self.consumed.get(tp, done):
+                # Everything read is landed. A transactional topic (the audit chain) ends in a
+                # commit marker no record carries; the position has stepped over it.
+                done = max(done, await consumer.position(tp))
             behind += max(end - done, 0)
         return behind
 
@@ -138,6 +143,7 @@ class SinkRunner:
                 for msg in messages:
                     await self._add(batch, msg)
                     batch.offsets[tp] = msg.offset + 1
+                self.consumed[tp] = batch.offsets[tp]
             due = time.monotonic() - batch.started >= interval
             if batch.offsets and (batch.size >= self.settings.sink_batch_size or due):
                 await self._flush(consumer, batch)

@@ -342,7 +342,9 @@ class ExecutionService:
         redelivery within the process then waits for that call or replays it)."""
         return request_id in self._inflight or request_id in self._recent
 
-    async def execute(self, record: PipelineRecord) -> ExecutionResult:
+    async def execute(
+        self, record: PipelineRecord, before: Callable[[], Awaitable[None]] | None = None
+    ) -> ExecutionResult:
         """Execute ``record`` at most once in this process, however often it is delivered.
 
         A consumer-group rebalance redelivers uncommitted records while their first delivery
@@ -351,6 +353,10 @@ class ExecutionService:
         again. The copy carries no events (the first emits them) and ``called=False`` (the
         first records the idempotency entry). Across processes, lane F's ``llm_results``
         table and ClickHouse's row identity take over.
+
+        ``before`` runs once the request counts as this process's (lane F's attempt marker):
+        a second delivery arriving while it runs waits too, instead of taking the marker for
+        a crashed worker's.
         """
         rid = record.request_id
         running = self._inflight.get(rid)
@@ -362,6 +368,8 @@ class ExecutionService:
         gate = asyncio.Event()
         self._inflight[rid] = gate
         try:
+            if before is not None:
+                await before()
             result = await self._execute(record)
             _remember(self._recent, rid, result, RESULTS_KEPT)
             return result

@@ -64,9 +64,10 @@ class ExecutionLane:
                     ),
                     status="ok" if stored["status"] == "completed" else "error",
                 )
-        if at_most_once:
+        async def mark_attempt() -> None:
             await ctx.state.put_durably(key, ATTEMPT_MARKER)
-        result = await execution.execute(record)
+
+        result = await execution.execute(record, before=mark_attempt if at_most_once else None)
         out = result.record
         for event in result.events:
             await ctx.emit(event)

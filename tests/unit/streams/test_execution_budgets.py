@@ -215,3 +215,41 @@ def test_operators_provider_limits_replace_the_registrys_on_the_next_request():
     for _ in range(4):
         assert svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
     assert not svc.limiter.acquire(["provider:openai"], 1, 0.0).allowed
+
+
+async def test_a_duplicate_arriving_while_the_attempt_marker_is_written_is_not_taken_for_a_crash():
+    """Two gateways can put the same request on the lanes; lane F may see the second copy
+    while the first is still waiting for its attempt marker to reach the broker. That copy
+    must wait for the first call, not answer ``interrupted`` as if a worker had died."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from streams.lanes.lane_f_execution import ExecutionLane
+
+    svc, source = service()
+    marker_written = asyncio.Event()
+    release = asyncio.Event()
+
+    class State:
+        def __init__(self):
+            self.llm_results = {}
+
+        async def put_durably(self, key, value):
+            self.llm_results[key] = value
+            marker_written.set()
+            await release.wait()  # the broker is slow to acknowledge
+
+    async def nothing(_):
+        return None
+
+    ctx = SimpleNamespace(state=State(), settings=svc.settings, emit=nothing, audit=nothing,
+                          services=SimpleNamespace(execution=svc))
+    lane = ExecutionLane()
+    first = asyncio.create_task(lane.process(record("r1"), ctx))
+    await marker_written.wait()
+    second = asyncio.create_task(lane.process(record("r1"), ctx))
+    await asyncio.sleep(0.01)
+    release.set()
+    outcomes = await asyncio.gather(first, second)
+    assert [o.record.status for o in outcomes] == ["completed", "completed"]
+    assert [c[1] for c in source.calls] == ["r1"]
