@@ -36,6 +36,7 @@ from analytics.queries import refresh_rollups
 from analytics.rows import SOURCE_TOPICS, Position, decode_message, message_rows
 from analytics.sink import Batch, ClickHouseSink
 from nova.errors import ConfigError, SchemaError
+from nova.kafka.admin import all_partitions
 from nova.kafka.tail import open_reader
 from nova.records import (
     AuditRecord,
@@ -83,20 +84,23 @@ async def scan_topics(
     """
     try:
         reader = await open_reader(settings, topics, isolation_level="read_committed",
-                                   max_partition_fetch_bytes=4 * 1024 * 1024)
+                                   max_partition_fetch_bytes=4 * 1024 * 1024, assign=False)
     except Exception as exc:
         raise ConfigError(f"Kafka at {settings.bootstrap_servers} did not answer "
                           f"({type(exc).__name__}): start it with `nova kafka start` or set "
                           "KAFKA_BOOTSTRAP_SERVERS") from exc
     async with reader:
-        consumer, tps = reader.consumer, reader.parts  # the partitions of the topics that exist
+        consumer = reader.consumer
+        tps = await all_partitions(consumer, reader.names)  # of the topics that exist
         if not tps:
             return 0
+        # the offsets are looked up before the partitions are assigned: see nova.kafka.tail
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         starts: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
         if from_timestamp_ms is not None:
             found = await consumer.offsets_for_times({tp: from_timestamp_ms for tp in tps})
             starts = {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in tps}
+        consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, starts[tp])
         total = sum(max(ends[tp] - starts[tp], 0) for tp in tps)

@@ -108,9 +108,9 @@ async def committed_head(settings: Settings, schemas: SchemaSet, partition: int,
     async with await open_reader(settings, ["audit"], schemas, assign=False,
                                  isolation_level="read_committed") as reader:
         consumer = reader.consumer
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]  # before assign: see nova.kafka.tail
         start = (await consumer.beginning_offsets([tp]))[tp]
+        consumer.assign([tp])
         window = 8
         while True:
             low = max(start, end - window)

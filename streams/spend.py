@@ -150,18 +150,18 @@ class SpendTracker:
         """Run until cancelled; a broker hiccup is logged and retried, never fatal."""
         from aiokafka import TopicPartition
 
+        from nova.kafka.admin import all_partitions
         from nova.kafka.tail import TopicReader, open_reader
 
         while True:
             reader: TopicReader | None = None
             try:
-                reader = await open_reader(self.settings, ["events"], self._schemas)
+                reader = await open_reader(self.settings, ["events"], self._schemas,
+                                           assign=False)
                 consumer = reader.consumer
-                parts = reader.parts  # every partition the cluster has, not only assigned ones
-                if not parts:  # not created yet: the partitions it will have
-                    parts = [TopicPartition(self._topic, p)
-                             for p in range(self.settings.topic_partitions)]
-                    consumer.assign(parts)
+                # every partition the cluster has, or (not created yet) those it will have
+                parts = await all_partitions(consumer, reader.names) or [
+                    TopicPartition(self._topic, p) for p in range(self.settings.topic_partitions)]
                 await self._seek_start(consumer, parts)
                 await self._tail(consumer, parts)
             except asyncio.CancelledError:
@@ -175,8 +175,10 @@ class SpendTracker:
 
     async def _seek_start(self, consumer: Any, parts: list[Any]) -> None:
         start_ms = int(tracking_start(self.clock()).timestamp() * 1000)
+        # the offsets are looked up before the partitions are assigned: see nova.kafka.tail
         found = await consumer.offsets_for_times({tp: start_ms for tp in parts})
         ends = await consumer.end_offsets(parts)
+        consumer.assign(parts)
         for tp in parts:
             hit = found.get(tp)
             consumer.seek(tp, hit.offset if hit is not None else ends[tp])

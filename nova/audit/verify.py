@@ -23,6 +23,7 @@ from typing import Any
 from nova.audit.chain import ChainReport, ChainVerifier
 from nova.entities.models import entity_key
 from nova.errors import ConfigError, SchemaError, SignatureError
+from nova.kafka.admin import all_partitions
 from nova.kafka.tail import open_reader
 from nova.records import AuditRecord, CheckpointDecisionRecord, EntityEvent
 from nova.settings import Settings
@@ -83,12 +84,17 @@ async def _walk(settings: Settings, name: str, handle: Handler) -> int:
     topic = settings.topic(name)
     # the audit chain is what its writers committed: a fenced writer's aborted records are not
     # links (streams.audit_writer); the end offsets are then the last stable ones
-    async with await open_reader(settings, [name], isolation_level="read_committed") as reader:
-        consumer, parts = reader.consumer, reader.parts
+    async with await open_reader(settings, [name], isolation_level="read_committed",
+                                 assign=False) as reader:
+        consumer = reader.consumer
+        parts = await all_partitions(consumer, {topic: name})
         if not parts:
             raise SchemaError(f"topic {topic} does not exist")
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
+        ends = await consumer.end_offsets(parts)  # before assign: see nova.kafka.tail
+        starts = await consumer.beginning_offsets(parts)
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, starts[tp])
         remaining = {tp for tp in parts if ends[tp] > 0}
         while remaining:
             polled = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)

@@ -66,6 +66,7 @@ from nova.errors import (
     SignatureError,
     StartupError,
 )
+from nova.kafka.admin import all_partitions
 from nova.kafka.tail import TopicReader, open_reader
 from nova.records import EntityEvent, now_ms
 from nova.settings import Settings
@@ -124,20 +125,24 @@ class EntityStore(EntityState):
     # -- life cycle ----------------------------------------------------------------------
     async def start(self, timeout_s: float = 60.0) -> None:
         """Assign every partition, read from the beginning, return once caught up."""
-        reader = await open_reader(self.settings, [self.name], self._schemas)
+        reader = await open_reader(self.settings, [self.name], self._schemas, assign=False)
         consumer = reader.consumer
         offsets: TopicReader | None = None
         try:
             # End offsets come from a second, never-fetching client: the broker answers the
             # requests of one connection in order, so on the tailing consumer's connection a
             # ListOffsets would queue behind the long-poll fetch (up to fetch_max_wait_ms).
+            # For the same reason the first offsets are looked up before the assignment.
             offsets = await open_reader(self.settings, [self.name], self._schemas, assign=False)
-            parts = reader.parts
+            parts = await all_partitions(consumer, reader.names)
             if not parts:
                 raise ConfigError(f"topic {self._topic} does not exist; run ensure_topics first")
-            await consumer.seek_to_beginning(*parts)
+            starts = await consumer.beginning_offsets(parts)
+            consumer.assign(parts)
+            reader.parts = parts
             for tp in parts:
-                self._positions[tp] = await consumer.position(tp)
+                consumer.seek(tp, starts[tp])
+                self._positions[tp] = starts[tp]
         except BaseException:
             if offsets is not None:
                 await offsets.close()

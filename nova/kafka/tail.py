@@ -153,22 +153,25 @@ class TopicTail(ABC):
         return None
 
     async def start(self) -> None:
-        reader = await open_reader(self.settings, self.TOPICS, self.schemas,
+        reader = await open_reader(self.settings, self.TOPICS, self.schemas, assign=False,
                                    fetch_max_wait_ms=self.fetch_max_wait_ms())
         consumer = reader.consumer
         try:
-            parts = reader.parts
+            parts = await all_partitions(consumer, self._names)
             if not parts:
                 raise ConfigError(f"topics {sorted(self._names)} do not exist; create them first")
-            if self.START == "end":
-                await consumer.seek_to_end(*parts)
-                for tp in parts:  # resolve now, so every record produced after start is seen
-                    await consumer.position(tp)
-            else:
-                await _seek_to_time(consumer, parts, self.since_ms())
-                ends = await consumer.end_offsets(parts)
-                while await _behind(consumer, ends):
-                    self._apply_batch(await consumer.getmany(timeout_ms=500, max_records=5000))
+            # Offsets are looked up before the partitions are assigned: an assigned consumer
+            # long-polls the broker, and a broker answers one request of a connection at a
+            # time, so each lookup would wait behind a fetch (up to fetch_max_wait_ms).
+            ends = await consumer.end_offsets(parts)
+            starts = ends if self.START == "end" else await _start_offsets(
+                consumer, parts, self.since_ms(), ends)
+            consumer.assign(parts)
+            reader.parts = parts
+            for tp in parts:
+                consumer.seek(tp, starts[tp])
+            while await _behind(consumer, parts, ends):
+                self._apply_batch(await consumer.getmany(timeout_ms=500, max_records=5000))
         except BaseException:
             await reader.close()
             raise
@@ -219,25 +222,23 @@ class TopicTail(ABC):
                 await asyncio.sleep(1)
 
 
-async def _seek_to_time(
-    consumer: AIOKafkaConsumer, parts: list[TopicPartition], since_ms: int | None
-) -> None:
-    """Each partition at its first record written at or after ``since_ms`` (its end when it
-    has none that recent), or at its beginning when ``since_ms`` is None."""
+async def _start_offsets(
+    consumer: AIOKafkaConsumer, parts: list[TopicPartition], since_ms: int | None,
+    ends: dict[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    """Each partition's first record written at or after ``since_ms`` (its end when it has
+    none that recent), or its beginning when ``since_ms`` is None."""
     if since_ms is None:
-        await consumer.seek_to_beginning(*parts)
-        return
+        return dict(await consumer.beginning_offsets(parts))
     found = await consumer.offsets_for_times({tp: since_ms for tp in parts})
+    return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in parts}
+
+
+async def _behind(consumer: AIOKafkaConsumer, parts: list[TopicPartition],
+                  ends: dict[TopicPartition, int]) -> bool:
+    """Whether a partition's position (seeked, so known without a lookup) is short of its
+    end; on a transactional topic the position steps over the commit markers too."""
     for tp in parts:
-        at = found.get(tp)
-        if at is None:
-            await consumer.seek_to_end(tp)
-        else:
-            consumer.seek(tp, at.offset)
-
-
-async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
+        if await consumer.position(tp) < ends[tp]:
             return True
     return False

@@ -242,7 +242,7 @@ async def test_a_duplicate_arriving_while_the_attempt_marker_is_written_is_not_t
     async def nothing(_):
         return None
 
-    ctx = SimpleNamespace(state=State(), settings=svc.settings, emit=nothing, audit=nothing,
+    ctx: Any = SimpleNamespace(state=State(), settings=svc.settings, emit=nothing, audit=nothing,
                           services=SimpleNamespace(execution=svc))
     lane = ExecutionLane()
     first = asyncio.create_task(lane.process(record("r1"), ctx))
