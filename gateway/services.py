@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
 
@@ -115,14 +117,8 @@ async def start_services(
         await producer.start()
         closer.push_async_callback(producer.stop)
         tracker = RequestTracker(settings, schemas)
-        await tracker.start()
-        closer.push_async_callback(tracker.stop)
         admissions = SharedAdmissions(settings, schemas, rate_limiter, producer)
-        await admissions.start()  # the last minute of every gateway's admissions first
-        closer.push_async_callback(admissions.stop)
         idempotency = IdempotencyIndex(settings, schemas)
-        await idempotency.start()  # reads the window's held and finished keyed requests first
-        closer.push_async_callback(idempotency.stop)
         store = (
             EntityStore(settings, schemas, verifier=signer.verifier)
             if entities is None
@@ -130,24 +126,32 @@ async def start_services(
         )
         writer = EntityWriter(producer, store, signer)
         store.healer = writer.heal  # re-sign a key a forged record would evict on compaction
-        await start_or_refuse(
-            store, GATEWAY, "the identity boundary guard (and the entity view it reads)"
-        )
-        closer.push_async_callback(store.stop)
-        sessions = await _start_sessions(settings, schemas, signer, producer, store, closer)
-        llm.health.overrides = store.probe_settings  # operators' probe settings, shared
+        session_store = EntityStore(settings, schemas, verifier=signer.verifier, topic=SESSIONS)
+        session_writer = EntityWriter(producer, session_store, signer)
+        session_store.healer = session_writer.heal
         checkpoints = CheckpointBook(settings, schemas, signer.verifier)
-        await checkpoints.start()
-        closer.push_async_callback(checkpoints.stop)
         live = LiveFeed(settings, schemas, RecordAdapter(
             signer.verifier.verify_decision, lambda cp_id: _submitter(checkpoints, cp_id)))
-        await live.start()
-        closer.push_async_callback(live.stop)
         if clickhouse is None and settings.run_sink:
             clickhouse = await asyncio.to_thread(build_clickhouse, settings)
             closer.callback(_close_quietly, clickhouse)
-        if clickhouse is not None:
-            await asyncio.to_thread(migrate, clickhouse)
+        # Each view reads its own topic to its end on its own connections: started together,
+        # the gateway is up in the time of the slowest instead of the sum of all.
+        await _started_together(
+            closer,
+            (tracker, tracker.start()),
+            (admissions, admissions.start()),  # the last minute of every gateway's admissions
+            (idempotency, idempotency.start()),  # the window's held and finished keyed requests
+            (store, start_or_refuse(
+                store, GATEWAY, "the identity boundary guard (and the entity view it reads)")),
+            (session_store, start_or_refuse(  # read to its end: no revoked token after a restart
+                session_store, GATEWAY, "the session check (revoked tokens are refused by it)")),
+            (checkpoints, checkpoints.start()),
+            (live, live.start()),
+            (None, asyncio.to_thread(migrate, clickhouse) if clickhouse is not None else None),
+        )
+        sessions = SessionBook(settings, session_store, session_writer, store, producer)
+        llm.health.overrides = store.probe_settings  # operators' probe settings, shared
         sink = None
         if settings.run_sink and clickhouse is not None:
             sink = SinkRunner(settings, ClickHouseSink(clickhouse), producer)
@@ -184,17 +188,27 @@ async def start_services(
         raise
 
 
-async def _start_sessions(
-    settings: Settings, schemas: SchemaSet, signer: Signer, producer: RecordProducer,
-    entities: EntityStore, closer: contextlib.AsyncExitStack,
-) -> SessionBook:
-    """The sessions topic read to its end, so no revoked token is accepted after a restart."""
-    store = EntityStore(settings, schemas, verifier=signer.verifier, topic=SESSIONS)
-    writer = EntityWriter(producer, store, signer)
-    store.healer = writer.heal
-    await start_or_refuse(store, GATEWAY, "the session check (revoked tokens are refused by it)")
-    closer.push_async_callback(store.stop)
-    return SessionBook(settings, store, writer, entities, producer)
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
+async def _started_together(
+    closer: contextlib.AsyncExitStack,
+    *starts: tuple[_Stoppable | None, Coroutine[Any, Any, Any] | None],
+) -> None:
+    """Run the ``(part, its start)`` pairs at once; every part that started is put on
+    ``closer`` (stopped with the rest, also when another part's start failed), and the first
+    failure is raised once all have finished."""
+    tasks = [(part, asyncio.ensure_future(start)) for part, start in starts if start is not None]
+    try:
+        await asyncio.gather(*(task for _, task in tasks), return_exceptions=True)
+    finally:  # also when cancelled: what had started is stopped
+        for part, task in tasks:
+            if part is not None and task.done() and not task.cancelled() and not task.exception():
+                closer.push_async_callback(part.stop)
+    for _, task in tasks:
+        if (failure := task.exception()) is not None:
+            raise failure
 
 
 async def _start_alerts(
