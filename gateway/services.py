@@ -132,12 +132,9 @@ async def start_services(
         checkpoints = CheckpointBook(settings, schemas, signer.verifier)
         live = LiveFeed(settings, schemas, RecordAdapter(
             signer.verifier.verify_decision, lambda cp_id: _submitter(checkpoints, cp_id)))
-        if clickhouse is None and settings.run_sink:
-            clickhouse = await asyncio.to_thread(build_clickhouse, settings)
-            closer.callback(_close_quietly, clickhouse)
         # Each view reads its own topic to its end on its own connections: started together,
         # the gateway is up in the time of the slowest instead of the sum of all.
-        await _started_together(
+        started = await _started_together(
             closer,
             (tracker, tracker.start()),
             (admissions, admissions.start()),  # the last minute of every gateway's admissions
@@ -148,8 +145,9 @@ async def start_services(
                 session_store, GATEWAY, "the session check (revoked tokens are refused by it)")),
             (checkpoints, checkpoints.start()),
             (live, live.start()),
-            (None, asyncio.to_thread(migrate, clickhouse) if clickhouse is not None else None),
+            (None, _analytics(settings, clickhouse, closer)),
         )
+        clickhouse = started[-1]
         sessions = SessionBook(settings, session_store, session_writer, store, producer)
         llm.health.overrides = store.probe_settings  # operators' probe settings, shared
         sink = None
@@ -194,12 +192,12 @@ class _Stoppable(Protocol):
 
 async def _started_together(
     closer: contextlib.AsyncExitStack,
-    *starts: tuple[_Stoppable | None, Coroutine[Any, Any, Any] | None],
-) -> None:
-    """Run the ``(part, its start)`` pairs at once; every part that started is put on
-    ``closer`` (stopped with the rest, also when another part's start failed), and the first
-    failure is raised once all have finished."""
-    tasks = [(part, asyncio.ensure_future(start)) for part, start in starts if start is not None]
+    *starts: tuple[_Stoppable | None, Coroutine[Any, Any, Any]],
+) -> list[Any]:
+    """Run the ``(part, its start)`` pairs at once and return what the starts returned; every
+    part that started is put on ``closer`` (stopped with the rest, also when another part's
+    start failed), and the first failure in the order given is raised once all have ended."""
+    tasks = [(part, asyncio.ensure_future(start)) for part, start in starts]
     try:
         await asyncio.gather(*(task for _, task in tasks), return_exceptions=True)
     finally:  # also when cancelled: what had started is stopped
@@ -209,6 +207,19 @@ async def _started_together(
     for _, task in tasks:
         if (failure := task.exception()) is not None:
             raise failure
+    return [task.result() for _, task in tasks]
+
+
+async def _analytics(settings: Settings, clickhouse: ClickHouse | None,
+                     closer: contextlib.AsyncExitStack) -> ClickHouse | None:
+    """The ClickHouse client (the caller's, or built here when this gateway runs the sink),
+    its tables migrated; closed by ``closer`` when built here."""
+    if clickhouse is None and settings.run_sink:
+        clickhouse = await asyncio.to_thread(build_clickhouse, settings)
+        closer.callback(_close_quietly, clickhouse)
+    if clickhouse is not None:
+        await asyncio.to_thread(migrate, clickhouse)
+    return clickhouse
 
 
 async def _start_alerts(
