@@ -95,6 +95,7 @@ class CheckpointBook(TopicTail):
         self.by_id: dict[str, HeldRequest] = {}
         self._early: dict[str, list[CheckpointDecisionRecord]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._awaited: dict[str, asyncio.Event] = {}
 
     def lock(self, checkpoint_id: str) -> asyncio.Lock:
         """Serialises decisions on one checkpoint in this gateway: of an approve and a reject
@@ -103,6 +104,25 @@ class CheckpointBook(TopicTail):
 
     def get(self, checkpoint_id: str) -> HeldRequest | None:
         return self.by_id.get(checkpoint_id)
+
+    async def known(self, checkpoint_id: str, timeout_s: float) -> bool:
+        """Wait (up to ``timeout_s``) until this book holds ``checkpoint_id``.
+
+        The request tracker and this book tail the pending topic apart, so a client answered
+        423 by the one could ask the other about its checkpoint a moment too early, and be
+        told it does not exist; the 423 waits for this first (read your own hold).
+        """
+        if checkpoint_id in self.by_id:
+            return True
+        arrived = self._awaited.setdefault(checkpoint_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(arrived.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            if self._awaited.get(checkpoint_id) is arrived and not arrived.is_set():
+                del self._awaited[checkpoint_id]
+        return True
 
     def for_identity(self, identity_id: str) -> list[HeldRequest]:
         now = datetime.now(UTC)
@@ -154,6 +174,9 @@ class CheckpointBook(TopicTail):
         for decision in self._early.pop(cp.checkpoint_id, []):
             held = fold_decision(held, decision)
         self.by_id[cp.checkpoint_id] = held
+        arrived = self._awaited.pop(cp.checkpoint_id, None)
+        if arrived is not None:
+            arrived.set()
 
     def _on_decision(self, decision: CheckpointDecisionRecord) -> None:
         held = self.by_id.get(decision.checkpoint_id)

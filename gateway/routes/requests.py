@@ -103,6 +103,8 @@ class Accepted(BaseModel):
     status: str
 
 
+CHECKPOINT_SEEN_S = 2.0  # how long a 423 waits for the checkpoint view (milliseconds, usually)
+
 _APPLIED = {PREFERENCE_APPLIED: {
     "description": "the Prefer preferences that decided the wait (respond-async, wait=N)",
     "schema": {"type": "string"},
@@ -285,6 +287,8 @@ async def _answer(
                                           wait.ms / 1000)
         view = await _state(services, request_id)
     if view is not None and view.held:
+        if view.checkpoint_id:  # so the checkpoint can be read or decided at once
+            await services.checkpoints.known(view.checkpoint_id, CHECKPOINT_SEEN_S)
         return JSONResponse(
             {
                 "checkpoint_id": view.checkpoint_id,

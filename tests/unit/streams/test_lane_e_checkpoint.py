@@ -355,3 +355,21 @@ async def test_a_late_approval_expires_the_checkpoint_in_lane_e_and_in_the_gatew
     assert record.checkpoint is not None
     assert record.checkpoint.decided_at == held.checkpoint.expires_at + 1
     assert executable(ctx)[0].status == "expired"
+
+
+async def test_the_book_answers_when_a_hold_it_is_waited_for_arrives_and_not_before() -> None:
+    """A 423 waits for the gateway's book to know the checkpoint (read your own hold)."""
+    import asyncio
+
+    ctx = FakeCtx()
+    held = await hold(ctx)
+    assert held.checkpoint is not None
+    book = CheckpointBook(ctx.settings, ctx.schemas, GATEWAY.verifier)
+    assert not await book.known(held.checkpoint.checkpoint_id, 0.01), "nothing held yet"
+    waiting = asyncio.create_task(book.known(held.checkpoint.checkpoint_id, 5.0))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    codec = ctx.schemas["pipeline_record"]
+    book.apply("pending", codec.decode(codec.encode(held.to_avro()), [codec.header]))
+    assert await waiting
+    assert await book.known(held.checkpoint.checkpoint_id, 0.0)
