@@ -11,6 +11,10 @@ public key and names the held request's checkpoint and identity, never when its 
 request's submitter; an expiry only once the checkpoint is overdue (by the expiry's time and by
 this gateway's clock). Anything else is skipped with a warning (lane E dead-letters and audits
 it), so a forged approval never shows a checkpoint as approved here either.
+
+An agent's tool call held during a run is a checkpoint like a request's (its own id, the
+request's identity and submitter), shown with the call it holds (``agent_tool_call``: tool,
+arguments, step) and that call's governance; approving it resumes the run, not the request.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from nova.convert import checkpoint_domain, from_ms
+from nova.convert import checkpoint_domain, domain_masks, from_ms
 from nova.domain.checkpoints import Checkpoint, expire, parse_verb, transition
 from nova.errors import ForbiddenError, SignatureError
 from nova.kafka.tail import TopicTail
+from nova.llm.agent_pause import AgentPause
 from nova.records import CheckpointDecisionRecord, PipelineRecord
 from nova.settings import Settings
 from nova.signing import Verifier
@@ -44,6 +49,9 @@ class HeldRequest:
 
     def to_json(self) -> dict[str, object]:
         cp, gov = self.checkpoint, self.record.governance
+        pause = AgentPause.from_json(self.record.agent_pause) if self.record.agent_pause else None
+        fired = list(pause.decision.fired_rules if pause else gov.fired_rules if gov else [])
+        reasons = list(pause.decision.reasons if pause else gov.reasons if gov else [])
         return {
             "checkpoint_id": cp.checkpoint_id,
             "request_id": cp.request_id,
@@ -63,8 +71,12 @@ class HeldRequest:
             "prompt": self.record.prompt,
             "thread_id": self.record.thread_id,
             "meeting_id": self.record.meeting_id,
-            "fired_rules": list(gov.fired_rules) if gov else [],
-            "governance_reasons": list(gov.reasons) if gov else [],
+            "fired_rules": fired,
+            "governance_reasons": reasons,
+            # an agent's tool call held during the request's run (None: the request itself)
+            "agent_tool_call": pause.describe(
+                domain_masks(self.record.encoded.masks) if self.record.encoded else ())
+            if pause else None,
         }
 
 

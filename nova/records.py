@@ -133,6 +133,8 @@ class PipelineRecord(Record):
     dataspace_ids: tuple[str, ...] = ()
     meeting_id: str | None = None  # None in records written before v8
     agent_id: str | None = None  # None in records written before v9
+    # an agent run paused at a tool call's checkpoint (nova.llm.agent_pause, JSON; v10)
+    agent_pause: str | None = None
     roles: tuple[str, ...] = ()
     sphere_id: str | None = None
     provider_hint: str | None = None

@@ -15,6 +15,18 @@ fact in the audit chain with its governance outcome (a crossing also an
 ``IDENTITY_BOUNDARY`` alert), all with deterministic ids: a run replayed after a crash
 repeats the same records rather than adding others.
 
+Pausing: a call that needs a person's approval stops the run there. Everything needed to go
+on (:class:`~nova.llm.agent_pause.AgentPause`) is put in the record, which is held at a
+checkpoint of that call's own (its id derived from the request id and the call's step and
+index, so it never meets the request's own checkpoint nor another call's) and waits as a held
+request does, in lane E's table and on ``pending``, where the checkpoint API shows it. Once
+it is decided, lane E sends the record back to lane F, which resumes here: approved, the call
+is judged again and made; rejected or expired, the model is told a person refused it; either
+way the step's remaining calls are governed and the loop goes on to an answer or a limit,
+with the step, the cost and the attempt numbers where the pause left them. Each such call has
+two facts: ``held`` when it stopped the run, and its end (``executed``, ``rejected``,
+``expired``, or ``denied`` by a rule added meanwhile) naming the checkpoint and who decided.
+
 Limits: ``max_steps`` model calls; ``max_cost_usd`` spent on them (a step is not started
 once the run has spent its limit). Either ends the run ``failed``, naming the limit, with
 whatever the model said last.
@@ -24,21 +36,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 from nova.audit.facts import alert_fact, fact
+from nova.convert import checkpoint_record
+from nova.domain.checkpoints import checkpoint_id_for, open_checkpoint
 from nova.domain.governance import IDENTITY_BOUNDARY, Rule
 from nova.entities.models import AgentEntity
 from nova.errors import ProviderError
+from nova.llm.agent_pause import AgentPause, HeldDecision
 from nova.llm.clients import Completion
 from nova.llm.executor import Attempt, ExecutionRequest, Executor, Outcome
 from nova.llm.routing import RoutingDecision
 from nova.llm.tools import Conversation, ToolCall, ToolResult, Turn
-from nova.records import AuditFact, Event, Execution, PipelineRecord
+from nova.records import AuditFact, CheckpointState, Event, Execution, PipelineRecord
 from nova.settings import Settings
-from streams.agent_tools import ToolOutcome, ToolView, judge_and_run, specs_for
+from streams.agent_tools import ToolOutcome, ToolView, decided, judge_and_run, specs_for
 
 AGENT_TOOL_CALL = "AGENT_TOOL_CALL"
+AGENT_MESSAGE_SENT = "AGENT_MESSAGE_SENT"  # a send_message's delivery record (agent_tools)
 
 
 class AgentSource(ToolView, Protocol):
@@ -66,8 +83,8 @@ class Machinery(Protocol):
 
     def charge_own(self, record: PipelineRecord, outcome: Outcome) -> None: ...
 
-    def apply(self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision
-              ) -> PipelineRecord: ...
+    def apply(self, record: PipelineRecord, outcome: Outcome,
+              decision: RoutingDecision | None) -> PipelineRecord: ...
 
     def events(self, record: PipelineRecord, outcome: Outcome, role: str | None = None
                ) -> tuple[Event, ...]: ...
@@ -75,34 +92,45 @@ class Machinery(Protocol):
 
 @dataclass(frozen=True)
 class AgentResult:
-    """The run's record, its LLM and alert events, whether a provider was reached, and its
-    tool-call facts (lane F emits them as it does a request's)."""
+    """The run's record, its LLM and alert events, whether a provider was reached, its
+    tool-call facts (lane F emits them as it does a request's), and whether it is paused at a
+    tool call's checkpoint (the record is ``held``, with its ``agent_pause``)."""
 
     record: PipelineRecord
     events: tuple[Event, ...]
     called: bool
     facts: tuple[AuditFact, ...] = ()
+    paused: bool = False
 
 
 @dataclass
 class _Run:
-    """What a run has done so far."""
+    """What a run has done so far (``emitted``: attempts whose events the run's earlier part,
+    before a pause, emitted already)."""
 
     attempts: list[Attempt]
     facts: list[AuditFact]
     alerts: list[Event]
     cost: float = 0.0
     last: Completion | None = None
+    emitted: int = 0
+    pause: AgentPause | None = None
 
 
 def usable(agent: AgentEntity | None, identity: str) -> bool:
     return agent is not None and (agent.owner == identity or agent.visibility == "public")
 
 
+def tool_part(step: int, index: int) -> str:
+    """The place of a tool call in its run, which names its checkpoint (``checkpoint_id_for``)."""
+    return f"tool/{step}/{index}"
+
+
 async def run_agent(service: Machinery, record: PipelineRecord,
                     source: AgentSource) -> AgentResult:
-    """Run ``record``'s agent for its identity (module docstring); never raises for what the
-    model or a provider does: the outcome is in the record."""
+    """Run ``record``'s agent for its identity, or go on with a run paused at a tool call whose
+    checkpoint is decided (module docstring); never raises for what the model or a provider
+    does: the outcome is in the record."""
     agent = source.agent(record.agent_id or "")
     if agent is None or not usable(agent, record.identity_id):
         # The gateway refused this already; a record produced straight to Kafka gets here.
@@ -111,17 +139,38 @@ async def run_agent(service: Machinery, record: PipelineRecord,
     if record.encoded is None or not record.encoded.messages:
         return AgentResult(_failed(record, "no encoded prompt (lane C): nothing is sent "
                                        "unmasked"), (), called=False)
-    system = "\n\n".join(m.content for m in record.encoded.messages if m.role == "system")
-    task = "\n\n".join(m.content for m in record.encoded.messages if m.role == "user")
-    if agent.system_prompt:
-        system = f"{system}\n\n{agent.system_prompt}" if system else agent.system_prompt
-    conversation = Conversation(system, (Turn("user", task),), specs_for(agent))
-    run = _Run([], [], [])
     rules = service.rules.rules_for(record.identity_id)
+    step = 1
+    if record.agent_pause is None:
+        system = "\n\n".join(m.content for m in record.encoded.messages if m.role == "system")
+        task = "\n\n".join(m.content for m in record.encoded.messages if m.role == "user")
+        if agent.system_prompt:
+            system = f"{system}\n\n{agent.system_prompt}" if system else agent.system_prompt
+        conversation = Conversation(system, (Turn("user", task),), specs_for(agent))
+        run = _Run([], [], [])
+    else:
+        pause = AgentPause.from_json(record.agent_pause)
+        decided_cp = record.checkpoint
+        record = record.model_copy(update={"agent_pause": None, "status": "in_flight",
+                                           "checkpoint": pause.request_checkpoint,
+                                           "error": None})
+        run = _Run(list(pause.attempts), [], [], cost=pause.cost_usd, last=pause.last,
+                   emitted=len(pause.attempts))
+        conversation = Conversation(pause.system, pause.turns, specs_for(agent))
+        first = _resolve(record, agent, pause, decided_cp, source, rules, run)
+        going_on = _tool_calls(record, agent, pause.step, pause.text, pause.calls,
+                               [*pause.results, first], conversation, source, rules, run)
+        if going_on is None:
+            return _paused(service, record, agent, run)
+        conversation, step = going_on, pause.step + 1
     decision: RoutingDecision | None = None
     reason: str | None = None
     status = "failed"
-    for step in range(1, agent.max_steps + 1):
+    while True:
+        if step > agent.max_steps:
+            reason = (f"agent step limit: {agent.max_steps} model calls without an answer "
+                      f"({run.cost:.6f} USD spent)")
+            break
         if run.cost >= agent.max_cost_usd:
             reason = (f"agent cost limit: {run.cost:.6f} of {agent.max_cost_usd:g} USD spent "
                       f"after {step - 1} model calls, without an answer")
@@ -156,35 +205,104 @@ async def run_agent(service: Machinery, record: PipelineRecord,
         if not calls:
             status, reason = "completed", None
             break
-        results = [_govern(record, agent, step, j, call, source, rules, run)
-                   for j, call in enumerate(calls)]
-        conversation = conversation.then(
-            Turn("assistant", outcome.completion.text, calls=calls),
-            Turn("tool", results=tuple(results)))
-    else:
-        reason = (f"agent step limit: {agent.max_steps} model calls without an answer "
-                  f"({run.cost:.6f} USD spent)")
+        going_on = _tool_calls(record, agent, step, outcome.completion.text, calls, [],
+                               conversation, source, rules, run)
+        if going_on is None:
+            return _paused(service, record, agent, run)
+        conversation, step = going_on, step + 1
     total = Outcome(status="completed" if status == "completed" else
                     ("budget_exceeded" if status == "budget_exceeded" else "failed"),
                     attempts=tuple(run.attempts), completion=run.last, cost_usd=run.cost,
                     reason=reason)
-    if decision is None:
+    if decision is None and not run.attempts:
         out = _failed(record, reason or "the agent made no call")
     else:
         out = service.apply(record, total, decision)
         if status == "denied":
             out = out.model_copy(update={"status": "denied", "error": reason})
-    events = (*service.events(record, total), *run.alerts)
+    events = (*service.events(record, replace(total, attempts=total.attempts[run.emitted:])),
+              *run.alerts)
     return AgentResult(out, events, called=bool(run.attempts), facts=tuple(run.facts))
 
 
-def _govern(record: PipelineRecord, agent: AgentEntity, step: int, index: int,
-            call: ToolCall, source: AgentSource, rules: Sequence[Rule], run: _Run) -> ToolResult:
-    """Judge and run one call; record it (and a crossing); the result the model gets."""
-    outcome: ToolOutcome = judge_and_run(record, agent, call, source, rules)
+def _tool_calls(record: PipelineRecord, agent: AgentEntity, step: int, text: str,
+                calls: tuple[ToolCall, ...], results: list[ToolResult],
+                conversation: Conversation, source: AgentSource, rules: Sequence[Rule],
+                run: _Run) -> Conversation | None:
+    """Govern and run the step's calls after those with ``results``; the conversation with the
+    step's answer and results, or None when a call is held (``run.pause`` says where)."""
+    for j in range(len(results), len(calls)):
+        outcome = judge_and_run(record, agent, calls[j], source, rules)
+        if outcome.verdict == "held":
+            _record(record, agent, step, j, calls[j], outcome, run, f"{step}/{j}", held=True)
+            gov = outcome.decision
+            assert gov is not None, "a held call was judged"
+            run.pause = AgentPause(
+                agent_id=agent.id, checkpoint_id=checkpoint_id_for(
+                    record.request_id, tool_part(step, j)),
+                step=step, system=conversation.system, turns=conversation.turns, text=text,
+                calls=calls, results=tuple(results), index=j, attempts=tuple(run.attempts),
+                cost_usd=run.cost, last=run.last, decision=HeldDecision(
+                    outcome=gov.outcome, fired_rules=gov.fired_rule_ids, reasons=gov.reasons,
+                    checkpoint_reason=gov.checkpoint_reason or "approval required",
+                    approvals_required=gov.approvals_required),
+                request_checkpoint=record.checkpoint)
+            return None
+        results.append(_record(record, agent, step, j, calls[j], outcome, run, f"{step}/{j}"))
+    return conversation.then(Turn("assistant", text, calls=calls),
+                             Turn("tool", results=tuple(results)))
+
+
+def _resolve(record: PipelineRecord, agent: AgentEntity, pause: AgentPause,
+             checkpoint: CheckpointState | None, source: AgentSource, rules: Sequence[Rule],
+             run: _Run) -> ToolResult:
+    """The held call once its checkpoint is decided: approved, judged again and made (once:
+    lane F's attempt marker covers the resumed run); rejected or expired, the model is told."""
+    call = pause.call
+    if checkpoint is None or checkpoint.checkpoint_id != pause.checkpoint_id \
+            or checkpoint.status == "pending":  # lane F resumes decided runs only: fail closed
+        outcome = ToolOutcome("refused", f"refused: {call.name} has no decision; it was not made")
+        suffix = f"{pause.step}/{pause.index}/undecided"
+    elif checkpoint.status == "approved":
+        outcome = judge_and_run(record, agent, call, source, rules, approved=True)
+        suffix = f"{pause.step}/{pause.index}/approved"
+    else:
+        outcome = decided(call, checkpoint)
+        suffix = f"{pause.step}/{pause.index}/{checkpoint.status}"
+    by = checkpoint.decided_by if checkpoint is not None else None
+    return _record(record, agent, pause.step, pause.index, call, outcome, run, suffix, held=True,
+                   decided_by=by)
+
+
+def _paused(service: Machinery, record: PipelineRecord, agent: AgentEntity,
+            run: _Run) -> AgentResult:
+    """The run held at ``run.pause``'s call: the record waits at the call's checkpoint (lane F
+    keeps it in the held table and sends it to ``pending``)."""
+    pause = run.pause
+    assert pause is not None
+    call = pause.call
+    cp = open_checkpoint(
+        record.request_id, record.identity_id,
+        f"agent {agent.name} asks to call {call.name}: {pause.decision.checkpoint_reason}",
+        datetime.now(UTC), service.settings.checkpoint_ttl_s, submitter=record.user_id,
+        approvals_required=pause.decision.approvals_required,
+        part=tool_part(pause.step, pause.index))
+    held = record.model_copy(update={"status": "held", "error": None,
+                                     "checkpoint": checkpoint_record(cp),
+                                     "agent_pause": pause.to_json()})
+    so_far = Outcome(status="completed", attempts=tuple(run.attempts[run.emitted:]))
+    events = (*service.events(record, so_far), *run.alerts)
+    return AgentResult(held, events, called=bool(run.attempts), facts=tuple(run.facts),
+                       paused=True)
+
+
+def _record(record: PipelineRecord, agent: AgentEntity, step: int, index: int, call: ToolCall,
+            outcome: ToolOutcome, run: _Run, suffix: str, *, held: bool = False,
+            decided_by: str | None = None) -> ToolResult:
+    """Record one call's outcome (and a crossing, a delivery); the result the model gets.
+    ``held``: a call that waited at a checkpoint, which its facts name."""
     gov = outcome.decision
-    suffix = f"{step}/{index}"
-    run.facts.append(fact(AGENT_TOOL_CALL, record.identity_id, {
+    detail: dict[str, object] = {
         "agent_id": agent.id,
         "step": step,
         "tool": call.name,
@@ -192,7 +310,18 @@ def _govern(record: PipelineRecord, agent: AgentEntity, step: int, index: int,
         "governance": gov.outcome if gov else None,
         "fired_rules": list(gov.fired_rule_ids) if gov else [],
         "reasons": list(gov.reasons) if gov else [outcome.content],
-    }, request_id=record.request_id, actor=record.user_id, suffix=suffix))
+    }
+    if held:
+        detail["checkpoint_id"] = checkpoint_id_for(record.request_id, tool_part(step, index))
+        detail["decided_by"] = decided_by
+    run.facts.append(fact(AGENT_TOOL_CALL, record.identity_id, detail,
+                          request_id=record.request_id, actor=record.user_id, suffix=suffix))
+    if outcome.sent is not None:
+        to, text = outcome.sent
+        run.facts.append(fact(AGENT_MESSAGE_SENT, record.identity_id, {
+            "agent_id": agent.id, "step": step, "to": to, "text": text,
+            "approved_by": decided_by}, request_id=record.request_id, actor=record.user_id,
+            suffix=f"{step}/{index}"))
     if outcome.crossing is not None:
         kind, rid, owner = outcome.crossing
         event, audit = alert_fact(IDENTITY_BOUNDARY, record.identity_id, record.user_id,
@@ -207,5 +336,5 @@ def _govern(record: PipelineRecord, agent: AgentEntity, step: int, index: int,
 
 
 def _failed(record: PipelineRecord, error: str) -> PipelineRecord:
-    return record.model_copy(update={"status": "failed", "error": error,
+    return record.model_copy(update={"status": "failed", "error": error, "agent_pause": None,
                                      "execution": Execution(attempts=0)})

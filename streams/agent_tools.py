@@ -9,17 +9,24 @@ the identity's own rules, before anything is read or done:
 - a resource of another identity: denied (``IDENTITY_BOUNDARY``), answered as refused, and
   recorded like a crossing at the gateway (an alert event and a fact), naming nothing of it;
 - deny (a rule, a credential in the arguments): answered as refused with the reasons;
-- require_approval (SEND, or a rule): *held*. Holding a run at a checkpoint and resuming it
-  once approved is not built yet, so a held call is answered as refused, never run (fail
-  closed): nothing is ever sent without a person's approval;
-- allow: READ tools read the identity's thread, meeting or dataspace from the worker's entity
+- a tool that agent runs cannot make yet (WRITE tools, ``http_call``): refused, before any
+  person is asked to approve it;
+- require_approval (SEND, or a rule): *held*. The run pauses at a checkpoint of its own
+  (``streams.agent_run``, ``nova.llm.agent_pause``) and the model is told nothing until a
+  person decides. Approved, the call is judged again (a rule added meanwhile still denies) and
+  made, once; rejected or expired, the model is told a person refused it (:func:`decided`);
+- allow (or approved): ``send_message`` is delivered. Nova has no outbound channel yet, so its
+  delivery record is an ``AGENT_MESSAGE_SENT`` fact in the audit chain (recipient and text,
+  the prompt's placeholders restored, as the answer's are), which a channel would read; READ
+  tools read the identity's thread, meeting or dataspace from the worker's entity
   view. What they read goes to a provider as lane B's context does, so it is held to the same
   rules: one holding a credential is withheld (refused, nothing of it sent), and identifiers
   (IBAN, card, e-mail, ...) are masked as lane C masks them, numbered after the prompt's
   placeholders so none is reused for another value (the answer shows these as placeholders:
   only the prompt's are restored). WRITE tools are refused for now: entity writes are signed
   by the gateway, whose key a worker never holds, so an agent's write needs a path through
-  the gateway first.
+  the gateway first; so is ``http_call``, until a worker has an HTTPS client of its own for
+  allow-listed hosts.
 
 Pure apart from the entity view handed in, so the verdicts are unit-tested without Kafka.
 """
@@ -31,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
+from nova.convert import domain_masks
 from nova.domain.agents import TOOL_ACTIONS
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import (
@@ -40,14 +48,17 @@ from nova.domain.governance import (
     credentials,
     decide,
 )
-from nova.domain.masking import mask_texts
+from nova.domain.masking import mask_texts, unmask
 from nova.entities.models import AgentEntity
 from nova.llm.tools import ToolCall, ToolSpec
-from nova.records import PipelineRecord
+from nova.records import CheckpointState, PipelineRecord
 
 MAX_RESULT_CHARS: Final = 8000  # what one tool result may put in the conversation
 
-Verdict = Literal["executed", "refused", "denied", "held"]
+Verdict = Literal["executed", "refused", "denied", "held", "rejected", "expired"]
+
+# What agent runs can make once allowed or approved (the rest are refused, never held).
+RUNNABLE: Final = frozenset({"read_thread", "read_meeting", "read_dataspace", "send_message"})
 
 
 class ToolView(Protocol):
@@ -107,12 +118,14 @@ _TARGETS: Final[Mapping[str, tuple[str, str]]] = {
 @dataclass(frozen=True)
 class ToolOutcome:
     """What happened to one call: the verdict, what the model is told, and for the audit the
-    governance decision and the foreign resource a denied call named (kind, id, owner)."""
+    governance decision, the foreign resource a denied call named (kind, id, owner) and the
+    message a ``send_message`` delivered (recipient, text)."""
 
     verdict: Verdict
     content: str
     decision: GovernanceDecision | None = None
     crossing: tuple[str, str, str] | None = None
+    sent: tuple[str, str] | None = None
 
     @property
     def is_error(self) -> bool:
@@ -128,12 +141,17 @@ def _refused(why: str) -> ToolOutcome:
 
 
 def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
-                  view: ToolView, rules: Sequence[Rule]) -> ToolOutcome:
-    """Govern ``call`` as ``record``'s identity and run it if allowed (module docstring)."""
+                  view: ToolView, rules: Sequence[Rule], *, approved: bool = False
+                  ) -> ToolOutcome:
+    """Govern ``call`` as ``record``'s identity and run it if allowed, or if it needs approval
+    and a person ``approved`` it (module docstring)."""
     if call.name not in agent.tools:
         return _refused(f"{call.name} is not among this agent's tools "
                         f"({', '.join(agent.tools) or 'none'})")
     args = dict(call.arguments)
+    if call.name == "send_message" and not all(
+            isinstance(args.get(k), str) and args[k] for k in ("to", "text")):
+        return _refused("send_message takes to and text (strings)")
     target = _TARGETS.get(call.name)
     owners: dict[str, str] = {}
     rid = ""
@@ -169,13 +187,18 @@ def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
                         if o != record.identity_id), None)
         return ToolOutcome("denied", "refused by governance: " + "; ".join(decision.reasons),
                            decision, foreign)
-    if decision.outcome == "require_approval":
-        return ToolOutcome("held", "refused: this call needs a person's approval ("
-                           f"{decision.checkpoint_reason}), and this run cannot wait for one; "
-                           "it was not made", decision)
-    if target is None or not call.name.startswith("read_"):
+    if call.name not in RUNNABLE:
         return ToolOutcome("refused", f"refused: {call.name} is not available to agent runs "
                            "yet; it was not made", decision)
+    if decision.outcome == "require_approval" and not approved:
+        return ToolOutcome("held", "held: this call waits for a person's approval ("
+                           f"{decision.checkpoint_reason})", decision)
+    if call.name == "send_message":
+        masks = domain_masks(record.encoded.masks) if record.encoded else ()
+        to, body = unmask(str(args["to"]), masks), unmask(str(args["text"]), masks)
+        return ToolOutcome("executed", f"sent to {args['to']}, with a person's approval"
+                           if approved else f"sent to {args['to']}", decision, sent=(to, body))
+    assert target is not None, "every runnable tool but send_message reads a resource"
     text = _read(call.name, rid, view)
     if credentials(text):
         return ToolOutcome("refused", f"refused: the {target[0]} holds a credential, so nothing "
@@ -183,6 +206,16 @@ def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
     sent = "\n".join(m.content for m in record.encoded.messages) if record.encoded else ""
     masked = mask_texts([sent, text]).texts[1]  # the prompt's placeholders stay taken
     return ToolOutcome("executed", masked[:MAX_RESULT_CHARS], decision)
+
+
+def decided(call: ToolCall, checkpoint: CheckpointState) -> ToolOutcome:
+    """What the model is told of a held call a person rejected, or nobody approved in time."""
+    if checkpoint.status == "rejected":
+        why = f": {checkpoint.decision_reason}" if checkpoint.decision_reason else ""
+        return ToolOutcome("rejected", f"refused by a person: {call.name} was rejected at its "
+                           f"checkpoint{why}; it was not made")
+    return ToolOutcome("expired", f"refused: nobody approved {call.name} before its checkpoint "
+                       "expired; it was not made")
 
 
 def _host(url: object) -> str | None:

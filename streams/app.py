@@ -105,10 +105,12 @@ def build_app(
     table_opts: dict[str, Any] = {"default": None, "partitions": settings.topic_partitions,
                                   "key_type": bytes, "value_type": bytes}
     llm_results = app.Table("llm_results", **table_opts)
+    held = app.Table("held", **table_opts)
     state = LaneState(
-        held=app.Table("held", **table_opts),
+        held=held,
         llm_results=llm_results,
         put_durably=_durable_setter(llm_results),
+        hold_durably=_durable_setter(held),
         audit_chain=chain,
         current_partition=_current_partition,
     )
@@ -188,7 +190,8 @@ def _durable_setter(table: Any) -> Callable[[bytes, bytes], Awaitable[None]]:
 
     A plain assignment only queues the changelog record (Faust sends it soon after); lane F
     must know its attempt marker is durable *before* it calls a provider, or a SIGKILL in
-    between would leave no trace of the call. Same record, same partition (the event's) as
+    between would leave no trace of the call (and a paused agent run's held entry before the
+    marker that points at it). Same record, same partition (the event's) as
     the assignment would send; the local store is set directly so it is sent once.
     """
 

@@ -56,6 +56,8 @@ class LaneState:
     llm_results: MutableMapping[bytes, bytes]  # lane F: one LLM result per request (table)
     # lane F: sets an llm_results entry and returns once its changelog record is on the broker
     put_durably: Callable[[bytes, bytes], Awaitable[None]]
+    # lane F: the same for a held entry (an agent run paused at a tool call's checkpoint)
+    hold_durably: Callable[[bytes, bytes], Awaitable[None]]
     audit_chain: AuditAppender  # lane G: the fenced writers of the audit partitions
     current_partition: Callable[[], int]  # the partition of the record being processed
 

@@ -76,6 +76,7 @@ class ExecutionResult:
     called: bool
     replayed: bool = False  # a copy of this process's earlier result for the same request
     facts: tuple[AuditFact, ...] = ()  # an agent run's tool calls, for the audit chain
+    paused: bool = False  # an agent run held at a tool call's checkpoint (record ``held``)
 
 
 OWN_EVENTS_KEPT = 100_000  # own charged event ids awaiting their echo from the topic
@@ -337,34 +338,40 @@ class ExecutionService:
         model = self.registry.model(decision.provider, decision.model)
         return cost_usd(model, input_tokens=tokens, output_tokens=self.settings.llm_max_tokens)
 
-    def handles(self, request_id: str) -> bool:
-        """Whether this process is calling, or has just called, for ``request_id`` (a
-        redelivery within the process then waits for that call or replays it)."""
-        return request_id in self._inflight or request_id in self._recent
+    def handles(self, run: str) -> bool:
+        """Whether this process is calling, or has just called, for ``run`` (a request id, or
+        a resumed agent run's :func:`run_key`; a redelivery within the process then waits
+        for that call or replays it)."""
+        return run in self._inflight or run in self._recent
 
     async def execute(
-        self, record: PipelineRecord, before: Callable[[], Awaitable[None]] | None = None
+        self, record: PipelineRecord, before: Callable[[], Awaitable[None]] | None = None,
+        run: str | None = None,
     ) -> ExecutionResult:
         """Execute ``record`` at most once in this process, however often it is delivered.
 
         A consumer-group rebalance redelivers uncommitted records while their first delivery
         may still be in flight here (lane F acknowledges in order, after the call): a second
         delivery waits for the first and gets its result instead of calling the provider
-        again. The copy carries no events (the first emits them) and ``called=False`` (the
-        first records the idempotency entry). Across processes, lane F's ``llm_results``
-        table and ClickHouse's row identity take over.
+        again. The copy carries no events nor facts (the first emits them) and
+        ``called=False`` (the first records the idempotency entry). Across processes, lane
+        F's ``llm_results`` table and ClickHouse's row identity take over.
 
         ``before`` runs once the request counts as this process's (lane F's attempt marker):
         a second delivery arriving while it runs waits too, instead of taking the marker for
         a crashed worker's.
+
+        ``run`` names the execution when it is not the request's first (an agent run resumed
+        after a checkpoint: :func:`run_key`), so it is not answered with the paused part's
+        result.
         """
-        rid = record.request_id
+        rid = run or record.request_id
         running = self._inflight.get(rid)
         if running is not None:
             await running.wait()
         done = self._recent.get(rid)
         if done is not None:
-            return replace(done, events=(), called=False, replayed=True)
+            return replace(done, events=(), facts=(), called=False, replayed=True)
         gate = asyncio.Event()
         self._inflight[rid] = gate
         try:
@@ -389,7 +396,8 @@ class ExecutionService:
                     "execution": Execution(attempts=0)})
                 return ExecutionResult(failed, (), called=False)
             ran = await run_agent(self, record, self.agents)
-            return ExecutionResult(ran.record, ran.events, ran.called, facts=ran.facts)
+            return ExecutionResult(ran.record, ran.events, ran.called, facts=ran.facts,
+                                   paused=ran.paused)
         tokens = record.encoded.token_estimate if record.encoded else 0
         try:
             decision = self.route(record, tokens)
@@ -455,7 +463,7 @@ class ExecutionService:
                               self.registry, tokens, self.settings.llm_max_tokens)
 
     def apply(
-        self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision
+        self, record: PipelineRecord, outcome: Outcome, decision: RoutingDecision | None
     ) -> PipelineRecord:
         return executed_record(record, outcome, decision, self.budget_label)
 
@@ -463,6 +471,12 @@ class ExecutionService:
         self, record: PipelineRecord, outcome: Outcome, role: str | None = None
     ) -> tuple[Event, ...]:
         return outcome_events(record, outcome, self.budget_label, role)
+
+
+def run_key(request_id: str, checkpoint_id: str | None = None) -> str:
+    """What names one execution of a request: its first, or its agent run resumed after the
+    tool-call checkpoint ``checkpoint_id``."""
+    return request_id if checkpoint_id is None else f"{request_id}@{checkpoint_id}"
 
 
 def _remember(store: OrderedDict[str, Any], key: str, value: Any, keep: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+from nova.domain.checkpoints import checkpoint_id_for
 from nova.ids import uuid7
 from nova.records import (
     Alert,
@@ -77,7 +78,12 @@ def governance_fact(record: PipelineRecord, gov: GovernanceDecision) -> AuditFac
 def checkpoint_fact(
     record: PipelineRecord, cp: CheckpointState, actor: str | None, suffix: str | None = None
 ) -> AuditFact:
-    """A checkpoint transition; ``suffix`` tells apart facts of one status (approvals)."""
+    """A checkpoint transition; ``suffix`` tells apart facts of one status (approvals). The
+    facts of an agent's tool-call checkpoint (not the request's own) name it in their id too,
+    so they never replace the request's checkpoint facts."""
+    suffix = suffix or cp.status
+    if cp.checkpoint_id != checkpoint_id_for(record.request_id):
+        suffix = f"{cp.checkpoint_id}:{suffix}"
     return fact(
         "CHECKPOINT",
         record.identity_id,
@@ -92,7 +98,7 @@ def checkpoint_fact(
         },
         request_id=record.request_id,
         actor=actor,
-        suffix=suffix or cp.status,
+        suffix=suffix,
     )
 
 

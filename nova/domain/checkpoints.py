@@ -39,7 +39,9 @@ One rejection by any allowed decider rejects. ``decided_by`` is the approver who
 the approval (or the rejecter); ``approvals`` lists all of them in order.
 
 Checkpoint ids are derived from the request id (``cp_`` + first 24 hex of SHA-256), so a lane E
-that replays a request after a crash recreates the same id instead of a second checkpoint.
+that replays a request after a crash recreates the same id instead of a second checkpoint; an
+agent's tool call held in the request's run gets its own, derived from the request id and the
+call's place in the run.
 ``now`` is always passed in (the record's timestamp on replay), never read from the clock here.
 
 Who may decide is :func:`may_decide`: the checkpoint's own identity, holding an approver or
@@ -85,11 +87,14 @@ def _require_aware(value: datetime, name: str) -> None:
         raise ProcessingError(f"{name} must be timezone-aware")
 
 
-def checkpoint_id_for(request_id: str) -> str:
-    """Deterministic checkpoint id of a request: ``cp_`` + sha256(request_id)[:24]."""
+def checkpoint_id_for(request_id: str, part: str | None = None) -> str:
+    """Deterministic checkpoint id of a request: ``cp_`` + sha256(request_id)[:24]; of one
+    ``part`` of it (an agent's tool call, ``"tool/3/0"``), of ``request_id/part``, so a
+    request's own checkpoint and each of its tool calls' never share an id."""
     if not request_id:
         raise ProcessingError("request_id is required for a checkpoint")
-    return "cp_" + hashlib.sha256(request_id.encode("utf-8")).hexdigest()[:24]
+    key = request_id if part is None else f"{request_id}/{part}"
+    return "cp_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +154,15 @@ def open_checkpoint(
     *,
     submitter: str | None = None,
     approvals_required: int = 1,
+    part: str | None = None,
 ) -> Checkpoint:
-    """A new pending checkpoint expiring ``ttl_s`` seconds after ``now``."""
+    """A new pending checkpoint expiring ``ttl_s`` seconds after ``now`` (of the request, or of
+    one ``part`` of it: :func:`checkpoint_id_for`)."""
     _require_aware(now, "now")
     if ttl_s <= 0:
         raise ProcessingError("checkpoint ttl must be positive")
     return Checkpoint(
-        checkpoint_id=checkpoint_id_for(request_id),
+        checkpoint_id=checkpoint_id_for(request_id, part),
         request_id=request_id,
         identity_id=identity_id,
         reason=reason,

@@ -120,11 +120,11 @@ def governed_chain(
 
 
 def executed_record(
-    record: PipelineRecord, outcome: Outcome, decision: RoutingDecision,
+    record: PipelineRecord, outcome: Outcome, decision: RoutingDecision | None,
     budget_label: BudgetLabel,
 ) -> PipelineRecord:
     """``record`` as lane F hands it to lane G: its execution (the answer unmasked), status
-    and error."""
+    and error (``decision`` None: an agent run resumed that ended before routing again)."""
     c = outcome.completion
     last = outcome.calls[-1] if outcome.calls else None
     # The provider saw placeholders ([IBAN_1]); the user reads their own values back.
@@ -146,7 +146,7 @@ def executed_record(
         error = outcome.reason or "every provider failed"
         if outcome.limit:
             error = f"{error} (limit: {outcome.limit})"
-        if decision.locked_to is not None:
+        if decision is not None and decision.locked_to is not None:
             error = (
                 f"role {record.role!r} is locked to {decision.locked_to}, which could "
                 f"not serve it; no other provider may: {error}"

@@ -17,6 +17,10 @@ identity. Anything else (unsigned, signed with another key, altered, a signed de
 onto another checkpoint, a decision by the submitter) is dead-lettered with its reason and
 original bytes, audited as ``UNTRUSTED_RECORD``, and the request stays held.
 
+An agent's tool call held during a run is decided here the same way (``streams.held``: its
+entry has a key of its own, lane F wrote it): a decision names its checkpoint, which finds the
+entry, and the decided record goes back to lane F, which resumes the run.
+
 Expiry has its own topic, ``expiries``: the worker holds no signing key, so a timer publishes
 unsigned ``expire`` records for overdue entries, and lane E consumes them next to the decisions
 (one agent, so a partition's transitions stay in order). An expiry carries no authority: lane E
@@ -26,7 +30,6 @@ worst ask for what the clock would do anyway.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -43,21 +46,16 @@ from nova.domain.checkpoints import (
 from nova.errors import SchemaError, SignatureError
 from nova.records import CheckpointDecisionRecord, LaneTiming, PipelineRecord, now_ms
 from streams.context import LaneContext
+from streams.held import find_held, held_entry, held_key, parse_entry
 from streams.runtime import LaneOutcome
+
+__all__ = ["CheckpointLane", "held_entry", "on_checkpoint_message", "on_decision",
+           "on_expiry", "parse_entry", "sweep_expired"]
 
 log = logging.getLogger(__name__)
 
 EXPIRY_ACTOR = "system:expiry"
 DECIDED_BY_PEOPLE = frozenset({"approve", "reject"})
-
-
-def held_entry(record: PipelineRecord, state: str) -> bytes:
-    return json.dumps({"state": state, "record": record.model_dump(mode="json")}).encode()
-
-
-def parse_entry(raw: bytes) -> tuple[str, PipelineRecord]:
-    data = json.loads(raw)
-    return data["state"], PipelineRecord.model_validate(data["record"])
 
 
 class CheckpointLane:
@@ -71,7 +69,7 @@ class CheckpointLane:
         gov = record.governance
         if gov is None or gov.outcome != "require_approval":
             return LaneOutcome(record)
-        key = record.request_id.encode()
+        key = held_key(record.request_id)
         existing = ctx.state.held.get(key)
         if existing is not None:
             # Re-delivered after a crash: never reopen (or re-date) a checkpoint. A pending one
@@ -172,12 +170,11 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
     except SignatureError as exc:
         await _untrusted(ctx, message, decision, exc)
         return
-    table = ctx.state.held
-    key = decision.request_id.encode()
-    raw = table.get(key)
-    if raw is None:
+    found = find_held(ctx.state.held, decision.request_id, decision.checkpoint_id)
+    if found is None:
         log.warning("decision for unknown held request %s ignored", decision.request_id)
         return
+    key, raw = found
     state, record = parse_entry(raw)
     if record.checkpoint is None:
         return
@@ -203,7 +200,7 @@ async def on_decision(ctx: LaneContext, message: Any) -> None:
         await ctx.send("executable", record.request_id, record)
         return
     # A contradicting decision changes nothing; a late one expires the checkpoint.
-    await _apply(ctx, record, outcome, decision.actor)
+    await _apply(ctx, key, record, outcome, decision.actor)
 
 
 async def on_expiry(ctx: LaneContext, message: Any) -> None:
@@ -217,9 +214,10 @@ async def on_expiry(ctx: LaneContext, message: Any) -> None:
         wrong = SignatureError(f"the expiries topic carries only expire, not {decision.decision!r}")
         await _untrusted(ctx, message, decision, wrong)
         return
-    raw = ctx.state.held.get(decision.request_id.encode())
-    if raw is None:
+    found = find_held(ctx.state.held, decision.request_id, decision.checkpoint_id)
+    if found is None:
         return
+    key, raw = found
     state, record = parse_entry(raw)
     if state != "pending" or record.checkpoint is None:
         return
@@ -234,14 +232,18 @@ async def on_expiry(ctx: LaneContext, message: Any) -> None:
     if not outcome.changed:
         log.warning("premature expiry of %s ignored", decision.request_id)
         return
-    await _apply(ctx, record, outcome, EXPIRY_ACTOR)
+    await _apply(ctx, key, record, outcome, EXPIRY_ACTOR)
 
 
-async def _apply(ctx: LaneContext, record: PipelineRecord, outcome: Outcome, actor: str) -> None:
-    """Persist a transition; a final one resumes the request into lane F, once."""
+async def _apply(ctx: LaneContext, key: bytes, record: PipelineRecord, outcome: Outcome,
+                 actor: str) -> None:
+    """Persist a transition; a final one resumes the request into lane F, once.
+
+    An agent run paused at a tool call (``agent_pause``) goes back to lane F ``in_flight``
+    whatever was decided: the request is not rejected, the call is, and lane F tells the
+    model; its timing is lane F's (lane E's row stays the request's own)."""
     if not outcome.changed:
         return
-    key = record.request_id.encode()
     new_cp = checkpoint_record(outcome.checkpoint)
     if new_cp.status == "pending":  # an approval recorded, more approvers needed
         waiting = record.model_copy(update={"checkpoint": new_cp})
@@ -259,12 +261,13 @@ async def _apply(ctx: LaneContext, record: PipelineRecord, outcome: Outcome, act
     duration = float(now_ms() - started)
     timing = LaneTiming(lane="E", status=new_cp.status, started_at=started, duration_ms=duration,
                         worker=ctx.worker)
+    paused_run = record.agent_pause is not None
     resumed = record.model_copy(
         update={
             "checkpoint": new_cp,
-            "status": status,
-            "error": error,
-            "lanes": (*record.lanes, timing),
+            "status": "in_flight" if paused_run else status,
+            "error": None if paused_run else error,
+            "lanes": record.lanes if paused_run else (*record.lanes, timing),
         }
     )
     ctx.state.held[key] = held_entry(resumed, new_cp.status)

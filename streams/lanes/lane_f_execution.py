@@ -17,6 +17,18 @@ client decides whether to submit again), with ``retry`` it is called again.
 A request naming an agent is one execution too (``streams.agent_run``: several model calls
 and governed tool calls): one marker and one stored result cover the whole run, and its
 tool-call facts go to lane G with its events.
+
+An agent run can pause at a tool call that needs a person's approval. Lane F then holds it as
+lane E holds a request: the held record goes into the ``held`` table under the call's own key
+(``streams.held``, written durably), its checkpoint fact to the audit chain, and it leaves on
+``pending``, where the gateway's checkpoint API shows it; ``llm_results`` says ``paused`` and
+where the entry is, so a redelivered copy of the request re-sends the hold instead of being
+taken for an interrupted call. Lane E applies the signed decision (or the expiry) to that
+entry and sends the record back here; lane F resumes the run from the *table's* entry, never
+from what a copy says, once decided, under a fresh attempt marker naming the resumed run: the
+approved call is made once, and a worker dying during the resumed run leaves a marker that
+answers ``interrupted`` rather than making the call again, whatever ``NOVA_LLM_AFTER_CRASH``
+says (a tool's effect, a message sent, must not repeat).
 """
 
 from __future__ import annotations
@@ -27,8 +39,11 @@ import logging
 from collections import deque
 from typing import Any
 
+from nova.audit.facts import checkpoint_fact
 from nova.records import Execution, PipelineRecord
 from streams.context import LaneContext
+from streams.execution import run_key
+from streams.held import held_entry, held_key, parse_entry
 from streams.runtime import LaneOutcome
 
 log = logging.getLogger(__name__)
@@ -43,37 +58,62 @@ class ExecutionLane:
         if record.finished:
             return LaneOutcome(record, status="skipped")
         results = ctx.state.llm_results
-        key = record.request_id.encode()
+        rid = record.request_id
+        key = rid.encode()
         done = results.get(key)
+        stored = json.loads(done) if done is not None else None
+        run: str | None = None  # None: the request's first execution
+        if stored is not None and stored.get("status") == PAUSED:
+            # An agent run waits at a tool call's checkpoint: the held entry says how it
+            # stands, whichever copy of the request (or of the decided record) got here.
+            raw = ctx.state.held.get(stored["held"].encode())
+            if raw is None:  # never written after the marker: fail closed, nothing is made
+                return LaneOutcome(record.model_copy(update={
+                    "status": "failed", "agent_pause": None,
+                    "error": "the agent run's paused state is lost; nothing more was made"}),
+                    status="error")
+            state, held = parse_entry(raw)
+            if state == "pending":
+                return LaneOutcome(held, status="held", target="pending")
+            assert held.checkpoint is not None
+            record, run, stored = held, run_key(rid, held.checkpoint.checkpoint_id), None
         execution = ctx.services.execution
-        mine = execution.handles(record.request_id)  # then any marker is this process's own
-        at_most_once = ctx.settings.llm_after_crash == "fail" and not mine
-        if done is not None:
-            stored = json.loads(done)
+        fail_mode = ctx.settings.llm_after_crash == "fail"
+        if stored is not None:
             if stored.get("status") == ATTEMPTED:
-                if at_most_once:
-                    return interrupted(record)
+                marked = stored.get("run", rid)
+                if not execution.handles(marked) and (fail_mode or marked != rid):
+                    return interrupted(record, resumed=marked != rid)
+                run = None if marked == rid else marked  # then wait for it here, or replay it
             else:
                 return LaneOutcome(
                     record.model_copy(
                         update={
                             "status": stored["status"],
                             "error": stored["error"],
+                            "agent_pause": None,
                             "execution": Execution.model_validate(stored["execution"]),
                         }
                     ),
                     status="ok" if stored["status"] == "completed" else "error",
                 )
-        async def mark_attempt() -> None:
-            await ctx.state.put_durably(key, ATTEMPT_MARKER)
+        mine = execution.handles(run or rid)  # then any marker is this process's own
+        # A resumed run always leaves a marker: the call it makes must never be made twice.
+        at_most_once = (fail_mode or run is not None) and not mine
 
-        result = await execution.execute(record, before=mark_attempt if at_most_once else None)
+        async def mark_attempt() -> None:
+            await ctx.state.put_durably(key, attempt_marker(run))
+
+        result = await execution.execute(record, before=mark_attempt if at_most_once else None,
+                                         run=run)
         out = result.record
         for event in result.events:
             await ctx.emit(event)
         for fact in result.facts:  # an agent run's tool calls, into the audit chain
             await ctx.audit(fact)
-        if result.called:
+        if result.paused:
+            return await hold(ctx, out)
+        if result.called or (run is not None and not result.replayed):
             results[key] = json.dumps(
                 {
                     "status": out.status,
@@ -86,8 +126,32 @@ class ExecutionLane:
         return LaneOutcome(out, status="ok" if out.status == "completed" else "error")
 
 
+async def hold(ctx: LaneContext, held: PipelineRecord) -> LaneOutcome:
+    """Hold an agent run paused at a tool call (module docstring): the entry first, durably,
+    then the marker pointing at it, then the record on ``pending``. An entry already there (a
+    copy of the same run) is never reopened or re-dated."""
+    assert held.checkpoint is not None, "a paused run is held at its call's checkpoint"
+    entry = held_key(held.request_id, held.checkpoint.checkpoint_id)
+    if ctx.state.held.get(entry) is None:
+        await ctx.state.hold_durably(entry, held_entry(held, "pending"))
+        await ctx.audit(checkpoint_fact(held, held.checkpoint, actor=None))
+    await ctx.state.put_durably(held.request_id.encode(),
+                                json.dumps({"status": PAUSED, "held": entry.decode()}).encode())
+    return LaneOutcome(held, status="held", target="pending")
+
+
 ATTEMPTED = "attempted"
 ATTEMPT_MARKER = json.dumps({"status": ATTEMPTED}).encode()
+PAUSED = "paused"
+
+
+def attempt_marker(run: str | None) -> bytes:
+    """The marker put before calling: of the request's first execution (``run`` None, the
+    marker older workers wrote too), or of a resumed agent run."""
+    return ATTEMPT_MARKER if run is None else json.dumps({"status": ATTEMPTED, "run": run}
+                                                         ).encode()
+
+
 INTERRUPTED = (
     "interrupted: the worker stopped while the provider call was under way, so its outcome is "
     "unknown; it is not called twice for one request (NOVA_LLM_AFTER_CRASH=fail). Submit the "
@@ -95,10 +159,19 @@ INTERRUPTED = (
 )
 
 
-def interrupted(record: PipelineRecord) -> LaneOutcome:
-    """The answer to a request whose call was cut off by its worker's death."""
+INTERRUPTED_RESUMED = (
+    "interrupted: the worker stopped while the agent run went on after a checkpoint, so "
+    "whether the approved call was made is unknown; the run is not resumed twice. Submit the "
+    "request again to retry"
+)
+
+
+def interrupted(record: PipelineRecord, resumed: bool = False) -> LaneOutcome:
+    """The answer to a request whose call (or resumed agent run) was cut off by its worker's
+    death."""
     failed = record.model_copy(
-        update={"status": "failed", "error": INTERRUPTED, "execution": Execution(attempts=1)}
+        update={"status": "failed", "error": INTERRUPTED_RESUMED if resumed else INTERRUPTED,
+                "execution": Execution(attempts=1), "agent_pause": None}
     )
     return LaneOutcome(failed, status="error")
 

@@ -8,6 +8,7 @@ matched by a tag in its agent's system prompt, so tests stay apart on the shared
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from analytics.client import ClickHouse
 from nova.llm.fake_server import FakeServerThread
-from nova.records import AuditFact
+from nova.records import AuditFact, CheckpointDecisionRecord
 from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess, eventually
 from tests.integration.live_helpers import live_stack
 from tests.integration.pipeline_checks import read_records
@@ -190,21 +191,109 @@ async def test_the_step_and_cost_limits_stop_a_looping_agent(
     assert len(fake_llm.state.bodies_for(answer["request_id"])) == 1
 
 
-async def test_a_send_tool_call_is_never_made_without_approval(
+def sends(tag: str, to: str, text: str, answer: str) -> tuple[dict[str, Any], ...]:
+    return ({"tool_calls": [{"name": "send_message", "arguments": {"to": to, "text": text}}]},
+            {"text": answer})
+
+
+async def held_run(gw: Gateway, who: str, agent: str) -> dict[str, Any]:
+    """Submit a run whose SEND pauses it: 423, held at the call's checkpoint."""
+    r = await gw.http.post(REQUESTS, headers=gw.auth(who), json={
+        "prompt": "Prepare the weekly report summary", "agent_id": agent, "wait_ms": 60_000})
+    assert r.status_code == 423, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def finished(gw: Gateway, who: str, rid: str) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        r = await gw.http.get(f"{REQUESTS}/{rid}", headers=gw.auth(who))
+        body: dict[str, Any] = r.json()
+        return body if r.status_code == 200 and body["status"] not in ("held", "in_flight",
+                                                                       "accepted") else None
+
+    got: dict[str, Any] = await eventually(done, 90, message=f"{rid} to finish")
+    return got
+
+
+async def facts_of(gw: Gateway, rid: str, kind: str) -> list[dict[str, Any]]:
+    return [json.loads(f.detail) for f in await read_records(gw.settings, "facts", AuditFact)
+            if f.kind == kind and f.request_id == rid]
+
+
+async def test_a_send_waits_at_a_checkpoint_survives_a_sigkill_and_is_made_once_approved(
     stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
 ) -> None:
-    """Holding a run at a checkpoint is not built yet: a SEND is answered as refused (held),
-    recorded with its governance outcome, and the run goes on without it."""
+    """The run pauses at the send's own checkpoint (the approver of the identity sees the call,
+    another identity's gets 403); the worker is killed while it waits and restarted; approved
+    (and the decision delivered twice), the message is sent once and the run answers."""
+    (gw, worker), me, tag = stack, identity(), uuid.uuid4().hex
+    agent = await agent_of(gw, me, tag, tools=["send_message"])
+    text = f"The report is ready {word()}"
+    script(fake_llm, tag, *sends(tag, "bob@example.com", text, f"Sent {tag[:6]}."))
+
+    held = await held_run(gw, me, agent)
+    rid, cp = held["request_id"], held["checkpoint_id"]
+    boss = gw.auth(me, "approver", sub=f"boss-{me}")
+    url = f"/api/v2/governance/checkpoints/{cp}"
+    r = await gw.http.get(url, headers=boss)
+    assert r.status_code == 200, r.text
+    seen = r.json()
+    assert (seen["status"], seen["request_id"]) == ("pending", rid)
+    assert seen["agent_tool_call"] == {"agent_id": agent, "step": 1, "tool": "send_message",
+                                       "arguments": {"to": "bob@example.com", "text": text}}
+    assert any("CHECKPOINT_ACTION" in g for g in seen["governance_reasons"])
+    stranger = gw.auth(identity(), "approver", "admin")
+    for attempt in (gw.http.get(url, headers=stranger),
+                    gw.http.post(f"{url}/approve", headers=stranger)):
+        refused = await attempt
+        assert refused.status_code == 403, refused.text
+        assert text not in refused.text
+    assert len(fake_llm.state.bodies_for(rid)) == 1, "the model waits with the run"
+
+    worker.kill(signal.SIGKILL)
+    worker.start()
+    r = await gw.http.post(f"{url}/approve", headers=boss, json={"reason": "go"})
+    assert (r.status_code, r.json()["status"]) == (200, "approved"), r.text
+    decision = next(d for d in await read_records(gw.settings, "decisions",
+                                                  CheckpointDecisionRecord)
+                    if d.checkpoint_id == cp)
+    await gw.services.producer.send("decisions", rid, decision)  # delivered twice
+
+    answer = await finished(gw, me, rid)
+    assert (answer["status"], answer["result"]) == ("completed", f"Sent {tag[:6]}."), answer
+    bodies = fake_llm.state.bodies_for(rid)
+    assert len(bodies) == 2
+    assert any("sent to bob@example.com" in s for s in bodies[1].strings())
+    verdicts = [(f["verdict"], f.get("checkpoint_id"), f.get("decided_by"))
+                for f in sorted(await tool_facts(gw, rid, 2), key=lambda f: f["verdict"])]
+    assert verdicts == [("executed", cp, f"boss-{me}"), ("held", cp, None)]
+    delivered = await facts_of(gw, rid, "AGENT_MESSAGE_SENT")
+    assert [(d["to"], d["text"], d["approved_by"]) for d in delivered] == [
+        ("bob@example.com", text, f"boss-{me}")]
+    rows = await llm_rows(gw, rid, 2)
+    assert [r["attempt"] for r in rows] == [1, 2], "llm events numbered on across the pause"
+
+
+async def test_a_rejected_send_is_never_made_and_the_model_is_told(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
+) -> None:
     gw, me, tag = stack[0], identity(), uuid.uuid4().hex
     agent = await agent_of(gw, me, tag, tools=["send_message"])
-    script(fake_llm, tag, {"tool_calls": [{"name": "send_message", "arguments": {
-        "to": "bob@example.com", "text": "The report is ready"}}]}, {"text": "Not sent."})
+    script(fake_llm, tag, *sends(tag, "bob@example.com", "The report", "I did not send it."))
 
-    answer = await run(gw, me, agent, "Prepare the weekly report summary")
-    assert (answer["status"], answer["result"]) == ("completed", "Not sent."), answer
-    facts = await tool_facts(gw, answer["request_id"], 1)
-    assert [(f["tool"], f["verdict"], f["governance"]) for f in facts] == [
-        ("send_message", "held", "require_approval")]
-    assert any("CHECKPOINT_ACTION" in r for r in facts[0]["reasons"])
-    sent = [s for b in fake_llm.state.bodies_for(answer["request_id"]) for s in b.strings()]
-    assert any("needs a person's approval" in s and "it was not made" in s for s in sent)
+    held = await held_run(gw, me, agent)
+    r = await gw.http.post(f"/api/v2/governance/checkpoints/{held['checkpoint_id']}/reject",
+                           headers=gw.auth(me, "approver", sub=f"boss-{me}"),
+                           json={"reason": "not yet"})
+    assert (r.status_code, r.json()["status"]) == (200, "rejected"), r.text
+
+    answer = await finished(gw, me, held["request_id"])
+    assert (answer["status"], answer["result"]) == ("completed", "I did not send it."), answer
+    told = [s for s in fake_llm.state.bodies_for(held["request_id"])[1].strings()
+            if "refused by a person" in s]
+    assert len(told) == 1
+    assert "not yet" in told[0]
+    facts = await tool_facts(gw, held["request_id"], 2)
+    assert sorted(f["verdict"] for f in facts) == ["held", "rejected"]
+    assert await facts_of(gw, held["request_id"], "AGENT_MESSAGE_SENT") == []

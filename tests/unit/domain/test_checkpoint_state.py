@@ -37,6 +37,18 @@ def test_id_is_derived_from_request_id() -> None:
     assert checkpoint_id_for("req-42") != checkpoint_id_for("req-43")
 
 
+def test_a_part_of_a_request_has_its_own_id_never_the_request_s() -> None:
+    """An agent's tool call held in a request's run: its own checkpoint, stable on replay."""
+    parts = {checkpoint_id_for("req-42", f"tool/{s}/{i}") for s in (1, 2) for i in (0, 1)}
+    assert len(parts) == 4
+    assert checkpoint_id_for("req-42") not in parts
+    assert checkpoint_id_for("req-42", "tool/1/0") == "cp_" + hashlib.sha256(
+        b"req-42/tool/1/0").hexdigest()[:24]
+    held = open_checkpoint("req-42", "id_alice", "SEND", T0, TTL, part="tool/1/0")
+    assert held.checkpoint_id == checkpoint_id_for("req-42", "tool/1/0")
+    assert held.request_id == "req-42"
+
+
 def test_replayed_open_recreates_the_same_checkpoint(pending: Checkpoint) -> None:
     again = open_checkpoint("req-42", "id_alice", "CHECKPOINT_ACTION: PAYMENT", T0, TTL)
     assert again == pending

@@ -10,8 +10,8 @@ from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule, RuleMatch
 from nova.entities.models import AgentEntity
 from nova.llm.tools import ToolCall
-from nova.records import EncodedPrompt, Intent, Message, PipelineRecord
-from streams.agent_tools import judge_and_run
+from nova.records import CheckpointState, EncodedPrompt, Intent, Mask, Message, PipelineRecord
+from streams.agent_tools import decided, judge_and_run
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -82,12 +82,46 @@ def test_calls_the_agent_may_not_make_are_refused_with_a_reason() -> None:
 
 def test_risky_calls_are_held_and_never_run() -> None:
     out = judge("send_message", to="bob@example.com", text="hi")
-    assert out.verdict == "held"
+    assert (out.verdict, out.sent) == ("held", None)
     assert out.decision is not None
     assert out.decision.outcome == "require_approval"
     assert "CHECKPOINT_ACTION" in (out.decision.checkpoint_reason or "")
-    assert "it was not made" in out.content
-    assert judge("http_call", method="GET", url="https://api.example.com/v1").verdict == "held"
+    assert "waits for a person's approval" in out.content
+    # No HTTPS client on the worker yet: refused before any person is asked to approve it.
+    out = judge("http_call", method="GET", url="https://api.example.com/v1")
+    assert (out.verdict, out.sent) == ("refused", None)
+    assert "not available to agent runs yet" in out.content
+    assert judge("send_message", to="", text="hi").verdict == "refused"
+    assert judge("send_message", to="bob@example.com").verdict == "refused"
+
+
+def test_an_approved_send_is_delivered_with_the_prompt_s_values_restored() -> None:
+    masked = RECORD.model_copy(update={"encoded": EncodedPrompt(
+        messages=(Message(role="user", content="tell [EMAIL_1] the plan"),), token_estimate=5,
+        masks=(Mask(placeholder="[EMAIL_1]", kind="email", value="bob@example.com",
+                    written="bob@example.com"),))})
+    call = ToolCall("c1", "send_message", {"to": "[EMAIL_1]", "text": "Hi [EMAIL_1], ship it"})
+    out = judge_and_run(masked, AGENT, call, VIEW, (), approved=True)
+    assert out.verdict == "executed"
+    assert out.sent == ("bob@example.com", "Hi bob@example.com, ship it")
+    assert "bob@example.com" not in out.content  # the model keeps the placeholder it wrote
+    deny_sends = Rule(rule_id="no-sends", identity_id="alice", sphere_id=None, effect="deny",
+                      priority=1, match=RuleMatch(actions=frozenset({"SEND"})))
+    late = judge_and_run(masked, AGENT, call, VIEW, (deny_sends,), approved=True)
+    assert (late.verdict, late.sent) == ("denied", None), "a rule added meanwhile still denies"
+
+
+def test_a_rejected_or_expired_call_is_answered_as_refused_by_a_person() -> None:
+    call = ToolCall("c1", "send_message", {"to": "bob", "text": "hi"})
+    state = CheckpointState(checkpoint_id="cp", reason="SEND", status="rejected", created_at=0,
+                            expires_at=1, decided_by="u-boss", decision_reason="not today")
+    out = decided(call, state)
+    assert (out.verdict, out.is_error, out.sent) == ("rejected", True, None)
+    assert out.content == ("refused by a person: send_message was rejected at its checkpoint: "
+                           "not today; it was not made")
+    out = decided(call, state.model_copy(update={"status": "expired", "decided_by": None}))
+    assert out.verdict == "expired"
+    assert "before its checkpoint expired" in out.content
 
 
 def test_identity_rules_and_the_builtins_apply_to_tool_calls() -> None:

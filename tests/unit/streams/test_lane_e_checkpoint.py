@@ -5,6 +5,7 @@ checkpoint waits for a second distinct approver."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.checkpoints import CheckpointBook
 from nova.convert import checkpoint_record
-from nova.domain.checkpoints import checkpoint_id_for
+from nova.domain.checkpoints import checkpoint_id_for, open_checkpoint
 from nova.records import (
     CheckpointDecisionRecord,
     GovernanceDecision,
@@ -26,6 +27,7 @@ from nova.settings import load_settings
 from nova.signing import Signer
 from schemas import load_schema_set
 from streams.context import LaneContext
+from streams.held import held_key
 from streams.lanes.lane_e_checkpoint import (
     CheckpointLane,
     held_entry,
@@ -90,11 +92,12 @@ def payment(approvals: int = 1) -> PipelineRecord:
 
 def decision(ctx: FakeCtx, verb: str, decided_at: int, *, actor: str = "u-approver",
              signer: Signer | None = GATEWAY, request_id: str = "r-1",
-             topic: str = "nova.decisions", **changes: Any) -> Msg:
+             topic: str = "nova.decisions", signed_checkpoint: str | None = None,
+             **changes: Any) -> Msg:
     """A decision record as the gateway writes it (``signer=None``: unsigned), then
     ``changes`` applied after signing, as a forger would."""
     codec = ctx.schemas["decision"]
-    rec = CheckpointDecisionRecord(checkpoint_id=checkpoint_id_for(request_id),
+    rec = CheckpointDecisionRecord(checkpoint_id=signed_checkpoint or checkpoint_id_for(request_id),
                                    request_id=request_id, identity_id="alice", decision=verb,
                                    actor=actor, decided_at=decided_at)
     if signer is not None:
@@ -164,6 +167,33 @@ async def test_an_approval_given_after_expiry_expires_the_request() -> None:
     state, record = parse_entry(ctx.state.held[b"r-1"])
     assert state == "expired"
     assert record.status == "expired"
+
+
+async def test_a_tool_call_held_in_a_run_is_decided_under_its_own_key() -> None:
+    """Lane F holds an agent's call under the request id and the call's checkpoint: deciding it
+    leaves the request's own (approved) entry as it was, and sends the run back in flight."""
+    ctx = FakeCtx()
+    await hold(ctx)
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms()))
+    own = ctx.state.held[b"r-1"]
+    call = checkpoint_record(open_checkpoint("r-1", "alice", "SEND", datetime.now(UTC), 60,
+                                             submitter="u-alice", part="tool/1/0"))
+    paused = payment().model_copy(update={"status": "held", "checkpoint": call,
+                                          "agent_pause": "{}"})
+    ctx.state.held[held_key("r-1", call.checkpoint_id)] = held_entry(paused, "pending")
+    await on_decision(ctx.lane, decision(ctx, "reject", now_ms(),
+                                         signed_checkpoint=call.checkpoint_id))
+    back = executable(ctx)[-1]
+    assert back.checkpoint is not None
+    assert (back.status, back.error, back.checkpoint.status) == ("in_flight", None, "rejected")
+    assert back.lanes == paused.lanes, "lane E's row stays the request's own"
+    assert ctx.state.held[b"r-1"] == own
+    state, _ = parse_entry(ctx.state.held[held_key("r-1", call.checkpoint_id)])
+    assert state == "rejected"
+    await on_decision(ctx.lane, decision(ctx, "approve", now_ms()))  # the request's, again
+    assert not ctx.dead, "a repeated decision on the request's checkpoint is not foreign"
+    assert [getattr(f, "fact_id", "") for f in ctx.facts][-1] == (
+        f"r-1/CHECKPOINT/{call.checkpoint_id}:rejected")
 
 
 def executable(ctx: FakeCtx) -> list[PipelineRecord]:

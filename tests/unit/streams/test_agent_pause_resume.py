@@ -1,0 +1,291 @@
+"""An agent run paused at a tool call's checkpoint, through lane F and lane E without Kafka:
+held in the table under the call's own key, re-sent (never rerun) when its request comes
+again, resumed once from the table's entry when decided, the approved call made once, a
+rejected one told to the model; a worker dying during the resumed run never makes it twice.
+
+The provider is a fake source (the model asks for ``send_message`` at its first step and
+answers at its second); the lanes' tables are dicts; decisions are signed as the gateway signs
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nova.entities.models import AgentEntity
+from nova.llm.agent_pause import AgentPause
+from nova.llm.clients import Completion
+from nova.llm.tools import ToolCall
+from nova.records import (
+    CheckpointDecisionRecord,
+    EncodedPrompt,
+    Intent,
+    Message,
+    PipelineRecord,
+    Record,
+    now_ms,
+)
+from nova.settings import load_settings
+from nova.signing import Signer
+from schemas import load_schema_set
+from streams.context import LaneContext
+from streams.execution import ExecutionService
+from streams.held import held_key, parse_entry
+from streams.lanes.lane_e_checkpoint import on_decision
+from streams.lanes.lane_f_execution import ExecutionLane
+from streams.runtime import LaneOutcome
+
+GATEWAY = Signer(Ed25519PrivateKey.generate())
+SEND = ToolCall("call-1", "send_message", {"to": "bob@example.com", "text": "ship it"})
+AGENT = AgentEntity(id="ag-1", owner="alice", name="Sender", role="analyst", created_at=0,
+                    tools=("send_message",))
+
+
+class Model:
+    """The provider: a send_message call at the first step, an answer after it."""
+
+    def __init__(self) -> None:
+        self.conversations: list[Any] = []
+
+    async def complete(self, provider: str, model: str, messages: Any, max_tokens: int,
+                       request_id: str) -> Completion:
+        return Completion("plain", 10, 5, 0, 1.0, provider, model)
+
+    async def converse(self, provider: str, model: str, conversation: Any, max_tokens: int,
+                       request_id: str) -> Completion:
+        self.conversations.append(conversation)
+        if not any(t.role == "assistant" for t in conversation.turns):
+            return Completion("", 10, 5, 0, 1.0, provider, model, tool_calls=(SEND,))
+        return Completion("All done.", 10, 5, 0, 1.0, provider, model)
+
+
+@dataclass
+class Entities:
+    """The worker's entity view: the agent, no rules, nothing to read."""
+
+    def agent(self, agent_id: str) -> AgentEntity | None:
+        return AGENT if agent_id == AGENT.id else None
+
+    def owner(self, kind: str, entity_id: str) -> str | None:
+        return None
+
+    def thread_messages(self, thread_id: str) -> list[Any]:
+        return []
+
+    def meeting_entries(self, meeting_id: str) -> list[Any]:
+        return []
+
+    def dataspace_items(self, dataspace_id: str) -> list[Any]:
+        return []
+
+    def budgets(self) -> list[Any]:
+        return []
+
+    def rules_for(self, identity_id: str) -> list[Any]:
+        return []
+
+
+@dataclass
+class Ctx:
+    """The parts of LaneContext lanes E and F use; one per worker process (``worker``)."""
+
+    execution: ExecutionService
+    held: dict[bytes, bytes] = field(default_factory=dict)
+    llm_results: dict[bytes, bytes] = field(default_factory=dict)
+    sent: list[tuple[str, Record]] = field(default_factory=list)
+    facts: list[Any] = field(default_factory=list)
+    settings: Any = field(default_factory=lambda: load_settings(environment="test"))
+    schemas: Any = field(default_factory=load_schema_set)
+    worker: str = "worker-test"
+
+    def __post_init__(self) -> None:
+        async def put(key: bytes, value: bytes) -> None:
+            self.llm_results[key] = value
+
+        async def hold(key: bytes, value: bytes) -> None:
+            self.held[key] = value
+
+        self.state = SimpleNamespace(held=self.held, llm_results=self.llm_results,
+                                     put_durably=put, hold_durably=hold)
+        self.services = SimpleNamespace(execution=self.execution, verifier=GATEWAY.verifier)
+
+    async def send(self, topic: str, key: str, record: Record) -> None:
+        self.sent.append((topic, record))
+
+    async def audit(self, fact: Any) -> None:
+        self.facts.append(fact)
+
+    async def emit(self, event: Any) -> None:
+        pass
+
+    async def dead_letter(self, message: Any, lane: str, exc: BaseException) -> None:
+        raise AssertionError(f"dead-lettered: {exc}")
+
+    @property
+    def lane(self) -> LaneContext:
+        return cast(LaneContext, self)
+
+    def restarted(self) -> Ctx:
+        """The next worker process after a crash: the same tables (their changelogs), a new
+        execution service (nothing in flight, nothing remembered)."""
+        return Ctx(service()[0], self.held, self.llm_results)
+
+
+def service() -> tuple[ExecutionService, Model]:
+    settings = load_settings(environment="test", llm_max_tokens=100)
+    entities = Entities()
+    svc = ExecutionService.build(settings.model_copy(update={"llm_fake_url": "http://127.0.0.1:9"}),
+                                 budgets=entities, rules=entities, agents=entities)
+    model = Model()
+    svc.executor.source = model
+    return svc, model
+
+
+def request() -> PipelineRecord:
+    return PipelineRecord(
+        request_id="r-1", identity_id="alice", user_id="u-alice", submitted_at=0,
+        prompt="tell bob", agent_id=AGENT.id, status="in_flight",
+        intent=Intent(task_type="general", action="SEND", confidence=1.0),
+        encoded=EncodedPrompt(messages=(Message(role="user", content="tell bob"),),
+                              token_estimate=2))
+
+
+@dataclass
+class Msg:
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    key: bytes
+    topic: str = "nova.decisions"
+    partition: int = 0
+    offset: int = 0
+
+
+def decision(ctx: Ctx, held: PipelineRecord, verb: str, reason: str | None = None) -> Msg:
+    assert held.checkpoint is not None
+    rec = GATEWAY.sign_decision(CheckpointDecisionRecord(
+        checkpoint_id=held.checkpoint.checkpoint_id, request_id=held.request_id,
+        identity_id=held.identity_id, decision=verb, actor="u-boss", reason=reason,
+        decided_at=now_ms()))
+    codec = ctx.schemas["decision"]
+    return Msg(codec.encode(rec.to_avro()), [codec.header], key=held.request_id.encode())
+
+
+def tool_facts(ctx: Ctx, kind: str = "AGENT_TOOL_CALL") -> list[dict[str, Any]]:
+    return [json.loads(f.detail) for f in ctx.facts if f.kind == kind]
+
+
+async def held_run(ctx: Ctx) -> PipelineRecord:
+    out = await ExecutionLane().process(request(), ctx.lane)
+    assert (out.status, out.target) == ("held", "pending")
+    return out.record
+
+
+async def decided(ctx: Ctx, held: PipelineRecord, verb: str, reason: str | None = None
+                  ) -> PipelineRecord:
+    """Lane E applies the decision; the record it sends back to lane F."""
+    before = len(ctx.sent)
+    await on_decision(ctx.lane, decision(ctx, held, verb, reason))
+    back = [r for t, r in ctx.sent[before:] if t == "executable"]
+    assert len(back) == 1
+    return cast(PipelineRecord, back[0])
+
+
+async def test_a_held_call_pauses_the_run_in_the_held_table_and_a_copy_re_sends_the_hold() -> None:
+    ctx = Ctx(service()[0])
+    held = await held_run(ctx)
+    assert held.status == "held"
+    assert held.checkpoint is not None
+    assert held.checkpoint.status == "pending"
+    pause = AgentPause.from_json(held.agent_pause or "")
+    assert (pause.step, pause.call) == (1, SEND)
+    assert pause.checkpoint_id == held.checkpoint.checkpoint_id
+    assert "Sender asks to call send_message" in held.checkpoint.reason
+    state, stored = parse_entry(ctx.held[held_key("r-1", held.checkpoint.checkpoint_id)])
+    assert (state, stored) == ("pending", held)
+    assert held_key("r-1") not in ctx.held, "the request's own entry is not the call's"
+    assert [(f["verdict"], f["checkpoint_id"]) for f in tool_facts(ctx)] == [
+        ("held", held.checkpoint.checkpoint_id)]
+    assert [f.kind for f in ctx.facts].count("CHECKPOINT") == 1
+
+    for copy in (ctx, ctx.restarted()):  # a redelivery, in this process or the next one
+        again = await ExecutionLane().process(request(), copy.lane)
+        assert (again.status, again.target, again.record) == ("held", "pending", held)
+    assert len(tool_facts(ctx)) == 1, "nothing ran again"
+
+
+async def test_approval_resumes_the_run_once_and_makes_the_call_once() -> None:
+    svc, model = service()
+    ctx = Ctx(svc)
+    held = await held_run(ctx)
+    back = await decided(ctx, held, "approve")
+    assert back.status == "in_flight", "the request goes on: it is not the request that waited"
+    out, twin = await asyncio.gather(ExecutionLane().process(back, ctx.lane),
+                                     ExecutionLane().process(back, ctx.lane))
+    assert twin.record.status == "completed", "a copy at the same time waits for the run"
+    assert (out.record.status, out.target) == ("completed", None)
+    assert out.record.execution is not None
+    assert out.record.execution.text == "All done."
+    assert out.record.execution.attempts == 2, "the run's totals span the pause"
+    assert (out.record.agent_pause, out.record.checkpoint) == (None, None)
+    told = model.conversations[-1].turns[-1].results[0]
+    assert (told.content, told.is_error) == ("sent to bob@example.com, with a person's approval",
+                                             False)
+    sent = tool_facts(ctx, "AGENT_MESSAGE_SENT")
+    assert [(s["to"], s["text"], s["approved_by"]) for s in sent] == [
+        ("bob@example.com", "ship it", "u-boss")]
+
+    # The decided record again, the request again, the decision again: replayed, never rerun.
+    for record in (back, request()):
+        replay = await ExecutionLane().process(record, ctx.lane)
+        assert replay.record.status == "completed"
+    await decided(ctx, held, "approve")
+    assert [f["verdict"] for f in tool_facts(ctx)] == ["held", "executed"]
+    assert len(tool_facts(ctx, "AGENT_MESSAGE_SENT")) == 1
+    assert len(model.conversations) == 2
+
+
+async def test_a_rejected_call_is_never_made_and_the_model_is_told() -> None:
+    svc, model = service()
+    ctx = Ctx(svc)
+    held = await held_run(ctx)
+    back = await decided(ctx, held, "reject", "not to bob")
+    out = await ExecutionLane().process(back, ctx.lane)
+    assert (out.record.status, out.record.error) == ("completed", None)
+    told = model.conversations[-1].turns[-1].results[0]
+    assert told.is_error
+    assert told.content == ("refused by a person: send_message was rejected at its "
+                            "checkpoint: not to bob; it was not made")
+    assert [(f["verdict"], f["decided_by"]) for f in tool_facts(ctx)] == [
+        ("held", None), ("rejected", "u-boss")]
+    assert not tool_facts(ctx, "AGENT_MESSAGE_SENT")
+
+
+async def test_a_worker_dying_during_the_resumed_run_never_makes_the_call_twice() -> None:
+    ctx = Ctx(service()[0])
+    held = await held_run(ctx)
+    back = await decided(ctx, held, "approve")
+    marked: list[bytes] = []
+
+    async def die(key: bytes, value: bytes) -> None:  # the marker is on the broker, then SIGKILL
+        ctx.llm_results[key] = value
+        marked.append(value)
+        raise SystemExit
+
+    ctx.state.put_durably = die
+    with pytest.raises(SystemExit):
+        await ExecutionLane().process(back, ctx.lane)
+    assert json.loads(marked[0])["run"].startswith("r-1@")
+    for settings in ({}, {"llm_after_crash": "retry"}):  # a tool's effect never repeats
+        after = ctx.restarted()
+        after.settings = after.settings.model_copy(update=settings)
+        out: LaneOutcome = await ExecutionLane().process(back, after.lane)
+        assert out.record.status == "failed"
+        assert (out.record.error or "").startswith("interrupted")
+        assert not tool_facts(after)
