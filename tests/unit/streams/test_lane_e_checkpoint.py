@@ -5,7 +5,7 @@ checkpoint waits for a second distinct approver."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -34,6 +34,7 @@ from streams.lanes.lane_e_checkpoint import (
     on_checkpoint_message,
     on_decision,
     parse_entry,
+    sweep_expired,
 )
 
 GATEWAY = Signer(Ed25519PrivateKey.generate())
@@ -194,6 +195,31 @@ async def test_a_tool_call_held_in_a_run_is_decided_under_its_own_key() -> None:
     assert not ctx.dead, "a repeated decision on the request's checkpoint is not foreign"
     assert [getattr(f, "fact_id", "") for f in ctx.facts][-1] == (
         f"r-1/CHECKPOINT/{call.checkpoint_id}:rejected")
+
+
+async def test_an_overdue_tool_call_expires_under_its_own_key_and_the_run_goes_on() -> None:
+    ctx = FakeCtx()
+    ago = datetime.now(UTC) - timedelta(minutes=2)
+    call = checkpoint_record(open_checkpoint("r-1", "alice", "SEND", ago, 60,
+                                             submitter="u-alice", part="tool/2/1"))
+    paused = payment().model_copy(update={"status": "held", "checkpoint": call,
+                                          "agent_pause": "{}"})
+    key = held_key("r-1", call.checkpoint_id)
+    ctx.state.held[key] = held_entry(paused, "pending")
+    assert await sweep_expired(ctx.lane, set()) == 1
+    topic, expiry = ctx.sent[-1]
+    assert topic == "expiries"
+    assert isinstance(expiry, CheckpointDecisionRecord)
+    assert expiry.checkpoint_id == call.checkpoint_id
+    codec = ctx.schemas["decision"]
+    await on_checkpoint_message(ctx.lane, Msg(codec.encode(expiry.to_avro()), [codec.header],
+                                              topic=ctx.settings.topic("expiries")))
+    state, _ = parse_entry(ctx.state.held[key])
+    assert state == "expired"
+    back = executable(ctx)[-1]
+    assert back.checkpoint is not None
+    assert (back.status, back.checkpoint.status) == ("in_flight", "expired")
+    assert b"r-1" not in ctx.state.held, "the request itself was never held"
 
 
 def executable(ctx: FakeCtx) -> list[PipelineRecord]:
