@@ -56,6 +56,7 @@ class Run:
     failures: int = 0
     elapsed_s: float = 0.0
     lane_ms: list[float] = field(default_factory=list)
+    per_lane: dict[str, list[float]] = field(default_factory=dict)  # lane -> its durations
 
     @property
     def rate(self) -> float:
@@ -160,7 +161,10 @@ async def one_nova(http: httpx.AsyncClient, headers: dict[str, str], run: Run, i
         run.failures += 1
         return
     run.latencies_ms.append(took)
-    run.lane_ms.append(sum(lane["duration_ms"] for lane in r.json()["lanes"]))
+    lanes = r.json()["lanes"]
+    run.lane_ms.append(sum(lane["duration_ms"] for lane in lanes))
+    for lane in lanes:
+        run.per_lane.setdefault(lane["lane"], []).append(lane["duration_ms"])
 
 
 async def one_direct(http: httpx.AsyncClient, run: Run, i: int) -> None:
@@ -266,6 +270,8 @@ async def main(args: argparse.Namespace) -> None:
             print(f"  overhead (nova - direct) p50 {p50:.1f} ms  p99 {p99:.1f} ms; of the p50: "
                   f"lane work {lanes:.1f} ms, Kafka hand-offs + gateway {p50 - lanes:.1f} ms "
                   "(target: p50 ≤ 25 ms, p99 ≤ 60 ms)")
+            print("  lane work p50 by lane (ms; lane F's includes the provider call): " + ", ".join(
+                      f"{k} {statistics.median(v):.1f}" for k, v in sorted(nova.per_lane.items())))
         pids = processes(up.pid)
         before = {name: cpu_s(pid) for name, pid in pids.items()}
         completed = 0
