@@ -64,6 +64,24 @@ async def committed_chain(settings: Settings, partition: int) -> list[AuditRecor
     return [AuditRecord.from_avro(codec.decode(m.value, m.headers)) for m in out]
 
 
+async def audit_transaction_open(settings: Settings) -> bool:
+    """Whether a transaction holding records is open on an audit partition: its last stable
+    offset (what ``read_committed`` readers see the end at) is behind its high watermark."""
+    from aiokafka import TopicPartition
+
+    tps = [TopicPartition(settings.topic("audit"), p) for p in range(settings.topic_partitions)]
+    ends: list[dict[Any, int]] = []
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = kafka_consumer(settings, enable_auto_commit=False, isolation_level=isolation)
+        await consumer.start()
+        try:
+            ends.append(await consumer.end_offsets(tps))
+        finally:
+            await consumer.stop()
+    stable, high = ends
+    return any(stable[tp] < high[tp] for tp in tps)
+
+
 def assert_linear(chain: list[AuditRecord]) -> None:
     verifier = ChainVerifier()
     for offset, rec in enumerate(chain):
@@ -159,8 +177,23 @@ async def test_a_worker_paused_through_a_rebalance_resumes_without_forking_the_c
 
     await eventually(lambda: done_at_least(10), 120, 0.05, message="10 requests done")
     assert first.proc is not None
-    # mid-stream: records in its buffers, its audit transactions open
-    first.proc.send_signal(signal.SIGSTOP)
+
+    async def paused_holding_a_transaction() -> bool:
+        """SIGSTOP it mid-stream, records in its buffers and an audit transaction open with
+        records in it (checked once it is stopped: it commits every second, so a pause can
+        fall between two transactions; then it goes on and is paused again)."""
+        assert first.proc is not None
+        if not await audit_transaction_open(settings):
+            return False
+        first.proc.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(0.3)  # what it sent before the stop has reached the broker
+        if await audit_transaction_open(settings):
+            return True
+        first.proc.send_signal(signal.SIGCONT)
+        return False
+
+    await eventually(paused_holding_a_transaction, 120, 0.05,
+                     message="the worker paused with an audit transaction open")
     try:
         paused_at = finished(gateway, ids)
         second = worker_factory({"NOVA_WORKER_INSTANCE": "1", **session})
