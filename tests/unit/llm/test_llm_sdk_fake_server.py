@@ -346,3 +346,27 @@ async def test_base_urls_from_the_environment_reach_a_proxy_with_the_real_sdks(f
             ]
         with pytest.raises(ProviderError, match="no API key"):
             await pool.complete("groq", "llama-3.1-8b-instant", HELLO, 64, rid())
+
+
+async def test_the_fake_servers_connections_send_without_waiting_for_acks() -> None:
+    """asyncio sets TCP_NODELAY on what it accepts only from a socket whose protocol says TCP;
+    without it every answer after a connection's first waited some 40 ms (Nagle + delayed
+    ACK), and every benchmark baseline and test call to the fake server paid it."""
+    import asyncio
+
+    from nova.llm.fake_server import _listening_socket
+
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def on_connect(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    listening = _listening_socket()
+    listening.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(on_connect, sock=listening)
+    async with server:
+        _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+        assert await asyncio.wait_for(accepted, 5) != 0
+        writer.close()
