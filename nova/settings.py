@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The principals of Nova's own broker: the launcher, the gateway, the worker, the tools.
@@ -65,6 +73,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int | None = None
     kafka_version: str = "4.1.1"
     kafka_heap: str = "512m"
+    # The JVM options of Nova's own broker besides its heap. The JIT stops at C1: on a small
+    # machine C2's compiler threads took a fifth to a quarter of a core for the broker's first
+    # minutes, and the broker's CPU per request halved without them (bench/sync.py).
+    kafka_jvm_options: str = "-XX:+UseG1GC -XX:TieredStopAtLevel=1"
     topic_prefix: str = "nova"
     topic_partitions: int = 4
     # How long a fetch of the hot-path consumers (the lanes, the gateway's request tracker) may
@@ -239,6 +251,17 @@ class Settings(BaseSettings):
     llm_max_in_flight: int = 256
     llm_max_tokens: int = 1024
     llm_probe_interval_s: float = 30.0
+
+    @field_validator("kafka_jvm_options")
+    @classmethod
+    def _jvm_options_split(cls, value: str) -> str:
+        """Options the launcher splits like a shell: an unclosed quote is refused here, by the
+        variable's name, rather than when the broker is about to start."""
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"not a list of JVM options ({exc})") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

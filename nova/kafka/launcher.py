@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -228,13 +229,14 @@ def _cluster_id() -> str:
             return cid
 
 
-def _java_cmd(lib: Path, layout: BrokerLayout, heap: str, main: str, *args: str) -> list[str]:
+def _java_cmd(lib: Path, layout: BrokerLayout, heap: str, jvm_options: str, main: str,
+              *args: str) -> list[str]:
     log4j = layout.home / "log4j2.yaml"
     return [
         _require("java"),
         f"-Xmx{heap}",
         f"-Xms{min_heap(heap)}",
-        "-XX:+UseG1GC",
+        *shlex.split(jvm_options),
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp",
@@ -284,7 +286,7 @@ def prepare(settings: Settings, layout: BrokerLayout) -> Path:
             ["kafka.tools.StorageTool", "format", "-t", _cluster_id(),
              "-c", str(layout.properties), *scram, ""]))
         try:
-            cmd = _java_cmd(lib, layout, "256m", f"@{argfile}")
+            cmd = _java_cmd(lib, layout, "256m", settings.kafka_jvm_options, f"@{argfile}")
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         finally:
             argfile.unlink(missing_ok=True)
@@ -380,7 +382,8 @@ class Broker:
             )
         lib = prepare(self.settings, self.layout)
         cmd = _java_cmd(
-            lib, self.layout, self.settings.kafka_heap, "kafka.Kafka", str(self.layout.properties)
+            lib, self.layout, self.settings.kafka_heap, self.settings.kafka_jvm_options,
+            "kafka.Kafka", str(self.layout.properties),
         )
         out = self.layout.stdout_log.open("ab")
         self.process = subprocess.Popen(  # noqa: S603

@@ -61,7 +61,7 @@ def test_environment_variables_are_parsed_to_typed_fields(monkeypatch: pytest.Mo
     [("NOVA_ENVIRONMENT", "prod"), ("NOVA_KAFKA_PORT", "not-a-port"),
      ("NOVA_LOG_LEVEL", "verbose"), ("NOVA_RUN_SINK", "maybe"),
      ("NOVA_DEFAULT_WAIT_MS", "-1"), ("NOVA_DEFAULT_WAIT_MS", "120001"),
-     ("NOVA_DEFAULT_WAIT_MS", "10s")],
+     ("NOVA_DEFAULT_WAIT_MS", "10s"), ("NOVA_KAFKA_JVM_OPTIONS", "-Dname='unclosed")],
 )
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
