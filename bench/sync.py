@@ -43,11 +43,17 @@ import yaml
 
 from nova.auth.tokens import issue_token
 from nova.kafka.launcher import free_port
-from nova.settings import load_settings
+from nova.kafka.tail import open_reader
+from nova.records import PipelineRecord
+from nova.settings import Settings, load_settings
+from schemas import headers as hdr
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "Summarise the notes of our Monday meeting in three bullet points"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+LANES = "ABCDEFG"
+HAND_OFFS = ("requests", "intents", "contexts", "encoded", "governed", "executable", "executed",
+             "completed")  # lane A reads the first, lane G writes the last
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Run:
     elapsed_s: float = 0.0
     lane_ms: list[float] = field(default_factory=list)
     per_lane: dict[str, list[float]] = field(default_factory=dict)  # lane -> its durations
+    sent_answered: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> epoch ms
 
     @property
     def rate(self) -> float:
@@ -153,6 +160,7 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout
 
 
 async def one_nova(http: httpx.AsyncClient, headers: dict[str, str], run: Run, i: int) -> None:
+    sent_ms = time.time() * 1000
     started = time.perf_counter()
     r = await http.post("/api/v2/nova/requests", headers=headers,
                         json={"prompt": f"{PROMPT} #{i}", "wait_ms": 30_000})
@@ -161,6 +169,7 @@ async def one_nova(http: httpx.AsyncClient, headers: dict[str, str], run: Run, i
         run.failures += 1
         return
     run.latencies_ms.append(took)
+    run.sent_answered[r.json()["request_id"]] = (sent_ms, sent_ms + took)
     lanes = r.json()["lanes"]
     run.lane_ms.append(sum(lane["duration_ms"] for lane in lanes))
     for lane in lanes:
@@ -215,6 +224,71 @@ async def load(target: str, base_url: str, connections: int, seconds: float,
         await asyncio.gather(*(client(c) for c in range(connections)))
         run.elapsed_s = time.perf_counter() - started
     return run
+
+
+async def hand_offs(settings: Settings) -> dict[str, dict[str, int]]:
+    """Each hand-off topic's records: request id -> the record's Kafka timestamp (epoch ms, set
+    by the producer when it sent it), plus the lanes' timings from ``completed``."""
+    stamps: dict[str, dict[str, int]] = {}
+    for topic in HAND_OFFS:
+        found = stamps.setdefault(topic, {})
+        async with await open_reader(settings, [topic]) as reader:
+            consumer, parts = reader.consumer, reader.parts
+            ends = await consumer.end_offsets(parts)
+            while any([await consumer.position(tp) < ends[tp] for tp in parts]):
+                for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                    for m in messages:
+                        rid = hdr.header(m.headers, hdr.REQUEST)
+                        if rid is not None:
+                            found.setdefault(rid, m.timestamp)
+    return stamps
+
+
+async def lane_timings(settings: Settings) -> dict[str, dict[str, tuple[int, float]]]:
+    """request id -> lane -> (started at, epoch ms; duration ms), from ``completed``."""
+    out: dict[str, dict[str, tuple[int, float]]] = {}
+    async with await open_reader(settings, ["completed"]) as reader:
+        consumer, parts = reader.consumer, reader.parts
+        ends = await consumer.end_offsets(parts)
+        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                for m in messages:
+                    rec = PipelineRecord.from_avro(reader.decode(m))
+                    out[rec.request_id] = {t.lane: (t.started_at, t.duration_ms)
+                                           for t in rec.lanes}
+    return out
+
+
+async def where_the_time_goes(settings: Settings, run: Run) -> str:
+    """One idle request's time, hop by hop (p50 over ``run``'s requests, ms): the gateway before
+    its hand-off, each Kafka hop (a lane's end to the next lane's start, through its topic),
+    each lane's work, and the gateway from ``completed`` to the answer. Kafka timestamps are
+    milliseconds, so each hop is within a millisecond; the sums are what to read."""
+    stamps, lanes = await hand_offs(settings), await lane_timings(settings)
+    parts: dict[str, list[float]] = {}
+    for rid, (sent, answered) in run.sent_answered.items():
+        timings = lanes.get(rid)
+        if timings is None or any(rid not in stamps[t] for t in HAND_OFFS) or \
+                any(code not in timings for code in LANES):
+            continue
+        parts.setdefault("gateway in", []).append(stamps["requests"][rid] - sent)
+        previous_end = float(stamps["requests"][rid])
+        for code, topic in zip(LANES, HAND_OFFS[1:], strict=True):
+            started, duration = timings[code]
+            parts.setdefault(f"->{code}", []).append(started - previous_end)
+            parts.setdefault(code, []).append(duration)
+            previous_end = started + duration
+            if topic == "completed":
+                parts.setdefault("gateway out", []).append(answered - previous_end)
+    if not parts:
+        return "  (no request's hand-offs found)"
+    p50 = {k: statistics.median(v) for k, v in parts.items()}
+    hops = sum(p50[f"->{c}"] for c in LANES)
+    work = sum(p50[c] for c in LANES)
+    gateway = p50["gateway in"] + p50["gateway out"]
+    return ("  where the time goes (p50 ms): " + " | ".join(f"{k} {v:.1f}" for k, v in p50.items())
+            + f"\n  sums: Kafka hops {hops:.1f} ms (7, each a lane's send, the broker and the "
+            f"next lane's fetch), lane work {work:.1f} ms, gateway {gateway:.1f} ms")
 
 
 def line(label: str, run: Run, baseline: Run) -> str:
@@ -272,6 +346,9 @@ async def main(args: argparse.Namespace) -> None:
                   "(target: p50 ≤ 25 ms, p99 ≤ 60 ms)")
             print("  lane work p50 by lane (ms; lane F's includes the provider call): " + ", ".join(
                       f"{k} {statistics.median(v):.1f}" for k, v in sorted(nova.per_lane.items())))
+            admin = load_settings(data_dir=tmp / "data", kafka_port=kafka_port,
+                                  kafka_controller_port=controller_port, kafka_client="admin")
+            print(await where_the_time_goes(admin, nova), flush=True)
         pids = processes(up.pid)
         before = {name: cpu_s(pid) for name, pid in pids.items()}
         completed = 0
