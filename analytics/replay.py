@@ -29,7 +29,9 @@ from typing import Any
 from aiokafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from analytics.agent_trail import agent_lines, agent_run
 from analytics.client import ClickHouse
 from analytics.migrate import migrate
 from analytics.queries import refresh_rollups
@@ -295,7 +297,8 @@ def parse_timestamp(text: str) -> int:
 
 
 def render_trail(trail: Trail, console: Console) -> None:
-    """Print a request's trail: submission, lanes, governance, checkpoint, LLM, outcome, audit."""
+    """Print a request's trail: submission, lanes, governance, checkpoint, LLM, outcome, audit;
+    for a request that ran an agent, then its run step by step (``analytics.agent_trail``)."""
     rid = trail.request_id
     if not trail.found:
         console.print(f"no record of request {rid} on any topic")
@@ -358,6 +361,13 @@ def render_trail(trail: Trail, console: Console) -> None:
         for e in trail.alerts:
             if e.alert is not None:
                 console.print(f"[yellow]alert[/yellow] {e.alert.alert_type}: {e.alert.message}")
+    run = agent_run(trail.submitted, trail.llm_events, trail.pending, trail.decisions,
+                    trail.final, trail.audit)
+    if run is not None:
+        head, *lines = agent_lines(run)
+        console.print(Text(head, style="bold"))
+        for line in lines:  # model text and arguments: never read as markup
+            console.print(Text(line), soft_wrap=True)
     if trail.undecodable:
         console.print(f"[red]{trail.undecodable} record(s) of this request could not be decoded "
                       "(see the deadletter topic)[/red]")

@@ -11,9 +11,12 @@ and run by :mod:`streams.agent_tools`.
 
 Recorded: every attempt of every step is an ``llm`` event (numbered on from the previous
 step's, so each lands as its own ``llm_calls`` row), every tool call an ``AGENT_TOOL_CALL``
-fact in the audit chain with its governance outcome (a crossing also an
-``IDENTITY_BOUNDARY`` alert), all with deterministic ids: a run replayed after a crash
-repeats the same records rather than adding others.
+fact in the audit chain with its place (step, index), tool, action type, arguments (what it
+names; what it writes only as a length: ``nova.domain.agents.recorded_arguments``) and
+governance outcome (a crossing also an ``IDENTITY_BOUNDARY`` alert), all with deterministic
+ids: a run replayed after a crash repeats the same records rather than adding others.
+``nova replay --request`` reads the run back from these step by step
+(``analytics.agent_trail``).
 
 Pausing: a call that needs a person's approval stops the run there. Everything needed to go
 on (:class:`~nova.llm.agent_pause.AgentPause`) is put in the record, which is held at a
@@ -39,8 +42,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from nova.audit.facts import alert_fact, fact
+from nova.audit.facts import AGENT_MESSAGE_SENT, AGENT_TOOL_CALL, alert_fact, fact
 from nova.convert import checkpoint_record
+from nova.domain.agents import TOOL_ACTIONS, recorded_arguments
 from nova.domain.checkpoints import checkpoint_id_for, open_checkpoint
 from nova.domain.governance import IDENTITY_BOUNDARY, Rule
 from nova.entities.models import AgentEntity
@@ -53,9 +57,6 @@ from nova.llm.tools import Conversation, ToolCall, ToolResult, Turn
 from nova.records import AuditFact, CheckpointState, Event, Execution, PipelineRecord
 from nova.settings import Settings
 from streams.agent_tools import ToolOutcome, ToolView, decided, judge_and_run, specs_for
-
-AGENT_TOOL_CALL = "AGENT_TOOL_CALL"
-AGENT_MESSAGE_SENT = "AGENT_MESSAGE_SENT"  # a send_message's delivery record (agent_tools)
 
 
 class AgentSource(ToolView, Protocol):
@@ -305,12 +306,17 @@ def _record(record: PipelineRecord, agent: AgentEntity, step: int, index: int, c
     detail: dict[str, object] = {
         "agent_id": agent.id,
         "step": step,
+        "index": index,
         "tool": call.name,
+        "action": TOOL_ACTIONS.get(call.name),
+        "arguments": recorded_arguments(call.arguments),
         "verdict": outcome.verdict,
         "governance": gov.outcome if gov else None,
         "fired_rules": list(gov.fired_rule_ids) if gov else [],
         "reasons": list(gov.reasons) if gov else [outcome.content],
     }
+    if outcome.verdict not in ("executed", "held"):  # why, as the model was told it
+        detail["refusal"] = outcome.content
     if held:
         detail["checkpoint_id"] = checkpoint_id_for(record.request_id, tool_part(step, index))
         detail["decided_by"] = decided_by

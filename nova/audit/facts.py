@@ -102,6 +102,12 @@ def checkpoint_fact(
     )
 
 
+# An agent's tool call, with its governance outcome (``streams.agent_run``; a held call has
+# two: ``held``, then how it ended), and a ``send_message``'s delivery record.
+AGENT_TOOL_CALL = "AGENT_TOOL_CALL"
+AGENT_MESSAGE_SENT = "AGENT_MESSAGE_SENT"
+
+
 UNTRUSTED_RECORD = "UNTRUSTED_RECORD"
 
 

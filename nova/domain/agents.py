@@ -43,6 +43,31 @@ TOOL_ACTIONS: Final[Mapping[str, Action]] = MappingProxyType({
     "http_call": "SEND",
 })
 
+# The arguments that carry what a call writes (a message's text, a request's body; ``_raw``:
+# arguments that were not a JSON object, ``nova.llm.tools``), not what it names.
+CONTENT_ARGUMENTS: Final[frozenset[str]] = frozenset({"text", "body", "_raw"})
+RECORDED_ARGUMENT_CHARS: Final = 80
+
+
+def recorded_arguments(arguments: Mapping[str, object]) -> dict[str, object]:
+    """A tool call's arguments as its audit fact keeps them: what it names (an id, a
+    recipient, a URL) cut to :data:`RECORDED_ARGUMENT_CHARS`, what it writes only as its
+    length. The audit chain lands in ``audit_events``, which analysts read, and what an agent
+    writes is content, as an answer is (analysts see metrics, never content); the call itself
+    stays on the record paused at its checkpoint (a SEND always waits at one)."""
+    kept: dict[str, object] = {}
+    for name, value in arguments.items():
+        if name in CONTENT_ARGUMENTS:
+            kept[name] = f"<{len(value) if isinstance(value, str) else len(str(value))} chars>"
+        elif isinstance(value, str) and len(value) > RECORDED_ARGUMENT_CHARS:
+            kept[name] = value[:RECORDED_ARGUMENT_CHARS - 1] + "…"
+        elif isinstance(value, str | int | float | bool) or value is None:
+            kept[name] = value
+        else:  # a nested value the tool will refuse anyway: its kind, not its content
+            kept[name] = f"<{type(value).__name__}>"
+    return kept
+
+
 # The LLM roles an agent may run as (``nova.llm.routing`` routes each; ``nova`` stays on Claude).
 AgentRole = Literal["nova", "orchestrator", "analyst", "researcher"]
 AGENT_ROLES: Final[frozenset[str]] = frozenset(get_args(AgentRole))
