@@ -3,20 +3,26 @@ next call) against the fake provider's scripted tool calls, in both SDKs' format
 
 One module stack (gateway, worker, sink); each test has its own identities and a script
 matched by a tag in its agent's system prompt, so tests stay apart on the shared fake server.
+The last test reads a run back with ``nova replay --request``, as an operator does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from analytics.client import ClickHouse
+from analytics.replay import Trail, request_trail
 from nova.llm.fake_server import FakeServerThread
 from nova.records import AuditFact, CheckpointDecisionRecord
 from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess, eventually
@@ -27,6 +33,7 @@ from tests.integration.test_identity_boundary import boundary_facts
 pytestmark = pytest.mark.integration
 
 REQUESTS = "/api/v2/nova/requests"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +304,65 @@ async def test_a_rejected_send_is_never_made_and_the_model_is_told(
     facts = await tool_facts(gw, held["request_id"], 2)
     assert sorted(f["verdict"] for f in facts) == ["held", "rejected"]
     assert await facts_of(gw, held["request_id"], "AGENT_MESSAGE_SENT") == []
+
+
+async def chained(gw: Gateway, rid: str, calls: int) -> Trail | None:
+    """The request's trail once lane G has appended its ``calls`` tool-call facts to the audit
+    chain and its outcome is on ``completed`` (what ``nova replay --request`` reads)."""
+    trail = await request_trail(gw.settings.as_client("tools"), rid)
+    facts = {a.audit_id for _, _, a in trail.audit if a.kind == "AGENT_TOOL_CALL"}
+    return trail if len(facts) >= calls and trail.final is not None else None
+
+
+def nova(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **gw.settings.to_env(), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "nova", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+async def test_nova_replay_shows_the_run_step_by_step_with_each_tool_call_s_outcome(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
+) -> None:
+    """A run that reads a thread, asks to send a message (held at its checkpoint, approved,
+    made) and answers: ``nova replay --request``, run as an operator runs it, prints after the
+    trail each step's model call, each tool call with its arguments and governance outcome,
+    and the answer, in that order; an unknown id is still its one line."""
+    gw, me, tag = stack[0], identity(), uuid.uuid4().hex
+    tid = await thread_with(gw, me, "the weekly report is due on Friday")
+    agent = await agent_of(gw, me, tag, tools=["read_thread", "send_message"])
+    script(fake_llm, tag, read(tid),
+           *sends(tag, "bob@example.com", "The weekly report is ready", f"Sent {tag[:6]}."))
+
+    held = await held_run(gw, me, agent)
+    rid, cp = held["request_id"], held["checkpoint_id"]
+    r = await gw.http.post(f"/api/v2/governance/checkpoints/{cp}/approve",
+                           headers=gw.auth(me, "approver", sub=f"boss-{me}"), json={})
+    assert (r.status_code, r.json()["status"]) == (200, "approved"), r.text
+    answer = await finished(gw, me, rid)
+    assert answer["status"] == "completed", answer
+    await eventually(lambda: chained(gw, rid, 3), 60, message="the run in the audit chain")
+
+    replay = nova(gw, "replay", "--request", rid)
+    assert replay.returncode == 0, replay.stderr
+    out = replay.stdout
+    steps = [
+        f"Agent run: agent {agent}, 3 steps",
+        "step 1  model anthropic/",
+        f"tool read_thread (READ)  thread_id='{tid}'",
+        "allowed",
+        "step 2  model anthropic/",
+        "tool send_message (SEND)  text='The weekly report is ready' to='bob@example.com'",
+        f"held at checkpoint {cp}, then approved by boss-{me}: made",
+        "step 3  model anthropic/",
+        f"answer: 'Sent {tag[:6]}.'",
+    ]
+    assert out.index("Audit records") < out.index(steps[0]), "after the trail"
+    at = [out.find(s, out.index(steps[0])) for s in steps]
+    assert -1 not in at, (steps, out)
+    assert at == sorted(at), out
+    assert all(" in / " in line and "$" in line
+               for line in out.splitlines() if "  model " in line), "tokens and cost"
+
+    unknown = nova(gw, "replay", "--request", f"no-such-{tag}")
+    assert (unknown.returncode, unknown.stdout.strip()) == (
+        1, f"no record of request no-such-{tag} on any topic")
