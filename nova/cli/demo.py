@@ -1,7 +1,9 @@
 """``nova demo``: start the stack, submit a scripted batch over HTTP, report from ClickHouse.
 
+After the batch: the governance scenarios (held payments decided, a crossing refused) and an
+agent whose ``send_message`` pauses its run at a checkpoint until an approver approves it.
 Everything the demo prints is read back from what the system recorded (the gateway's status
-API and ClickHouse), never from what the script believes it sent.
+and checkpoint APIs, Kafka and ClickHouse), never from what the script believes it sent.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import json
 import signal
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,6 +156,118 @@ async def governance_scenarios(
     return r.status_code in (200, 202)
 
 
+AGENT_PROMPT = "Prepare this week's summary from my weekly notes"
+AGENT_NOTES = "Weekly notes: the supplier contract is signed; the launch moves to Thursday."
+AGENT_MESSAGE = "Hi Bob, this week: the supplier contract is signed and the launch is Thursday."
+AGENT_ANSWER = "I sent Bob this week's summary."
+
+
+async def agent_scenario(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    alice: dict[str, str],
+    approver: dict[str, str],
+    out: Console,
+    ids: list[str],
+    fake_url: str | None,
+) -> bool:
+    """An agent (created as the API creates them) reads Alice's notes and asks to send Bob a
+    message: the SEND pauses the run at a checkpoint of its own, which the approver sees and
+    approves; the run then sends the message once and answers. The fake provider scripts the
+    model's tool calls (``POST /_script``), matched by a tag in the agent's system prompt, so
+    the run is the same every time; what is printed is read back from the API and Kafka."""
+    out.rule("An agent whose tool call waits for approval")
+    if fake_url is None:
+        out.print("(real providers: the model decides its own tool calls, so this scripted "
+                  "run needs the fake providers; skipped)")
+        return True
+    tag = f"demo-agent-{uuid.uuid4().hex[:12]}"
+    r = await http.post("/api/v2/agents", headers=alice, json={
+        "name": "Weekly reporter", "role": "orchestrator",
+        "tools": ["read_thread", "send_message"],
+        "system_prompt": f"You report the week to the team ({tag})."})
+    r.raise_for_status()
+    agent = r.json()["id"]
+    thread = await http.post("/api/v2/threads", headers=alice, json={"title": "Weekly notes"})
+    thread.raise_for_status()
+    tid = thread.json()["id"]
+    (await http.post(f"/api/v2/threads/{tid}/messages", headers=alice,
+                     json={"text": AGENT_NOTES})).raise_for_status()
+    (await http.post(f"{fake_url}/_script", json={"match": tag, "steps": [
+        {"tool_calls": [{"name": "read_thread", "arguments": {"thread_id": tid}}]},
+        {"tool_calls": [{"name": "send_message",
+                         "arguments": {"to": "bob@example.com", "text": AGENT_MESSAGE}}]},
+        {"text": AGENT_ANSWER},
+    ]})).raise_for_status()
+    out.print(f"agent 'Weekly reporter' {agent} (tools read_thread, send_message), created with "
+              "POST /api/v2/agents")
+    r = await http.post("/api/v2/nova/requests", headers=alice,
+                        json={"prompt": AGENT_PROMPT, "agent_id": agent, "wait_ms": 15000})
+    if r.status_code != 423:
+        out.print(f"[red]expected 423 for the agent's send, got {r.status_code}: {r.text}[/red]")
+        return False
+    held = r.json()
+    rid, cp = held["request_id"], held["checkpoint_id"]
+    ids.append(rid)
+    seen = await http.get(f"/api/v2/governance/checkpoints/{cp}", headers=approver)
+    seen.raise_for_status()
+    call = seen.json()["agent_tool_call"] or {}
+    args = call.get("arguments", {})
+    out.print(f"423 Locked  {AGENT_PROMPT!r}\n            the run is paused at checkpoint "
+              f"{cp}: {held['reason']}", markup=False)
+    out.print(f"            the approver sees step {call.get('step')}: {call.get('tool')} to "
+              f"{args.get('to')}: {args.get('text')!r}", markup=False)
+    out.print(f"            to approve: POST /api/v2/governance/checkpoints/{cp}/approve as an "
+              "approver of identity-alice (not Alice: four eyes), or in the console",
+              markup=False)
+    d = await http.post(f"/api/v2/governance/checkpoints/{cp}/approve", headers=approver,
+                        json={"reason": "demo approve"})
+    d.raise_for_status()
+
+    async def finished() -> bool:
+        g = await http.get(f"/api/v2/nova/requests/{rid}", headers=alice)
+        return g.status_code == 200 and g.json()["status"] not in ("held", "in_flight",
+                                                                   "accepted")
+
+    if not await wait_for(finished, 60):
+        out.print(f"[red]the agent run {rid} did not finish after its approval[/red]")
+        return False
+    final = (await http.get(f"/api/v2/nova/requests/{rid}", headers=alice)).json()
+    out.print(f"approved → {final['status']}: {final.get('result')!r}", markup=False)
+    if final["status"] != "completed":
+        return False
+    return await show_run(settings, rid, out)
+
+
+async def show_run(settings: Settings, rid: str, out: Console) -> bool:
+    """The run step by step, as ``nova replay --request`` prints it, once lane G has chained
+    its tool calls (it commits the audit topic about once a second)."""
+    from analytics.agent_trail import agent_lines, agent_run
+    from analytics.replay import request_trail
+
+    tools = settings.as_client("tools")
+    lines: list[str] = []
+
+    async def chained() -> bool:
+        trail = await request_trail(tools, rid)
+        run = agent_run(trail.submitted, trail.llm_events, trail.pending, trail.decisions,
+                        trail.final, trail.audit)
+        if run is None or trail.final is None or sum(len(s.tools) for s in run.steps) < 2 \
+                or any(t.end is None for s in run.steps for t in s.tools):
+            return False
+        lines[:] = agent_lines(run)
+        return True
+
+    if not await wait_for(chained, 30, 0.5):
+        out.print("[red]the run's tool calls did not reach the audit chain within 30 s[/red]")
+        return False
+    out.print(f"the run step by step, from Kafka (`nova replay --request {rid}` shows it with "
+              "the trail):", markup=False)
+    for line in lines:
+        out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    return True
+
+
 def token_for(settings: Settings, identity: str, *roles: str, sub: str | None = None) -> str:
     return issue_token(
         settings,
@@ -247,10 +362,11 @@ async def run_demo(settings: Settings, n_requests: int = 30, console: Console | 
             elapsed = time.perf_counter() - t0
             bob = {"Authorization": f"Bearer {token_for(settings, 'identity-bob', 'member')}"}
             carol = token_for(settings, "identity-alice", "approver", sub="user-carol")
+            approver = {"Authorization": f"Bearer {carol}"}
             ok = await governance_scenarios(http, headers, bob, out, ids,
-                                            stack.settings.llm_fake_url,
-                                            {"Authorization": f"Bearer {carol}"})
-            if not ok:
+                                            stack.settings.llm_fake_url, approver)
+            if not ok or not await agent_scenario(http, settings, headers, approver, out, ids,
+                                                  stack.settings.llm_fake_url):
                 return 1
 
         async def landed() -> bool:
