@@ -16,7 +16,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Any, Final
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -25,7 +25,7 @@ from analytics.client import ClickHouse
 from analytics.rows import COLUMNS, SOURCE_TOPICS, Position, Row, message_rows
 from nova.errors import NovaError, SchemaError
 from nova.kafka.producer import RecordProducer
-from nova.kafka.tail import open_reader
+from nova.kafka.tail import BATCHED_FETCH_BYTES, open_reader
 from nova.records import DeadLetter, now_ms
 from nova.settings import Settings
 from schemas import SchemaSet, load_schema_set
@@ -74,14 +74,10 @@ class ClickHouseSink(BatchingSink):
                 raise SinkBackpressure(f"insert into {table} failed: {exc}") from exc
 
 
-# What a fetch of the sink waits for on the broker: a batch's worth of bytes, or the flush
-# interval. The sink writes once per interval anyway, and a fetch answered at each record's
-# arrival (aiokafka's default, 1 byte) cost the gateway a decoded fetch response per record.
-FETCH_MIN_BYTES: Final = 1 << 20
-
-
 def fetch_wait_ms(settings: Settings) -> int:
-    """How long a fetch of the sink may be parked: no longer than a flush interval."""
+    """How long a fetch of the sink may be parked for a batch's worth of bytes
+    (``BATCHED_FETCH_BYTES``): no longer than a flush interval, as the sink writes once per
+    interval anyway."""
     return max(1, int(settings.sink_flush_interval_s * 1000))
 
 
@@ -116,7 +112,7 @@ class SinkRunner:
         async with await open_reader(
             self.settings, self.topics, self.schemas, group_id=self.group,
             max_poll_records=self.settings.sink_batch_size, isolation_level="read_committed",
-            fetch_min_bytes=FETCH_MIN_BYTES, fetch_max_wait_ms=fetch_wait_ms(self.settings),
+            fetch_min_bytes=BATCHED_FETCH_BYTES, fetch_max_wait_ms=fetch_wait_ms(self.settings),
         ) as reader:
             self._consumer = reader.consumer
             await self._loop(reader.consumer)

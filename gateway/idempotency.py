@@ -62,7 +62,7 @@ from typing import Any, Final
 from gateway.tracker import RequestView, view_from_record
 from nova.errors import NovaError
 from nova.ids import uuid7_derived
-from nova.kafka.tail import TopicTail
+from nova.kafka.tail import BATCHED_FETCH_BYTES, LAGGING_FETCH_WAIT_MS, TopicTail
 from nova.records import PipelineRecord, now_ms
 from nova.settings import Settings
 from schemas import SchemaSet
@@ -142,6 +142,15 @@ class IdempotencyIndex(TopicTail):
 
     TOPICS = ("pending", "completed")
     START = "beginning"
+
+    def fetch_max_wait_ms(self) -> int:
+        # A key is claimed in this process before its request is written, and a retry's id is
+        # the key's (``_state`` finds it written), so the index may learn a key late:
+        # batched fetches, not one per finished request.
+        return LAGGING_FETCH_WAIT_MS
+
+    def fetch_min_bytes(self) -> int:
+        return BATCHED_FETCH_BYTES
 
     def __init__(
         self,

@@ -151,13 +151,21 @@ class SpendTracker:
         from aiokafka import TopicPartition
 
         from nova.kafka.admin import all_partitions
-        from nova.kafka.tail import TopicReader, open_reader
+        from nova.kafka.tail import (
+            BATCHED_FETCH_BYTES,
+            LAGGING_FETCH_WAIT_MS,
+            TopicReader,
+            open_reader,
+        )
 
         while True:
             reader: TopicReader | None = None
             try:
+                # other workers' charges may arrive a quarter of a second late; a worker's own
+                # are charged at once (``charge_own``)
                 reader = await open_reader(self.settings, ["events"], self._schemas,
-                                           assign=False)
+                                           assign=False, fetch_min_bytes=BATCHED_FETCH_BYTES,
+                                           fetch_max_wait_ms=LAGGING_FETCH_WAIT_MS)
                 consumer = reader.consumer
                 # every partition the cluster has, or (not created yet) those it will have
                 parts = await all_partitions(consumer, reader.names) or [

@@ -39,7 +39,7 @@ from nova.entities.models import AlertThresholdsEntity
 from nova.entities.store import EntityStore
 from nova.errors import SchemaError
 from nova.kafka.acls import alerts_group
-from nova.kafka.tail import TopicReader, open_reader
+from nova.kafka.tail import BATCHED_FETCH_BYTES, LAGGING_FETCH_WAIT_MS, TopicReader, open_reader
 from nova.records import now_ms
 from nova.settings import Settings
 from schemas import SchemaSet
@@ -80,7 +80,9 @@ class AlertDispatcher:
     async def start(self) -> None:
         reader = await open_reader(self.settings, ["events"], self.schemas,
                                    group_id=alerts_group(self.settings),
-                                   auto_offset_reset="latest")
+                                   auto_offset_reset="latest",
+                                   fetch_min_bytes=BATCHED_FETCH_BYTES,  # alerts may lag 250 ms
+                                   fetch_max_wait_ms=LAGGING_FETCH_WAIT_MS)
         self._reader = reader
         self._task = asyncio.create_task(self._run(reader), name="alerts")
 

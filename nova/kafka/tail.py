@@ -30,7 +30,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -85,6 +85,15 @@ class TopicReader:
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+
+# What a fetch of a reader that may lag waits for on the broker (with its fetch wait as the
+# bound): a fetch answered at each record's arrival (aiokafka's 1 byte) costs its process a
+# decoded fetch response per record on a busy topic, and the broker a request per record.
+BATCHED_FETCH_BYTES: Final = 1 << 20
+# Their fetch wait, the most such a reader lags a quiet topic: a reader that learns of what
+# other processes did (spend, alerts, keys) sees it a quarter of a second later at most.
+LAGGING_FETCH_WAIT_MS: Final = 250
 
 
 async def open_reader(
@@ -147,6 +156,11 @@ class TopicTail(ABC):
         client's hot path (see ``Settings.kafka_fetch_max_wait_ms``)."""
         return 500
 
+    def fetch_min_bytes(self) -> int:
+        """How much a fetch waits for (up to :meth:`fetch_max_wait_ms`): 1 byte, an answer at
+        each record's arrival, or :data:`BATCHED_FETCH_BYTES` for a view that may lag."""
+        return 1
+
     def since_ms(self) -> int | None:
         """With ``START = "beginning"``: the time (epoch ms) of the oldest record wanted, or
         None for every record."""
@@ -154,7 +168,8 @@ class TopicTail(ABC):
 
     async def start(self) -> None:
         reader = await open_reader(self.settings, self.TOPICS, self.schemas, assign=False,
-                                   fetch_max_wait_ms=self.fetch_max_wait_ms())
+                                   fetch_max_wait_ms=self.fetch_max_wait_ms(),
+                                   fetch_min_bytes=self.fetch_min_bytes())
         consumer = reader.consumer
         try:
             parts = await all_partitions(consumer, self._names)
