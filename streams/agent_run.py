@@ -37,6 +37,7 @@ whatever the model said last.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -324,8 +325,11 @@ def _record(record: PipelineRecord, agent: AgentEntity, step: int, index: int, c
                           request_id=record.request_id, actor=record.user_id, suffix=suffix))
     if outcome.sent is not None:
         to, text = outcome.sent
+        # The audit chain is read by analysts (audit_events): it proves what was sent (its
+        # digest and length), never says it. The text itself is the held call's, on pending.
         run.facts.append(fact(AGENT_MESSAGE_SENT, record.identity_id, {
-            "agent_id": agent.id, "step": step, "to": to, "text": text,
+            "agent_id": agent.id, "step": step, "to": to, "text_chars": len(text),
+            "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
             "approved_by": decided_by}, request_id=record.request_id, actor=record.user_id,
             suffix=f"{step}/{index}"))
     if outcome.crossing is not None:

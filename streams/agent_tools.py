@@ -16,8 +16,9 @@ the identity's own rules, before anything is read or done:
   person decides. Approved, the call is judged again (a rule added meanwhile still denies) and
   made, once; rejected or expired, the model is told a person refused it (:func:`decided`);
 - allow (or approved): ``send_message`` is delivered. Nova has no outbound channel yet, so its
-  delivery record is an ``AGENT_MESSAGE_SENT`` fact in the audit chain (recipient and text,
-  the prompt's placeholders restored, as the answer's are), which a channel would read; READ
+  delivery record is an ``AGENT_MESSAGE_SENT`` fact in the audit chain: the recipient and the
+  text's SHA-256 and length, never the text (analysts read the chain); the text, the prompt's
+  placeholders restored as the answer's are, is the held call's on ``pending``; READ
   tools read the identity's thread, meeting or dataspace from the worker's entity
   view. What they read goes to a provider as lane B's context does, so it is held to the same
   rules: one holding a credential is withheld (refused, nothing of it sent), and identifiers

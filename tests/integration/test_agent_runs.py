@@ -8,6 +8,7 @@ The last test reads a run back with ``nova replay --request``, as an operator do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -276,8 +277,10 @@ async def test_a_send_waits_at_a_checkpoint_survives_a_sigkill_and_is_made_once_
                 for f in sorted(await tool_facts(gw, rid, 2), key=lambda f: f["verdict"])]
     assert verdicts == [("executed", cp, f"boss-{me}"), ("held", cp, None)]
     delivered = await facts_of(gw, rid, "AGENT_MESSAGE_SENT")
-    assert [(d["to"], d["text"], d["approved_by"]) for d in delivered] == [
-        ("bob@example.com", text, f"boss-{me}")]
+    # what was sent is proven (digest, length), never said: analysts read the audit chain
+    assert [(d["to"], d["text_sha256"], d["text_chars"], d["approved_by"]) for d in delivered] == [
+        ("bob@example.com", hashlib.sha256(text.encode()).hexdigest(), len(text), f"boss-{me}")]
+    assert all("text" not in d for d in delivered)
     rows = await llm_rows(gw, rid, 2)
     assert [r["attempt"] for r in rows] == [1, 2], "llm events numbered on across the pause"
 

@@ -11,6 +11,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -238,8 +239,9 @@ async def test_approval_resumes_the_run_once_and_makes_the_call_once() -> None:
     assert (told.content, told.is_error) == ("sent to bob@example.com, with a person's approval",
                                              False)
     sent = tool_facts(ctx, "AGENT_MESSAGE_SENT")
-    assert [(s["to"], s["text"], s["approved_by"]) for s in sent] == [
-        ("bob@example.com", "ship it", "u-boss")]
+    assert [(s["to"], s["text_sha256"], s["text_chars"], s["approved_by"]) for s in sent] == [
+        ("bob@example.com", hashlib.sha256(b"ship it").hexdigest(), 7, "u-boss")]
+    assert all("text" not in s for s in sent)  # the audit chain is analyst-readable
 
     # The decided record again, the request again, the decision again: replayed, never rerun.
     for record in (back, request()):
