@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nova.domain.http_allow import AllowList, UrlRefused, parse_allow_list
+
 # The principals of Nova's own broker: the launcher, the gateway, the worker, the tools.
 KafkaClient = Literal["admin", "gateway", "worker", "tools"]
 
@@ -255,6 +257,14 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 1024
     llm_probe_interval_s: float = 30.0
 
+    # Agents
+    agent_http_allow: str = Field(
+        default="",
+        description="the endpoints an agent's http_call may reach: comma-separated "
+        "https://host[:port][/path-prefix] (http:// for loopback only); empty: http_call is "
+        "refused (nova.domain.http_allow)",
+    )
+
     @field_validator("kafka_jvm_options")
     @classmethod
     def _jvm_options_split(cls, value: str) -> str:
@@ -264,6 +274,16 @@ class Settings(BaseSettings):
             shlex.split(value)
         except ValueError as exc:
             raise ValueError(f"not a list of JVM options ({exc})") from None
+        return value
+
+    @field_validator("agent_http_allow")
+    @classmethod
+    def _http_allow_parses(cls, value: str) -> str:
+        """A bad entry is refused at start-up, by the variable's name, not at a tool call."""
+        try:
+            parse_allow_list(value)
+        except UrlRefused as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")
@@ -332,6 +352,11 @@ class Settings(BaseSettings):
         if self.report_schedule in named:
             return named[self.report_schedule]
         return int(self.report_schedule[:-1])
+
+    @cached_property
+    def agent_http_endpoints(self) -> AllowList:
+        """``agent_http_allow`` parsed (validated when the settings were read)."""
+        return parse_allow_list(self.agent_http_allow)
 
     @cached_property
     def clickhouse_url(self) -> str:

@@ -18,6 +18,11 @@ ids: a run replayed after a crash repeats the same records rather than adding ot
 ``nova replay --request`` reads the run back from these step by step
 (``analytics.agent_trail``).
 
+An approved ``http_call`` is made here, in the resumed run (so under the attempt marker lane
+F put for it: once, whatever is redelivered), with the worker's one client
+(:class:`~streams.agent_http.AgentHttp`, built with the execution service); its fact adds
+the URL called (without its query), the status and the body's length, never the body.
+
 Pausing: a call that needs a person's approval stops the run there. Everything needed to go
 on (:class:`~nova.llm.agent_pause.AgentPause`) is put in the record, which is held at a
 checkpoint of that call's own (its id derived from the request id and the call's step and
@@ -57,7 +62,15 @@ from nova.llm.routing import RoutingDecision
 from nova.llm.tools import Conversation, ToolCall, ToolResult, Turn
 from nova.records import AuditFact, CheckpointState, Event, Execution, PipelineRecord
 from nova.settings import Settings
-from streams.agent_tools import ToolOutcome, ToolView, decided, judge_and_run, specs_for
+from streams.agent_http import AgentHttp
+from streams.agent_tools import (
+    ToolOutcome,
+    ToolView,
+    answered,
+    decided,
+    judge_and_run,
+    specs_for,
+)
 
 
 class AgentSource(ToolView, Protocol):
@@ -77,6 +90,7 @@ class Machinery(Protocol):
     settings: Settings
     rules: Rules
     executor: Executor
+    http: AgentHttp
 
     def route(self, record: PipelineRecord, tokens: int) -> RoutingDecision: ...
 
@@ -159,9 +173,10 @@ async def run_agent(service: Machinery, record: PipelineRecord,
         run = _Run(list(pause.attempts), [], [], cost=pause.cost_usd, last=pause.last,
                    emitted=len(pause.attempts))
         conversation = Conversation(pause.system, pause.turns, specs_for(agent))
-        first = _resolve(record, agent, pause, decided_cp, source, rules, run)
-        going_on = _tool_calls(record, agent, pause.step, pause.text, pause.calls,
-                               [*pause.results, first], conversation, source, rules, run)
+        first = await _resolve(service, record, agent, pause, decided_cp, source, rules, run)
+        going_on = await _tool_calls(service, record, agent, pause.step, pause.text,
+                                     pause.calls, [*pause.results, first], conversation,
+                                     source, rules, run)
         if going_on is None:
             return _paused(service, record, agent, run)
         conversation, step = going_on, pause.step + 1
@@ -207,8 +222,8 @@ async def run_agent(service: Machinery, record: PipelineRecord,
         if not calls:
             status, reason = "completed", None
             break
-        going_on = _tool_calls(record, agent, step, outcome.completion.text, calls, [],
-                               conversation, source, rules, run)
+        going_on = await _tool_calls(service, record, agent, step, outcome.completion.text,
+                                     calls, [], conversation, source, rules, run)
         if going_on is None:
             return _paused(service, record, agent, run)
         conversation, step = going_on, step + 1
@@ -227,14 +242,16 @@ async def run_agent(service: Machinery, record: PipelineRecord,
     return AgentResult(out, events, called=bool(run.attempts), facts=tuple(run.facts))
 
 
-def _tool_calls(record: PipelineRecord, agent: AgentEntity, step: int, text: str,
-                calls: tuple[ToolCall, ...], results: list[ToolResult],
-                conversation: Conversation, source: AgentSource, rules: Sequence[Rule],
-                run: _Run) -> Conversation | None:
+async def _tool_calls(service: Machinery, record: PipelineRecord, agent: AgentEntity,
+                      step: int, text: str, calls: tuple[ToolCall, ...],
+                      results: list[ToolResult], conversation: Conversation,
+                      source: AgentSource, rules: Sequence[Rule], run: _Run
+                      ) -> Conversation | None:
     """Govern and run the step's calls after those with ``results``; the conversation with the
     step's answer and results, or None when a call is held (``run.pause`` says where)."""
     for j in range(len(results), len(calls)):
-        outcome = judge_and_run(record, agent, calls[j], source, rules)
+        outcome = await _made(service, record, agent, judge_and_run(
+            record, agent, calls[j], source, rules, endpoints=service.http.endpoints))
         if outcome.verdict == "held":
             _record(record, agent, step, j, calls[j], outcome, run, f"{step}/{j}", held=True)
             gov = outcome.decision
@@ -255,9 +272,9 @@ def _tool_calls(record: PipelineRecord, agent: AgentEntity, step: int, text: str
                              Turn("tool", results=tuple(results)))
 
 
-def _resolve(record: PipelineRecord, agent: AgentEntity, pause: AgentPause,
-             checkpoint: CheckpointState | None, source: AgentSource, rules: Sequence[Rule],
-             run: _Run) -> ToolResult:
+async def _resolve(service: Machinery, record: PipelineRecord, agent: AgentEntity,
+                   pause: AgentPause, checkpoint: CheckpointState | None, source: AgentSource,
+                   rules: Sequence[Rule], run: _Run) -> ToolResult:
     """The held call once its checkpoint is decided: approved, judged again and made (once:
     lane F's attempt marker covers the resumed run); rejected or expired, the model is told."""
     call = pause.call
@@ -266,7 +283,9 @@ def _resolve(record: PipelineRecord, agent: AgentEntity, pause: AgentPause,
         outcome = ToolOutcome("refused", f"refused: {call.name} has no decision; it was not made")
         suffix = f"{pause.step}/{pause.index}/undecided"
     elif checkpoint.status == "approved":
-        outcome = judge_and_run(record, agent, call, source, rules, approved=True)
+        outcome = await _made(service, record, agent, judge_and_run(
+            record, agent, call, source, rules, approved=True,
+            endpoints=service.http.endpoints))
         suffix = f"{pause.step}/{pause.index}/approved"
     else:
         outcome = decided(call, checkpoint)
@@ -274,6 +293,16 @@ def _resolve(record: PipelineRecord, agent: AgentEntity, pause: AgentPause,
     by = checkpoint.decided_by if checkpoint is not None else None
     return _record(record, agent, pause.step, pause.index, call, outcome, run, suffix, held=True,
                    decided_by=by)
+
+
+async def _made(service: Machinery, record: PipelineRecord, agent: AgentEntity,
+                outcome: ToolOutcome) -> ToolOutcome:
+    """Make an approved ``http_call`` (``outcome.request``), once: only a resumed run makes
+    one, under the attempt marker lane F put for that run."""
+    if outcome.request is None:
+        return outcome
+    answer = await service.http.call(outcome.request, agent.allowed_hosts)
+    return answered(record, outcome, answer)
 
 
 def _paused(service: Machinery, record: PipelineRecord, agent: AgentEntity,
@@ -318,6 +347,12 @@ def _record(record: PipelineRecord, agent: AgentEntity, step: int, index: int, c
     }
     if outcome.verdict not in ("executed", "held"):  # why, as the model was told it
         detail["refusal"] = outcome.content
+    if outcome.answer is not None:  # what it came to, never what it said (analysts read this)
+        answer = outcome.answer
+        detail["http"] = {"url": answer.url, "status": answer.status,
+                          "bytes": len(answer.body), "truncated": answer.truncated,
+                          "error": answer.error, "withheld": outcome.failed
+                          and answer.status is not None}
     if held:
         detail["checkpoint_id"] = checkpoint_id_for(record.request_id, tool_part(step, index))
         detail["decided_by"] = decided_by

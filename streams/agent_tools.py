@@ -9,8 +9,10 @@ the identity's own rules, before anything is read or done:
 - a resource of another identity: denied (``IDENTITY_BOUNDARY``), answered as refused, and
   recorded like a crossing at the gateway (an alert event and a fact), naming nothing of it;
 - deny (a rule, a credential in the arguments): answered as refused with the reasons;
-- a tool that agent runs cannot make yet (WRITE tools, ``http_call``): refused, before any
-  person is asked to approve it;
+- a tool that agent runs cannot make yet (WRITE tools): refused, before any person is asked
+  to approve it; so is an ``http_call`` whose URL is not on the deployment's allow list
+  (``NOVA_AGENT_HTTP_ALLOW``, :mod:`nova.domain.http_allow`; empty: ``http_call`` is off) and
+  among the agent's ``allowed_hosts``, or is not a GET or a POST with a JSON object body;
 - require_approval (SEND, or a rule): *held*. The run pauses at a checkpoint of its own
   (``streams.agent_run``, ``nova.llm.agent_pause``) and the model is told nothing until a
   person decides. Approved, the call is judged again (a rule added meanwhile still denies) and
@@ -24,19 +26,26 @@ the identity's own rules, before anything is read or done:
   rules: one holding a credential is withheld (refused, nothing of it sent), and identifiers
   (IBAN, card, e-mail, ...) are masked as lane C masks them, numbered after the prompt's
   placeholders so none is reused for another value (the answer shows these as placeholders:
-  only the prompt's are restored). WRITE tools are refused for now: entity writes are signed
-  by the gateway, whose key a worker never holds, so an agent's write needs a path through
-  the gateway first; so is ``http_call``, until a worker has an HTTPS client of its own for
-  allow-listed hosts.
+  only the prompt's are restored). ``http_call`` (a SEND, so always held first) is made
+  only once approved, in the resumed run, so lane F's attempt marker for that run makes it
+  once whatever is redelivered or restarted: this module hands back the request
+  (:attr:`ToolOutcome.request`, the URL rebuilt from the parts that were checked, the prompt's
+  placeholders restored as a send's are), lane F makes it with the worker's one client
+  (:mod:`streams.agent_http`: a timeout, redirects checked hop by hop, at most 64 KiB read),
+  and :func:`answered` tells the model its status and the start of its body, held to the
+  rules of what a READ returns. The audit keeps the status and the length, never the body.
+  WRITE tools are refused for now: entity writes are signed by the gateway, whose key a
+  worker never holds, so an agent's write needs a path through the gateway first.
 
-Pure apart from the entity view handed in, so the verdicts are unit-tested without Kafka.
+Pure apart from the entity view handed in (the HTTP call itself is lane F's), so the verdicts
+are unit-tested without Kafka or a network.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, Protocol
 
 from nova.convert import domain_masks
@@ -49,17 +58,21 @@ from nova.domain.governance import (
     credentials,
     decide,
 )
-from nova.domain.masking import mask_texts, unmask
+from nova.domain.http_allow import NOTHING, AllowList, UrlRefused, parse_url
+from nova.domain.masking import Mask, mask_texts, unmask
 from nova.entities.models import AgentEntity
 from nova.llm.tools import ToolCall, ToolSpec
 from nova.records import CheckpointState, PipelineRecord
+from streams.agent_http import HttpAnswer, HttpRequest, off_list
 
 MAX_RESULT_CHARS: Final = 8000  # what one tool result may put in the conversation
 
 Verdict = Literal["executed", "refused", "denied", "held", "rejected", "expired"]
 
 # What agent runs can make once allowed or approved (the rest are refused, never held).
-RUNNABLE: Final = frozenset({"read_thread", "read_meeting", "read_dataspace", "send_message"})
+RUNNABLE: Final = frozenset({"read_thread", "read_meeting", "read_dataspace", "send_message",
+                            "http_call"})
+MAX_BODY_BYTES: Final = 64 * 1024  # what one http_call may send
 
 
 class ToolView(Protocol):
@@ -100,10 +113,13 @@ SPECS: Final[Mapping[str, ToolSpec]] = {
                                  "to": {"type": "string"}, "text": {"type": "string"}},
                                  "required": ["to", "text"]}),
     "http_call": ToolSpec("http_call", "Call an allow-listed HTTP endpoint (needs the user's "
-                          "approval).", {"type": "object", "properties": {
-                              "method": {"type": "string", "enum": ["GET", "POST"]},
-                              "url": {"type": "string"}, "body": {"type": "string"}},
-                              "required": ["method", "url"]}),
+                          "approval); answers its status and the start of its body.", {
+                              "type": "object", "properties": {
+                                  "method": {"type": "string", "enum": ["GET", "POST"]},
+                                  "url": {"type": "string", "description": "an https:// URL"},
+                                  "body": {"type": "object",
+                                           "description": "a POST's JSON body"}},
+                              "required": ["method", "url"], "additionalProperties": False}),
 }
 
 # The resource kind and argument each resource-naming tool reads.
@@ -127,10 +143,13 @@ class ToolOutcome:
     decision: GovernanceDecision | None = None
     crossing: tuple[str, str, str] | None = None
     sent: tuple[str, str] | None = None
+    request: HttpRequest | None = None  # an approved http_call, for lane F to make
+    answer: HttpAnswer | None = None  # what it came to (its status and length are recorded)
+    failed: bool = False  # made, but nothing of an answer for the model (no response, ...)
 
     @property
     def is_error(self) -> bool:
-        return self.verdict != "executed"
+        return self.verdict != "executed" or self.failed
 
 
 def specs_for(agent: AgentEntity) -> tuple[ToolSpec, ...]:
@@ -142,10 +161,12 @@ def _refused(why: str) -> ToolOutcome:
 
 
 def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
-                  view: ToolView, rules: Sequence[Rule], *, approved: bool = False
-                  ) -> ToolOutcome:
+                  view: ToolView, rules: Sequence[Rule], *, approved: bool = False,
+                  endpoints: AllowList = NOTHING) -> ToolOutcome:
     """Govern ``call`` as ``record``'s identity and run it if allowed, or if it needs approval
-    and a person ``approved`` it (module docstring)."""
+    and a person ``approved`` it (module docstring). An ``http_call`` judged to be made comes
+    back ``executed`` with its :attr:`ToolOutcome.request` (``endpoints``: the deployment's
+    allow list), which lane F makes and :func:`answered` turns into the model's result."""
     if call.name not in agent.tools:
         return _refused(f"{call.name} is not among this agent's tools "
                         f"({', '.join(agent.tools) or 'none'})")
@@ -166,10 +187,16 @@ def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
         if owner is None:
             return _refused(f"no {kind} {rid}")
         owners[f"{kind}:{rid}"] = owner
-    if call.name == "http_call":
-        host = _host(args.get("url"))
-        if host is None or host not in agent.allowed_hosts:
-            return _refused("the URL's host is not on this agent's allow list")
+    masks = domain_masks(record.encoded.masks) if record.encoded else ()
+    request: HttpRequest | None = None
+    if call.name == "http_call":  # off the lists: refused before any person is asked
+        built = _http_request(args, masks)
+        if isinstance(built, str):
+            return _refused(built)
+        why = off_list(built.target, endpoints, agent.allowed_hosts)
+        if why is not None:
+            return _refused(f"{why}; it was not made")
+        request = built
     assert record.intent is not None, "lane A always sets the intent"
     facts = GovernanceFacts(
         identity_id=record.identity_id,
@@ -194,8 +221,11 @@ def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
     if decision.outcome == "require_approval" and not approved:
         return ToolOutcome("held", "held: this call waits for a person's approval ("
                            f"{decision.checkpoint_reason})", decision)
+    if request is not None:
+        if not approved:  # made only in a resumed run, under its own marker (never retried)
+            return ToolOutcome("held", "held: this call waits for a person's approval", decision)
+        return ToolOutcome("executed", "", decision, request=request)
     if call.name == "send_message":
-        masks = domain_masks(record.encoded.masks) if record.encoded else ()
         to, body = unmask(str(args["to"]), masks), unmask(str(args["text"]), masks)
         return ToolOutcome("executed", f"sent to {args['to']}, with a person's approval"
                            if approved else f"sent to {args['to']}", decision, sent=(to, body))
@@ -219,10 +249,69 @@ def decided(call: ToolCall, checkpoint: CheckpointState) -> ToolOutcome:
                        "expired; it was not made")
 
 
-def _host(url: object) -> str | None:
-    if not isinstance(url, str) or not url.startswith("https://"):
-        return None
-    return url[len("https://"):].split("/", 1)[0].split(":", 1)[0].lower() or None
+def answered(record: PipelineRecord, outcome: ToolOutcome, answer: HttpAnswer) -> ToolOutcome:
+    """What the model is told of an ``http_call`` made: its status and the start of its body,
+    held to the rules of what a READ returns (a credential withholds the body; identifiers are
+    masked after the prompt's placeholders, as lane C masks them)."""
+    made = replace(outcome, answer=answer)
+    if answer.status is None:
+        return replace(made, content=f"http_call made, no response: {answer.error}", failed=True)
+    head = f"HTTP {answer.status}"
+    if answer.error is not None:
+        return replace(made, content=f"{head}: {answer.error}")
+    text = answer.body.decode("utf-8", errors="replace")
+    if credentials(text):
+        return replace(made, content=f"{head}: the response holds a credential, so nothing of "
+                       "it is sent", failed=True)
+    sent = "\n".join(m.content for m in record.encoded.messages) if record.encoded else ""
+    masked = mask_texts([sent, text]).texts[1] if text else "(empty body)"
+    more = " (the start of a longer body)" if answer.truncated else ""
+    kind = f", {answer.content_type}" if answer.content_type else ""
+    content = f"{head}{kind}{more}\n{masked}"
+    return replace(made, content=content[:MAX_RESULT_CHARS])
+
+
+def _http_request(args: Mapping[str, object], masks: Sequence[Mask]) -> HttpRequest | str:
+    """The call ``args`` describe, the prompt's placeholders restored (as a send's are), or
+    why they are not one."""
+    if set(args) - {"method", "url", "body"}:
+        return "http_call takes method, url and (a POST) body only"
+    method = args.get("method")
+    if method not in ("GET", "POST"):
+        return "http_call takes method GET or POST"
+    url = args.get("url")
+    if not isinstance(url, str) or not url:
+        return "http_call takes url (a string)"
+    body: bytes | None = None
+    if "body" in args:
+        if method == "GET":
+            return "a GET takes no body"
+        value = args["body"]
+        if isinstance(value, str):  # a model that wrote its JSON as a string
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return "http_call's body is a JSON object"
+        if not isinstance(value, dict | list):
+            return "http_call's body is a JSON object"
+        body = json.dumps(_restored(value, masks), ensure_ascii=False).encode()
+        if len(body) > MAX_BODY_BYTES:
+            return f"http_call's body is larger than {MAX_BODY_BYTES // 1024} KiB"
+    try:
+        target = parse_url(unmask(url, masks))
+    except UrlRefused as exc:
+        return f"{exc}; it was not made"
+    return HttpRequest("GET" if method == "GET" else "POST", target, body)
+
+
+def _restored(value: object, masks: Sequence[Mask]) -> object:
+    if isinstance(value, str):
+        return unmask(value, masks)
+    if isinstance(value, dict):
+        return {k: _restored(v, masks) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restored(v, masks) for v in value]
+    return value
 
 
 def _read(tool: str, rid: str, view: ToolView) -> str:

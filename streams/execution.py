@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nova.domain.governance import Rule
+from nova.domain.http_allow import NOTHING
 from nova.entities.models import BudgetEntity, ProviderLimitsEntity
 from nova.errors import ConfigError, ProviderError, StartupError
 from nova.llm.budgets import Budget, BudgetBook
@@ -63,6 +64,7 @@ from nova.llm.registry import Registry, deployment_registry
 from nova.llm.routing import Router, RouteRequest, RoutingDecision
 from nova.records import AuditFact, Event, Execution, PipelineRecord
 from nova.settings import Settings
+from streams.agent_http import AgentHttp
 from streams.agent_run import AgentSource, run_agent
 from streams.spend import Charge, SpendLedger
 
@@ -118,6 +120,7 @@ class ExecutionService:
         rules: RuleSource,
         limits: LimitSource | None = None,
         agents: AgentSource | None = None,
+        http: AgentHttp | None = None,
     ) -> None:
         # Typed callers cannot omit them; this stops untyped wiring at start-up too, instead
         # of at the first request (budgets unchecked, or every call failing).
@@ -144,6 +147,8 @@ class ExecutionService:
         self.budget_source = budgets
         self.rules = rules
         self.agents = agents  # agents and what their tools read (None: agent runs fail)
+        # agents' http_call client (default: none allowed, so every http_call is refused)
+        self.http = http if http is not None else AgentHttp(NOTHING)
         self.waits: list[Wait] = []  # readiness gates (entities, spend)
         self._loaded: tuple[BudgetEntity, ...] = ()
         self._labels: dict[str, str] = {}
@@ -162,7 +167,7 @@ class ExecutionService:
         registry = deployment_registry(settings, os.environ)
         pool = ClientPool.from_settings(settings, os.environ, registry=registry)
         return cls(settings, registry, pool, budgets=budgets, rules=rules, limits=limits,
-                   agents=agents)
+                   agents=agents, http=AgentHttp.from_settings(settings))
 
     def hold_until(self, *ready: Wait) -> None:
         """Hold the first execution until every ``ready`` returns (entities, spend loaded)."""
@@ -170,6 +175,7 @@ class ExecutionService:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+        await self.http.aclose()
 
     def set_share(self, share: float) -> None:
         """Apply this worker's share of every provider limit (see the module docstring)."""

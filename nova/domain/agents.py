@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal, get_args
+from urllib.parse import urlsplit
 
 from nova.domain.kinds import Action
 from nova.domain.textnorm import fold
@@ -51,14 +52,17 @@ RECORDED_ARGUMENT_CHARS: Final = 80
 
 def recorded_arguments(arguments: Mapping[str, object]) -> dict[str, object]:
     """A tool call's arguments as its audit fact keeps them: what it names (an id, a
-    recipient, a URL) cut to :data:`RECORDED_ARGUMENT_CHARS`, what it writes only as its
-    length. The audit chain lands in ``audit_events``, which analysts read, and what an agent
-    writes is content, as an answer is (analysts see metrics, never content); the call itself
-    stays on the record paused at its checkpoint (a SEND always waits at one)."""
+    recipient, a URL's host and path) cut to :data:`RECORDED_ARGUMENT_CHARS`, what it writes
+    only as its length. The audit chain lands in ``audit_events``, which analysts read, and
+    what an agent writes is content, as an answer is (analysts see metrics, never content);
+    the call itself stays on the record paused at its checkpoint (a SEND always waits at
+    one)."""
     kept: dict[str, object] = {}
     for name, value in arguments.items():
         if name in CONTENT_ARGUMENTS:
             kept[name] = f"<{len(value) if isinstance(value, str) else len(str(value))} chars>"
+        elif name == "url" and isinstance(value, str):
+            kept[name] = _named_url(value)
         elif isinstance(value, str) and len(value) > RECORDED_ARGUMENT_CHARS:
             kept[name] = value[:RECORDED_ARGUMENT_CHARS - 1] + "…"
         elif isinstance(value, str | int | float | bool) or value is None:
@@ -66,6 +70,24 @@ def recorded_arguments(arguments: Mapping[str, object]) -> dict[str, object]:
         else:  # a nested value the tool will refuse anyway: its kind, not its content
             kept[name] = f"<{type(value).__name__}>"
     return kept
+
+
+def _named_url(url: str) -> str:
+    """What a URL names, its scheme, host, port and path, cut as other names are; not its
+    query, its fragment nor a user or password before its host (those carry values, and a
+    credential is refused there anyway)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return f"<{len(url)} chars>"
+    if not (parts.scheme and host):
+        return f"<{len(url)} chars>"
+    shown = f"{parts.scheme}://{host}{parts.path}"
+    if parts.query:
+        shown += "?…"
+    return shown if len(shown) <= RECORDED_ARGUMENT_CHARS else (
+        shown[:RECORDED_ARGUMENT_CHARS - 1] + "…")
 
 
 # The LLM roles an agent may run as (``nova.llm.routing`` routes each; ``nova`` stays on Claude).

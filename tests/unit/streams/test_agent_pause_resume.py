@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from nova.domain.http_allow import parse_allow_list
 from nova.entities.models import AgentEntity
 from nova.llm.agent_pause import AgentPause
 from nova.llm.clients import Completion
@@ -36,6 +38,7 @@ from nova.records import (
 from nova.settings import load_settings
 from nova.signing import Signer
 from schemas import load_schema_set
+from streams.agent_http import AgentHttp
 from streams.context import LaneContext
 from streams.execution import ExecutionService
 from streams.held import held_key, parse_entry
@@ -47,13 +50,18 @@ GATEWAY = Signer(Ed25519PrivateKey.generate())
 SEND = ToolCall("call-1", "send_message", {"to": "bob@example.com", "text": "ship it"})
 AGENT = AgentEntity(id="ag-1", owner="alice", name="Sender", role="analyst", created_at=0,
                     tools=("send_message",))
+HTTP = ToolCall("call-1", "http_call", {"method": "GET",
+                                        "url": "https://api.example.com/v1/status"})
+CALLER = AgentEntity(id="ag-2", owner="alice", name="Caller", role="analyst", created_at=0,
+                     tools=("http_call",), allowed_hosts=("api.example.com",))
 
 
 class Model:
-    """The provider: a send_message call at the first step, an answer after it."""
+    """The provider: a send_message call (or ``call``) at the first step, an answer after it."""
 
-    def __init__(self) -> None:
+    def __init__(self, call: ToolCall = SEND) -> None:
         self.conversations: list[Any] = []
+        self.call = call
 
     async def complete(self, provider: str, model: str, messages: Any, max_tokens: int,
                        request_id: str) -> Completion:
@@ -63,7 +71,7 @@ class Model:
                        request_id: str) -> Completion:
         self.conversations.append(conversation)
         if not any(t.role == "assistant" for t in conversation.turns):
-            return Completion("", 10, 5, 0, 1.0, provider, model, tool_calls=(SEND,))
+            return Completion("", 10, 5, 0, 1.0, provider, model, tool_calls=(self.call,))
         return Completion("All done.", 10, 5, 0, 1.0, provider, model)
 
 
@@ -72,7 +80,7 @@ class Entities:
     """The worker's entity view: the agent, no rules, nothing to read."""
 
     def agent(self, agent_id: str) -> AgentEntity | None:
-        return AGENT if agent_id == AGENT.id else None
+        return {a.id: a for a in (AGENT, CALLER)}.get(agent_id)
 
     def owner(self, kind: str, entity_id: str) -> str | None:
         return None
@@ -149,10 +157,10 @@ def service() -> tuple[ExecutionService, Model]:
     return svc, model
 
 
-def request() -> PipelineRecord:
+def request(agent: AgentEntity = AGENT) -> PipelineRecord:
     return PipelineRecord(
         request_id="r-1", identity_id="alice", user_id="u-alice", submitted_at=0,
-        prompt="tell bob", agent_id=AGENT.id, status="in_flight",
+        prompt="tell bob", agent_id=agent.id, status="in_flight",
         intent=Intent(task_type="general", action="SEND", confidence=1.0),
         encoded=EncodedPrompt(messages=(Message(role="user", content="tell bob"),),
                               token_estimate=2))
@@ -182,8 +190,8 @@ def tool_facts(ctx: Ctx, kind: str = "AGENT_TOOL_CALL") -> list[dict[str, Any]]:
     return [json.loads(f.detail) for f in ctx.facts if f.kind == kind]
 
 
-async def held_run(ctx: Ctx) -> PipelineRecord:
-    out = await ExecutionLane().process(request(), ctx.lane)
+async def held_run(ctx: Ctx, agent: AgentEntity = AGENT) -> PipelineRecord:
+    out = await ExecutionLane().process(request(agent), ctx.lane)
     assert (out.status, out.target) == ("held", "pending")
     return out.record
 
@@ -291,3 +299,94 @@ async def test_a_worker_dying_during_the_resumed_run_never_makes_the_call_twice(
         assert out.record.status == "failed"
         assert (out.record.error or "").startswith("interrupted")
         assert not tool_facts(after)
+
+
+class Endpoint:
+    """The allow-listed endpoint: counts the calls it receives (``die``: the worker is killed
+    while the call is under way, after the endpoint got it)."""
+
+    def __init__(self, die: bool = False) -> None:
+        self.calls = 0
+        self.die = die
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.die:
+            raise SystemExit
+        return httpx.Response(200, json={"state": "green"})
+
+
+def calling(endpoint: Endpoint) -> tuple[ExecutionService, Model]:
+    """A worker whose agents may call https://api.example.com/v1 (here, ``endpoint``)."""
+    svc, _ = service()
+    model = Model(HTTP)
+    svc.executor.source = model
+    svc.http = AgentHttp(parse_allow_list("https://api.example.com/v1"),
+                         transport=httpx.MockTransport(endpoint))
+    return svc, model
+
+
+async def test_an_approved_http_call_is_made_once_whatever_is_delivered_again() -> None:
+    endpoint = Endpoint()
+    svc, model = calling(endpoint)
+    ctx = Ctx(svc)
+    held = await held_run(ctx, CALLER)
+    assert endpoint.calls == 0, "held: nothing is called before a person approves"
+    again = await ExecutionLane().process(request(CALLER), ctx.lane)
+    assert (again.status, endpoint.calls) == ("held", 0)
+
+    back = await decided(ctx, held, "approve")
+    out, twin = await asyncio.gather(ExecutionLane().process(back, ctx.lane),
+                                     ExecutionLane().process(back, ctx.lane))
+    assert (out.record.status, twin.record.status) == ("completed", "completed")
+    assert endpoint.calls == 1
+    told = model.conversations[-1].turns[-1].results[0]
+    assert (told.content, told.is_error) == ('HTTP 200, application/json\n{"state":"green"}',
+                                             False)
+    made = tool_facts(ctx)[-1]
+    assert (made["verdict"], made["http"]) == ("executed", {
+        "url": "https://api.example.com/v1/status", "status": 200, "bytes": 17,
+        "truncated": False, "error": None, "withheld": False})
+    assert "green" not in json.dumps(tool_facts(ctx)), "the audit keeps no response content"
+
+    restarted = Ctx(calling(endpoint)[0], ctx.held, ctx.llm_results)
+    for copy in (ctx, restarted):  # the decided record, the request, the decision: again
+        for record in (back, request(CALLER)):
+            replay = await ExecutionLane().process(record, copy.lane)
+            assert replay.record.status == "completed"
+        await decided(copy, held, "approve")
+    assert endpoint.calls == 1
+
+
+async def test_a_worker_killed_while_the_call_is_under_way_never_makes_it_again() -> None:
+    endpoint = Endpoint(die=True)
+    ctx = Ctx(calling(endpoint)[0])
+    held = await held_run(ctx, CALLER)
+    back = await decided(ctx, held, "approve")
+    with pytest.raises(SystemExit):
+        await ExecutionLane().process(back, ctx.lane)
+    assert endpoint.calls == 1
+    endpoint.die = False
+    for settings in ({}, {"llm_after_crash": "retry"}):
+        after = Ctx(calling(endpoint)[0], ctx.held, ctx.llm_results)
+        after.settings = after.settings.model_copy(update=settings)
+        out = await ExecutionLane().process(back, after.lane)
+        assert out.record.status == "failed"
+        assert (out.record.error or "").startswith("interrupted")
+    assert endpoint.calls == 1, "the endpoint may have acted: it is never called again"
+
+
+async def test_an_http_call_off_the_allow_list_is_refused_without_a_checkpoint() -> None:
+    endpoint = Endpoint()
+    svc, model = calling(endpoint)
+    model.call = ToolCall("call-1", "http_call", {"method": "GET",
+                                                  "url": "https://api.example.com/admin"})
+    ctx = Ctx(svc)
+    out = await ExecutionLane().process(request(CALLER), ctx.lane)
+    assert (out.record.status, out.target, out.record.checkpoint) == ("completed", None, None)
+    assert not ctx.held
+    told = model.conversations[-1].turns[-1].results[0]
+    assert told.is_error
+    assert "not on this deployment's allow list" in told.content
+    assert [f["verdict"] for f in tool_facts(ctx)] == ["refused"]
+    assert endpoint.calls == 0

@@ -3,15 +3,18 @@ told, without Kafka (the entity view is a small fake)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import Rule, RuleMatch
+from nova.domain.http_allow import parse_allow_list, parse_url
 from nova.entities.models import AgentEntity
 from nova.llm.tools import ToolCall
 from nova.records import CheckpointState, EncodedPrompt, Intent, Mask, Message, PipelineRecord
-from streams.agent_tools import decided, judge_and_run
+from streams.agent_http import HttpAnswer, HttpRequest
+from streams.agent_tools import answered, decided, judge_and_run
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -41,7 +44,9 @@ RECORD = PipelineRecord(request_id="r1", identity_id="alice", user_id="u", submi
 AGENT = AgentEntity(id="ag", owner="alice", name="n", role="analyst", created_at=0,
                     tools=("read_thread", "read_meeting", "read_dataspace", "append_thread",
                            "send_message", "http_call"),
-                    allowed_hosts=("api.example.com",))
+                    allowed_hosts=("api.example.com", "evil.example.com"))
+NO_LIST = parse_allow_list("")
+API = parse_allow_list("https://api.example.com/v1, https://other.example.com")
 VIEW = View({"thread:t1": "alice", "thread:t2": "bob", "meeting:m1": "alice",
              "thread:t3": "alice", "thread:t4": "alice",
              "dataspace:d1": "alice"})
@@ -75,9 +80,6 @@ def test_calls_the_agent_may_not_make_are_refused_with_a_reason() -> None:
     assert judge("read_thread").content == "refused: read_thread takes thread_id (a string)"
     assert judge("read_thread", thread_id=3).verdict == "refused"
     assert judge("read_thread", thread_id="nope").content == "refused: no thread nope"
-    for url in ("https://evil.example.com/x", "http://api.example.com/x", None):
-        out = judge("http_call", method="GET", url=url)
-        assert "allow list" in out.content, url
 
 
 def test_risky_calls_are_held_and_never_run() -> None:
@@ -87,10 +89,10 @@ def test_risky_calls_are_held_and_never_run() -> None:
     assert out.decision.outcome == "require_approval"
     assert "CHECKPOINT_ACTION" in (out.decision.checkpoint_reason or "")
     assert "waits for a person's approval" in out.content
-    # No HTTPS client on the worker yet: refused before any person is asked to approve it.
-    out = judge("http_call", method="GET", url="https://api.example.com/v1")
-    assert (out.verdict, out.sent) == ("refused", None)
-    assert "not available to agent runs yet" in out.content
+    out = judge_and_run(RECORD, AGENT, ToolCall("c1", "http_call", {
+        "method": "GET", "url": "https://api.example.com/v1/items"}), VIEW, (), endpoints=API)
+    assert (out.verdict, out.request) == ("held", None)
+    assert "waits for a person's approval" in out.content
     assert judge("send_message", to="", text="hi").verdict == "refused"
     assert judge("send_message", to="bob@example.com").verdict == "refused"
 
@@ -154,3 +156,86 @@ def test_what_a_read_returns_is_held_to_the_context_rules() -> None:
     assert out.verdict == "executed"
     assert "DE89" not in out.content
     assert "[IBAN_2]" in out.content
+
+
+def http(args: Mapping[str, object], *, approved: bool = False, endpoints=API,
+         record: PipelineRecord = RECORD, rules: tuple[Rule, ...] = ()):
+    return judge_and_run(record, AGENT, ToolCall("c1", "http_call", args), VIEW, rules,
+                         approved=approved, endpoints=endpoints)
+
+
+def test_an_http_call_off_the_allow_lists_is_refused_before_anyone_is_asked() -> None:
+    """Off the deployment's list, off the agent's hosts, or not a call it may be: refused with
+    the reason, never held (no checkpoint, nobody asked), whatever a person would say."""
+    off = http({"method": "GET", "url": "https://api.example.com/v1"}, endpoints=NO_LIST)
+    assert (off.verdict, off.decision) == ("refused", None)
+    assert "NOVA_AGENT_HTTP_ALLOW" in off.content, "the model (and the log) learn what enables it"
+    refused = {
+        "https://evil.example.com/v1": "not on this deployment's allow list",
+        "https://api.example.com/v2": "not on this deployment's allow list",
+        "https://other.example.com/x": "not on this agent's allow list",
+        "http://api.example.com/v1": "http:// is only for this machine",
+        "https://api.example.com@evil.example.com/v1": "a user or password",
+        "https://api.example.com/v1/../admin": "dot segments",
+    }
+    for url, why in refused.items():
+        for approved in (False, True):
+            out = http({"method": "GET", "url": url}, approved=approved)
+            assert (out.verdict, out.request) == ("refused", None), url
+            assert why in out.content, (url, out.content)
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"method": "DELETE", "url": "https://api.example.com/v1"}, "GET or POST"),
+        ({"method": "GET"}, "takes url"),
+        ({"method": "GET", "url": "https://api.example.com/v1", "body": {"a": 1}}, "no body"),
+        ({"method": "POST", "url": "https://api.example.com/v1", "body": "not json"},
+         "JSON object"),
+        ({"method": "GET", "url": "https://api.example.com/v1", "headers": {}}, "only"),
+    ]
+    for args, why in cases:
+        assert why in http(args).content, args
+
+
+def test_credentials_in_an_http_call_are_denied_as_in_any_tool_call() -> None:
+    for args in ({"method": "GET", "url": "https://api.example.com/v1?key=AKIAIOSFODNN7EXAMPLE"},
+                 {"method": "POST", "url": "https://api.example.com/v1",
+                  "body": {"token": "AKIAIOSFODNN7EXAMPLE"}}):
+        out = http(args, approved=True)
+        assert (out.verdict, out.request) == ("denied", None), args
+
+
+def test_an_approved_http_call_is_handed_back_to_be_made_with_the_url_that_was_checked() -> None:
+    masked = RECORD.model_copy(update={"encoded": EncodedPrompt(
+        messages=(Message(role="user", content="tell [EMAIL_1] the plan"),), token_estimate=5,
+        masks=(Mask(placeholder="[EMAIL_1]", kind="email", value="bob@example.com",
+                    written="bob@example.com"),))})
+    out = http({"method": "POST", "url": "HTTPS://API.Example.COM:443/v1/notify",
+                "body": {"to": ["[EMAIL_1]"], "n": 2}}, approved=True, record=masked)
+    assert out.verdict == "executed"
+    assert out.request == HttpRequest("POST", parse_url("https://api.example.com/v1/notify"),
+                                      b'{"to": ["bob@example.com"], "n": 2}')
+    assert out.request.target.url == "https://api.example.com/v1/notify"
+    deny_sends = Rule(rule_id="no-sends", identity_id="alice", sphere_id=None, effect="deny",
+                      priority=1, match=RuleMatch(actions=frozenset({"SEND"})))
+    late = http({"method": "GET", "url": "https://api.example.com/v1"}, approved=True,
+                rules=(deny_sends,))
+    assert (late.verdict, late.request) == ("denied", None), "a rule added meanwhile denies"
+
+
+def test_what_the_model_is_told_of_a_response_is_held_to_the_rules_of_a_read() -> None:
+    made = http({"method": "GET", "url": "https://api.example.com/v1"}, approved=True)
+    ok = answered(RECORD, made, HttpAnswer(200, b'{"iban": "DE89 3704 0044 0532 0130 00"}',
+                                           content_type="application/json"))
+    assert (ok.verdict, ok.is_error) == ("executed", False)
+    assert ok.content.startswith("HTTP 200, application/json\n")
+    assert "DE89" not in ok.content
+    assert "[IBAN_1]" in ok.content
+    secret = answered(RECORD, made, HttpAnswer(200, b"key AKIAIOSFODNN7EXAMPLE"))
+    assert (secret.is_error, secret.content) == (
+        True, "HTTP 200: the response holds a credential, so nothing of it is sent")
+    long = answered(RECORD, made, HttpAnswer(200, b"x" * 20_000, truncated=True))
+    assert "the start of a longer body" in long.content
+    assert len(long.content) <= 8000
+    gone = answered(RECORD, made, HttpAnswer(None, error="no answer within 10 s"))
+    assert (gone.verdict, gone.is_error) == ("executed", True), "made: it may have arrived"
+    assert "no answer within 10 s" in gone.content
+    assert answered(RECORD, made, HttpAnswer(404, b"")).content == "HTTP 404\n(empty body)"
