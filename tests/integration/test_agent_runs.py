@@ -14,8 +14,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +40,53 @@ REQUESTS = "/api/v2/nova/requests"
 REPO = Path(__file__).resolve().parents[2]
 
 
+class Endpoint(ThreadingHTTPServer):
+    """An allow-listed endpoint on loopback for agents' ``http_call``: answers every GET 200
+    with a small JSON body and counts the calls per path."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Counted)
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Counted(BaseHTTPRequestHandler):
+    server: Endpoint
+
+    def do_GET(self) -> None:
+        self.server.calls[self.path] += 1
+        body = json.dumps({"build": "green", "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[Endpoint]:
+    server = Endpoint()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture(scope="module")
 async def stack(broker: SessionBroker, clickhouse: ClickHouse, fake_llm: FakeServerThread,
-                tmp_path_factory: pytest.TempPathFactory
+                endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[tuple[Gateway, WorkerProcess]]:
     async with live_stack(broker, clickhouse, tmp_path_factory.mktemp("agents") / "data",
                           fake_llm, run_sink=True, sink_flush_interval_s=0.2,
-                          default_wait_ms=60_000) as running:
+                          default_wait_ms=60_000,
+                          agent_http_allow=f"{endpoint.url}/api") as running:
         yield running
 
 
@@ -307,6 +350,67 @@ async def test_a_rejected_send_is_never_made_and_the_model_is_told(
     facts = await tool_facts(gw, held["request_id"], 2)
     assert sorted(f["verdict"] for f in facts) == ["held", "rejected"]
     assert await facts_of(gw, held["request_id"], "AGENT_MESSAGE_SENT") == []
+
+
+def calls_url(url: str) -> dict[str, Any]:
+    return {"tool_calls": [{"name": "http_call", "arguments": {"method": "GET", "url": url}}]}
+
+
+async def test_an_http_call_is_held_approved_and_made_once_and_one_off_the_list_is_refused(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread, endpoint: Endpoint,
+) -> None:
+    """The worker may call ``<endpoint>/api`` (NOVA_AGENT_HTTP_ALLOW). An agent's GET there
+    waits at its checkpoint (nothing called yet), is approved (and the decision delivered
+    twice), is made exactly once, and the model's next turn sees the status and the body; the
+    audit keeps the status and length, never the body. A URL off the list is refused without
+    a checkpoint, and the endpoint never hears of it."""
+    gw, me, tag = stack[0], identity(), uuid.uuid4().hex
+    agent = await agent_of(gw, me, tag, tools=["http_call"], allowed_hosts=["127.0.0.1"])
+    path = f"/api/status/{tag}"
+    script(fake_llm, tag, calls_url(f"{endpoint.url}{path}"), {"text": f"Green {tag[:6]}."})
+
+    held = await held_run(gw, me, agent)
+    rid, cp = held["request_id"], held["checkpoint_id"]
+    assert endpoint.calls[path] == 0, "nothing is called before a person approves"
+    url = f"/api/v2/governance/checkpoints/{cp}"
+    boss = gw.auth(me, "approver", sub=f"boss-{me}")
+    seen = (await gw.http.get(url, headers=boss)).json()
+    assert seen["agent_tool_call"]["arguments"] == {"method": "GET",
+                                                    "url": f"{endpoint.url}{path}"}
+    r = await gw.http.post(f"{url}/approve", headers=boss, json={})
+    assert (r.status_code, r.json()["status"]) == (200, "approved"), r.text
+    decision = next(d for d in await read_records(gw.settings, "decisions",
+                                                  CheckpointDecisionRecord)
+                    if d.checkpoint_id == cp)
+    await gw.services.producer.send("decisions", rid, decision)  # delivered twice
+
+    answer = await finished(gw, me, rid)
+    assert (answer["status"], answer["result"]) == ("completed", f"Green {tag[:6]}."), answer
+    assert endpoint.calls[path] == 1
+    told = [s for s in fake_llm.state.bodies_for(rid)[1].strings() if "HTTP 200" in s]
+    assert len(told) == 1
+    assert '"build": "green"' in told[0]
+    facts = sorted(await tool_facts(gw, rid, 2), key=lambda f: f["verdict"])
+    assert [(f["verdict"], f.get("checkpoint_id")) for f in facts] == [
+        ("executed", cp), ("held", cp)]
+    made = facts[0]["http"]
+    assert (made["url"], made["status"], made["error"]) == (f"{endpoint.url}{path}", 200, None)
+    assert made["bytes"] > 0
+    assert not any("green" in json.dumps(f) for f in facts), "no response content in the audit"
+
+    other = uuid.uuid4().hex  # its own script: the fake server matches by a tag's substring
+    prying = await agent_of(gw, me, other, tools=["http_call"], allowed_hosts=["127.0.0.1"])
+    script(fake_llm, other, calls_url(f"{endpoint.url}/admin/{tag}"),
+           {"text": f"Refused {tag[:6]}."})
+    off = await run(gw, me, prying, "Check the admin page")
+    assert (off["status"], off["result"]) == ("completed", f"Refused {tag[:6]}."), off
+    assert off.get("checkpoint_id") is None
+    refusal = [s for s in fake_llm.state.bodies_for(off["request_id"])[1].strings()
+               if "refused" in s]
+    assert any("not on this deployment's allow list" in s for s in refusal), refusal
+    assert [f["verdict"] for f in await tool_facts(gw, off["request_id"], 1)] == ["refused"]
+    assert endpoint.calls[f"/admin/{tag}"] == 0
+    assert endpoint.calls[path] == 1, "still once"
 
 
 async def chained(gw: Gateway, rid: str, calls: int) -> Trail | None:
