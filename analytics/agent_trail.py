@@ -11,7 +11,8 @@ nothing else, so it shows what was recorded rather than what a worker believes i
 - **tool calls**: the ``AGENT_TOOL_CALL`` facts of the audit chain, each naming its step, its
   place in the step, the tool, its action type, its arguments and its governance outcome; a
   held call has two facts, ``held`` (with its checkpoint) and how it ended (``executed``,
-  ``rejected``, ``expired``, or ``denied`` by a rule added meanwhile), with who decided;
+  ``rejected``, ``expired``, or ``denied`` by a rule added meanwhile), with who decided (an
+  ``http_call`` made, its status and the body's length: the fact keeps no more of it);
 - **arguments**: the facts keep what a call names but only the length of what it writes
   (``nova.domain.agents.recorded_arguments``: the audit chain is analyst-readable, content is
   not). A call that waited at a checkpoint (every SEND) is on the record paused there
@@ -78,7 +79,7 @@ class ToolStep:
         if self.end is None:
             return f"{head}, waiting for a decision"
         if verdict == "executed":
-            return f"{head}, then approved{who}: made"
+            return f"{head}, then approved{who}: made{_answered(end)}"
         if verdict == "rejected":
             why = f" ({self.decision_reason})" if self.decision_reason else ""
             return f"{head}, then rejected{who}{why}: not made"
@@ -204,6 +205,22 @@ def _value(v: Any) -> str:
     if _KEPT_AS.fullmatch(v):  # what the fact keeps of a content argument: its length
         return v
     return repr(_cut(v, ARGUMENT_CHARS))
+
+
+def _answered(detail: Mapping[str, Any]) -> str:
+    """What an http_call made came to, as its fact keeps it: status and length, never the body."""
+    http = detail.get("http")
+    if not isinstance(http, Mapping):
+        return ""
+    status = http.get("status")
+    said = f"HTTP {status}, {http.get('bytes', 0)} bytes" if status is not None else "no response"
+    if http.get("truncated"):
+        said += " (cut)"
+    if http.get("withheld"):
+        said += ", withheld (a credential)"
+    if http.get("error"):
+        said += f", {http['error']}"
+    return f" ({said})"
 
 
 def _refusal(detail: Mapping[str, Any]) -> str:

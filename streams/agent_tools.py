@@ -17,7 +17,7 @@ the identity's own rules, before anything is read or done:
   (``streams.agent_run``, ``nova.llm.agent_pause``) and the model is told nothing until a
   person decides. Approved, the call is judged again (a rule added meanwhile still denies) and
   made, once; rejected or expired, the model is told a person refused it (:func:`decided`);
-- allow (or approved): ``send_message`` is delivered. Nova has no outbound channel yet, so its
+- allow (or approved): ``send_message`` is delivered. Nova has no message channel yet, so its
   delivery record is an ``AGENT_MESSAGE_SENT`` fact in the audit chain: the recipient and the
   text's SHA-256 and length, never the text (analysts read the chain); the text, the prompt's
   placeholders restored as the answer's are, is the held call's on ``pending``; READ

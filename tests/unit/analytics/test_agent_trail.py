@@ -131,6 +131,24 @@ def test_the_audit_fact_keeps_what_a_call_names_and_only_the_length_of_what_it_w
     assert out[-1] == f"paused: waiting at checkpoint {CP}"
 
 
+def test_an_http_call_made_shows_its_status_and_length_and_its_url_without_the_query() -> None:
+    call = {"method": "POST", "url": "https://user:pw@api.example.com/v1/hook?token=abc",
+            "body": {"n": 1}}
+    assert recorded_arguments(call) == {"method": "POST", "url": "https://api.example.com/v1/hook?…",
+                                        "body": "<8 chars>"}
+    http = {"url": "https://api.example.com/v1/hook", "status": 200, "bytes": 17,
+            "truncated": False, "error": None, "withheld": False}
+    out = lines(llm=[attempt(1), attempt(2)],
+                audit=[tool_fact(1, 0, "http_call", "held", action="SEND", args=call,
+                                 checkpoint_id=CP),
+                       tool_fact(1, 0, "http_call", "executed", action="SEND", args=call,
+                                 suffix="1/0/approved", checkpoint_id=CP, decided_by="u-boss",
+                                 http=http)],
+                final=answered("Done."))
+    assert out[3] == (f"          held at checkpoint {CP}, then approved by u-boss: made "
+                      "(HTTP 200, 17 bytes)")
+
+
 def test_refusals_rejections_and_expiries_say_why() -> None:
     cp2 = checkpoint_id_for(RID, "tool/2/0")
     out = lines(
