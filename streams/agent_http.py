@@ -10,9 +10,10 @@ What it guards, and why here rather than in governance:
   the agent's hosts as the first was: a redirect off the list is answered as such, not
   followed. A POST's redirect is not followed at all: following it would send the body again,
   a second effect a person did not approve.
-- **Time**: one attempt, :data:`TIMEOUT_S` for each of connect, write and read, never
-  retried (the call may have reached the endpoint; lane F's attempt marker makes sure it is
-  not made twice either).
+- **Time**: one attempt, :data:`TIMEOUT_S` for each of connect, write and read, and
+  :data:`DEADLINE_S` for the whole call, redirects included (an endpoint dripping its body a
+  byte at a time would otherwise hold lane F's partition), never retried (the call may have
+  reached the endpoint; lane F's attempt marker makes sure it is not made twice either).
 - **Size**: at most :data:`MAX_RESPONSE_BYTES` of the body are read, the rest dropped.
 - **No environment**: proxies and ``.netrc`` credentials of the worker's environment are not
   used (``trust_env=False``), so nothing of the worker's rides along.
@@ -23,6 +24,7 @@ It says what happened (:class:`HttpAnswer`); what the model may see of the body
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Final, Literal
@@ -33,6 +35,7 @@ from nova.domain.http_allow import AllowList, Target, UrlRefused, parse_url
 from nova.settings import Settings
 
 TIMEOUT_S: Final = 10.0
+DEADLINE_S: Final = 20.0  # below the worker's stall watchdog (NOVA_WORKER_STALL_S, 30 s)
 MAX_RESPONSE_BYTES: Final = 64 * 1024
 MAX_REDIRECTS: Final = 3
 USER_AGENT: Final = "nova-agent/1"
@@ -80,8 +83,11 @@ class AgentHttp:
 
     def __init__(self, endpoints: AllowList, *,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 timeout_s: float = TIMEOUT_S, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
+                 timeout_s: float = TIMEOUT_S, deadline_s: float = DEADLINE_S,
+                 max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.endpoints = endpoints
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
         self.max_bytes = max_bytes
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout_s,
                                          follow_redirects=False, trust_env=False,
@@ -97,6 +103,15 @@ class AgentHttp:
     async def call(self, request: HttpRequest, hosts: Collection[str]) -> HttpAnswer:
         """Make ``request`` once (following a GET's redirects on the list); never raises for
         what the endpoint or the network does."""
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                return await self._call(request, hosts)
+        except TimeoutError:
+            return HttpAnswer(None, error=f"no whole answer within {self.deadline_s:g} s (the "
+                              "endpoint may have received the call)",
+                              url=request.target.shown)
+
+    async def _call(self, request: HttpRequest, hosts: Collection[str]) -> HttpAnswer:
         target, method = request.target, request.method
         why = off_list(target, self.endpoints, hosts)
         if why is not None:  # checked again here: the client never calls off the lists
@@ -105,7 +120,7 @@ class AgentHttp:
             try:
                 answer, location = await self._once(method, target, request.body)
             except httpx.TimeoutException:
-                return HttpAnswer(None, error=f"no answer within {TIMEOUT_S:g} s (the "
+                return HttpAnswer(None, error=f"no answer within {self.timeout_s:g} s (the "
                                   "endpoint may have received the call)", url=target.shown)
             except httpx.HTTPError as exc:
                 return HttpAnswer(None, error=f"the call failed: {type(exc).__name__}",

@@ -3,10 +3,13 @@ redirects followed only on the lists (and never for a POST), the body read up to
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import httpx
 
 from nova.domain.http_allow import parse_allow_list, parse_url
-from streams.agent_http import AgentHttp, HttpRequest
+from streams.agent_http import DEADLINE_S, MAX_RESPONSE_BYTES, AgentHttp, HttpRequest
 
 LIST = parse_allow_list("https://api.example.com/v1, https://cdn.example.com")
 HOSTS = ("api.example.com", "cdn.example.com", "evil.example.com")
@@ -24,8 +27,10 @@ class Endpoint:
         return self.routes.get(f"{request.url.host}{request.url.path}", httpx.Response(404))
 
 
-def client(endpoint: Endpoint, **options: int) -> AgentHttp:
-    return AgentHttp(LIST, transport=httpx.MockTransport(endpoint), **options)
+def client(endpoint: Endpoint, *, max_bytes: int = MAX_RESPONSE_BYTES,
+           deadline_s: float = DEADLINE_S) -> AgentHttp:
+    return AgentHttp(LIST, transport=httpx.MockTransport(endpoint), max_bytes=max_bytes,
+                     deadline_s=deadline_s)
 
 
 def get(url: str) -> HttpRequest:
@@ -115,3 +120,17 @@ async def test_a_timeout_or_a_failed_connection_is_an_answer_not_an_exception() 
         assert answer.status is None
         assert said in (answer.error or "")
         await http.aclose()
+
+
+async def test_an_endpoint_that_drips_its_answer_is_cut_off_at_the_call_s_deadline() -> None:
+    class Drip(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            while True:
+                yield b"x"
+                await asyncio.sleep(0.05)  # each read in time, the whole never
+
+    endpoint = Endpoint({"api.example.com/v1": httpx.Response(200, stream=Drip())})
+    answer = await client(endpoint, max_bytes=10**9, deadline_s=0.2).call(
+        get("https://api.example.com/v1"), HOSTS)
+    assert answer.status is None
+    assert "no whole answer within 0.2 s" in (answer.error or "")
