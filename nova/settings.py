@@ -7,7 +7,6 @@ docker images already use it: when set, Nova uses that cluster and starts no bro
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shlex
 from functools import cached_property
@@ -24,21 +23,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nova.domain.http_allow import AllowList, UrlRefused, parse_allow_list
+from nova.domain.http_allow import AllowList, UrlRefused, is_loopback, parse_allow_list
 
 # The principals of Nova's own broker: the launcher, the gateway, the worker, the tools.
 KafkaClient = Literal["admin", "gateway", "worker", "tools"]
 
 DEV_JWT_SECRET = "nova-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _default_data_dir() -> Path:
@@ -296,7 +286,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 "NOVA_JWT_SECRET is the development placeholder; set a real secret in production"
             )
-        if not _is_loopback(self.gateway_host):
+        if not is_loopback(self.gateway_host):
             raise ValueError(
                 f"NOVA_GATEWAY_HOST={self.gateway_host} is reachable from other machines: set "
                 "NOVA_JWT_SECRET to a real secret (the placeholder is public)"

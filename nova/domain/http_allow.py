@@ -99,6 +99,8 @@ NOTHING: Final = AllowList()
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only: ``localhost`` or a loopback address (where
+    plain ``http://`` may go, and where the placeholder JWT secret is tolerated)."""
     if host == "localhost":
         return True
     try:

@@ -160,6 +160,18 @@ async def llm_rows(gw: Gateway, rid: str, count: int) -> list[dict[str, Any]]:
     return got
 
 
+async def approved_and_delivered_twice(gw: Gateway, cp: str, rid: str, boss: dict[str, str],
+                                       body: dict[str, str]) -> None:
+    """An approver approves checkpoint ``cp``; its decision then reaches lane E a second time."""
+    r = await gw.http.post(f"/api/v2/governance/checkpoints/{cp}/approve", headers=boss,
+                           json=body)
+    assert (r.status_code, r.json()["status"]) == (200, "approved"), r.text
+    decision = next(d for d in await read_records(gw.settings, "decisions",
+                                                  CheckpointDecisionRecord)
+                    if d.checkpoint_id == cp)
+    await gw.services.producer.send("decisions", rid, decision)  # delivered twice
+
+
 @pytest.mark.parametrize(("role", "provider", "path"), [
     ("orchestrator", "anthropic", "/messages"), ("analyst", "openai", "/chat/completions")])
 async def test_an_agent_reads_its_identity_s_thread_and_answers(
@@ -304,12 +316,7 @@ async def test_a_send_waits_at_a_checkpoint_survives_a_sigkill_and_is_made_once_
 
     worker.kill(signal.SIGKILL)
     worker.start()
-    r = await gw.http.post(f"{url}/approve", headers=boss, json={"reason": "go"})
-    assert (r.status_code, r.json()["status"]) == (200, "approved"), r.text
-    decision = next(d for d in await read_records(gw.settings, "decisions",
-                                                  CheckpointDecisionRecord)
-                    if d.checkpoint_id == cp)
-    await gw.services.producer.send("decisions", rid, decision)  # delivered twice
+    await approved_and_delivered_twice(gw, cp, rid, boss, {"reason": "go"})
 
     answer = await finished(gw, me, rid)
     assert (answer["status"], answer["result"]) == ("completed", f"Sent {tag[:6]}."), answer
@@ -377,12 +384,7 @@ async def test_an_http_call_is_held_approved_and_made_once_and_one_off_the_list_
     seen = (await gw.http.get(url, headers=boss)).json()
     assert seen["agent_tool_call"]["arguments"] == {"method": "GET",
                                                     "url": f"{endpoint.url}{path}"}
-    r = await gw.http.post(f"{url}/approve", headers=boss, json={})
-    assert (r.status_code, r.json()["status"]) == (200, "approved"), r.text
-    decision = next(d for d in await read_records(gw.settings, "decisions",
-                                                  CheckpointDecisionRecord)
-                    if d.checkpoint_id == cp)
-    await gw.services.producer.send("decisions", rid, decision)  # delivered twice
+    await approved_and_delivered_twice(gw, cp, rid, boss, {})
 
     answer = await finished(gw, me, rid)
     assert (answer["status"], answer["result"]) == ("completed", f"Green {tag[:6]}."), answer
