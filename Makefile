@@ -30,7 +30,7 @@ browser: ## install Debian's chromium (the console's browser tests drive it) whe
 
 test: kafka-jars browser ## run every test (unit, then integration on a real broker, embedded ClickHouse and chromium)
 	$(PY) -m pytest tests/unit -q -n 2  # the unit tests share nothing: two processes halve their time
-	$(PY) -m pytest tests/integration -q -n 2 --dist loadscope --durations=15  # two processes, each with its own broker (most waits are I/O); a module stays in one, so a stack it shares is started once
+	$(PY) -m pytest tests/integration -q -n 2 --dist loadscope --no-loadscope-reorder --durations=15  # two processes, each with its own broker (most waits are I/O); a module stays in one, so a stack it shares is started once; the longest modules first (tests/integration/conftest.py)
 
 lint: install ## ruff, and mypy: strict on application code, relaxed on tests and benchmarks
 	$(VENV)/bin/ruff check nova streams schemas gateway analytics tests bench

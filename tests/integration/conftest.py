@@ -66,6 +66,25 @@ class SessionBroker:
             kafka_sasl_password=None, **overrides)
 
 
+# The modules that take longest, longest first. `make test` hands whole modules to its two
+# processes in collection order (``--no-loadscope-reorder``: xdist would otherwise order them by
+# their number of tests, which put the one-test chaos and contract runs, two and one and a half
+# minutes, last, and left one process idle for their length). Longest first, the short ones
+# fill in behind them.
+LONGEST_FIRST = ("test_chaos.py", "test_openapi_contract.py", "test_nova_up_operations.py",
+                 "test_audit_fencing.py", "test_kafka_launcher.py", "test_second_opinion.py",
+                 "test_worker_restart.py", "test_worker_scale_out.py", "test_audit_verify.py",
+                 "test_llm_crash.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's tests, and the other modules, keep their order
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionBroker]:
     home = tmp_path_factory.mktemp("kafka")
