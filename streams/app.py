@@ -185,19 +185,28 @@ def build_app(
     return app
 
 
-def _durable_setter(table: Any) -> Callable[[bytes, bytes], Awaitable[None]]:
-    """``table[key] = value`` that returns once the change is on the broker.
+def _durable_setter(table: Any) -> Callable[[bytes, bytes | None], Awaitable[None]]:
+    """``table[key] = value`` (``del table[key]`` for None) that returns once the change is on
+    the broker.
 
     A plain assignment only queues the changelog record (Faust sends it soon after); lane F
     must know its attempt marker is durable *before* it calls a provider, or a SIGKILL in
     between would leave no trace of the call (and a paused agent run's held entry before the
-    marker that points at it). Same record, same partition (the event's) as
-    the assignment would send; the local store is set directly so it is sent once.
+    marker that points at it); and its result durable *before* it forwards the outcome, or a
+    SIGKILL in between leaves the outcome downstream and only the marker in the table, and
+    the redelivered copy answers "interrupted": a second, different outcome (``make chaos``
+    caught one). Same record, same partition (the event's) as the assignment would send; the
+    local store is set directly so it is sent once.
     """
 
-    async def put(key: bytes, value: bytes) -> None:
-        sent = table.send_changelog(table.partition_for_key(key), key, value)
-        table.data[key] = value
+    async def put(key: bytes, value: bytes | None) -> None:
+        partition = table.partition_for_key(key)
+        if value is None:  # a tombstone, as Faust's own delete sends it
+            sent = table.send_changelog(partition, key, None, value_serializer="raw")
+            table.data.pop(key, None)
+        else:
+            sent = table.send_changelog(partition, key, value)
+            table.data[key] = value
         await sent
 
     return put

@@ -54,8 +54,9 @@ class LaneState:
 
     held: MutableMapping[bytes, bytes]  # lane E: held requests (a changelogged table)
     llm_results: MutableMapping[bytes, bytes]  # lane F: one LLM result per request (table)
-    # lane F: sets an llm_results entry and returns once its changelog record is on the broker
-    put_durably: Callable[[bytes, bytes], Awaitable[None]]
+    # lane F: sets (None: deletes) an llm_results entry and returns once its changelog record
+    # is on the broker
+    put_durably: Callable[[bytes, bytes | None], Awaitable[None]]
     # lane F: the same for a held entry (an agent run paused at a tool call's checkpoint)
     hold_durably: Callable[[bytes, bytes], Awaitable[None]]
     audit_chain: AuditAppender  # lane G: the fenced writers of the audit partitions

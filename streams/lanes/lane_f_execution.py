@@ -113,16 +113,19 @@ class ExecutionLane:
             await ctx.audit(fact)
         if result.paused:
             return await hold(ctx, out)
+        # Durable before the outcome goes on: lost after it (a SIGKILL), only the marker would be
+        # left, and a redelivered copy would answer "interrupted", a second outcome.
         if result.called or (run is not None and not result.replayed):
-            results[key] = json.dumps(
+            await ctx.state.put_durably(key, json.dumps(
                 {
                     "status": out.status,
                     "error": out.error,
                     "execution": out.execution.model_dump(mode="json") if out.execution else None,
                 }
-            ).encode()
+            ).encode())
         elif at_most_once and not result.replayed:
-            del results[key]  # no provider was reached (routing, rules): a redelivery may retry
+            # no provider was reached (routing, rules): a redelivery may retry
+            await ctx.state.put_durably(key, None)
         return LaneOutcome(out, status="ok" if out.status == "completed" else "error")
 
 

@@ -115,8 +115,11 @@ class Ctx:
     worker: str = "worker-test"
 
     def __post_init__(self) -> None:
-        async def put(key: bytes, value: bytes) -> None:
-            self.llm_results[key] = value
+        async def put(key: bytes, value: bytes | None) -> None:
+            if value is None:
+                self.llm_results.pop(key, None)
+            else:
+                self.llm_results[key] = value
 
         async def hold(key: bytes, value: bytes) -> None:
             self.held[key] = value

@@ -253,3 +253,46 @@ async def test_a_duplicate_arriving_while_the_attempt_marker_is_written_is_not_t
     outcomes = await asyncio.gather(first, second)
     assert [o.record.status for o in outcomes] == ["completed", "completed"]
     assert [c[1] for c in source.calls] == ["r1"]
+
+
+async def test_the_result_is_on_the_broker_before_lane_f_hands_the_outcome_on():
+    """A SIGKILL after the outcome left lane F but before its result reached the broker left
+    only the attempt marker: the redelivered copy answered "interrupted", a second outcome for
+    one request (``make chaos`` caught one). The result's write is now awaited first, so a
+    broker that refuses it stops the outcome, and the redelivery finds the result."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import pytest
+
+    from streams.lanes.lane_f_execution import ExecutionLane
+
+    svc, source = service()
+
+    class State:
+        def __init__(self):
+            self.llm_results = {}
+            self.durable = []
+
+        async def put_durably(self, key, value):
+            if value is not None and b"completed" in value:
+                raise ConnectionError("the broker is gone")  # the result never lands
+            self.llm_results[key] = value
+            self.durable.append(value)
+
+    async def nothing(_):
+        return None
+
+    state = State()
+    ctx: Any = SimpleNamespace(state=state, settings=svc.settings, emit=nothing, audit=nothing,
+                               services=SimpleNamespace(execution=svc))
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(ExecutionLane().process(record("r1"), ctx), 10)
+    assert [c[1] for c in source.calls] == ["r1"]  # called once, under its durable marker
+    assert [json_status(v) for v in state.durable] == ["attempted"]  # no outcome without result
+
+
+def json_status(value):
+    import json
+
+    return json.loads(value)["status"]
