@@ -203,8 +203,13 @@ async def test_a_worker_paused_through_a_rebalance_resumes_without_forking_the_c
 
         await eventually(second_alone, 150, 0.5, message="the second worker holding the group")
         # the second worker extends every chain before the zombie wakes up
-        await eventually(lambda: done_at_least(paused_at + 10), 120, 0.2,
-                         message="the second worker finishing requests")
+        try:
+            await eventually(lambda: done_at_least(paused_at + 10), 120, 0.2,
+                             message="the second worker finishing requests")
+        except AssertionError as exc:  # what the second worker was doing, for whoever reads it
+            raise AssertionError(f"{exc}\nsecond worker's log:\n{second.log()[-3000:]}\n"
+                                 f"finished {finished(gateway, ids)} of {len(ids)}, "
+                                 f"{paused_at} when paused") from None
     finally:
         first.proc.send_signal(signal.SIGCONT)  # the zombie resumes where it stopped
 
