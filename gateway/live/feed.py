@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import heapq
 import logging
-from typing import Any, Final
+from typing import Any
 
 from gateway.live.adapter import SOURCE_TOPICS, Record, RecordAdapter
 from gateway.live.hub import LiveHub
 from nova.errors import SchemaError
-from nova.kafka.tail import BATCHED_FETCH_BYTES, TopicTail
+from nova.kafka.tail import TopicTail
 from nova.settings import Settings
 from schemas import SchemaSet
 
 log = logging.getLogger(__name__)
-
-
-# A quiet feed's event reaches a console this late at most: a person does not see 100 ms, and
-# a busy feed fetches ten times a second instead of once per record (``BATCHED_FETCH_BYTES``).
-LIVE_FETCH_WAIT_MS: Final = 100
 
 
 class LiveFeed(TopicTail):
@@ -37,12 +32,6 @@ class LiveFeed(TopicTail):
     # Each poll is published in one go, before any client's sender runs: a poll must fit in
     # a subscriber's queue (a record is one message, a finished request's up to nine).
     MAX_RECORDS = 100
-
-    def fetch_max_wait_ms(self) -> int:
-        return LIVE_FETCH_WAIT_MS
-
-    def fetch_min_bytes(self) -> int:
-        return BATCHED_FETCH_BYTES
 
     def __init__(self, settings: Settings, schemas: SchemaSet, adapter: RecordAdapter) -> None:
         super().__init__(settings, schemas)
