@@ -95,7 +95,7 @@ def create_app(
 class GatewayServer(uvicorn.Server):
     """uvicorn for the gateway: when it starts shutting down, requests waiting for an outcome
     (``wait_ms``) answer at once with their request as it stands, so a stop is not held up by a
-    client's wait; a request still running after ``timeout_graceful_shutdown`` is cancelled.
+    client's wait; a request still running after :data:`GRACE_S` is cancelled.
 
     ``handle_signals=False`` leaves SIGINT and SIGTERM to the caller (``nova up`` decides when
     and in which order everything stops); uvicorn would otherwise stop serving at once and
@@ -121,9 +121,15 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+# How long a stopping gateway lets a request that is not waiting on wait_ms finish before it is
+# cancelled: short, so that ``nova up`` stops within 10 s (nova.cli.stack.STOP_S); what such a
+# request wrote before it was cancelled is on the broker, where its client can read it back.
+GRACE_S = 2
+
+
 def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                          log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
+                          log_level="warning", lifespan="on", timeout_graceful_shutdown=GRACE_S,
                           ws_max_size=MAX_FRAME)
 
 

@@ -266,8 +266,8 @@ async def stop_services(services: Services) -> None:
 
 async def _stop_sink(sink: SinkRunner, task: asyncio.Task[None]) -> None:
     sink.stop()
-    try:
-        await asyncio.wait_for(task, 10)
+    try:  # its last batch written; a stopping nova up has 10 s for everything (STOP_S)
+        await asyncio.wait_for(task, 3)
     except (TimeoutError, asyncio.CancelledError):
         task.cancel()
     except Exception:

@@ -34,7 +34,8 @@ from nova.llm.fake_server import FakeServerThread
 log = logging.getLogger(__name__)
 
 
-# How long a child may take to stop cleanly before it is killed: a clean stop takes a second or
+# How long a child may take to stop cleanly before it is killed, unless its stop is given less
+# (``nova up`` shares one budget out, nova.cli.stack.STOP_S): a clean stop takes a second or
 # two; a worker killed loses nothing (its uncommitted records are read again), and a broker
 # killed recovers its log at the next start.
 STOP_BUDGET_S = 8.0
@@ -90,8 +91,8 @@ class Child(Protocol):
     def start(self) -> None:
         """Start it (again); blocks until it is usable."""
 
-    def stop(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL); blocks until it is gone."""
+    def stop(self, timeout_s: float = STOP_BUDGET_S) -> None:
+        """Stop it (SIGTERM, then SIGKILL after ``timeout_s``); blocks until it is gone."""
 
 
 class WorkerChild:
@@ -113,9 +114,9 @@ class WorkerChild:
     def start(self) -> None:
         self.process = self._spawn()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = STOP_BUDGET_S) -> None:
         if self.process is not None:
-            terminate(self.process, STOP_BUDGET_S)
+            terminate(self.process, timeout_s)
 
 
 class BrokerChild:
@@ -138,9 +139,9 @@ class BrokerChild:
     def start(self) -> None:
         self.broker.start(attached=True)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = STOP_BUDGET_S) -> None:
         self.broker.abort_start()
-        self.broker.stop(STOP_BUDGET_S)
+        self.broker.stop(timeout_s)
 
 
 class FakeProvidersChild:
@@ -160,7 +161,7 @@ class FakeProvidersChild:
         self.server.stop()  # releases the port
         self.server = FakeServerThread(self.server.host, self.server.port).start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = STOP_BUDGET_S) -> None:
         self.server.stop()
 
 

@@ -3,8 +3,15 @@
 ``nova up`` and ``nova demo`` share this. The broker and worker are child processes, each in a
 session of its own (a terminal's Ctrl-C reaches only us) that the kernel terminates if we die
 (PR_SET_PDEATHSIG); ``nova up`` supervises them (:mod:`nova.supervisor`: a dead one is reaped
-and restarted) and, on Ctrl-C or SIGTERM, stops gateway, worker and broker in that order, so
-the gateway's clients leave before the broker goes and no process is left behind. The gateway
+and restarted) and, on Ctrl-C or SIGTERM, stops the gateway and the worker together, then the
+broker, so every client leaves before the broker goes and no process is left behind.
+
+A stop has one budget, :data:`STOP_S` from the signal to the last child gone, so that ``nova
+up`` has exited within 10 s: the gateway answers its waiting requests at once and gives any
+other request :data:`~gateway.app.GRACE_S`; the worker is killed if it has not stopped
+:data:`BROKER_SHARE_S` before the end (a killed worker loses nothing: what it had not committed
+is read again); the broker gets the rest, and is killed after (its log is recovered at the next
+start; what it acknowledged was written with acks=all before it was). The gateway
 runs in this process because it owns the embedded ClickHouse (one process per chdb path) and
 serves read-only queries to everyone else.
 """
@@ -18,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -36,6 +44,10 @@ from nova.signing import public_key_text
 from nova.supervisor import BrokerChild, Child, FakeProvidersChild, WorkerChild, supervise
 
 log = logging.getLogger(__name__)
+
+STOP_S = 8.0  # from Ctrl-C or SIGTERM to the last child gone
+GATEWAY_STOP_S = 5.0  # the gateway's share: its grace for requests, then its clients
+BROKER_SHARE_S = 2.5  # what the broker is left at least, for a clean shutdown
 
 
 def spawn(
@@ -115,6 +127,8 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
             raise
     worker: WorkerChild | None = None
     services: Services | None = None
+    server: GatewayServer | None = None
+    serving: asyncio.Task[None] | None = None
     try:
         # Topics and the gateway's guards first: one that cannot be built stops us here, with
         # one line (StartupError), before a worker is spawned.
@@ -133,21 +147,25 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
                 serving.result()
                 raise ConfigError("the gateway stopped during start-up")
             await asyncio.sleep(0.05)
-        try:
-            yield RunningStack(settings, app, server, serving, worker, broker, fake)
-        finally:
-            # Gateway first: its lifespan stops its consumers and producer while the broker is
-            # still there to say goodbye to.
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(serving, 30)
+        yield RunningStack(settings, app, server, serving, worker, broker, fake)
     finally:
+        deadline = time.monotonic() + STOP_S
+        # Gateway and worker together, the broker after both: their Kafka clients say goodbye
+        # to a broker that is still there.
+        stopping = (
+            asyncio.create_task(asyncio.to_thread(worker.stop, STOP_S - BROKER_SHARE_S))
+            if worker is not None else None
+        )
+        if server is not None and serving is not None:
+            server.should_exit = True
+            with contextlib.suppress(Exception):  # the server's own failure was reported
+                await asyncio.wait_for(serving, GATEWAY_STOP_S)  # cancelled beyond it
         if services is not None:
             await stop_services(services)  # the lifespan did, unless the server never started
-        if worker is not None:
-            await asyncio.to_thread(worker.stop)
+        if stopping is not None:
+            await stopping
         if broker is not None:
-            await asyncio.to_thread(broker.stop)
+            await asyncio.to_thread(broker.stop, max(1.0, deadline - time.monotonic()))
         if fake is not None:
             fake.stop()
 
