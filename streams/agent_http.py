@@ -15,6 +15,19 @@ What it guards, and why here rather than in governance:
   byte at a time would otherwise hold lane F's partition), never retried (the call may have
   reached the endpoint; lane F's attempt marker makes sure it is not made twice either).
 - **Size**: at most :data:`MAX_RESPONSE_BYTES` of the body are read, the rest dropped.
+- **Addresses**: the lists name hosts, and a name may point anywhere (cloud metadata at
+  169.254.169.254, an internal service at 10.0.0.1). Before each hop its host is resolved (in
+  a thread; tests hand in a resolver) and every address it resolves to is checked with the
+  webhooks' check (``nova.alerts.urls.address_kind``): a link-local, reserved, multicast or
+  unspecified address is never reached; a loopback one only for a loopback host (``localhost``,
+  ``127.0.0.1``: a local service, a test's fake), a private one only for an IP literal on the
+  list (the operator named that address itself). A first hop refused is answered ``refused``
+  (nothing was sent, lane F tells the model and audits it as any refusal); a redirect's hop
+  refused is a redirect not followed. The connection goes to the address that was checked,
+  not to the name again (the URL names the address; the ``Host`` header, TLS SNI and the
+  certificate's check keep the name), so a name that changes its answer between the check
+  and the connection (DNS rebinding) cannot move the call; connections are not kept alive,
+  so none is reused for another name at the same address.
 - **No environment**: proxies and ``.netrc`` credentials of the worker's environment are not
   used (``trust_env=False``), so nothing of the worker's rides along.
 
@@ -25,13 +38,16 @@ It says what happened (:class:`HttpAnswer`); what the model may see of the body
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 import httpx
 
-from nova.domain.http_allow import AllowList, Target, UrlRefused, parse_url
+from nova.alerts.urls import address_kind
+from nova.domain.http_allow import AllowList, Target, UrlRefused, is_loopback, parse_url
 from nova.settings import Settings
 
 TIMEOUT_S: Final = 10.0
@@ -41,6 +57,15 @@ MAX_REDIRECTS: Final = 3
 USER_AGENT: Final = "nova-agent/1"
 
 Method = Literal["GET", "POST"]
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+"""The addresses a host name resolves to (``port``: the one to be called); raises OSError
+when it does not resolve."""
+
+
+async def resolve(host: str, port: int) -> Sequence[str]:
+    """The system's resolver, in a thread (``getaddrinfo`` blocks)."""
+    infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +88,7 @@ class HttpAnswer:
     content_type: str = ""
     error: str | None = None
     url: str = ""  # the URL that answered (a redirect's hop), as the audit shows it
+    refused: bool = False  # not made at all: a check refused it (``error`` says why)
 
 
 def off_list(target: Target, endpoints: AllowList, hosts: Collection[str]) -> str | None:
@@ -78,19 +104,56 @@ def off_list(target: Target, endpoints: AllowList, hosts: Collection[str]) -> st
     return None
 
 
+def address_refused(host: str, address: str) -> str | None:
+    """Why ``host`` may not be reached at ``address`` (one it resolves to), or None (module
+    docstring: loopback only for a loopback host, private only for that IP literal)."""
+    kind = address_kind(address)
+    if kind == "public":
+        return None
+    if kind == "loopback" and is_loopback(host):
+        return None
+    literal = _literal(host)
+    if kind == "private" and literal is not None and literal == _literal(address):
+        return None
+    what = {"never": "which is never called (link-local, reserved, multicast or unspecified)",
+            "loopback": "this machine's loopback, called only for a loopback host on the list",
+            "private": "a private address, called only for that address itself on the list"}
+    return f"{host} resolves to {address}, {what[kind]}"
+
+
+def _literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+class _NotCalled(Exception):  # internal to AgentHttp, never escapes it
+    """A hop that is not made: ``why``, and whether a check refused it (else: no address)."""
+
+    def __init__(self, why: str, *, refused: bool) -> None:
+        super().__init__(why)
+        self.why = why
+        self.refused = refused
+
+
 class AgentHttp:
     """The one HTTP client of agents' calls on this worker (module docstring)."""
 
     def __init__(self, endpoints: AllowList, *,
                  transport: httpx.AsyncBaseTransport | None = None,
                  timeout_s: float = TIMEOUT_S, deadline_s: float = DEADLINE_S,
-                 max_bytes: int = MAX_RESPONSE_BYTES) -> None:
+                 max_bytes: int = MAX_RESPONSE_BYTES, resolver: Resolver = resolve) -> None:
         self.endpoints = endpoints
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
         self.max_bytes = max_bytes
+        self.resolver = resolver
+        # No keep-alive: a connection is to a checked address for one name's TLS session;
+        # pooled by address, it could serve another name's request.
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout_s,
                                          follow_redirects=False, trust_env=False,
+                                         limits=httpx.Limits(max_keepalive_connections=0),
                                          headers={"user-agent": USER_AGENT})
 
     @classmethod
@@ -115,10 +178,19 @@ class AgentHttp:
         target, method = request.target, request.method
         why = off_list(target, self.endpoints, hosts)
         if why is not None:  # checked again here: the client never calls off the lists
-            return HttpAnswer(None, error=f"not called: {why}", url=target.shown)
+            return HttpAnswer(None, error=f"not called: {why}", url=target.shown, refused=True)
+        redirect: HttpAnswer | None = None  # the answer that sent the call to ``target``
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                answer, location = await self._once(method, target, request.body)
+                address = await self._address(target)
+            except _NotCalled as exc:
+                if redirect is None:  # nothing was sent
+                    return HttpAnswer(None, error=f"not called: {exc.why}", url=target.shown,
+                                      refused=exc.refused)
+                return replace(redirect, error=f"redirected to an address that is not "
+                               f"followed: {exc.why}")
+            try:
+                answer, location = await self._once(method, target, address, request.body)
             except httpx.TimeoutException:
                 return HttpAnswer(None, error=f"no answer within {self.timeout_s:g} s (the "
                                   "endpoint may have received the call)", url=target.shown)
@@ -140,15 +212,41 @@ class AgentHttp:
             if why is not None:
                 return replace(answer, error=f"redirected off the allow lists, not followed: "
                                f"{why}")
-            target = hop
+            target, redirect = hop, answer
         return HttpAnswer(None, error=f"more than {MAX_REDIRECTS} redirects; not followed",
                           url=target.shown)
 
-    async def _once(self, method: Method, target: Target, body: bytes | None
-                    ) -> tuple[HttpAnswer, str | None]:
+    async def _address(self, target: Target) -> str:
+        """The address to connect to for ``target``, every one its host resolves to checked;
+        :class:`_NotCalled` when there is none (refused, or the name does not resolve)."""
+        literal = _literal(target.host)
+        if literal is not None:
+            addresses: Sequence[str] = [str(literal)]
+        else:
+            try:
+                addresses = await self.resolver(target.host, target.port)
+            except OSError:
+                addresses = []
+            if not addresses:  # no answer from the network, not a refusal
+                raise _NotCalled(f"{target.host} does not resolve", refused=False)
+        for address in addresses:  # every one: whichever would be picked must pass
+            why = address_refused(target.host, address)
+            if why is not None:
+                raise _NotCalled(why, refused=True)
+        return addresses[0].split("%", 1)[0]
+
+    async def _once(self, method: Method, target: Target, address: str,
+                    body: bytes | None) -> tuple[HttpAnswer, str | None]:
+        """One request to ``target``'s checked ``address``, naming its host (``Host`` header,
+        TLS SNI and certificate check)."""
         headers = {"content-type": "application/json"} if body is not None else {}
-        async with self._client.stream(method, target.url, content=body,
-                                       headers=headers) as response:
+        netloc = httpx.URL(target.url).netloc.decode("ascii")
+        headers["host"] = netloc
+        named = target.scheme == "https" and _literal(target.host) is None
+        extensions = {"sni_hostname": target.host} if named else {}
+        url = replace(target, host=address).url
+        async with self._client.stream(method, url, content=body, headers=headers,
+                                       extensions=extensions) as response:
             location = response.headers.get("location")
             if response.is_redirect and location:
                 return HttpAnswer(response.status_code, url=target.shown), location

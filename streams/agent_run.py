@@ -21,7 +21,9 @@ ids: a run replayed after a crash repeats the same records rather than adding ot
 An approved ``http_call`` is made here, in the resumed run (so under the attempt marker lane
 F put for it: once, whatever is redelivered), with the worker's one client
 (:class:`~streams.agent_http.AgentHttp`, built with the execution service); its fact adds
-the URL called (without its query), the status and the body's length, never the body.
+the URL called (without its query), the status and the body's length, never the body. One
+the client would not make at all (its host resolves to an address that may not be reached)
+is answered and recorded ``refused``, as a call refused before it was held is.
 
 Pausing: a call that needs a person's approval stops the run there. Everything needed to go
 on (:class:`~nova.llm.agent_pause.AgentPause`) is put in the record, which is held at a
@@ -302,6 +304,10 @@ async def _made(service: Machinery, record: PipelineRecord, agent: AgentEntity,
     if outcome.request is None:
         return outcome
     answer = await service.http.call(outcome.request, agent.allowed_hosts)
+    if answer.refused:  # nothing was sent (an address the name resolves to, say): a refusal
+        why = (answer.error or "").removeprefix("not called: ")
+        return replace(outcome, verdict="refused", request=None,
+                       content=f"refused: {why}; it was not made")
     return answered(record, outcome, answer)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Literal
 from urllib.parse import urlsplit
 
 MAX_LENGTH = 2048
@@ -41,12 +42,34 @@ def check_shape(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-def check_address(address: str, *, allow_private: bool) -> None:
+AddressKind = Literal["never", "loopback", "private", "public"]
+
+
+def address_kind(address: str) -> AddressKind:
+    """What ``address`` is as a destination: ``never`` one (link-local: cloud metadata lives at
+    169.254.169.254; multicast, unspecified, reserved), this machine (``loopback``), a
+    ``private`` network (or any other address that is not global), or ``public``. An
+    IPv4-mapped IPv6 address is judged as the IPv4 address it carries. Shared by the webhooks
+    here and agents' ``http_call`` (``streams.agent_http``), which differ only in when a
+    loopback or private address may be reached."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    never = ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved
-    if never and not ip.is_loopback:  # ::1 counts as reserved too
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:  # ::1 counts as reserved too
+        return "loopback"
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return "never"
+    if ip.is_private or not ip.is_global:
+        return "private"
+    return "public"
+
+
+def check_address(address: str, *, allow_private: bool) -> None:
+    kind = address_kind(address)
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if kind == "never":
         raise UrlRefused(f"the webhook host resolves to {ip}, which is never a destination")
-    if not allow_private and (ip.is_loopback or ip.is_private or not ip.is_global):
+    if not allow_private and kind != "public":
         raise UrlRefused(f"the webhook host resolves to {ip}, a private address (allowed only "
                          "with NOVA_ALERT_PRIVATE_URLS=true)")
 

@@ -319,13 +319,19 @@ class Endpoint:
         return httpx.Response(200, json={"state": "green"})
 
 
-def calling(endpoint: Endpoint) -> tuple[ExecutionService, Model]:
-    """A worker whose agents may call https://api.example.com/v1 (here, ``endpoint``)."""
+def calling(endpoint: Endpoint, address: str = "93.184.216.34"
+            ) -> tuple[ExecutionService, Model]:
+    """A worker whose agents may call https://api.example.com/v1 (here, ``endpoint``; the
+    name resolves to ``address``)."""
     svc, _ = service()
     model = Model(HTTP)
     svc.executor.source = model
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return [address]
+
     svc.http = AgentHttp(parse_allow_list("https://api.example.com/v1"),
-                         transport=httpx.MockTransport(endpoint))
+                         transport=httpx.MockTransport(endpoint), resolver=resolver)
     return svc, model
 
 
@@ -393,3 +399,21 @@ async def test_an_http_call_off_the_allow_list_is_refused_without_a_checkpoint()
     assert "not on this deployment's allow list" in told.content
     assert [f["verdict"] for f in tool_facts(ctx)] == ["refused"]
     assert endpoint.calls == 0
+
+
+async def test_an_approved_http_call_to_a_name_resolving_inside_is_refused_and_audited() -> None:
+    endpoint = Endpoint()
+    svc, model = calling(endpoint, address="169.254.169.254")
+    ctx = Ctx(svc)
+    back = await decided(ctx, await held_run(ctx, CALLER), "approve")
+    out = await ExecutionLane().process(back, ctx.lane)
+    assert out.record.status == "completed", "the model is told and goes on"
+    assert endpoint.calls == 0
+    told = model.conversations[-1].turns[-1].results[0]
+    assert told.is_error
+    assert told.content.startswith("refused: api.example.com resolves to "
+                                   "169.254.169.254, which is never called")
+    held, made = tool_facts(ctx)
+    assert (held["verdict"], made["verdict"]) == ("held", "refused")
+    assert made["refusal"] == told.content
+    assert "http" not in made, "nothing was sent, so nothing came back"
