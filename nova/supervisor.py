@@ -1,11 +1,12 @@
 """``nova up`` keeps its children alive: a child that dies is reaped and restarted with backoff.
 
 The children are the broker (unless Kafka is external), the lane worker and, without provider
-keys, the fake providers (a server thread); the gateway runs in ``nova up``'s own process and
-stops the stack if it ends. Each child runs in a session of its own, so a terminal's Ctrl-C
-reaches ``nova up`` alone, which then stops gateway, worker and broker in that order (the
-gateway's consumers leave before the broker goes), and each child is asked by the kernel to
-stop if ``nova up`` dies (``PR_SET_PDEATHSIG``).
+keys, the fake providers (a server thread), and the gateway, which runs in ``nova up``'s own
+process (it owns the embedded ClickHouse) as a task: one whose server ends on its own is
+restarted there, its services rebuilt, under the same policy as the processes. Each child
+process runs in a session of its own, so a terminal's Ctrl-C reaches ``nova up`` alone, which
+then stops gateway and worker, then the broker (every client leaves before the broker goes),
+and each child is asked by the kernel to stop if ``nova up`` dies (``PR_SET_PDEATHSIG``).
 
 The supervisor polls every child (``Popen.poll`` reaps it, so no zombie is left) and restarts a
 dead one after a backoff that doubles from :attr:`RestartPolicy.first_backoff_s`, with one log
@@ -165,6 +166,19 @@ class FakeProvidersChild:
         self.server.stop()
 
 
+class ServedHere(Protocol):
+    """A part of the stack served by a task of ``nova up``'s own process (the gateway)."""
+
+    name: str
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        """The task serving it; done once it has ended, on its own or not."""
+
+    async def start(self) -> None:
+        """Start it again, releasing what the ended one held first; returns once it serves."""
+
+
 def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout_s``; the process is reaped either way."""
     if proc.poll() is not None:
@@ -185,25 +199,24 @@ def say(message: str) -> None:
 async def supervise(
     children: Sequence[Child],
     stop: asyncio.Event,
-    gateway: asyncio.Task[None],
+    gateway: ServedHere,
     policy: RestartPolicy | None = None,
     poll_s: float = 0.5,
 ) -> int:
-    """Watch ``children`` until ``stop`` is set (0) or one cannot be kept alive (1).
-
-    The gateway task ending on its own also stops the stack (1): it serves in this process and
-    a restart would not be a different process."""
-    budgets = {child.name: RestartBudget(policy or RestartPolicy()) for child in children}
+    """Watch ``children`` and ``gateway`` until ``stop`` is set (0) or one cannot be kept alive
+    (1)."""
+    policy = policy or RestartPolicy()
+    budgets = {child.name: RestartBudget(policy) for child in children}
+    gateway_budget = RestartBudget(policy)
     waiter = asyncio.create_task(stop.wait())
     try:
         while not stop.is_set():
-            await asyncio.wait({waiter, gateway}, timeout=poll_s,
+            await asyncio.wait({waiter, gateway.task}, timeout=poll_s,
                                return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():
                 return 0
-            if gateway.done():
-                error = None if gateway.cancelled() else gateway.exception()
-                say(f"the gateway stopped ({error or 'its server exited'}); stopping")
+            if gateway.task.done() and not await _keep_serving(gateway, gateway_budget, stop,
+                                                               waiter):
                 return 1
             for child in children:
                 if not await _keep_alive(child, budgets[child.name], stop, waiter):
@@ -211,6 +224,31 @@ async def supervise(
         return 0
     finally:
         waiter.cancel()
+
+
+async def _keep_serving(
+    part: ServedHere, budget: RestartBudget, stop: asyncio.Event, waiter: asyncio.Task[bool]
+) -> bool:
+    """Start ``part`` again after its task ended; False when it keeps ending."""
+    task = part.task
+    error = None if task.cancelled() else task.exception()
+    why = one_line(error) if error is not None else "its server exited"
+    backoff = budget.record_death(time.monotonic())
+    if backoff is None:
+        say(f"the {part.name} keeps stopping ({len(budget.deaths)} times within "
+            f"{budget.policy.window_s:.0f} s, the last: {why}); stopping")
+        return False
+    say(f"the {part.name} stopped ({why}); restarting it in {backoff:.0f} s")
+    await asyncio.wait({waiter}, timeout=backoff)
+    if stop.is_set():
+        return True
+    try:
+        await part.start()
+    except Exception as exc:  # noqa: BLE001 - a failed start is one more death, not a crash
+        say(f"the {part.name} could not be restarted: {one_line(exc)}")
+        return True  # its task is still done: the next poll counts another death
+    say(f"the {part.name} is back")
+    return True
 
 
 async def _keep_alive(

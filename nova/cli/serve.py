@@ -31,8 +31,8 @@ def gateway() -> None:
 
 
 def up() -> None:
-    """Run the whole stack in the foreground on embedded defaults, restarting a worker or broker
-    that dies; Ctrl-C stops all of it (exit 1 when a child keeps dying)."""
+    """Run the whole stack in the foreground on embedded defaults, restarting a worker, broker or
+    gateway that dies; Ctrl-C stops all of it (exit 1 when a child keeps dying)."""
     from nova.cli.stack import serve_forever
 
     settings = cli_settings()

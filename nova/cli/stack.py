@@ -13,7 +13,8 @@ other request :data:`~gateway.app.GRACE_S`; the worker is killed if it has not s
 is read again); the broker gets the rest, and is killed after (its log is recovered at the next
 start; what it acknowledged was written with acks=all before it was). The gateway
 runs in this process because it owns the embedded ClickHouse (one process per chdb path) and
-serves read-only queries to everyone else.
+serves read-only queries to everyone else; when its server ends on its own, the supervisor
+restarts it here, its services rebuilt (:class:`InProcessGateway`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import GatewayServer, create_app, server_config
@@ -68,19 +68,73 @@ def spawn(
     )
 
 
+class InProcessGateway:
+    """The gateway as a task of this process, restarted here by the supervisor (it owns the
+    embedded ClickHouse, which one process opens at a time): :meth:`start` releases what an
+    ended server held (its listening socket, its services) and builds everything again."""
+
+    name = "gateway"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services | None = None
+        self.app: FastAPI | None = None
+        self.server: GatewayServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        assert self._task is not None, "the gateway was never started"
+        return self._task
+
+    async def start(self, services: Services | None = None) -> None:
+        """Serve with ``services`` (already started), or with new ones; returns once serving."""
+        await self._release(keep=services)
+        self.services = services if services is not None else await start_services(self.settings)
+        self.app = create_app(self.settings, services=self.services)
+        # SIGINT and SIGTERM are ours (serve_forever) to stop everything in order.
+        self.server = GatewayServer(server_config(self.app, self.settings), self.services,
+                                    handle_signals=False)
+        self._task = asyncio.create_task(self.server.serve(), name="gateway")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()
+                raise ConfigError("the gateway stopped during start-up")
+            await asyncio.sleep(0.05)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Stop serving (cancelled beyond ``timeout_s``) and release everything."""
+        if self.server is not None and self._task is not None and not self._task.done():
+            self.server.should_exit = True
+            with contextlib.suppress(Exception):  # the server's own failure was reported
+                await asyncio.wait_for(self._task, timeout_s)
+        await self._release()
+
+    async def _release(self, keep: Services | None = None) -> None:
+        if self.server is not None:
+            for listener in self.server.servers:  # a server that crashed left them open
+                listener.close()
+        if self.services is not None and self.services is not keep:
+            await stop_services(self.services)  # the lifespan did, unless the server crashed
+
+
 @dataclass
 class RunningStack:
     settings: Settings
-    app: FastAPI
-    server: uvicorn.Server
-    serving: asyncio.Task[None]
+    gateway: InProcessGateway
     worker: WorkerChild
     broker: BrokerChild | None
     fake: FakeProvidersChild | None = None
 
     @property
+    def app(self) -> FastAPI:
+        """The gateway's app (a new one after the gateway was restarted)."""
+        assert self.gateway.app is not None
+        return self.gateway.app
+
+    @property
     def children(self) -> list[Child]:
-        """What the supervisor watches, in start order."""
+        """The processes (and server threads) the supervisor watches, in start order."""
         return [c for c in (self.fake, self.broker, self.worker) if c is not None]
 
 
@@ -126,28 +180,19 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
             await asyncio.to_thread(broker.stop)
             raise
     worker: WorkerChild | None = None
-    services: Services | None = None
-    server: GatewayServer | None = None
-    serving: asyncio.Task[None] | None = None
+    gateway = InProcessGateway(settings)
     try:
         # Topics and the gateway's guards first: one that cannot be built stops us here, with
         # one line (StartupError), before a worker is spawned.
         services = await start_services(settings)
+        gateway.services = services  # released by the gateway's stop, whatever happens next
         # The worker verifies with the gateway's public key and is never given the private one.
         public = {"NOVA_SIGNING_PUBLIC_KEY": public_key_text(services.signer.public)}
         extra = public if not settings.signing_public_key else None
         worker = WorkerChild(lambda: spawn(["worker"], settings, extra))
         worker.start()
-        app = create_app(settings, services=services)
-        # SIGINT and SIGTERM are ours (serve_forever): gateway, worker, broker, in that order.
-        server = GatewayServer(server_config(app, settings), services, handle_signals=False)
-        serving = asyncio.create_task(server.serve(), name="gateway")
-        while not server.started:
-            if serving.done():
-                serving.result()
-                raise ConfigError("the gateway stopped during start-up")
-            await asyncio.sleep(0.05)
-        yield RunningStack(settings, app, server, serving, worker, broker, fake)
+        await gateway.start(services)
+        yield RunningStack(settings, gateway, worker, broker, fake)
     finally:
         deadline = time.monotonic() + STOP_S
         # Gateway and worker together, the broker after both: their Kafka clients say goodbye
@@ -156,12 +201,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
             asyncio.create_task(asyncio.to_thread(worker.stop, STOP_S - BROKER_SHARE_S))
             if worker is not None else None
         )
-        if server is not None and serving is not None:
-            server.should_exit = True
-            with contextlib.suppress(Exception):  # the server's own failure was reported
-                await asyncio.wait_for(serving, GATEWAY_STOP_S)  # cancelled beyond it
-        if services is not None:
-            await stop_services(services)  # the lifespan did, unless the server never started
+        await gateway.stop(GATEWAY_STOP_S)
         if stopping is not None:
             await stopping
         if broker is not None:
@@ -183,7 +223,7 @@ async def serve_forever(settings: Settings) -> int:
             f"{settings.bootstrap_servers}, ClickHouse {settings.clickhouse_url}. Ctrl-C stops.",
             flush=True,
         )
-        code = await supervise(stack.children, stop, stack.serving)
+        code = await supervise(stack.children, stop, stack.gateway)
         print("Nova is stopping (gateway, worker, broker)…", flush=True)
     print("Nova stopped.", flush=True)
     return code

@@ -1,5 +1,6 @@
-"""``nova up``'s supervision: a dead child is restarted with backoff and one line; one that keeps
-dying stops the stack with one line; a stop request ends supervision at once."""
+"""``nova up``'s supervision: a dead child, or a gateway whose server ended, is restarted with
+backoff and one line; one that keeps dying stops the stack with one line; a stop request ends
+supervision at once."""
 
 from __future__ import annotations
 
@@ -45,12 +46,39 @@ class Dies:
         self.starts += 1
         self.running = True
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 8.0) -> None:
         self.running = False
 
 
-async def forever() -> None:
-    await asyncio.Event().wait()
+class Serves:
+    """A gateway served by a task here whose server ends (with ``error``, or returning) the
+    first ``ends`` times it serves."""
+
+    name = "gateway"
+
+    def __init__(self, ends: int = 0, error: Exception | None = None) -> None:
+        self.ends_left, self.error = ends, error
+        self.starts = 0
+        self._task = asyncio.create_task(self._serve())
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        return self._task
+
+    async def _serve(self) -> None:
+        if self.ends_left > 0:
+            self.ends_left -= 1
+            if self.error is not None:
+                raise self.error
+            return
+        await asyncio.Event().wait()
+
+    async def start(self) -> None:
+        self.starts += 1
+        self._task = asyncio.create_task(self._serve())
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 def test_backoff_doubles_up_to_its_cap_and_gives_up_beyond_the_restarts_allowed() -> None:
@@ -75,13 +103,13 @@ async def test_a_killed_child_is_restarted_with_a_line_naming_it_and_how_it_ende
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     child, stop = Dies(-signal.SIGKILL, deaths=1), asyncio.Event()
-    gateway = asyncio.create_task(forever())
+    gateway = Serves()
     supervising = asyncio.create_task(supervise([child], stop, gateway, QUICK, poll_s=0.01))
     while child.starts == 0:
         await asyncio.sleep(0.01)
     stop.set()
     assert await supervising == 0
-    gateway.cancel()
+    gateway.stop()
     err = capsys.readouterr().err
     assert "nova: the worker (pid 1000) exited with signal SIGKILL; restarting it in" in err
     assert "nova: the worker is back (pid 1001)" in err
@@ -91,24 +119,43 @@ async def test_a_child_that_keeps_dying_stops_the_stack_with_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     child = Dies(3, deaths=100)
-    gateway = asyncio.create_task(forever())
+    gateway = Serves()
     assert await supervise([child], asyncio.Event(), gateway, QUICK, poll_s=0.01) == 1
-    gateway.cancel()
+    gateway.stop()
     assert child.starts == QUICK.max_restarts
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last == ("nova: the worker keeps dying (4 exits within 60 s, the last with exit "
                     "status 3); stopping")
 
 
-async def test_a_gateway_that_ends_on_its_own_stops_the_stack(
+async def test_a_gateway_whose_server_ends_is_restarted_in_process_with_a_line_saying_why(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    async def crashes() -> None:
-        raise OSError("address already in use")
+    gateway, stop = Serves(ends=1, error=OSError("address already in use")), asyncio.Event()
+    supervising = asyncio.create_task(supervise([], stop, gateway, QUICK, poll_s=0.01))
+    while gateway.starts == 0:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # serving again: nothing more to restart
+    stop.set()
+    assert await supervising == 0
+    assert gateway.starts == 1
+    assert not gateway.task.done()
+    gateway.stop()
+    err = capsys.readouterr().err
+    assert ("nova: the gateway stopped (OSError: address already in use); restarting it in 0 s"
+            in err)
+    assert "nova: the gateway is back" in err
 
-    gateway = asyncio.create_task(crashes())
+
+async def test_a_gateway_that_keeps_ending_stops_the_stack_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gateway = Serves(ends=100)
     assert await supervise([], asyncio.Event(), gateway, QUICK, poll_s=0.01) == 1
-    assert "nova: the gateway stopped (address already in use); stopping" in capsys.readouterr().err
+    assert gateway.starts == QUICK.max_restarts
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == ("nova: the gateway keeps stopping (4 times within 60 s, the last: its "
+                    "server exited); stopping")
 
 
 def test_fake_providers_that_stopped_come_back_on_the_same_port() -> None:
@@ -137,9 +184,9 @@ async def test_a_child_that_cannot_be_restarted_counts_as_dying_again(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     child = CannotStart(1, deaths=1)
-    gateway = asyncio.create_task(forever())
+    gateway = Serves()
     assert await supervise([child], asyncio.Event(), gateway, QUICK, poll_s=0.01) == 1
-    gateway.cancel()
+    gateway.stop()
     err = capsys.readouterr().err
     assert "could not be restarted: RuntimeError: the fake LLM server did not start" in err
     assert err.strip().splitlines()[-1].startswith("nova: the worker keeps dying")
