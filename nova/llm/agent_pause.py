@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from nova.domain.agents import TOOL_ACTIONS
 from nova.domain.masking import Mask, unmask
 from nova.llm.clients import Completion
 from nova.llm.executor import Attempt
@@ -101,7 +102,7 @@ class AgentPause:
         args = {k: unmask(v, masks) if isinstance(v, str) else v
                 for k, v in self.call.arguments.items()}
         return {"agent_id": self.agent_id, "step": self.step, "tool": self.call.name,
-                "arguments": args}
+                "action": TOOL_ACTIONS.get(self.call.name), "arguments": args}
 
 
 def _call(c: ToolCall) -> dict[str, Any]:

@@ -304,6 +304,7 @@ async def test_a_send_waits_at_a_checkpoint_survives_a_sigkill_and_is_made_once_
     seen = r.json()
     assert (seen["status"], seen["request_id"]) == ("pending", rid)
     assert seen["agent_tool_call"] == {"agent_id": agent, "step": 1, "tool": "send_message",
+                                       "action": "SEND",
                                        "arguments": {"to": "bob@example.com", "text": text}}
     assert any("CHECKPOINT_ACTION" in g for g in seen["governance_reasons"])
     stranger = gw.auth(identity(), "approver", "admin")

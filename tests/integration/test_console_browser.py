@@ -6,16 +6,21 @@ test signs in with an API key of its own identity. The browser is the system's `
 missing browser fails the tests instead of skipping them.
 
 What a person would check: an approver signs in, sees a held payment appear without reloading,
-approves it and sees it complete; another identity's checkpoint never appears; markup in a
-thread title, a prompt and a decision reason is shown as text and never runs.
+approves it and sees it complete; an agent's held tool call shows the tool, its action type,
+the agent, the step and the arguments; another identity's checkpoint never appears; markup in
+a thread title, a prompt, a decision reason and a tool call's arguments is shown as text and
+never runs.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -33,6 +38,7 @@ HOSTILE_TITLE = ('<img src=x onerror="window.__pwned=1">Q3 <b>vendors</b>'
 HOSTILE_PROMPT = ('Pay invoice <b>INV-9</b> of 300 EUR to ACME '
                   '<img src=x onerror="window.__pwned=3">')
 HOSTILE_REASON = '<script>window.__pwned=4</script><i>checked</i> the invoice'
+HOSTILE_MESSAGE = 'The report is <b>ready</b> <img src=x onerror="window.__pwned=5">'
 WAIT_MS = 90_000  # a held payment appears once the worker has run lanes A-E
 
 
@@ -148,6 +154,44 @@ async def test_an_approver_sees_a_held_payment_arrive_approves_it_and_sees_it_co
         cell = page.locator(f'#pipeline tr[data-request-id="{rid}"] td[data-lane="{lane}"]')
         await expect(cell).not_to_have_attribute("data-status", "held")
         await expect(cell).to_have_attribute("data-status", "approved" if lane == "E" else "ok")
+    assert await page.evaluate("window.__pwned") is None
+
+
+async def test_an_agent_s_held_tool_call_shows_the_tool_the_agent_and_its_arguments(
+    stack: tuple[Gateway, WorkerProcess], page: Page, fake_llm: FakeServerThread,
+) -> None:
+    gw, _ = stack
+    alice, tag = unique("alice"), uuid.uuid4().hex
+    await sign_in(page, gw, await approver_key(gw, alice))
+    r = await gw.http.post("/api/v2/agents", headers=gw.auth(alice), json={
+        "name": "Reporter", "role": "orchestrator", "tools": ["send_message"],
+        "system_prompt": f"You are agent {tag}."})
+    assert r.status_code == 201, r.text
+    agent = str(r.json()["id"])
+    arguments = {"to": "bob@example.com", "text": HOSTILE_MESSAGE}
+    httpx.post(f"{fake_llm.url}/_script", timeout=10, json={"match": tag, "steps": [
+        {"tool_calls": [{"name": "send_message", "arguments": arguments}]},
+        {"text": "Sent."}]}).raise_for_status()
+    prompt = "Prepare the weekly report summary"
+    rid = (await submit(gw, alice, prompt, agent_id=agent))["request_id"]
+    cp = await held_checkpoint(gw, alice, rid)
+
+    card = page.locator(f'#inbox li[data-checkpoint-id="{cp}"]')
+    await expect(card).to_be_visible(timeout=WAIT_MS)
+    await expect(card.locator("h3")).to_have_text("send_message (SEND) held for approval")
+    await expect(card.locator(".agent")).to_have_text(agent)
+    await expect(card.locator(".step")).to_have_text("1")
+    assert json.loads(await card.locator(".arguments").inner_text()) == arguments
+    await expect(card.locator(".prompt")).to_have_text(prompt)
+    await expect(card.locator("img, script, b")).to_have_count(0)
+
+    await card.get_by_role("button", name="Approve").click()
+    await expect(card).to_have_count(0)
+    decided = page.locator(f'#decided li[data-checkpoint-id="{cp}"]')
+    await expect(decided).to_have_attribute("data-status", "approved")
+    done = await gw.services.tracker.wait_until(rid, lambda v: v.finished, WAIT_MS / 1000)
+    assert done is not None
+    assert (done.status, done.result) == ("completed", "Sent."), done
     assert await page.evaluate("window.__pwned") is None
 
 

@@ -254,8 +254,23 @@ function field(list, name, value) {
   list.append(el("dt", {}, name), el("dd", {}, value));
 }
 
+// An agent's tool call held during a run: what the agent asks to do, then the request.
+function toolCallFacts(facts, call) {
+  field(facts, "Agent", el("span", { class: "agent" }, call.agent_id));
+  field(facts, "Step", el("span", { class: "step" }, call.step));
+  field(facts, "Arguments", el("pre", { class: "arguments" },
+    JSON.stringify(call.arguments ?? {}, null, 2)));
+}
+
+function cardTitle(cp) {
+  const call = cp.agent_tool_call;
+  if (call) return `${call.tool} (${call.action || "an action"}) held for approval`;
+  return `${cp.action || "A request"} held for approval`;
+}
+
 async function card(cp) {
   const facts = el("dl");
+  if (cp.agent_tool_call) toolCallFacts(facts, cp.agent_tool_call);
   field(facts, "Request", el("q", { class: "prompt" }, cp.prompt));
   if (cp.thread_id) field(facts, "Thread", el("span", { class: "thread" }, await threadTitle(cp.thread_id)));
   field(facts, "Reason", cp.reason);
@@ -285,7 +300,7 @@ async function card(cp) {
   reject.addEventListener("click", () => decide("reject"));
   return el("li", { class: "card", "data-checkpoint-id": cp.checkpoint_id,
     "data-request-id": cp.request_id, "aria-labelledby": `title-${cp.checkpoint_id}` },
-  el("h3", { id: `title-${cp.checkpoint_id}` }, `${cp.action || "A request"} held for approval`),
+  el("h3", { id: `title-${cp.checkpoint_id}` }, cardTitle(cp)),
   facts,
   el("div", { class: "decide" }, el("label", { for: reasonId }, "Reason for your decision"),
     reason, approve, reject),

@@ -41,6 +41,7 @@ def test_a_pause_reads_back_as_it_was_written() -> None:
 def test_an_approver_reads_the_held_call_with_the_prompt_s_values() -> None:
     masks = (Mask("[EMAIL_1]", "email", "bob@example.com", "bob@example.com"),)
     assert PAUSE.describe(masks) == {"agent_id": "ag", "step": 2, "tool": "send_message",
+                                     "action": "SEND",
                                      "arguments": {"to": "bob@example.com",
                                                    "text": "hi bob@example.com", "n": 2}}
     assert PAUSE.describe()["arguments"]["to"] == "[EMAIL_1]"
