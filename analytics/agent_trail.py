@@ -7,7 +7,9 @@ nothing else, so it shows what was recorded rather than what a worker believes i
 - **model calls**: the ``llm`` events, one per attempt, numbered across the whole run (a
   resumed run numbers on). A step is one execution through the router: its attempts up to and
   including the first ``ok`` one, because an ``ok`` attempt always ends an execution and each
-  step is one (a step whose attempts all failed ended the run);
+  step is one (a step whose attempts all failed ended the run). Each call's ``AGENT_STEP``
+  fact in the audit chain adds the model's stop reason (``tool_use``, ``end_turn``, a token
+  limit ...) to its line;
 - **tool calls**: the ``AGENT_TOOL_CALL`` facts of the audit chain, each naming its step, its
   place in the step, the tool, its action type, its arguments and its governance outcome; a
   held call has two facts, ``held`` (with its checkpoint) and how it ended (``executed``,
@@ -34,10 +36,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from nova.audit.facts import AGENT_TOOL_CALL
+from nova.audit.facts import AGENT_STEP, AGENT_TOOL_CALL
 from nova.domain.agents import TOOL_ACTIONS
 from nova.llm.agent_pause import AgentPause
 from nova.records import AuditRecord, CheckpointDecisionRecord, Event, LlmCall, PipelineRecord
@@ -103,6 +105,7 @@ class AgentRun:
     steps: tuple[AgentStep, ...]
     final: PipelineRecord | None
     waiting: str | None = None  # the checkpoint a run not finished waits at
+    stops: Mapping[int, str] = field(default_factory=dict)  # attempt -> the model's stop reason
 
     @property
     def end(self) -> str:
@@ -159,7 +162,8 @@ def agent_run(submitted: PipelineRecord | None, llm_events: Sequence[Event],
                             tuple(tools.get(n, ()))) for n in range(1, count + 1))
     waiting = next((t.held.get("checkpoint_id") for s in steps for t in s.tools
                     if t.held is not None and t.end is None), None)
-    return AgentRun(agent_id, steps, final, str(waiting) if waiting else None)
+    return AgentRun(agent_id, steps, final, str(waiting) if waiting else None,
+                    _stop_reasons(audit))
 
 
 def agent_lines(run: AgentRun) -> list[str]:
@@ -172,7 +176,9 @@ def agent_lines(run: AgentRun) -> list[str]:
         if not step.attempts:
             lines.append(f"{head}  model call not recorded")
         for i, c in enumerate(step.attempts):
-            lines.append(f"{head if i == 0 else ' ' * len(head)}  model {_attempt(c)}")
+            stop = run.stops.get(c.attempt)
+            lines.append(f"{head if i == 0 else ' ' * len(head)}  model {_attempt(c)}"
+                         + (f"  stop {stop}" if stop else ""))
         for t in step.tools:
             lines.append(f"{' ' * len(head)}  tool {t.tool} ({t.action})  "
                          f"{_arguments(t.arguments)}")
@@ -256,6 +262,24 @@ def _tool_facts(audit: Sequence[tuple[int, int, AuditRecord]]
         place = _place(rec.audit_id, detail)
         if place is not None:
             out.append((place, detail))
+    return out
+
+
+def _stop_reasons(audit: Sequence[tuple[int, int, AuditRecord]]) -> dict[int, str]:
+    """Each model call's stop reason by attempt number, from its ``AGENT_STEP`` fact."""
+    out: dict[int, str] = {}
+    for _, _, rec in audit:
+        if rec.kind != AGENT_STEP:
+            continue
+        try:
+            detail = json.loads(rec.detail)
+        except ValueError:
+            continue
+        if not isinstance(detail, dict):
+            continue
+        attempt, stop = detail.get("attempt"), detail.get("stop_reason")
+        if isinstance(attempt, int) and isinstance(stop, str) and stop:
+            out[attempt] = stop
     return out
 
 

@@ -10,7 +10,9 @@ its context); the agent's system prompt follows Nova's. Every tool call it makes
 and run by :mod:`streams.agent_tools`.
 
 Recorded: every attempt of every step is an ``llm`` event (numbered on from the previous
-step's, so each lands as its own ``llm_calls`` row), every tool call an ``AGENT_TOOL_CALL``
+step's, so each lands as its own ``llm_calls`` row) and an ``AGENT_STEP`` fact in the audit
+chain (its step and attempt, provider, model, tokens, cost and the model's stop reason, never
+what was said), every tool call an ``AGENT_TOOL_CALL``
 fact in the audit chain with its place (step, index), tool, action type, arguments (what it
 names; what it writes only as a length: ``nova.domain.agents.recorded_arguments``) and
 governance outcome (a crossing also an ``IDENTITY_BOUNDARY`` alert), all with deterministic
@@ -50,7 +52,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from nova.audit.facts import AGENT_MESSAGE_SENT, AGENT_TOOL_CALL, alert_fact, fact
+from nova.audit.facts import AGENT_MESSAGE_SENT, AGENT_STEP, AGENT_TOOL_CALL, alert_fact, fact
 from nova.convert import checkpoint_record
 from nova.domain.agents import TOOL_ACTIONS, recorded_arguments
 from nova.domain.checkpoints import checkpoint_id_for, open_checkpoint
@@ -216,6 +218,7 @@ async def run_agent(service: Machinery, record: PipelineRecord,
         service.charge_own(record, outcome)
         run.attempts += outcome.attempts
         run.cost += outcome.cost_usd
+        _steps(record, agent, step, outcome, run)
         if outcome.status != "completed" or outcome.completion is None:
             status, reason = outcome.status, outcome.reason
             break
@@ -309,6 +312,26 @@ async def _made(service: Machinery, record: PipelineRecord, agent: AgentEntity,
         return replace(outcome, verdict="refused", request=None,
                        content=f"refused: {why}; it was not made")
     return answered(record, outcome, answer)
+
+
+def _steps(record: PipelineRecord, agent: AgentEntity, step: int, outcome: Outcome,
+           run: _Run) -> None:
+    """One ``AGENT_STEP`` fact per model call of ``step`` (a candidate passed over is none),
+    its id the attempt's number, so a run replayed after a crash repeats it."""
+    for attempt in outcome.attempts:
+        if attempt.status == "skipped":
+            continue
+        done = outcome.completion if attempt.status == "ok" else None
+        run.facts.append(fact(AGENT_STEP, record.identity_id, {
+            "agent_id": agent.id, "step": step, "attempt": attempt.number,
+            "provider": attempt.provider, "model": attempt.model,
+            "fallback_from": attempt.fallback_from, "status": attempt.status,
+            "tokens_in": attempt.tokens_in, "tokens_out": attempt.tokens_out,
+            "cached_tokens": attempt.cached_tokens, "cost_usd": attempt.cost_usd,
+            "stop_reason": done.stop_reason if done else None,
+            "tool_calls": len(done.tool_calls) if done else 0,
+        }, request_id=record.request_id, actor=record.user_id,
+            suffix=f"{step}/{attempt.number}"))
 
 
 def _paused(service: Machinery, record: PipelineRecord, agent: AgentEntity,

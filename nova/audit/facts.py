@@ -102,8 +102,11 @@ def checkpoint_fact(
     )
 
 
-# An agent's tool call, with its governance outcome (``streams.agent_run``; a held call has
-# two: ``held``, then how it ended), and a ``send_message``'s delivery record.
+# An agent's model call (one per attempt: its step, provider, model, tokens, cost and stop
+# reason, never what was said), its tool call, with its governance outcome
+# (``streams.agent_run``; a held call has two: ``held``, then how it ended), and a
+# ``send_message``'s delivery record.
+AGENT_STEP = "AGENT_STEP"
 AGENT_TOOL_CALL = "AGENT_TOOL_CALL"
 AGENT_MESSAGE_SENT = "AGENT_MESSAGE_SENT"
 

@@ -65,6 +65,7 @@ class Completion:
     provider: str
     model: str
     tool_calls: tuple[ToolCall, ...] = ()  # the tools the model asks Nova to call (agents)
+    stop_reason: str | None = None  # why the model stopped, as its provider says it
 
 
 class ProviderClient(Protocol):
@@ -204,6 +205,7 @@ class AnthropicClient:
             provider=self.provider,
             model=model,
             tool_calls=anthropic_calls(reply.content),
+            stop_reason=reply.stop_reason,
         )
 
     async def probe(self) -> None:
@@ -277,6 +279,7 @@ class OpenAICompatibleClient:
             model=model,
             tool_calls=openai_calls(reply.choices[0].message.tool_calls)
             if reply.choices else (),
+            stop_reason=reply.choices[0].finish_reason if reply.choices else None,
         )
 
     async def probe(self) -> None:

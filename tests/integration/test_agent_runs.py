@@ -416,12 +416,15 @@ async def test_an_http_call_is_held_approved_and_made_once_and_one_off_the_list_
     assert endpoint.calls[path] == 1, "still once"
 
 
-async def chained(gw: Gateway, rid: str, calls: int) -> Trail | None:
-    """The request's trail once lane G has appended its ``calls`` tool-call facts to the audit
-    chain and its outcome is on ``completed`` (what ``nova replay --request`` reads)."""
+async def chained(gw: Gateway, rid: str, calls: int, steps: int = 0) -> Trail | None:
+    """The request's trail once lane G has appended its ``calls`` tool-call facts and its
+    ``steps`` model-call facts to the audit chain and its outcome is on ``completed`` (what
+    ``nova replay --request`` reads)."""
     trail = await request_trail(gw.settings.as_client("tools"), rid)
     facts = {a.audit_id for _, _, a in trail.audit if a.kind == "AGENT_TOOL_CALL"}
-    return trail if len(facts) >= calls and trail.final is not None else None
+    made = {a.audit_id for _, _, a in trail.audit if a.kind == "AGENT_STEP"}
+    return (trail if len(facts) >= calls and len(made) >= steps and trail.final is not None
+            else None)
 
 
 def nova(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
@@ -450,7 +453,8 @@ async def test_nova_replay_shows_the_run_step_by_step_with_each_tool_call_s_outc
     assert (r.status_code, r.json()["status"]) == (200, "approved"), r.text
     answer = await finished(gw, me, rid)
     assert answer["status"] == "completed", answer
-    await eventually(lambda: chained(gw, rid, 3), 60, message="the run in the audit chain")
+    trail_of = await eventually(lambda: chained(gw, rid, 3, steps=3), 60,
+                                message="the run in the audit chain")
 
     replay = nova(gw, "replay", "--request", rid)
     assert replay.returncode == 0, replay.stderr
@@ -472,7 +476,22 @@ async def test_nova_replay_shows_the_run_step_by_step_with_each_tool_call_s_outc
     assert at == sorted(at), out
     assert all(" in / " in line and "$" in line
                for line in out.splitlines() if "  model " in line), "tokens and cost"
+    assert [line.rsplit("  stop ", 1)[-1] for line in out.splitlines()
+            if "  model " in line] == ["tool_use", "tool_use", "end_turn"], out
+
+    # each model call is a step of the audit chain: what it cost, never what it said
+    model_calls = sorted(await facts_of(gw, rid, "AGENT_STEP"), key=lambda s: s["attempt"])
+    assert [(s["step"], s["attempt"], s["provider"], s["status"], s["stop_reason"])
+            for s in model_calls] == [(1, 1, "anthropic", "ok", "tool_use"),
+                                (2, 2, "anthropic", "ok", "tool_use"),
+                                (3, 3, "anthropic", "ok", "end_turn")]
+    assert all(s["tokens_in"] > 0 and s["tokens_out"] > 0 and s["cost_usd"] >= 0
+               and s["agent_id"] == agent for s in model_calls)
+    assert "weekly report" not in json.dumps(model_calls), "no content in the chain"
+    audit_steps = [a.audit_id for _, _, a in trail_of.audit if a.kind == "AGENT_STEP"]
+    assert sorted(audit_steps) == [f"{rid}/AGENT_STEP/{n}/{n}" for n in (1, 2, 3)]
 
     unknown = nova(gw, "replay", "--request", f"no-such-{tag}")
     assert (unknown.returncode, unknown.stdout.strip()) == (
         1, f"no record of request no-such-{tag} on any topic")
+

@@ -31,7 +31,7 @@ from nova.records import (
     PipelineRecord,
 )
 from streams.lanes.lane_f_execution import ExecutionLane
-from tests.unit.streams.test_agent_pause_resume import Ctx, decided, held_run, service
+from tests.unit.streams.test_agent_pause_resume import Ctx, decided, held_run, request, service
 
 RID = "r-7"
 AGENT = "ag-7"
@@ -207,6 +207,20 @@ def test_a_step_is_its_attempts_up_to_the_first_that_answered() -> None:
     ]
 
 
+def test_each_model_call_shows_the_stop_reason_its_agent_step_fact_keeps() -> None:
+    def step(n: int, attempt_n: int, stop: str | None) -> AuditRecord:
+        f = fact("AGENT_STEP", "alice", {"agent_id": AGENT, "step": n, "attempt": attempt_n,
+                                         "stop_reason": stop}, request_id=RID,
+                 suffix=f"{n}/{attempt_n}")
+        return audit_of(f.fact_id, f.kind, f.detail)
+
+    out = lines(llm=[attempt(1, "error", error="503"), attempt(2), attempt(3)],
+                audit=[step(1, 1, None), step(1, 2, "tool_use"), step(2, 3, "max_tokens")],
+                final=answered("cut"))
+    assert [line.rsplit("  ", 1)[-1] for line in out[1:4]] == [
+        "error: 503", "stop tool_use", "stop max_tokens"]
+
+
 def test_facts_written_before_they_carried_their_place_and_arguments_still_show() -> None:
     old = fact("AGENT_TOOL_CALL", "alice", {"agent_id": AGENT, "step": 1, "tool": "read_thread",
                                             "verdict": "executed", "governance": "allow"},
@@ -266,5 +280,21 @@ async def test_the_run_reads_back_from_the_records_lane_f_wrote() -> None:
         "Agent run: agent ag-1, 2 steps", "step 1", "tool send_message (SEND)",
         f"held at checkpoint {cp}, then approved by u-boss: made", "step 2", "answer: 'All done.'"]
     assert "text='ship it' to='bob@example.com'" in out[2]
+    assert out[1].endswith("  stop tool_use")
+    assert out[4].endswith("  stop end_turn")
+
+    steps = [json.loads(f.detail) for f in ctx.facts if f.kind == "AGENT_STEP"]
+    assert [(s["step"], s["attempt"], s["status"], s["stop_reason"], s["tool_calls"])
+            for s in steps] == [(1, 1, "ok", "tool_use", 1), (2, 2, "ok", "end_turn", 0)]
+    assert all((s["tokens_in"], s["tokens_out"], s["agent_id"]) == (10, 5, "ag-1")
+               and s["provider"] and s["model"] and s["cost_usd"] >= 0 for s in steps)
+    said = json.dumps(steps)
+    assert "All done" not in said, "no content in the chain"
+    assert "ship it" not in said
+    ids = {f.fact_id for f in ctx.facts if f.kind == "AGENT_STEP"}
+    assert ids == {"r-1/AGENT_STEP/1/1", "r-1/AGENT_STEP/2/2"}
+    for copy in (request(), back):  # delivered again: the same facts again, none added
+        await ExecutionLane().process(copy, ctx.lane)
+    assert {f.fact_id for f in ctx.facts if f.kind == "AGENT_STEP"} == ids
     assert json.loads(next(f.detail for f in ctx.facts if f.kind == "AGENT_TOOL_CALL"))[
         "arguments"] == {"to": "bob@example.com", "text": "<7 chars>"}

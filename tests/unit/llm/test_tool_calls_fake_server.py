@@ -60,6 +60,8 @@ async def test_a_scripted_tool_call_round_trips_in_each_format(fake, pool, provi
                      Turn("tool", results=(ToolResult(call.id, "hello from t1"),)))
     second = await pool.converse(provider, model, conv, 256, rid)
     assert (second.text, second.tool_calls) == ("The thread says hello.", ())
+    assert (first.stop_reason, second.stop_reason) == (
+        ("tool_use", "end_turn") if provider == "anthropic" else ("tool_calls", "stop"))
 
     sent = [b.body for b in fake.state.bodies_for(rid)]
     assert len(sent) == 3

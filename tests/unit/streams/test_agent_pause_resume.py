@@ -71,8 +71,9 @@ class Model:
                        request_id: str) -> Completion:
         self.conversations.append(conversation)
         if not any(t.role == "assistant" for t in conversation.turns):
-            return Completion("", 10, 5, 0, 1.0, provider, model, tool_calls=(self.call,))
-        return Completion("All done.", 10, 5, 0, 1.0, provider, model)
+            return Completion("", 10, 5, 0, 1.0, provider, model, tool_calls=(self.call,),
+                              stop_reason="tool_use")
+        return Completion("All done.", 10, 5, 0, 1.0, provider, model, stop_reason="end_turn")
 
 
 @dataclass
