@@ -3,12 +3,14 @@ next call) against the fake provider's scripted tool calls, in both SDKs' format
 
 One module stack (gateway, worker, sink); each test has its own identities and a script
 matched by a tag in its agent's system prompt, so tests stay apart on the shared fake server.
-The last test reads a run back with ``nova replay --request``, as an operator does.
+One test reads a run back with ``nova replay --request``, as an operator does; the last runs
+``nova demo``'s agent scenario on the same stack.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -24,9 +26,11 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
 from analytics.client import ClickHouse
 from analytics.replay import Trail, request_trail
+from nova.cli.demo import AGENT_ANSWER, agent_scenario
 from nova.llm.fake_server import FakeServerThread
 from nova.records import AuditFact, CheckpointDecisionRecord
 from tests.integration.conftest import Gateway, SessionBroker, WorkerProcess, eventually
@@ -495,3 +499,24 @@ async def test_nova_replay_shows_the_run_step_by_step_with_each_tool_call_s_outc
     assert (unknown.returncode, unknown.stdout.strip()) == (
         1, f"no record of request no-such-{tag} on any topic")
 
+
+async def test_the_demo_s_agent_scenario_runs_on_the_stack(
+    stack: tuple[Gateway, WorkerProcess], fake_llm: FakeServerThread,
+) -> None:
+    """``nova demo``'s agent scenario as the demo runs it (its own agent, thread and script on
+    this stack's gateway and fake server): held with a 423, seen by the approver, approved,
+    answered, and printed step by step from Kafka."""
+    gw, me = stack[0], identity()
+    printed = io.StringIO()
+    out = Console(file=printed, width=200, color_system=None)
+    ids: list[str] = []
+    ok = await agent_scenario(gw.http, gw.settings, gw.auth(me),
+                              gw.auth(me, "approver", sub=f"boss-{me}"), out, ids, fake_llm.url)
+    text = printed.getvalue()
+    assert ok, text
+    (rid,) = ids
+    for said in ("423 Locked", "the approver sees step 2: send_message to bob@example.com",
+                 f"approved → completed: {AGENT_ANSWER!r}",
+                 f"`nova replay --request {rid}`", "tool read_thread (READ)",
+                 "tool send_message (SEND)", f"answer: {AGENT_ANSWER!r}"):
+        assert said in text, (said, text)
