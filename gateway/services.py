@@ -31,6 +31,7 @@ import httpx
 from analytics.client import ClickHouse, build_clickhouse
 from analytics.migrate import migrate
 from analytics.sink import ClickHouseSink, SinkRunner
+from gateway.agent_writes import AgentWriteApplier
 from gateway.alerts.delivery import Deliverer
 from gateway.alerts.dispatcher import AlertDispatcher
 from gateway.alerts.log import DeliveryLog
@@ -84,6 +85,7 @@ class Services:
     clickhouse: ClickHouse | None  # analytics, when this gateway has ClickHouse
     sink: SinkRunner | None  # the Kafka → ClickHouse sink, when this gateway runs it
     alerts: AlertDispatcher | None  # webhook deliveries, when this gateway runs them
+    agent_writes: AgentWriteApplier  # agents' writes, checked, signed and written
     _closer: contextlib.AsyncExitStack = field(repr=False, compare=False)
 
 
@@ -155,6 +157,10 @@ async def start_services(
             sink = SinkRunner(settings, ClickHouseSink(clickhouse), producer)
             task = asyncio.create_task(sink.run(), name="sink")
             closer.push_async_callback(_stop_sink, sink, task)
+        # agents' writes (from the worker, unsigned) become signed entities only here
+        agent_writes = AgentWriteApplier(settings, schemas, writer, producer)
+        await agent_writes.start()
+        closer.push_async_callback(agent_writes.stop)
         alerts = None
         if settings.run_alerts:
             alerts = await _start_alerts(settings, schemas, store, checkpoints, producer,
@@ -179,6 +185,7 @@ async def start_services(
             clickhouse=clickhouse,
             sink=sink,
             alerts=alerts,
+            agent_writes=agent_writes,
             _closer=closer,
         )
     except BaseException:

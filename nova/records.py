@@ -9,7 +9,7 @@ new record (``model_copy(update=...)``) rather than mutating what it consumed.
 from __future__ import annotations
 
 import time
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -286,6 +286,21 @@ class EntityEvent(Record):
     body: str
     key_id: str | None = None  # the gateway key that signed it (``nova.signing``)
     signature: bytes | None = None  # Ed25519 over ``entity_payload``
+
+
+class AgentWrite(Record):
+    """Schema ``agent_write``: a WRITE tool call an agent run made, allowed by governance on
+    the worker, for the gateway's applier (``gateway.agent_writes``) to check again, sign and
+    write as a thread message or a meeting note."""
+
+    write_id: str
+    request_id: str
+    identity_id: str
+    agent_id: str
+    kind: Literal["thread_message", "meeting_note"]
+    parent_id: str
+    text: str
+    ts: int
 
 
 class Delivery(Record):

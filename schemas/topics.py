@@ -153,6 +153,14 @@ _SPECS = [
         "memory across restarts; a week is kept, far longer than it ever re-reads.",
     ),
     TopicSpec(
+        "agent-writes",
+        "agent_write",
+        "request_id",
+        retention_ms=FOREVER,
+        doc="Agents' WRITE tool calls (a thread message, a meeting note), allowed on the worker, "
+        "for the gateway's applier to check again, sign and write to entities.",
+    ),
+    TopicSpec(
         "admissions",
         "admission",
         "gateway",
@@ -206,6 +214,12 @@ def audit_writer_id(prefix: str, partition: int) -> str:
 def entity_guard_group(prefix: str) -> str:
     """The consumer group of the worker's entity guard (``streams.entity_guard``)."""
     return f"{worker_app_id(prefix)}-entity-guard"
+
+
+def agent_writes_group(prefix: str) -> str:
+    """The consumer group of the gateways' agent-write appliers (``gateway.agent_writes``):
+    one applier per partition, whichever gateway holds it."""
+    return f"{prefix}-agent-writes"
 
 
 def changelog_topics(prefix: str) -> list[str]:

@@ -47,6 +47,7 @@ whatever the model said last.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ from typing import Protocol
 
 from nova.audit.facts import AGENT_MESSAGE_SENT, AGENT_STEP, AGENT_TOOL_CALL, alert_fact, fact
 from nova.convert import checkpoint_record
-from nova.domain.agents import TOOL_ACTIONS, recorded_arguments
+from nova.domain.agents import TOOL_ACTIONS, agent_write_id, recorded_arguments
 from nova.domain.checkpoints import checkpoint_id_for, open_checkpoint
 from nova.domain.governance import IDENTITY_BOUNDARY, Rule
 from nova.entities.models import AgentEntity
@@ -64,7 +65,15 @@ from nova.llm.clients import Completion
 from nova.llm.executor import Attempt, ExecutionRequest, Executor, Outcome
 from nova.llm.routing import RoutingDecision
 from nova.llm.tools import Conversation, ToolCall, ToolResult, Turn
-from nova.records import AuditFact, CheckpointState, Event, Execution, PipelineRecord
+from nova.records import (
+    AgentWrite,
+    AuditFact,
+    CheckpointState,
+    Event,
+    Execution,
+    PipelineRecord,
+    now_ms,
+)
 from nova.settings import Settings
 from streams.agent_http import AgentHttp
 from streams.agent_tools import (
@@ -75,6 +84,8 @@ from streams.agent_tools import (
     judge_and_run,
     specs_for,
 )
+
+log = logging.getLogger(__name__)
 
 
 class AgentSource(ToolView, Protocol):
@@ -87,6 +98,12 @@ class Rules(Protocol):
     def rules_for(self, identity_id: str) -> Sequence[Rule]: ...
 
 
+class AgentWrites(Protocol):
+    """Where an agent's allowed writes go: ``agent-writes``, durably (``streams.app``)."""
+
+    async def write(self, write: AgentWrite) -> None: ...
+
+
 class Machinery(Protocol):
     """What a run needs of lane F's :class:`~streams.execution.ExecutionService` (named here
     so this module does not import it back)."""
@@ -95,6 +112,7 @@ class Machinery(Protocol):
     rules: Rules
     executor: Executor
     http: AgentHttp
+    writes: AgentWrites | None  # None: WRITE tools are refused (no way to the gateway)
 
     def route(self, record: PipelineRecord, tokens: int) -> RoutingDecision: ...
 
@@ -255,7 +273,7 @@ async def _tool_calls(service: Machinery, record: PipelineRecord, agent: AgentEn
     """Govern and run the step's calls after those with ``results``; the conversation with the
     step's answer and results, or None when a call is held (``run.pause`` says where)."""
     for j in range(len(results), len(calls)):
-        outcome = await _made(service, record, agent, judge_and_run(
+        outcome = await _made(service, record, agent, step, j, judge_and_run(
             record, agent, calls[j], source, rules, endpoints=service.http.endpoints))
         if outcome.verdict == "held":
             _record(record, agent, step, j, calls[j], outcome, run, f"{step}/{j}", held=True)
@@ -288,7 +306,7 @@ async def _resolve(service: Machinery, record: PipelineRecord, agent: AgentEntit
         outcome = ToolOutcome("refused", f"refused: {call.name} has no decision; it was not made")
         suffix = f"{pause.step}/{pause.index}/undecided"
     elif checkpoint.status == "approved":
-        outcome = await _made(service, record, agent, judge_and_run(
+        outcome = await _made(service, record, agent, pause.step, pause.index, judge_and_run(
             record, agent, call, source, rules, approved=True,
             endpoints=service.http.endpoints))
         suffix = f"{pause.step}/{pause.index}/approved"
@@ -300,10 +318,15 @@ async def _resolve(service: Machinery, record: PipelineRecord, agent: AgentEntit
                    decided_by=by)
 
 
-async def _made(service: Machinery, record: PipelineRecord, agent: AgentEntity,
-                outcome: ToolOutcome) -> ToolOutcome:
+async def _made(service: Machinery, record: PipelineRecord, agent: AgentEntity, step: int,
+                index: int, outcome: ToolOutcome) -> ToolOutcome:
     """Make an approved ``http_call`` (``outcome.request``), once: only a resumed run makes
-    one, under the attempt marker lane F put for that run."""
+    one, under the attempt marker lane F put for that run. Put an allowed write
+    (``outcome.write``) on ``agent-writes`` and return once it is on the broker: the model is
+    told "appended" then, not once the gateway applied it (it applies each write once, by
+    its id, or refuses it with an audit fact; the run does not wait for either)."""
+    if outcome.write is not None:
+        return await _written(service, record, agent, step, index, outcome)
     if outcome.request is None:
         return outcome
     answer = await service.http.call(outcome.request, agent.allowed_hosts)
@@ -332,6 +355,25 @@ def _steps(record: PipelineRecord, agent: AgentEntity, step: int, outcome: Outco
             "tool_calls": len(done.tool_calls) if done else 0,
         }, request_id=record.request_id, actor=record.user_id,
             suffix=f"{step}/{attempt.number}"))
+
+
+async def _written(service: Machinery, record: PipelineRecord, agent: AgentEntity, step: int,
+                   index: int, outcome: ToolOutcome) -> ToolOutcome:
+    assert outcome.write is not None
+    kind, parent, text = outcome.write
+    if service.writes is None:
+        return replace(outcome, verdict="refused", write=None, content=(
+            "refused: this worker has no way to write; it was not made"))
+    write_id = agent_write_id(record.request_id, step, index)
+    try:
+        await service.writes.write(AgentWrite(
+            write_id=write_id, request_id=record.request_id, identity_id=record.identity_id,
+            agent_id=agent.id, kind=kind, parent_id=parent, text=text, ts=now_ms()))
+    except Exception:  # Kafka refused or timed out: the model is told it was not made
+        log.exception("agent write %s could not be written", write_id)
+        return replace(outcome, content="the write could not be recorded, so it was not made",
+                       failed=True, write=None)
+    return replace(outcome, write_id=write_id)
 
 
 def _paused(service: Machinery, record: PipelineRecord, agent: AgentEntity,
@@ -376,6 +418,8 @@ def _record(record: PipelineRecord, agent: AgentEntity, step: int, index: int, c
     }
     if outcome.verdict not in ("executed", "held"):  # why, as the model was told it
         detail["refusal"] = outcome.content
+    if outcome.write_id is not None:  # on agent-writes; the gateway's applier writes it
+        detail["write_id"] = outcome.write_id
     if outcome.answer is not None:  # what it came to, never what it said (analysts read this)
         answer = outcome.answer
         detail["http"] = {"url": answer.url, "status": answer.status,

@@ -9,8 +9,7 @@ the identity's own rules, before anything is read or done:
 - a resource of another identity: denied (``IDENTITY_BOUNDARY``), answered as refused, and
   recorded like a crossing at the gateway (an alert event and a fact), naming nothing of it;
 - deny (a rule, a credential in the arguments): answered as refused with the reasons;
-- a tool that agent runs cannot make yet (WRITE tools): refused, before any person is asked
-  to approve it; so is an ``http_call`` whose URL is not on the deployment's allow list
+- an ``http_call`` whose URL is not on the deployment's allow list
   (``NOVA_AGENT_HTTP_ALLOW``, :mod:`nova.domain.http_allow`; empty: ``http_call`` is off) and
   among the agent's ``allowed_hosts``, or is not a GET or a POST with a JSON object body;
 - require_approval (SEND, or a rule): *held*. The run pauses at a checkpoint of its own
@@ -34,8 +33,13 @@ the identity's own rules, before anything is read or done:
   (:mod:`streams.agent_http`: a timeout, redirects checked hop by hop, at most 64 KiB read),
   and :func:`answered` tells the model its status and the start of its body, held to the
   rules of what a READ returns. The audit keeps the status and the length, never the body.
-  WRITE tools are refused for now: entity writes are signed by the gateway, whose key a
-  worker never holds, so an agent's write needs a path through the gateway first.
+  WRITE tools (``append_thread``, ``append_meeting_note``; a rule-flagged one is held like a
+  SEND): entity writes are signed by the gateway, whose key a worker never holds, so an
+  allowed (or approved) write comes back ``executed`` with its :attr:`ToolOutcome.write` (the
+  child's kind, its parent and the text, the prompt's placeholders restored as a send's are);
+  lane F puts it on ``agent-writes`` durably and only then tells the model it was appended
+  (``streams.agent_run``); the gateway's applier (``gateway.agent_writes``) checks it again
+  on its own state, signs it and writes it.
 
 Pure apart from the entity view handed in (the HTTP call itself is lane F's), so the verdicts
 are unit-tested without Kafka or a network.
@@ -49,7 +53,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, Protocol
 
 from nova.convert import domain_masks
-from nova.domain.agents import TOOL_ACTIONS
+from nova.domain.agents import TOOL_ACTIONS, WRITE_KINDS
 from nova.domain.context import DataspaceItem, MeetingEntry, ThreadMessage
 from nova.domain.governance import (
     GovernanceDecision,
@@ -71,8 +75,11 @@ Verdict = Literal["executed", "refused", "denied", "held", "rejected", "expired"
 
 # What agent runs can make once allowed or approved (the rest are refused, never held).
 RUNNABLE: Final = frozenset({"read_thread", "read_meeting", "read_dataspace", "send_message",
-                            "http_call"})
+                            "http_call", "append_thread", "append_meeting_note"})
 MAX_BODY_BYTES: Final = 64 * 1024  # what one http_call may send
+# What one write may hold: the smaller of the routes' caps (a meeting note's; the gateway's
+# applier checks each route's own again).
+MAX_WRITE_CHARS: Final = 16_000
 
 
 class ToolView(Protocol):
@@ -146,6 +153,9 @@ class ToolOutcome:
     request: HttpRequest | None = None  # an approved http_call, for lane F to make
     answer: HttpAnswer | None = None  # what it came to (its status and length are recorded)
     failed: bool = False  # made, but nothing of an answer for the model (no response, ...)
+    # an allowed WRITE, for lane F to put on agent-writes: (kind, parent id, text)
+    write: tuple[Literal["thread_message", "meeting_note"], str, str] | None = None
+    write_id: str | None = None  # the write lane F put on agent-writes (for the audit)
 
     @property
     def is_error(self) -> bool:
@@ -174,6 +184,12 @@ def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
     if call.name == "send_message" and not all(
             isinstance(args.get(k), str) and args[k] for k in ("to", "text")):
         return _refused("send_message takes to and text (strings)")
+    if call.name in WRITE_KINDS:
+        text_arg = args.get("text")
+        if not isinstance(text_arg, str) or not text_arg.strip():
+            return _refused(f"{call.name} takes text (a non-empty string)")
+        if len(text_arg) > MAX_WRITE_CHARS:
+            return _refused(f"{call.name} writes at most {MAX_WRITE_CHARS} characters")
     target = _TARGETS.get(call.name)
     owners: dict[str, str] = {}
     rid = ""
@@ -229,7 +245,13 @@ def judge_and_run(record: PipelineRecord, agent: AgentEntity, call: ToolCall,
         to, body = unmask(str(args["to"]), masks), unmask(str(args["text"]), masks)
         return ToolOutcome("executed", f"sent to {args['to']}, with a person's approval"
                            if approved else f"sent to {args['to']}", decision, sent=(to, body))
-    assert target is not None, "every runnable tool but send_message reads a resource"
+    assert target is not None, "every runnable tool but send_message names a resource"
+    if call.name in WRITE_KINDS:
+        what = "thread" if call.name == "append_thread" else "meeting's notes"
+        return ToolOutcome("executed", f"appended to the {what} {rid}"
+                           + (", with a person's approval" if approved else ""), decision,
+                           write=(WRITE_KINDS[call.name], rid,
+                                  unmask(str(args["text"]), masks)))
     text = _read(call.name, rid, view)
     if credentials(text):
         return ToolOutcome("refused", f"refused: the {target[0]} holds a credential, so nothing "

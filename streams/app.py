@@ -23,6 +23,7 @@ import faust
 from faust.streams import current_event
 
 from nova.kafka.clients import faust_broker
+from nova.records import AgentWrite
 from nova.settings import Settings
 from schemas import SchemaSet, load_schema_set
 from schemas.topics import worker_app_id
@@ -117,6 +118,7 @@ def build_app(
     ctx = LaneContext(app=app, settings=settings, schemas=schemas,
                       worker=settings.worker_name, services=services, state=state)
     execution = services.execution
+    execution.writes = LaneWrites(ctx)  # agents' writes go to the gateway through agent-writes
     _llm_background(app, ctx)
 
     lanes: list[Lane] = [IntentLane(), ContextLane(), EncodingLane(), GovernanceLane(),
@@ -183,6 +185,18 @@ def build_app(
 
     app.nova_context = ctx  # type: ignore[attr-defined]  # tests and extra agents reach it here
     return app
+
+
+class LaneWrites:
+    """Agents' allowed writes onto ``agent-writes``, keyed by request id (so a request's stay
+    in order), returned from once on the broker: the gateway's applier signs and writes them
+    (``gateway.agent_writes``)."""
+
+    def __init__(self, ctx: LaneContext) -> None:
+        self.ctx = ctx
+
+    async def write(self, write: AgentWrite) -> None:
+        await self.ctx.send_durably("agent-writes", write.request_id, write)
 
 
 def _durable_setter(table: Any) -> Callable[[bytes, bytes | None], Awaitable[None]]:

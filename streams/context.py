@@ -88,6 +88,16 @@ class LaneContext:
             headers=[codec.header, *record.kafka_headers()],
         )
 
+    async def send_durably(self, topic: str, key: str, record: Record) -> None:
+        """:meth:`send`, returning once the broker acknowledged the record (acks=all)."""
+        codec = self.schemas[TOPICS[topic].value_schema]
+        sent = await self.topic(topic).send(
+            key=key.encode(),
+            value=codec.encode(record.to_avro()),
+            headers=[codec.header, *record.kafka_headers()],
+        )
+        await sent
+
     async def emit_lanes(self, record: PipelineRecord) -> None:
         """Write the request's lane events, all in one record: the lanes carry their timings
         in the record (``PipelineRecord.lanes``), so the events topic gets them once, when the

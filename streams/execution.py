@@ -65,7 +65,7 @@ from nova.llm.routing import Router, RouteRequest, RoutingDecision
 from nova.records import AuditFact, Event, Execution, PipelineRecord
 from nova.settings import Settings
 from streams.agent_http import AgentHttp
-from streams.agent_run import AgentSource, run_agent
+from streams.agent_run import AgentSource, AgentWrites, run_agent
 from streams.spend import Charge, SpendLedger
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ class ExecutionService:
         self.agents = agents  # agents and what their tools read (None: agent runs fail)
         # agents' http_call client (default: none allowed, so every http_call is refused)
         self.http = http if http is not None else AgentHttp(NOTHING)
+        # agents' writes, on agent-writes (set by the app, ``streams.app``; None: refused)
+        self.writes: AgentWrites | None = None
         self.waits: list[Wait] = []  # readiness gates (entities, spend)
         self._loaded: tuple[BudgetEntity, ...] = ()
         self._labels: dict[str, str] = {}

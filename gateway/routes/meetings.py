@@ -27,6 +27,7 @@ from fastapi import Path
 from pydantic import BaseModel, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
+from gateway import caps
 from gateway.bodies import AwareDateTime, StrictBody
 from gateway.deps import GuardDep, PrincipalDep, require_role
 from gateway.owned import (
@@ -53,9 +54,9 @@ from nova.ids import uuid7
 from nova.records import now_ms
 
 MAX_MEETINGS_PER_IDENTITY = 500
-MAX_ENTRIES_PER_MEETING = 1000
+MAX_ENTRIES_PER_MEETING = caps.MAX_ENTRIES_PER_MEETING
 MAX_PARTICIPANTS = 100
-MAX_TEXT = 16_000
+MAX_TEXT = caps.MAX_ENTRY_TEXT
 
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 IdentityId = Annotated[str, StringConstraints(pattern=IDENTITY_ID_PATTERN)]

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
+from gateway import caps
 from gateway.bodies import StrictBody
 from gateway.owned import ChangeBody, ChildRoute, OwnedResource, changeable, owned_router
 from nova.entities.models import ThreadEntity, ThreadMessageEntity, ms_to_datetime
@@ -26,8 +27,8 @@ from nova.ids import uuid7
 from nova.records import now_ms
 
 MAX_THREADS_PER_IDENTITY = 1000
-MAX_MESSAGES_PER_THREAD = 2000
-MAX_TEXT = 32_000
+MAX_MESSAGES_PER_THREAD = caps.MAX_MESSAGES_PER_THREAD
+MAX_TEXT = caps.MAX_MESSAGE_TEXT
 
 
 class ThreadCreate(StrictBody):

@@ -109,6 +109,8 @@ def checkpoint_fact(
 AGENT_STEP = "AGENT_STEP"
 AGENT_TOOL_CALL = "AGENT_TOOL_CALL"
 AGENT_MESSAGE_SENT = "AGENT_MESSAGE_SENT"
+# An agent's write the gateway's applier refused on its own state (``gateway.agent_writes``).
+AGENT_WRITE_REFUSED = "AGENT_WRITE_REFUSED"
 
 
 UNTRUSTED_RECORD = "UNTRUSTED_RECORD"

@@ -13,6 +13,7 @@ and the gateway (which validates agents) and lane F (which runs them) agree on b
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -43,6 +44,19 @@ TOOL_ACTIONS: Final[Mapping[str, Action]] = MappingProxyType({
     "send_message": "SEND",
     "http_call": "SEND",
 })
+
+# The WRITE tools and the child entity each writes (``nova.records.AgentWrite.kind``).
+WRITE_KINDS: Final[Mapping[str, Literal["thread_message", "meeting_note"]]] = MappingProxyType({
+    "append_thread": "thread_message",
+    "append_meeting_note": "meeting_note",
+})
+
+
+def agent_write_id(request_id: str, step: int, index: int) -> str:
+    """The id of the write a run's call ``index`` of ``step`` makes: the same for every replay
+    of the run, so the gateway's applier writes its entity once (``gateway.agent_writes``)."""
+    return hashlib.sha256(f"{request_id}\x00{step}\x00{index}".encode()).hexdigest()
+
 
 # The arguments that carry what a call writes (a message's text, a request's body; ``_raw``:
 # arguments that were not a JSON object, ``nova.llm.tools``), not what it names.

@@ -11,9 +11,12 @@ off and one super user, the launcher's ``nova-admin``; every other principal get
   sink's undecodable records); reads what it tails (``entities``, ``pending``, ``decisions``,
   ``expiries``, ``events``, ``completed``) and what the sink lands (with ``audit``), in the sink's
   consumer groups (``<prefix>-sink-…``); writes and reads ``deliveries`` (the alert
-  dispatcher's log) in its own group (``<prefix>-alerts``).
+  dispatcher's log) in its own group (``<prefix>-alerts``); reads ``agent-writes`` (agents'
+  WRITE tool calls, which its applier checks, signs and writes) in its group
+  (``<prefix>-agent-writes``).
 - ``nova-worker``: reads and writes the lanes' hand-off topics; writes ``pending``,
-  ``completed``, ``events``, ``facts``, ``audit`` (lane G is its only writer), ``expiries`` and
+  ``completed``, ``events``, ``facts``, ``audit`` (lane G is its only writer), ``expiries``,
+  ``agent-writes`` (what an agent asks to write; only the gateway writes ``entities``) and
   ``deadletter``; reads ``requests``, ``decisions``, ``entities``, ``events`` (spend),
   ``facts``, ``audit`` (the chain heads) and ``expiries``, and may write none of ``requests``,
   ``decisions`` or ``entities``; owns its Faust internals (every topic named
@@ -42,7 +45,13 @@ from aiokafka.protocol.types import Array, Int8, Int16, Int32, Schema, String
 from nova.errors import ConfigError
 from nova.kafka import credentials
 from nova.settings import KafkaClient, Settings
-from schemas.topics import TOPICS, audit_writer_prefix, entity_guard_group, worker_app_id
+from schemas.topics import (
+    TOPICS,
+    agent_writes_group,
+    audit_writer_prefix,
+    entity_guard_group,
+    worker_app_id,
+)
 
 GATEWAY: KafkaClient = "gateway"
 WORKER: KafkaClient = "worker"
@@ -83,6 +92,8 @@ ACCESS: dict[str, TopicAccess] = {
     "deliveries": _access(write=(GATEWAY,), read=(GATEWAY, TOOLS)),  # the alert dispatcher's
     "admissions": _access(write=(GATEWAY,), read=(GATEWAY,)),
     "sessions": _access(write=(GATEWAY,), read=(GATEWAY,)),  # refresh tokens: gateways only
+    # agents' writes: the worker asks, the gateway's applier checks, signs and writes entities
+    "agent-writes": _access(write=(WORKER,), read=(GATEWAY, TOOLS)),
 }
 
 
@@ -172,6 +183,9 @@ def bindings(settings: Settings) -> list[AclBinding]:
                           PatternType.PREFIXED, Operation.READ))
     out.append(AclBinding(principal(GATEWAY), ResourceType.GROUP, alerts_group(settings),
                           PatternType.LITERAL, Operation.READ))
+    out.append(AclBinding(principal(GATEWAY), ResourceType.GROUP,
+                          agent_writes_group(settings.topic_prefix), PatternType.LITERAL,
+                          Operation.READ))
     # Lane G's fenced audit writers: one transactional id per audit partition.
     out.append(AclBinding(principal(WORKER), ResourceType.TRANSACTIONAL_ID,
                           audit_writer_prefix(settings.topic_prefix), PatternType.PREFIXED,

@@ -138,8 +138,45 @@ def test_identity_rules_and_the_builtins_apply_to_tool_calls() -> None:
     leaked = judge("append_thread", thread_id="t1", text="key AKIAIOSFODNN7EXAMPLE")
     assert leaked.verdict == "denied", leaked
     out = judge("append_thread", thread_id="t1", text="a note")
-    assert (out.verdict, out.decision.outcome if out.decision else None) == ("refused", "allow")
-    assert "not available to agent runs yet" in out.content
+    assert (out.verdict, out.decision.outcome if out.decision else None) == ("executed", "allow")
+    assert out.write == ("thread_message", "t1", "a note")
+
+
+def test_an_allowed_write_is_handed_to_lane_f_with_the_prompt_s_placeholders_restored() -> None:
+    record = RECORD.model_copy(update={"encoded": EncodedPrompt(
+        messages=(Message(role="user", content="mail [EMAIL_1]"),), token_estimate=3,
+        masks=(Mask(placeholder="[EMAIL_1]", kind="email", value="ann@example.com",
+                    written="ann@example.com"),))})
+    out = judge_and_run(record, AGENT, ToolCall("c1", "append_thread", {
+        "thread_id": "t1", "text": "write to [EMAIL_1]"}), VIEW, ())
+    assert out.verdict == "executed"
+    assert out.write == ("thread_message", "t1", "write to ann@example.com")
+    assert out.content == "appended to the thread t1"
+
+
+def test_a_write_s_text_is_checked_before_governance() -> None:
+    assert "takes text" in judge("append_thread", thread_id="t1", text="  ").content
+    assert "at most" in judge("append_thread", thread_id="t1", text="x" * 16_001).content
+    noter = AGENT.model_copy(update={"tools": ("append_meeting_note",)})
+    out = judge("append_meeting_note", agent=noter, meeting_id="m1", text="minutes")
+    assert out.write == ("meeting_note", "m1", "minutes")
+
+
+def test_a_write_on_another_identity_s_thread_is_denied_as_a_crossing() -> None:
+    out = judge("append_thread", thread_id="t2", text="hi")
+    assert (out.verdict, out.crossing, out.write) == ("denied", ("thread", "t2", "bob"), None)
+
+
+def test_a_rule_flagged_write_is_held_then_written_once_approved() -> None:
+    hold = Rule(rule_id="ask", identity_id="alice", sphere_id=None, effect="require_approval",
+                priority=1, match=RuleMatch(actions=frozenset({"WRITE"})))
+    held = judge("append_thread", (hold,), thread_id="t1", text="a note")
+    assert (held.verdict, held.write) == ("held", None)
+    approved = judge_and_run(RECORD, AGENT, ToolCall("c1", "append_thread", {
+        "thread_id": "t1", "text": "a note"}), VIEW, (hold,), approved=True)
+    assert approved.verdict == "executed"
+    assert approved.write == ("thread_message", "t1", "a note")
+    assert "approval" in approved.content
 
 
 def test_what_a_read_returns_is_held_to_the_context_rules() -> None:
