@@ -27,6 +27,13 @@ the URL called (without its query), the status and the body's length, never the 
 the client would not make at all (its host resolves to an address that may not be reached)
 is answered and recorded ``refused``, as a call refused before it was held is.
 
+An allowed (or approved) WRITE (``append_thread``, ``append_meeting_note``) is put on
+``agent-writes`` as an :class:`~nova.records.AgentWrite` whose id is a hash of the request id,
+step and call index, and the model is told "appended" once the broker has it, not once the
+gateway applied it: the gateway's applier (``gateway.agent_writes``) checks it again, signs
+and writes it once, or refuses it with an ``AGENT_WRITE_REFUSED`` fact. Its tool-call fact
+adds the ``write_id``. The worker never writes ``entities``, nor holds the key that signs them.
+
 Pausing: a call that needs a person's approval stops the run there. Everything needed to go
 on (:class:`~nova.llm.agent_pause.AgentPause`) is put in the record, which is held at a
 checkpoint of that call's own (its id derived from the request id and the call's step and
