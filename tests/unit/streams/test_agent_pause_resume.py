@@ -21,12 +21,15 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from nova.domain.agents import agent_write_id
+from nova.domain.governance import Rule, RuleMatch
 from nova.domain.http_allow import parse_allow_list
 from nova.entities.models import AgentEntity
 from nova.llm.agent_pause import AgentPause
 from nova.llm.clients import Completion
 from nova.llm.tools import ToolCall
 from nova.records import (
+    AgentWrite,
     CheckpointDecisionRecord,
     EncodedPrompt,
     Intent,
@@ -418,3 +421,78 @@ async def test_an_approved_http_call_to_a_name_resolving_inside_is_refused_and_a
     assert (held["verdict"], made["verdict"]) == ("held", "refused")
     assert made["refusal"] == told.content
     assert "http" not in made, "nothing was sent, so nothing came back"
+
+
+WRITE = ToolCall("call-1", "append_thread", {"thread_id": "t-1", "text": "minutes"})
+WRITER = AgentEntity(id="ag-1", owner="alice", name="Writer", role="analyst", created_at=0,
+                     tools=("append_thread",))
+
+
+@dataclass
+class HeldWrites(Entities):
+    """Alice owns thread t-1, and her rule holds every WRITE for approval."""
+
+    def agent(self, agent_id: str) -> AgentEntity | None:
+        return WRITER
+
+    def owner(self, kind: str, entity_id: str) -> str | None:
+        return "alice" if (kind, entity_id) == ("thread", "t-1") else None
+
+    def rules_for(self, identity_id: str) -> list[Any]:
+        return [Rule(rule_id="ask-writes", identity_id="alice", sphere_id=None,
+                     effect="require_approval", priority=1,
+                     match=RuleMatch(actions=frozenset({"WRITE"})))]
+
+
+@dataclass
+class Writes:
+    """``agent-writes``: what lane F put there."""
+
+    written: list[AgentWrite] = field(default_factory=list)
+
+    async def write(self, write: AgentWrite) -> None:
+        self.written.append(write)
+
+
+def writing_service() -> tuple[ExecutionService, Model, Writes]:
+    settings = load_settings(environment="test", llm_max_tokens=100)
+    entities = HeldWrites()
+    svc = ExecutionService.build(settings.model_copy(update={"llm_fake_url": "http://127.0.0.1:9"}),
+                                 budgets=entities, rules=entities, agents=entities)
+    model = Model(WRITE)
+    svc.executor.source = model
+    svc.writes = writes = Writes()
+    return svc, model, writes
+
+
+async def test_a_rule_held_write_is_put_on_agent_writes_once_when_approved() -> None:
+    svc, model, writes = writing_service()
+    ctx = Ctx(svc)
+    held = await held_run(ctx, WRITER)
+    assert writes.written == [], "nothing is written while it waits"
+    back = await decided(ctx, held, "approve")
+    out = await ExecutionLane().process(back, ctx.lane)
+    assert out.record.status == "completed"
+    assert [(w.write_id, w.kind, w.parent_id, w.text, w.identity_id, w.agent_id)
+            for w in writes.written] == [
+        (agent_write_id("r-1", 1, 0), "thread_message", "t-1", "minutes", "alice", "ag-1")]
+    told = model.conversations[-1].turns[-1].results[0]
+    assert (told.content, told.is_error) == (
+        "appended to the thread t-1, with a person's approval", False)
+    assert [(f["verdict"], f.get("write_id")) for f in tool_facts(ctx)] == [
+        ("held", None), ("executed", agent_write_id("r-1", 1, 0))]
+    for record in (back, request(WRITER)):  # replayed, never rerun
+        assert (await ExecutionLane().process(record, ctx.lane)).record.status == "completed"
+    assert len(writes.written) == 1
+
+
+async def test_a_worker_without_a_way_to_the_gateway_refuses_writes() -> None:
+    svc, model, _ = writing_service()
+    svc.writes = None
+    ctx = Ctx(svc)
+    back = await decided(ctx, await held_run(ctx, WRITER), "approve")
+    out = await ExecutionLane().process(back, ctx.lane)
+    assert out.record.status == "completed"
+    told = model.conversations[-1].turns[-1].results[0]
+    assert told.is_error
+    assert "no way to write" in told.content
