@@ -63,6 +63,8 @@ TOPIC: Final = "agent-writes"
 TOOL_OF: Final = {"thread_message": "append_thread", "meeting_note": "append_meeting_note"}
 
 Child = ThreadMessageEntity | MeetingEntryEntity
+CHILD_TYPE: Final = {"thread_message": ThreadMessageEntity.ENTITY_TYPE,
+                     "meeting_note": MeetingEntryEntity.ENTITY_TYPE}
 
 
 def child_id(write: AgentWrite) -> str:
@@ -153,14 +155,14 @@ class AgentWriteApplier:
         """Apply one write: ``applied``, ``already`` (its child exists) or ``refused``."""
         store = self.writer.store
         await store.sync()  # the parent, agent and child as every gateway has written them
+        if store.version(CHILD_TYPE[write.kind], child_id(write)) > 0:
+            return "already"  # a copy (even once its parent is gone or full): never refused
         made = checked(write, store)
         if isinstance(made, str):
             log.info("agent write %s refused: %s", write.write_id, made)
             refused = refusal(write, made)
             await self.producer.send("facts", write.request_id, refused)
             return "refused"
-        if store.version(made.ENTITY_TYPE, made.id) > 0:
-            return "already"
         try:
             await self.writer.put(made, create=True)
         except ConflictError:
