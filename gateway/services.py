@@ -11,7 +11,9 @@ signing key) are built first, before anything connects.
 
 The gateway holds the signing key (``nova.signing``): every checkpoint decision and entity
 change it writes is signed with it, and its own views (entities, checkpoints) verify what they
-read with its public half, like the worker's do.
+read with its public half, like the worker's do. Agents' writes reach entities through it
+too: the worker puts them on ``agent-writes`` and the gateway's applier
+(``gateway.agent_writes``) checks, signs and writes them.
 
 Nothing here connects at import time. ClickHouse is the one optional part: a gateway without it
 serves no analytics and runs no sink, which governs nothing.
