@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         default="0",
         description="stable id of this worker among those of one host (static group membership)",
     )
+    workers: int = Field(
+        default=1, ge=1, le=64,
+        description="how many lane workers `nova up` starts and supervises (one consumer group: "
+        "Kafka shares the partitions out among them)",
+    )
     worker_stall_s: float = Field(
         default=30.0, gt=0,
         description="a lane partition with records waiting and no progress this long is re-read",
@@ -275,6 +280,17 @@ class Settings(BaseSettings):
         except UrlRefused as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _workers_have_partitions(self) -> Settings:
+        """A worker beyond one per partition would be given nothing to read: refused by name
+        rather than left idle."""
+        if self.workers > self.topic_partitions:
+            raise ValueError(
+                f"NOVA_WORKERS={self.workers} is more than NOVA_TOPIC_PARTITIONS="
+                f"{self.topic_partitions}: a worker beyond one per partition has nothing to read"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

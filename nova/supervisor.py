@@ -97,11 +97,11 @@ class Child(Protocol):
 
 
 class WorkerChild:
-    """The lane worker: ``python -m nova worker``, started by ``spawn``."""
+    """A lane worker: ``python -m nova worker``, started by ``spawn``; ``name`` tells it apart
+    from the others when ``nova up`` runs several (``NOVA_WORKERS``)."""
 
-    name = "worker"
-
-    def __init__(self, spawn: Callable[[], subprocess.Popen[bytes]]) -> None:
+    def __init__(self, spawn: Callable[[], subprocess.Popen[bytes]], name: str = "worker") -> None:
+        self.name = name
         self._spawn = spawn
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -118,11 +119,30 @@ class InProcessGateway:
             await stop_services(self.services)  # the lifespan did, unless the server crashed
 
 
+def worker_children(
+    settings: Settings, spawn_worker: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+) -> list[WorkerChild]:
+    """The ``NOVA_WORKERS`` lane workers, each started by ``spawn_worker(its extra env)``.
+
+    They share one consumer group, so Kafka shares the partitions out among them; each has a
+    static member id of its own (``NOVA_WORKER_INSTANCE``; the first keeps the configured one),
+    or each would fence the others out of the group. One worker is named ``worker``, several
+    ``worker 1``, ``worker 2``, … in the supervisor's lines."""
+    count = settings.workers
+    children = []
+    for index in range(count):
+        instance = settings.worker_instance if index == 0 else f"{settings.worker_instance}.{index}"
+        env = {"NOVA_WORKER_INSTANCE": instance}
+        children.append(WorkerChild(functools.partial(spawn_worker, env),
+                                    "worker" if count == 1 else f"worker {index + 1}"))
+    return children
+
+
 @dataclass
 class RunningStack:
     settings: Settings
     gateway: InProcessGateway
-    worker: WorkerChild
+    workers: list[WorkerChild]
     broker: BrokerChild | None
     fake: FakeProvidersChild | None = None
 
@@ -135,7 +155,7 @@ class RunningStack:
     @property
     def children(self) -> list[Child]:
         """The processes (and server threads) the supervisor watches, in start order."""
-        return [c for c in (self.fake, self.broker, self.worker) if c is not None]
+        return [c for c in (self.fake, self.broker) if c is not None] + list(self.workers)
 
 
 def has_real_providers(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
@@ -179,7 +199,7 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         except BaseException:
             await asyncio.to_thread(broker.stop)
             raise
-    worker: WorkerChild | None = None
+    workers: list[WorkerChild] = []
     gateway = InProcessGateway(settings)
     try:
         # Topics and the gateway's guards first: one that cannot be built stops us here, with
@@ -188,22 +208,22 @@ async def running_stack(settings: Settings) -> AsyncIterator[RunningStack]:
         gateway.services = services  # released by the gateway's stop, whatever happens next
         # The worker verifies with the gateway's public key and is never given the private one.
         public = {"NOVA_SIGNING_PUBLIC_KEY": public_key_text(services.signer.public)}
-        extra = public if not settings.signing_public_key else None
-        worker = WorkerChild(lambda: spawn(["worker"], settings, extra))
-        worker.start()
+        extra = public if not settings.signing_public_key else {}
+        workers = worker_children(settings, lambda env: spawn(["worker"], settings,
+                                                              {**extra, **env}))
+        for worker in workers:
+            worker.start()
         await gateway.start(services)
-        yield RunningStack(settings, gateway, worker, broker, fake)
+        yield RunningStack(settings, gateway, workers, broker, fake)
     finally:
         deadline = time.monotonic() + STOP_S
         # Gateway and worker together, the broker after both: their Kafka clients say goodbye
         # to a broker that is still there.
-        stopping = (
-            asyncio.create_task(asyncio.to_thread(worker.stop, STOP_S - BROKER_SHARE_S))
-            if worker is not None else None
-        )
+        stopping = [asyncio.create_task(asyncio.to_thread(w.stop, STOP_S - BROKER_SHARE_S))
+                    for w in workers]
         await gateway.stop(GATEWAY_STOP_S)
-        if stopping is not None:
-            await stopping
+        if stopping:
+            await asyncio.gather(*stopping)
         if broker is not None:
             await asyncio.to_thread(broker.stop, max(1.0, deadline - time.monotonic()))
         if fake is not None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import httpx
 import pytest
 
+from nova.cli.stack import worker_children
 from nova.llm.fake_server import FakeServerThread
+from nova.settings import load_settings
 from nova.supervisor import (
     FakeProvidersChild,
     RestartBudget,
@@ -190,3 +193,67 @@ async def test_a_child_that_cannot_be_restarted_counts_as_dying_again(
     err = capsys.readouterr().err
     assert "could not be restarted: RuntimeError: the fake LLM server did not start" in err
     assert err.strip().splitlines()[-1].startswith("nova: the worker keeps dying")
+
+
+class FakeProcess:
+    """A worker process as ``WorkerChild`` sees it: a pid, and a return code once ended."""
+
+    pids = iter(range(2000, 3000))
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env, self.pid = env, next(self.pids)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
+def test_nova_workers_makes_that_many_workers_each_its_own_static_member() -> None:
+    settings = load_settings(workers=3, topic_partitions=4, worker_instance="7")
+    started: list[FakeProcess] = []
+
+    def spawn(env: dict[str, str]) -> Any:
+        started.append(FakeProcess(env))
+        return started[-1]
+
+    workers = worker_children(settings, spawn)
+    for worker in workers:
+        worker.start()
+    assert [w.name for w in workers] == ["worker 1", "worker 2", "worker 3"]
+    assert [p.env["NOVA_WORKER_INSTANCE"] for p in started] == ["7", "7.1", "7.2"]
+    assert [w.name for w in worker_children(load_settings(), spawn)] == ["worker"]
+
+
+def test_more_workers_than_partitions_is_refused_naming_both_settings() -> None:
+    with pytest.raises(ValueError, match="NOVA_WORKERS=5 is more than NOVA_TOPIC_PARTITIONS=4"):
+        load_settings(workers=5, topic_partitions=4)
+
+
+async def test_each_of_several_workers_is_supervised_and_only_the_dead_one_restarted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started: list[FakeProcess] = []
+
+    def spawn(env: dict[str, str]) -> Any:
+        started.append(FakeProcess(env))
+        return started[-1]
+
+    workers = worker_children(load_settings(workers=2), spawn)
+    for worker in workers:
+        worker.start()
+    first, second = started
+    second.returncode = -signal.SIGKILL
+    stop, gateway = asyncio.Event(), Serves()
+    supervising = asyncio.create_task(supervise(workers, stop, gateway, QUICK, poll_s=0.01))
+    while len(started) < 3:
+        await asyncio.sleep(0.01)
+    stop.set()
+    assert await supervising == 0
+    gateway.stop()
+    assert started[2].env["NOVA_WORKER_INSTANCE"] == second.env["NOVA_WORKER_INSTANCE"]
+    assert workers[0].pid == first.pid  # the live one left alone
+    assert workers[1].pid == started[2].pid
+    err = capsys.readouterr().err
+    assert f"nova: the worker 2 (pid {second.pid}) exited with signal SIGKILL; restarting" in err
+    assert f"nova: the worker 2 is back (pid {started[2].pid})" in err
+    assert "worker 1" not in err
