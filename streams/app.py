@@ -132,7 +132,8 @@ def build_app(
         async def one(message: Any) -> None:
             await handle(lane_f, ctx, message)
 
-        await run_concurrently(stream, one, settings.llm_max_in_flight)
+        await run_concurrently(stream, one, settings.llm_max_in_flight,
+                               stopping=lambda: bool(app.should_stop))
 
     app.agent(ctx.topic("executable"), name="lane-F")(lane_f_agent)
 

@@ -37,6 +37,7 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from nova.audit.facts import checkpoint_fact
@@ -202,14 +203,18 @@ class InOrderAcks:
 
 
 async def run_concurrently(
-    stream: Any, handler: Any, limit: int, drain_timeout_s: float = 30.0
+    stream: Any, handler: Any, limit: int, drain_timeout_s: float = 30.0,
+    stopping: Callable[[], bool] = lambda: False, stop_drain_s: float = 1.0,
 ) -> None:
     """Consume ``stream`` without auto-ack, run ``handler(message)`` as tasks, ack in order.
 
     A record whose handler raised is never acknowledged: its partition's offset stops there
-    and the record is delivered again after a restart, rather than skipped. On shutdown or
-    rebalance the calls in flight are given ``drain_timeout_s`` to finish, so a completed
-    provider call is recorded instead of being made again by the next owner.
+    and the record is delivered again after a restart, rather than skipped. On a rebalance the
+    calls in flight are given ``drain_timeout_s`` to finish, so a completed provider call is
+    recorded instead of being made again by the next owner. When the worker is ``stopping``
+    they get ``stop_drain_s`` (a stopping ``nova up`` kills a worker that has not stopped within
+    seconds), then are cancelled: unacknowledged, their records are read again at the next
+    start, and none is left running to send on a producer that has stopped.
     """
     acks = InOrderAcks()
     slots = asyncio.Semaphore(limit)
@@ -233,4 +238,9 @@ async def run_concurrently(
             task.add_done_callback(tasks.discard)
     finally:
         if tasks:
-            await asyncio.wait(set(tasks), timeout=drain_timeout_s)
+            await asyncio.wait(set(tasks),
+                               timeout=stop_drain_s if stopping() else drain_timeout_s)
+        if tasks and stopping():
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,3 +95,38 @@ async def test_a_failed_record_is_never_acknowledged_nor_anything_after_it() -> 
     items = events(log, ("p0", 0), ("p0", 1), ("p0", 2))
     await run_concurrently(FakeStream(items), handler, limit=8)
     assert log == [("p0", 0)], "offset 1 failed: it and everything after stay unacknowledged"
+
+
+class EndlessStream(FakeStream):
+    """Its records, then nothing more until the agent is cancelled (as Faust stops it)."""
+
+    async def events(self) -> Any:
+        for item in self.items:
+            yield item
+        await asyncio.Event().wait()
+
+
+async def test_a_stopping_worker_cancels_calls_still_running_after_its_short_drain() -> None:
+    """Nothing lane F started is left running to send on a producer the worker stopped; the
+    cancelled record stays unacknowledged (read again at the next start)."""
+    log: list[tuple[str, int]] = []
+    cancelled: list[int] = []
+
+    async def handler(message: FakeMessage) -> None:
+        if message.offset == 1:
+            try:
+                await asyncio.Event().wait()  # a provider call that outlives the drain
+            except asyncio.CancelledError:
+                cancelled.append(message.offset)
+                raise
+
+    items = events(log, ("p0", 0), ("p0", 1))
+    runner = asyncio.create_task(run_concurrently(
+        EndlessStream(items), handler, limit=8, stopping=lambda: True, stop_drain_s=0.05))
+    while log != [("p0", 0)]:
+        await asyncio.sleep(0.01)
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    assert cancelled == [1]
+    assert log == [("p0", 0)]
