@@ -62,8 +62,13 @@ def kafka_stop() -> None:
     """Stop the background broker."""
     from nova.kafka.launcher import Broker
 
-    stopped = Broker(cli_settings()).stop()
-    typer.echo("Kafka stopped" if stopped else "no local broker was running")
+    settings = cli_settings()
+
+    def run() -> None:
+        stopped = Broker(settings).stop()
+        typer.echo("Kafka stopped" if stopped else "no local broker was running")
+
+    guard(run)  # a pid file it cannot read or remove is one line, as for the other commands
 
 
 @kafka_app.command("status")

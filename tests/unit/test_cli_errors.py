@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from nova.cli import app
 from nova.settings import load_settings, settings_problem
 
-Problem = Literal["setting", "kafka", "clickhouse", "port"]
+Problem = Literal["setting", "kafka", "clickhouse", "port", "gateway port"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Row:
 KAFKA: frozenset[Problem] = frozenset({"setting", "kafka"})
 CLICKHOUSE: frozenset[Problem] = frozenset({"setting", "clickhouse"})
 PORT: frozenset[Problem] = frozenset({"port"})
+GATEWAY_PORT: frozenset[Problem] = frozenset({"gateway port"})  # NOVA_GATEWAY_PORT in use
 COMMANDS: dict[str, Row] = {
     "kafka fetch": Row(),  # with KAFKA_BOOTSTRAP_SERVERS it has nothing to do: not a problem
     "kafka start": Row(problems=KAFKA),  # refuses to start a broker beside an external one
@@ -50,8 +51,8 @@ COMMANDS: dict[str, Row] = {
     "kafka acls": Row(),  # prints commands, connects to nothing
     "worker": Row(problems=KAFKA),
     "gateway": Row(problems=KAFKA),  # ClickHouse: tests/integration/test_startup_refusals.py
-    "up": Row(problems=KAFKA),
-    "demo": Row(problems=KAFKA),
+    "up": Row(problems=KAFKA | GATEWAY_PORT),
+    "demo": Row(problems=KAFKA | GATEWAY_PORT),
     "token": Row(("--identity", "identity-x", "--role", "member")),
     "sql": Row(("SELECT 1",), CLICKHOUSE),
     "report": Row(problems=CLICKHOUSE),
@@ -67,6 +68,7 @@ NAMED: dict[Problem, tuple[str, ...]] = {  # what the line must name (any one of
     "kafka": ("nova kafka start", "KAFKA_BOOTSTRAP_SERVERS"),
     "clickhouse": ("NOVA_CLICKHOUSE_DSN",),
     "port": ("--port",),
+    "gateway port": ("NOVA_GATEWAY_PORT",),
 }
 
 
@@ -111,6 +113,7 @@ def run_with(command: str, problem: Problem, busy: int, data_dir: str) -> Outcom
         "kafka": {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"},
         "clickhouse": {"NOVA_CLICKHOUSE_DSN": f"http://127.0.0.1:{free_port()}"},
         "port": {},
+        "gateway port": {"NOVA_GATEWAY_PORT": str(busy)},
     }[problem]
     own = {"NOVA_DATA_DIR": data_dir, "NOVA_GATEWAY_PORT": str(free_port()),
            "NOVA_KAFKA_PORT": str(free_port())}
@@ -203,3 +206,21 @@ def test_settings_problem_names_every_invalid_variable():
     assert "\n" not in line
     assert "NOVA_TOPIC_PARTITIONS='x'" in line
     assert "NOVA_LOG_LEVEL='loud'" in line
+
+
+def test_a_broker_that_accepts_connections_but_never_answers_is_one_line_and_exit_2(tmp_path):
+    """A listening socket that never replies (a hung broker, a wrong service on the port): the
+    command does not hang; it gives up within its Kafka request timeout (aiokafka's 40 s;
+    ``nova()``'s 120 s bound fails the test otherwise) with the one line and exit 2."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshakes; nothing ever reads or writes
+        done = nova("kafka", "provision", NOVA_DATA_DIR=str(tmp_path),
+                    KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{silent.getsockname()[1]}")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "Unclosed" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("nova: Kafka does not answer"), lines[0]
+    assert "nova kafka start" in lines[0]
