@@ -118,8 +118,10 @@ async def decide(body: DecideBody, principal: PrincipalDep, services: ServicesDe
 
 
 @router.get("/monitoring/fallback", responses={401: {}})
+@router.get("/monitoring/fallback/chains", name="fallback_chains_alias", responses={401: {}})
 async def fallback_chains(principal: PrincipalDep, llm: LlmDep) -> Any:
-    """The routing tables and, per task type, the chain a healthy system would use."""
+    """The routing tables and, per task type, the chain a healthy system would use
+    (``/fallback/chains``, the report's name for it, is the same route)."""
     config = llm.router.config
     chains = {}
     for task in sorted(config.task_routing):

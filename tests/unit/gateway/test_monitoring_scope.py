@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from gateway.routes import monitoring, monitoring_changes
+from gateway.routes import llm, monitoring, monitoring_changes
 from gateway.routes.monitoring import monitoring_scope
 
 
@@ -45,3 +45,15 @@ def test_the_routes_over_identities_data_take_the_scope_dependency() -> None:
     dependency = next(d for r in _routes() for d in r.dependant.dependencies
                       if d.call is monitoring_scope)
     assert _takes_identity(dependency)
+
+
+def test_the_fallback_chains_alias_is_the_bare_route() -> None:
+    """``/fallback/chains`` (the report's path) is ``/fallback``: one handler, so one answer and
+    the same dependencies (a principal; no identity scope: chains are nobody's)."""
+    by_path = {r.path: r for r in llm.router.routes if isinstance(r, APIRoute)}
+    bare = by_path["/api/v2/llm/monitoring/fallback"]
+    alias = by_path["/api/v2/llm/monitoring/fallback/chains"]
+    assert alias.endpoint is bare.endpoint
+    assert (alias.methods, alias.responses) == (bare.methods, bare.responses)
+    assert [d.call for d in alias.dependant.dependencies] == [
+        d.call for d in bare.dependant.dependencies]
