@@ -129,6 +129,55 @@ async def test_429_storm_then_fallback_and_monitoring(
     assert limits["http_429_last_hour"] >= 8
 
 
+async def test_nova_s_own_provider_limit_passes_a_provider_over_as_rate_limit_exceeded(
+    gateway: Any, worker_factory: Any, llm_fake: Any,
+):
+    """An operator's tokens per minute for Anthropic below one request's estimate (its prompt
+    and ``NOVA_LLM_MAX_TOKENS``, 1,024): the bucket is never empty, so lane D still routes to
+    Anthropic, and lane F's limiter, a fallback behind it, passes Anthropic over without a call.
+    In the report's events that is RATE_LIMIT_EXCEEDED (``v_pipeline_events``: an ``llm_calls``
+    row ``skipped`` for a rate limit), not RATE_LIMIT_HIT (a provider's own 429)."""
+    ch = gateway.clickhouse
+    worker_factory(llm_fake.env(NOVA_LLM_PROBE_INTERVAL_S=PROBE_RARELY))
+    alice = ident("alice")
+    r = await gateway.http.put("/api/v2/llm/monitoring/rate-limits/anthropic",
+                               headers=gateway.auth(ident("ops"), "operator"), json={"tpm": 100})
+    assert r.status_code == 200, r.text
+
+    async def passed_over() -> str | None:
+        # The worker adopts the limit once it has read it from the entities topic; until then
+        # Anthropic serves the request.
+        rid = await submit(gateway, alice, TO_ANTHROPIC)
+        assert (await finished(gateway, [rid]))[rid].status == "completed"
+        return rid if [c["provider"] for c in llm_fake.calls(rid)] == ["openai"] else None
+
+    rid = await eventually(passed_over, 60, 0.2, message="a request passed over Anthropic")
+    rows = await rows_when(ch, [rid], 2)
+    assert [(r["provider"], r["status"]) for r in rows] == [
+        ("anthropic", "skipped"), ("openai", "ok")]
+    assert rows[0]["error"].startswith("rate limit provider:anthropic:tpm"), rows[0]
+
+    async def told() -> list[dict[str, Any]] | None:
+        events = await asyncio.to_thread(report_events, ch, [rid])
+        return events if "PIPELINE_COMPLETE" in [e["event_type"] for e in events] else None
+
+    events = await eventually(told, 30, 0.2, message="the request's report events")
+    types = [e["event_type"] for e in events]
+    assert types.count("RATE_LIMIT_EXCEEDED") == 1, types
+    assert "RATE_LIMIT_HIT" not in types, types
+    exceeded = next(e for e in events if e["event_type"] == "RATE_LIMIT_EXCEEDED")
+    assert exceeded["lane"] == "F"
+    assert exceeded["detail"] == f"anthropic/{rows[0]['model']}"
+    assert types.index("RATE_LIMIT_EXCEEDED") < types.index("PIPELINE_COMPLETE"), types
+    # no call was made to Anthropic, so it has no call events
+    assert [e["detail"] for e in events if e["event_type"].startswith("LLM_CALL_")] == [
+        f"openai/{rows[1]['model']}"] * 2
+    limits = (await gateway.http.get("/api/v2/llm/monitoring/rate-limits/anthropic",
+                                     headers=gateway.auth(alice))).json()
+    assert (limits["tpm"], limits["source"]) == (100, "operator")
+    assert limits["skipped_over_limit_last_hour"] >= 1
+
+
 async def test_nova_role_is_refused_not_rerouted_when_anthropic_is_down(
     gateway: Any, worker_factory: Any, llm_fake: Any,
 ):
