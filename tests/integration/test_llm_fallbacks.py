@@ -5,7 +5,10 @@ monitoring API reading it all back from ClickHouse."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,16 @@ pytestmark = pytest.mark.integration
 
 PROBE_RARELY = "600"  # probes would eat fail_times meant for live calls
 TO_ANTHROPIC = "Write a short poem about the sea"  # creative: Anthropic first, then OpenAI
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
+
+
+def documented_dashboards() -> dict[str, dict[str, Any]]:
+    """The answers docs/monitoring.md shows for the report's two curl lines, by path."""
+    text = DOCS.read_text()
+    section = text[text.index("## The report's two curl lines"):]
+    nova, llm = re.findall(r"```json\n(.*?)\n```", section, re.DOTALL)[:2]  # as the curls
+    return {"/api/v2/nova/monitoring/dashboard": json.loads(nova),
+            "/api/v2/llm/monitoring/dashboard": json.loads(llm)}
 
 
 def ident(name: str) -> str:
@@ -113,14 +126,21 @@ async def test_429_storm_then_fallback_and_monitoring(
     operator = (await gateway.http.get(f"/api/v2/llm/monitoring/costs?identity={alice}",
                                        headers=gateway.auth(bob, "operator"))).json()
     assert operator["total_usd"] == costs["total_usd"]
+    answers: dict[str, Any] = {}
     for path in ("/api/v2/llm/providers", "/api/v2/llm/monitoring/dashboard",
                  "/api/v2/llm/monitoring/health", "/api/v2/llm/monitoring/health/openai",
                  "/api/v2/llm/monitoring/rate-limits", "/api/v2/llm/monitoring/rate-limits/openai",
                  "/api/v2/llm/monitoring/costs/summary", "/api/v2/llm/monitoring/fallback",
                  "/api/v2/llm/monitoring/alerts", "/api/v2/nova/monitoring/dashboard",
-                 "/api/v2/nova/monitoring/stats", "/api/v2/nova/monitoring/costs"):
+                 "/api/v2/nova/monitoring/stats", "/api/v2/nova/monitoring/costs",
+                 "/api/v2/llm/monitoring/fallback/chains"):
         r = await gateway.http.get(path, headers=gateway.auth(alice))
         assert r.status_code == 200, (path, r.text)
+        answers[path] = r.json()
+    for path, shown in documented_dashboards().items():  # the docs show real answers' keys
+        assert sorted(answers[path]) == sorted(shown), path
+    assert answers["/api/v2/llm/monitoring/fallback/chains"] == answers[
+        "/api/v2/llm/monitoring/fallback"]  # the report's path, an alias
     dash = (await gateway.http.get("/api/v2/nova/monitoring/dashboard",
                                    headers=gateway.auth(alice))).json()
     assert dash["requests"] == 9
