@@ -46,6 +46,9 @@ bench: kafka-jars ## benchmarks: each prints its figure next to a baseline measu
 bench-peer: kafka-jars ## Nova's sync path next to a LiteLLM proxy (installed on first use) on one fake upstream
 	$(PY) bench/peer.py
 
+bench-soak: kafka-jars ## memory: RSS of gateway, worker and broker over 5 minutes at half load (first third vs last)
+	$(PY) bench/soak.py --minutes $${NOVA_SOAK_MINUTES:-5}
+
 chaos: kafka-jars ## nova up under load while its worker (3x) and broker (1x) are SIGKILLed; prints the counts
 	$(PY) bench/chaos.py --requests $${NOVA_CHAOS_REQUESTS:-10000}
 
@@ -55,4 +58,4 @@ up: kafka-jars ## run the stack in the foreground (Ctrl-C stops all of it)
 clean: ## remove the virtualenv and caches (Nova's data dir is left alone)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install kafka-jars browser demo test lint bench bench-peer chaos up clean
+.PHONY: help install kafka-jars browser demo test lint bench bench-peer bench-soak chaos up clean

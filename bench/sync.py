@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -298,8 +298,30 @@ def line(label: str, run: Run, baseline: Run) -> str:
             f"req/s  p50 {baseline.q(0.5):6.1f} ms | ratio {ratio:.2f}x")
 
 
-async def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="nova-bench-sync-"))
+@dataclass(frozen=True)
+class Stack:
+    """A running ``nova up`` with its fake provider, as :func:`nova_up` starts it."""
+
+    tmp: Path
+    up: subprocess.Popen[bytes]
+    gateway: str
+    fake: str
+    settings: Settings
+    kafka_port: int
+    controller_port: int
+    tokens: list[str]
+
+    def admin_settings(self) -> Settings:
+        """Settings of the tools principal that reads topics (bench readers only)."""
+        return load_settings(data_dir=self.tmp / "data", kafka_port=self.kafka_port,
+                             kafka_controller_port=self.controller_port, kafka_client="admin")
+
+
+@contextlib.asynccontextmanager
+async def nova_up(prefix: str) -> AsyncIterator[Stack]:
+    """``python -m nova up`` on free ports in a temporary directory, the fake provider in a
+    process of its own, provider and identity limits raised; 50 member tokens."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     fake_port, gateway_port = free_port(), free_port()
     kafka_port, controller_port = free_port(), free_port()
     env = {
@@ -316,7 +338,6 @@ async def main(args: argparse.Namespace) -> None:
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     settings = load_settings(data_dir=tmp / "data", gateway_port=gateway_port)
     gateway = f"http://127.0.0.1:{gateway_port}"
-    fake = f"http://127.0.0.1:{fake_port}"
     fake_cmd = [sys.executable, "-m", "nova.llm.fake_server", "--port", str(fake_port)]
     with spawned(fake_cmd, env, tmp / "fake.log"), \
          spawned([sys.executable, "-m", "nova", "up"], env, tmp / "up.log") as up:
@@ -324,6 +345,13 @@ async def main(args: argparse.Namespace) -> None:
         now = datetime.now(UTC)
         tokens = [issue_token(settings, sub=f"user-bench-{c}", identity=f"identity-bench-{c}",
                               roles=["member"], now=now) for c in range(50)]
+        yield Stack(tmp, up, gateway, f"http://127.0.0.1:{fake_port}", settings, kafka_port,
+                    controller_port, tokens)
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with nova_up("nova-bench-sync-") as stack:
+        gateway, fake, tokens, up = stack.gateway, stack.fake, stack.tokens, stack.up
         print(f"sync path: nova up on this machine ({os.cpu_count()} cores), fake provider in "
               "its own process", flush=True)
         await sequential("nova", gateway, 20, tokens[0])  # warm-up: consumers settled, JIT-free
@@ -346,9 +374,7 @@ async def main(args: argparse.Namespace) -> None:
                   "(target: p50 ≤ 25 ms, p99 ≤ 60 ms)")
             print("  lane work p50 by lane (ms; lane F's includes the provider call): " + ", ".join(
                       f"{k} {statistics.median(v):.1f}" for k, v in sorted(nova.per_lane.items())))
-            admin = load_settings(data_dir=tmp / "data", kafka_port=kafka_port,
-                                  kafka_controller_port=controller_port, kafka_client="admin")
-            print(await where_the_time_goes(admin, nova), flush=True)
+            print(await where_the_time_goes(stack.admin_settings(), nova), flush=True)
         pids = processes(up.pid)
         before = {name: cpu_s(pid) for name, pid in pids.items()}
         completed = 0
