@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from nova.errors import NovaError, PartitionLost, SchemaError, one_line
 from nova.kafka.liveness import is_outage
@@ -76,11 +76,11 @@ async def handle(lane: Lane, ctx: LaneContext, message: Any) -> None:
     except PartitionLost as exc:  # not ours any more: the new owner processes it again
         log.info("lane %s: %s dropped: %s", lane.code, record.request_id, exc)
         return
-    except NovaError as exc:
-        await _failed(lane, ctx, message, record, started, t0, exc)
-        return
     except Exception as exc:
-        log.exception("lane %s crashed on %s", lane.code, record.request_id)
+        if _stopping(ctx):
+            await _park(lane, record, exc)
+        if not isinstance(exc, NovaError):
+            log.exception("lane %s crashed on %s", lane.code, record.request_id)
         await _failed(lane, ctx, message, record, started, t0, exc)
         return
     duration = (time.perf_counter() - t0) * 1000
@@ -88,6 +88,21 @@ async def handle(lane: Lane, ctx: LaneContext, message: Any) -> None:
                         duration_ms=duration, worker=ctx.worker)
     out = outcome.record.model_copy(update={"lanes": (*outcome.record.lanes, timing)})
     await forward(ctx, outcome.target or lane.output, out)
+
+
+def _stopping(ctx: LaneContext) -> bool:
+    app = getattr(ctx, "app", None)  # a Faust app (tests: a stand-in, or none)
+    return getattr(app, "should_stop", False) is True
+
+
+async def _park(lane: Lane, record: PipelineRecord, exc: Exception) -> NoReturn:
+    """Wait for the stop to cancel us: work that failed because its worker is stopping (Faust
+    stops the producer while lane F's calls in flight end) is not the request's fault, so it
+    is neither dead-lettered nor failed; unacknowledged, it is read again at the next start."""
+    log.info("lane %s: %s left for the next start (the worker is stopping: %s)", lane.code,
+             record.request_id, one_line(exc))
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable: only cancelled")
 
 
 async def forward(ctx: LaneContext, target: str, record: PipelineRecord) -> None:

@@ -8,6 +8,8 @@ answers; a real error still fails the request, once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,3 +112,27 @@ async def test_a_real_error_still_fails_the_request_once() -> None:
     assert ctx.dead == ["TopicAuthorizationFailedError"]
     assert [(t, r.status) for t, r in ctx.sent] == [("governed", "failed")]
     assert ctx.lane_statuses() == [("D", "error")]
+
+
+@dataclass
+class StoppingApp:
+    should_stop: bool = True
+
+
+@dataclass
+class StoppingCtx(Ctx):
+    app: StoppingApp = field(default_factory=StoppingApp)
+
+
+async def test_work_failed_by_its_worker_stopping_is_neither_dead_lettered_nor_failed() -> None:
+    """Faust stops the producer while lane F's calls in flight end: their sends fail, which is
+    not the request's fault; the lane waits for the stop to cancel it, the record unacked."""
+    lane, ctx = Lane(RuntimeError("Producer service not yet started")), StoppingCtx()
+    handling = asyncio.create_task(handle(lane, ctx, message()))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert not handling.done()
+    handling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await handling
+    assert ctx.dead == []
+    assert ctx.sent == []
