@@ -14,7 +14,9 @@ no traceback, no unclosed client, no task exception left unretrieved, no process
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,7 +32,13 @@ import pytest
 
 from bench.chaos import child_running
 from nova.kafka.launcher import free_port
-from tests.integration.test_kafka_launcher import REPO, clean_env, nova, processes_mentioning
+from tests.integration.test_kafka_launcher import (
+    REPO,
+    children_of,
+    clean_env,
+    nova,
+    processes_mentioning,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -93,15 +101,15 @@ class Up:
         return pid
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    home = tmp_path_factory.mktemp("nova-up")
+@contextlib.contextmanager
+def running_up(home: Path, **extra_env: str) -> Iterator[Up]:
+    """``nova up`` with a data dir under ``home``, free ports and the fake providers, ready, with
+    a member's and an approver's token; stopped (if a test has not) on the way out."""
     data_dir = home / "nova-data"
     gateway_port = free_port()
     env = clean_env(NOVA_DATA_DIR=str(data_dir), NOVA_KAFKA_PORT=str(free_port()),
                     NOVA_KAFKA_CONTROLLER_PORT=str(free_port()),
-                    NOVA_GATEWAY_PORT=str(gateway_port),
-                    NOVA_CHECKPOINT_TTL_S=str(CHECKPOINT_TTL_S))
+                    NOVA_GATEWAY_PORT=str(gateway_port), **extra_env)
     for key in [k for k in env if k.endswith("_API_KEY")]:
         del env[key]  # the fake providers, whatever the developer's shell holds
     log_path = home / "nova-up.log"
@@ -132,6 +140,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    with running_up(tmp_path_factory.mktemp("nova-up"),
+                    NOVA_CHECKPOINT_TTL_S=str(CHECKPOINT_TTL_S)) as stack:
+        yield stack
 
 
 def test_a_killed_worker_is_restarted_with_a_line_naming_it_and_requests_complete(up: Up):
@@ -268,3 +283,38 @@ def test_sigterm_under_load_stops_everything_cleanly_within_10_s(up: Up):
     assert "Nova stopped." in log
     assert not any(exists(pid) for pid in children)
     assert processes_mentioning(str(up.data_dir)) == []
+
+
+def worker_pids(up: Up) -> list[int]:
+    """``nova up``'s live worker processes, oldest first."""
+    return sorted(pid for pid in children_of(up.proc.pid)
+                  if child_running(up.proc.pid, "-m nova worker") is not None
+                  and "-m nova worker" in _cmdline(pid))
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_with_two_workers_one_killed_is_restarted_and_requests_still_complete(tmp_path: Path):
+    """NOVA_WORKERS=2: two workers in one group, each supervised; the module's own stack was
+    stopped by the test above, so this one runs alone."""
+    with running_up(tmp_path, NOVA_WORKERS="2") as up:
+        workers = until(lambda: (pids := worker_pids(up)) and len(pids) == 2 and pids,
+                        "two workers")
+        os.kill(workers[1], signal.SIGKILL)
+        until(lambda: f"(pid {workers[1]}) exited with signal SIGKILL; restarting" in up.log(),
+              "the line naming the killed worker")
+        assert re.search(rf"^nova: the worker [12] \(pid {workers[1]}\) exited with signal "
+                         "SIGKILL; restarting it in", up.log(), re.MULTILINE), up.log()[-3000:]
+        r = up.post(wait_ms=80_000)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "completed", r.text
+        restarted = until(lambda: (pids := worker_pids(up)) and len(pids) == 2 and pids,
+                          "two workers again")
+        assert workers[0] in restarted  # the other one served on meanwhile
+        assert workers[1] not in restarted
+        assert up.proc.poll() is None, up.log()[-3000:]
