@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,22 +243,31 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _details(audit: Sequence[tuple[int, int, AuditRecord]], kind: str
+             ) -> Iterator[tuple[AuditRecord, Mapping[str, Any]]]:
+    """The ``kind`` facts of the chain in order, each with its JSON detail (a fact whose
+    detail is not a JSON object is passed over: replay shows what it can read)."""
+    for _, _, rec in audit:
+        if rec.kind != kind:
+            continue
+        try:
+            detail = json.loads(rec.detail)
+        except ValueError:
+            continue
+        if isinstance(detail, dict):
+            yield rec, detail
+
+
 def _tool_facts(audit: Sequence[tuple[int, int, AuditRecord]]
                 ) -> list[tuple[tuple[int, int], Mapping[str, Any]]]:
     """The run's tool-call facts in chain order, each once (lane G may append one again after
     a crash, under the same id), with its place (step, index)."""
     seen: set[str] = set()
     out: list[tuple[tuple[int, int], Mapping[str, Any]]] = []
-    for _, _, rec in audit:
-        if rec.kind != AGENT_TOOL_CALL or rec.audit_id in seen:
+    for rec, detail in _details(audit, AGENT_TOOL_CALL):
+        if rec.audit_id in seen:
             continue
         seen.add(rec.audit_id)
-        try:
-            detail = json.loads(rec.detail)
-        except ValueError:
-            continue
-        if not isinstance(detail, dict):
-            continue
         place = _place(rec.audit_id, detail)
         if place is not None:
             out.append((place, detail))
@@ -268,15 +277,7 @@ def _tool_facts(audit: Sequence[tuple[int, int, AuditRecord]]
 def _stop_reasons(audit: Sequence[tuple[int, int, AuditRecord]]) -> dict[int, str]:
     """Each model call's stop reason by attempt number, from its ``AGENT_STEP`` fact."""
     out: dict[int, str] = {}
-    for _, _, rec in audit:
-        if rec.kind != AGENT_STEP:
-            continue
-        try:
-            detail = json.loads(rec.detail)
-        except ValueError:
-            continue
-        if not isinstance(detail, dict):
-            continue
+    for _, detail in _details(audit, AGENT_STEP):
         attempt, stop = detail.get("attempt"), detail.get("stop_reason")
         if isinstance(attempt, int) and isinstance(stop, str) and stop:
             out[attempt] = stop
