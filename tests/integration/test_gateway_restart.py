@@ -1,13 +1,18 @@
 """The gateway ``nova up`` serves in its own process comes back there after its server ended:
 its listening socket and its services (Kafka clients, the embedded ClickHouse, the sink) are
 released, then built again on the same port and data dir (``nova.cli.stack.InProcessGateway``,
-restarted by the supervisor as ``tests/unit/test_supervisor.py`` shows)."""
+restarted by the supervisor as ``tests/unit/test_supervisor.py`` shows).
+
+A process may own one chdb path, and this test's process already holds the session's
+(``conftest.clickhouse``), so the gateway opens that path, in a database of its own: each
+start opens a new handle on it and each stop closes that handle."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
+from analytics.client import ClickHouse
 from nova.cli.stack import InProcessGateway
 from nova.settings import Settings
 
@@ -15,9 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_gateway_whose_server_ended_serves_again_in_the_same_process(
-    settings: Settings,
+    settings: Settings, clickhouse: ClickHouse,
 ) -> None:
-    gateway = InProcessGateway(settings)
+    gateway = InProcessGateway(settings.model_copy(update={"clickhouse_dsn": clickhouse.dsn}))
     await gateway.start()
     try:
         async with httpx.AsyncClient(base_url=settings.gateway_url, timeout=30) as http:
