@@ -125,12 +125,16 @@ class GatewayServer(uvicorn.Server):
 # cancelled: short, so that ``nova up`` stops within 10 s (nova.cli.stack.STOP_S); what such a
 # request wrote before it was cancelled is on the broker, where its client can read it back.
 GRACE_S = 2
+# An idle keep-alive connection is closed by the client first: uvicorn's default 5 s equals
+# httpx's pool expiry, and a request sent on a connection the server closes at that moment
+# fails with a read error (the SIGKILL restart test met it). 75 s, as load balancers use.
+KEEP_ALIVE_S = 75
 
 
 def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
                           log_level="warning", lifespan="on", timeout_graceful_shutdown=GRACE_S,
-                          ws_max_size=MAX_FRAME)
+                          timeout_keep_alive=KEEP_ALIVE_S, ws_max_size=MAX_FRAME)
 
 
 async def serve(settings: Settings) -> None:

@@ -234,6 +234,10 @@ class Settings(BaseSettings):
     # Governance
     checkpoint_ttl_s: int = 24 * 3600
     checkpoint_sweep_s: float = 2.0
+    # How long lane E's and F's tables keep a finished request's entry in memory: as long as a
+    # copy of the request may still arrive (streams.retention); waiting entries stay.
+    table_keep_s: int = Field(default=600, ge=1)
+    table_sweep_s: float = Field(default=10.0, gt=0)
     context_token_budget: int = 2000
     # Lane D asks a ``classifier`` model what the masked prompt orders; it can only raise the
     # risk (streams/second_opinion.py). Off by default: the rules decide alone.

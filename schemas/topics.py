@@ -226,5 +226,13 @@ def changelog_topics(prefix: str) -> list[str]:
     return [f"{worker_app_id(prefix)}-{table}-changelog" for table in WORKER_TABLES]
 
 
+def changelog_configs(checkpoint_ttl_s: int, keep_s: int) -> dict[str, str]:
+    """The tables' changelog topics' configuration: compacted, and forgotten after twice the
+    longer of a checkpoint's life and the worker's in-memory keep (``streams.retention``), so a
+    pending hold outlives its TTL with margin while finished entries do not stay for ever."""
+    retention_ms = 2 * max(checkpoint_ttl_s, keep_s) * 1000
+    return {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)}
+
+
 def topic_spec(name: str) -> TopicSpec:
     return TOPICS[name]

@@ -23,10 +23,10 @@ import faust
 from faust.streams import current_event
 
 from nova.kafka.clients import faust_broker
-from nova.records import AgentWrite
+from nova.records import AgentWrite, now_ms
 from nova.settings import Settings
 from schemas import SchemaSet, load_schema_set
-from schemas.topics import worker_app_id
+from schemas.topics import changelog_configs, worker_app_id
 from streams import consumer
 from streams.context import RAW, LaneContext, LaneState
 from streams.entity_guard import EntityGuard
@@ -43,6 +43,7 @@ from streams.lanes import (
 from streams.lanes.lane_e_checkpoint import on_checkpoint_message, sweep_expired
 from streams.lanes.lane_f_execution import run_concurrently
 from streams.lanes.lane_g_audit import AuditChain, on_fact
+from streams.retention import TableRetention
 from streams.runtime import Lane, handle
 from streams.services import WorkerServices
 from streams.watchdog import PartitionWatchdog
@@ -103,10 +104,15 @@ def build_app(
     # commits never pass an unfinished record, nor a record whose audit is not committed yet;
     # fetches wait briefly (see streams.consumer)
     consumer.install(app, settings.kafka_fetch_max_wait_ms, before_commit=chain.before_commit)
-    table_opts: dict[str, Any] = {"default": None, "partitions": settings.topic_partitions,
-                                  "key_type": bytes, "value_type": bytes}
+    table_opts: dict[str, Any] = {
+        "default": None, "partitions": settings.topic_partitions,
+        "key_type": bytes, "value_type": bytes,
+        "extra_topic_configs": changelog_configs(settings.checkpoint_ttl_s,
+                                                 settings.table_keep_s),
+    }
     llm_results = app.Table("llm_results", **table_opts)
     held = app.Table("held", **table_opts)
+    _retention(app, settings, llm_results, held)
     state = LaneState(
         held=held,
         llm_results=llm_results,
@@ -216,15 +222,31 @@ def _durable_setter(table: Any) -> Callable[[bytes, bytes | None], Awaitable[Non
 
     async def put(key: bytes, value: bytes | None) -> None:
         partition = table.partition_for_key(key)
+        table.data.pop(key, None)  # re-inserted last: the retention sweep visits oldest first
         if value is None:  # a tombstone, as Faust's own delete sends it
             sent = table.send_changelog(partition, key, None, value_serializer="raw")
-            table.data.pop(key, None)
         else:
             sent = table.send_changelog(partition, key, value)
             table.data[key] = value
         await sent
 
     return put
+
+
+def _retention(app: faust.App, settings: Settings, *tables: Any) -> None:
+    """Finished entries leave the tables' memory after ``table_keep_s`` (streams.retention)."""
+    keep_ms = settings.table_keep_s * 1000
+    sweepers: list[TableRetention] = []
+
+    async def sweep() -> None:
+        if not sweepers:  # the stores exist once the app runs
+            sweepers.extend(TableRetention.of_table(t, keep_ms, now_ms) for t in tables)
+        dropped = sum(s.sweep() for s in sweepers)
+        if dropped:
+            log.debug("table retention: %d finished entries left memory", dropped)
+
+    _guarded_timer(app, settings.table_sweep_s, "table-retention", sweep,
+                   "table retention sweep failed")
 
 
 def _agent_for(lane: Lane, ctx: LaneContext) -> Agent:

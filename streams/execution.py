@@ -84,6 +84,7 @@ class ExecutionResult:
 OWN_EVENTS_KEPT = 100_000  # own charged event ids awaiting their echo from the topic
 SEEN_EVENTS_KEPT = 200_000  # charged event ids remembered against redelivered duplicates
 RESULTS_KEPT = 10_000  # recent results replayed to a redelivered request in this process
+RESULTS_KEEP_S = 60.0  # ... for this long: by then lane F's llm_results entry answers a copy
 READY_TIMEOUT_S = 60.0  # how often a worker still waiting for budgets and spend says so
 
 
@@ -157,7 +158,7 @@ class ExecutionService:
         self._own: OrderedDict[str, None] = OrderedDict()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._inflight: dict[str, asyncio.Event] = {}
-        self._recent: OrderedDict[str, ExecutionResult] = OrderedDict()
+        self._recent = RecentResults(RESULTS_KEPT, RESULTS_KEEP_S)
         self._ready = False
 
     @classmethod
@@ -386,7 +387,7 @@ class ExecutionService:
             if before is not None:
                 await before()
             result = await self._execute(record)
-            _remember(self._recent, rid, result, RESULTS_KEPT)
+            self._recent.put(rid, result)
             return result
         finally:
             if self._inflight.get(rid) is gate:
@@ -485,6 +486,41 @@ def run_key(request_id: str, checkpoint_id: str | None = None) -> str:
     """What names one execution of a request: its first, or its agent run resumed after the
     tool-call checkpoint ``checkpoint_id``."""
     return request_id if checkpoint_id is None else f"{request_id}@{checkpoint_id}"
+
+
+class RecentResults:
+    """This process's latest results, for copies of a request delivered while (or just after)
+    it ran: at most ``keep`` of them, none older than ``keep_s``. Bounded in time as well as
+    in number, because each holds a whole record: by count alone, 10,000 of them were the
+    worker's growth in ``make bench-soak``. After ``keep_s`` the durable ``llm_results`` entry
+    answers a copy instead."""
+
+    def __init__(self, keep: int, keep_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.keep, self.keep_s, self.clock = keep, keep_s, clock
+        self._items: OrderedDict[str, tuple[float, ExecutionResult]] = OrderedDict()
+
+    def put(self, key: str, result: ExecutionResult) -> None:
+        now = self.clock()
+        self._items[key] = (now, result)
+        self._items.move_to_end(key)
+        self._prune(now)
+
+    def get(self, key: str) -> ExecutionResult | None:
+        self._prune(self.clock())
+        item = self._items.get(key)
+        return None if item is None else item[1]
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None if isinstance(key, str) else False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _prune(self, now: float) -> None:
+        items, oldest = self._items, now - self.keep_s
+        while items and (len(items) > self.keep or next(iter(items.values()))[0] < oldest):
+            items.popitem(last=False)
 
 
 def _remember(store: OrderedDict[str, Any], key: str, value: Any, keep: int) -> None:

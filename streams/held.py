@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from nova.records import PipelineRecord
+from nova.records import PipelineRecord, now_ms
 
 
 def held_entry(record: PipelineRecord, state: str) -> bytes:
-    return json.dumps({"state": state, "record": record.model_dump(mode="json")}).encode()
+    """The entry for ``record`` in ``state``, dated (``at``) for ``streams.retention``."""
+    return json.dumps({"state": state, "at": now_ms(),
+                       "record": record.model_dump(mode="json")}).encode()
 
 
 def parse_entry(raw: bytes) -> tuple[str, PipelineRecord]:

@@ -20,7 +20,7 @@ from nova.errors import ConfigError, LauncherError, StartupError
 from nova.kafka.acls import apply_acls, bindings, topics_of
 from nova.kafka.clients import kafka_admin, kafka_client
 from nova.settings import Settings
-from schemas.topics import TOPICS, changelog_topics
+from schemas.topics import TOPICS, changelog_configs, changelog_topics
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 name=name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"},
+                topic_configs=changelog_configs(settings.checkpoint_ttl_s, settings.table_keep_s),
             )
             for name in changelog_topics(settings.topic_prefix)
             if name in names - existing

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nova.audit.facts import checkpoint_fact
-from nova.records import Execution, PipelineRecord
+from nova.records import Execution, PipelineRecord, now_ms
 from streams.context import LaneContext
 from streams.execution import run_key
 from streams.held import held_entry, held_key, parse_entry
@@ -119,6 +119,7 @@ class ExecutionLane:
         if result.called or (run is not None and not result.replayed):
             await ctx.state.put_durably(key, json.dumps(
                 {
+                    "at": now_ms(),  # streams.retention: when it may leave memory
                     "status": out.status,
                     "error": out.error,
                     "execution": out.execution.model_dump(mode="json") if out.execution else None,
@@ -140,20 +141,23 @@ async def hold(ctx: LaneContext, held: PipelineRecord) -> LaneOutcome:
         await ctx.state.hold_durably(entry, held_entry(held, "pending"))
         await ctx.audit(checkpoint_fact(held, held.checkpoint, actor=None))
     await ctx.state.put_durably(held.request_id.encode(),
-                                json.dumps({"status": PAUSED, "held": entry.decode()}).encode())
+                                json.dumps({"status": PAUSED, "held": entry.decode(),
+                                            "at": now_ms()}).encode())
     return LaneOutcome(held, status="held", target="pending")
 
 
 ATTEMPTED = "attempted"
-ATTEMPT_MARKER = json.dumps({"status": ATTEMPTED}).encode()
 PAUSED = "paused"
 
 
 def attempt_marker(run: str | None) -> bytes:
-    """The marker put before calling: of the request's first execution (``run`` None, the
-    marker older workers wrote too), or of a resumed agent run."""
-    return ATTEMPT_MARKER if run is None else json.dumps({"status": ATTEMPTED, "run": run}
-                                                         ).encode()
+    """The marker put before calling: of the request's first execution (``run`` None; older
+    workers wrote it as ``{"status": "attempted"}``), or of a resumed agent run; ``at`` dates
+    it for ``streams.retention``."""
+    marker: dict[str, object] = {"status": ATTEMPTED, "at": now_ms()}
+    if run is not None:
+        marker["run"] = run
+    return json.dumps(marker).encode()
 
 
 INTERRUPTED = (

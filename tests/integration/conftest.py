@@ -39,7 +39,7 @@ import pytest
 import uvicorn
 
 from analytics.client import ClickHouse
-from gateway.app import create_app
+from gateway.app import create_app, server_config
 from nova.auth.tokens import issue_token
 from nova.kafka.admin import provision
 from nova.kafka.launcher import Broker, BrokerLayout, free_port
@@ -227,8 +227,7 @@ async def serve_gateway(settings: Settings, ch: ClickHouse) -> AsyncIterator[Gat
         await provision(settings)  # harness settings log in as nova-admin, the app as nova-gateway
         _PROVISIONED.add(settings.topic_prefix)
     app = create_app(settings, clickhouse=ch)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port,
-                            log_level="warning", lifespan="on")
+    config = server_config(app, settings)  # nova gateway's own (keep-alive, grace)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
