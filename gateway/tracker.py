@@ -34,6 +34,7 @@ from schemas import headers as hdr
 log = logging.getLogger(__name__)
 
 LANE_ORDER = "ABCDEFG"
+DECODED_KEPT = 512  # decoded views kept for reads that follow one another (RequestTracker.get)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class RequestTracker(TopicTail):
         self._put_at: dict[str, float] = {}
         # views known from headers only: the raw value to decode when the view is read
         self._undecoded: dict[str, tuple[str, bytes, Any]] = {}
+        self._decoded: OrderedDict[str, RequestView] = OrderedDict()  # the last few reads
         self._changed: dict[str, asyncio.Event] = {}
         self._releasing = False  # the gateway is stopping: waits end now
 
@@ -155,14 +157,37 @@ class RequestTracker(TopicTail):
 
     # -- read side ---------------------------------------------------------------------
     def get(self, request_id: str) -> RequestView | None:
-        raw = self._undecoded.pop(request_id, None)
-        if raw is not None:
-            topic, value, headers = raw
-            try:
-                self.apply(topic, self.schemas[TOPICS[topic].value_schema].decode(value, headers))
-            except (SchemaError, ValueError) as exc:  # keep the view its headers gave
-                log.debug("request %s: record does not decode: %s", request_id, exc)
-        return self._views.get(request_id)
+        """The request's view, its record decoded now when only its headers were read.
+
+        The map keeps the raw value, about a fifth of the decoded record's size, so a
+        finished request costs the same few KB for its whole retention whether or not its
+        client read the answer (``bench/soak.py`` measured the decoded records as the
+        gateway's growth while the window filled). Only the last :data:`DECODED_KEPT` decoded
+        views are kept, for the reads that follow one another (a waiting client's answer,
+        then its GETs).
+        """
+        view = self._views.get(request_id)
+        raw = self._undecoded.get(request_id)
+        if view is None or raw is None:
+            return view
+        decoded = self._decoded.get(request_id)
+        if decoded is not None:
+            return decoded
+        topic, value, headers = raw
+        try:
+            rec = self.decode_record(topic, value, headers)
+        except (SchemaError, ValueError) as exc:  # keep the view its headers gave
+            log.debug("request %s: record does not decode: %s", request_id, exc)
+            return view
+        decoded = view_from_record(rec, status="held" if topic == "pending" else None)
+        self._decoded[request_id] = decoded
+        while len(self._decoded) > DECODED_KEPT:
+            self._decoded.popitem(last=False)
+        return decoded
+
+    def decode_record(self, topic: str, value: bytes, headers: Any) -> PipelineRecord:
+        return PipelineRecord.from_avro(self.schemas[TOPICS[topic].value_schema].decode(
+            value, headers))
 
     async def wait_until(
         self,
@@ -214,9 +239,11 @@ class RequestTracker(TopicTail):
         self._put_at.pop(request_id, None)
         self._changed.pop(request_id, None)
         self._undecoded.pop(request_id, None)
+        self._decoded.pop(request_id, None)
 
     def _put(self, view: RequestView) -> None:
         now = self._clock()
+        self._decoded.pop(view.request_id, None)  # the request moved on: decode its new record
         self._views[view.request_id] = view
         self._views.move_to_end(view.request_id)
         self._put_at[view.request_id] = now

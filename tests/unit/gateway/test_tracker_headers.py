@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.tracker import RequestTracker
+from gateway.tracker import DECODED_KEPT, RequestTracker
 from nova.records import CheckpointState, Execution, LaneTiming, PipelineRecord
 from nova.settings import load_settings
 from schemas import TOPICS, load_schema_set
@@ -41,9 +41,13 @@ def message(topic: str, rec: PipelineRecord, *, with_headers: bool = True) -> Ms
 class CountingTracker(RequestTracker):
     decoded = 0
 
-    def apply(self, topic: str, data: dict[str, Any]) -> None:
+    def apply(self, topic: str, data: dict[str, Any]) -> None:  # a record without headers
         self.decoded += 1
         super().apply(topic, data)
+
+    def decode_record(self, topic: str, value: bytes, headers: Any) -> PipelineRecord:
+        self.decoded += 1
+        return super().decode_record(topic, value, headers)
 
 
 @pytest.fixture
@@ -64,6 +68,24 @@ def test_a_completed_record_is_known_from_its_headers_and_decoded_only_when_read
     assert view.to_json()["lanes"] == [{"lane": "A", "status": "ok", "duration_ms": 1.5}]
     tracker.get("r-1")
     assert tracker.decoded == 1, "decoded once"
+
+
+def test_only_the_last_reads_keep_a_decoded_record_the_rest_keep_the_raw_value(
+    tracker: CountingTracker,
+) -> None:
+    ids = [f"r-{i}" for i in range(DECODED_KEPT + 1)]
+    for rid in ids:
+        rec = record(execution=Execution(provider="p", model="m", text=f"answer {rid}"))
+        tracker.apply_message("completed", message("completed",
+                                                   rec.model_copy(update={"request_id": rid})))
+        tracker.get(rid)
+    assert tracker.decoded == len(ids)
+    assert tracker.get(ids[-1]) is not None
+    assert tracker.decoded == len(ids), "the latest read is kept decoded"
+    first = tracker.get(ids[0])
+    assert tracker.decoded == len(ids) + 1, "the oldest read was decoded again from its bytes"
+    assert first is not None
+    assert first.result == "answer r-0"
 
 
 def test_a_record_without_headers_is_decoded_at_once(tracker: CountingTracker) -> None:
