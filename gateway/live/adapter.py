@@ -39,6 +39,7 @@ speaks twice for a held request (``held``, then ``approved``, ``rejected`` or ``
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class _Trail:
     created: set[str] = field(default_factory=set)  # checkpoint ids announced
     decided: set[tuple[str, str, str]] = field(default_factory=set)
     completed: bool = False
+    touched: float = 0.0  # the clock's reading at the trail's last record
 
 
 class RecordAdapter:
@@ -100,10 +102,17 @@ class RecordAdapter:
         submitter: Submitter = lambda _checkpoint_id: None,
         *,
         capacity: int = 100_000,
+        retain_s: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.verify = verify
         self.submitter = submitter
         self.capacity = capacity
+        # A completed request's trail only dedupes copies of its records, which come within
+        # seconds: it goes ``retain_s`` after its last record, as the tracker's views do, so
+        # the trails are not the last 100,000 requests' (``bench/soak.py``).
+        self.retain_s = retain_s
+        self.clock = clock
         self._trails: OrderedDict[str, _Trail] = OrderedDict()
 
     def adapt(self, record: Record) -> list[LiveMessage]:
@@ -213,16 +222,34 @@ class RecordAdapter:
 
     # -- ordering ----------------------------------------------------------------------------
     def _trail(self, rid: str, identity: str, user_id: Any) -> _Trail:
+        now = self.clock()
         trail = self._trails.get(rid)
         if trail is None:
             trail = self._trails[rid] = _Trail(identity)
-            while len(self._trails) > self.capacity:
-                self._trails.popitem(last=False)
+            self._expire(now)
         else:
             self._trails.move_to_end(rid)
+        trail.touched = now
         if user_id is not None and trail.user_id is None:
             trail.user_id = str(user_id)
         return trail
+
+    def _expire(self, now: float) -> None:
+        """Drop the oldest trails while over capacity, and completed ones past ``retain_s``
+        (the map is in order of last record); an old one still open (held for days) moves
+        to the back instead, so it never shields the completed ones behind it."""
+        trails = self._trails
+        for _ in range(len(trails)):
+            rid, oldest = next(iter(trails.items()))
+            if len(trails) > self.capacity:
+                trails.popitem(last=False)
+            elif now - oldest.touched < self.retain_s:
+                return
+            elif oldest.completed:
+                trails.popitem(last=False)
+            else:
+                trails.move_to_end(rid)
+                oldest.touched = now
 
     @staticmethod
     def _start(trail: _Trail, rid: str, out: _Out, submitted_at: Any) -> None:

@@ -241,6 +241,22 @@ def test_budget_and_health_alerts(adapter: RecordAdapter) -> None:
     assert h.data == {"provider": "openai", "status": "down", "severity": "high"}
 
 
+def test_a_completed_requests_trail_goes_after_the_retention_an_open_one_stays(
+    signer: Signer,
+) -> None:
+    now = [0.0]
+    adapter = RecordAdapter(signer.verifier.verify_decision, retain_s=120, clock=lambda: now[0])
+    feed = Feed(adapter)
+    feed("requests", {**pipeline(), "request_id": "open"})
+    feed("completed", {**pipeline(), "request_id": "done", "status": "completed"})
+    now[0] = 121.0
+    feed("requests", {**pipeline(), "request_id": "new"})
+    assert set(adapter._trails) == {"open", "new"}
+    assert [m.topic for m in feed("completed", {**pipeline(), "request_id": "open",
+                                                "status": "completed"})
+            ].count("pipeline.complete") == 1
+
+
 def test_trails_are_bounded(signer: Signer) -> None:
     adapter = RecordAdapter(signer.verifier.verify_decision, capacity=3)
     feed = Feed(adapter)
