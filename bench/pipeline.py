@@ -6,8 +6,14 @@ the same broker in the same run, so the ratio says what Nova's lanes cost on top
 - **pipeline**: PipelineRecords are produced to ``requests`` with Nova's RecordProducer; the
   real worker (``python -m nova worker``, a subprocess running the seven Faust lanes, calling
   Nova's fake LLM provider server) carries them to ``completed``, which this process consumes.
+- **Faust floor**: seven Faust agents configured as the worker's that pass each record on
+  unchanged (``bench/faust_floor.py``, a subprocess): what Faust and Kafka cost for seven hops
+  with no lane work at all, the floor under the pipeline.
 - **relay**: seven consumer → producer stages written directly on aiokafka, in this process,
   forwarding the same encoded bytes (same headers, same keys) through eight topics.
+
+Each also runs 50 requests one at a time on the idle stack (``idle p50``): the latency floor
+of seven hops through Faust, or through aiokafka alone, next to the pipeline's.
 
 Requests are submitted as one burst, so the throughput is the sustained rate at saturation and
 the latency (receive time minus ``submitted_at``) includes queueing behind the burst. A short
@@ -47,7 +53,12 @@ from nova.settings import Settings, load_settings
 from nova.signing import load_signer, public_key_text
 from schemas import TOPICS, load_schema_set
 
-HOPS = 7
+# Run as a file, this directory is first on sys.path; the repository root names ``bench``.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.faust_floor import HOPS, floor_topics
+
+REPO = Path(__file__).resolve().parents[1]
 PROMPT = "Summarise this thread about the Q3 roadmap"
 WARMUP = 20
 
@@ -63,6 +74,7 @@ class Result:
     cpu_s: dict[str, float]  # CPU seconds each process used during the measured burst
     records: dict[str, int] = field(default_factory=dict)  # records written, per topic
     steady_ms: list[float] = field(default_factory=list)  # latencies at half the burst rate
+    idle_ms: list[float] = field(default_factory=list)  # latencies one request at a time
 
     @property
     def rate(self) -> float:
@@ -201,6 +213,22 @@ async def steady(receiver: Receiver, send: object, rate: float, seconds: float,
     return [float(receiver.arrived[i][1] - receiver.arrived[i][0]) for i in ids]
 
 
+async def one_at_a_time(receiver: Receiver, send: object, n: int, timeout_s: float
+                        ) -> list[float]:
+    """``n`` requests, each sent once the previous one arrived: latencies on an idle stack."""
+    latencies = []
+    for i in range(n):
+        rec = request(i)
+        await send(rec)  # type: ignore[operator]
+        await receiver.wait_for([rec.request_id], timeout_s)
+        submitted, received, _ = receiver.arrived[rec.request_id]
+        latencies.append(float(received - submitted))
+    return latencies
+
+
+IDLE = 50
+
+
 # -- the pipeline: the real worker -----------------------------------------------------------
 
 
@@ -258,6 +286,7 @@ async def run_pipeline(
                 print(f"pipeline: a steady {rate:.0f} req/s (half the burst rate) for "
                       f"{steady_s:.0f} s ...", flush=True)
                 result.steady_ms.extend(await steady(receiver, send, rate, steady_s, timeout_s))
+                result.idle_ms.extend(await one_at_a_time(receiver, send, IDLE, timeout_s))
                 return result
         finally:
             await producer.stop()
@@ -322,8 +351,45 @@ async def run_relay(
                                              key=rec.request_id.encode(), headers=[codec.header])
 
             pids = {"relay (this process)": os.getpid(), **broker_pid}
-            return await measure("relay", receiver, send, n, timeout_s, pids, settings,
-                                 settings.topic("relay"))
+            result = await measure("relay", receiver, send, n, timeout_s, pids, settings,
+                                   settings.topic("relay"))
+            result.idle_ms.extend(await one_at_a_time(receiver, send, IDLE, timeout_s))
+            return result
+    finally:
+        await producer.stop()
+
+
+async def run_floor(
+    settings: Settings, n: int, timeout_s: float, logs: Path, broker_pid: dict[str, int],
+) -> Result:
+    """Seven pass-through Faust agents (``bench/faust_floor.py``) between eight topics."""
+    topics = floor_topics(settings)
+    admin = kafka_admin(settings)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in topics])
+    finally:
+        await admin.close()
+    await wait_for_leaders(settings, topics)
+    codec = load_schema_set()[TOPICS["requests"].value_schema]
+    env = {**os.environ, **settings.to_env(),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    producer = kafka_producer(settings, acks="all", enable_idempotence=True, linger_ms=0)
+    await producer.start()
+    try:
+        with child(["-m", "bench.faust_floor"], env, logs / "faust-floor.log") as floor:
+            async with Receiver(settings, topics[-1], settings.topic_partitions) as receiver:
+
+                async def send(rec: PipelineRecord) -> None:
+                    await producer.send_and_wait(topics[0], codec.encode(rec.to_avro()),
+                                                 key=rec.request_id.encode(),
+                                                 headers=[codec.header])
+
+                pids = {"faust floor": floor.pid, **broker_pid}
+                result = await measure("Faust floor", receiver, send, n, timeout_s, pids,
+                                       settings, settings.topic("floor"))
+                result.idle_ms.extend(await one_at_a_time(receiver, send, IDLE, timeout_s))
+                return result
     finally:
         await producer.stop()
 
@@ -335,19 +401,31 @@ def row(label: str, rate: str, p50: str, p99: str) -> str:
     return f"  {label:<30} {rate:>10} {p50:>10} {p99:>10}"
 
 
-def report(pipe: Result, base: Result, settings: Settings, external: bool) -> None:
+def idle_p50(r: Result) -> str:
+    return f"{statistics.median(r.idle_ms):.1f}" if r.idle_ms else "-"
+
+
+def report(pipe: Result, floor: Result, base: Result, settings: Settings,
+           external: bool) -> None:
     where = "external" if external else "launcher's own"
     print(f"\nNova pipeline benchmark: {pipe.n} requests, {settings.topic_partitions} partitions, "
           f"{where} broker {settings.bootstrap_servers}, {os.cpu_count()} CPUs")
-    print(row("", "req/s", "p50 ms", "p99 ms"))
-    for r, label in ((pipe, "pipeline (7 Faust lanes)"), (base, "raw aiokafka relay (7 hops)")):
-        print(row(label, f"{r.rate:,.0f}", f"{r.quantile(0.5):,.0f}", f"{r.quantile(0.99):,.0f}"))
-    print(row("pipeline / relay", f"{pipe.rate / base.rate:.2f}x",
-              f"{pipe.quantile(0.5) / max(base.quantile(0.5), 1):.1f}x",
-              f"{pipe.quantile(0.99) / max(base.quantile(0.99), 1):.1f}x"))
+    print(row("", "req/s", "p50 ms", "p99 ms") + f" {'idle p50':>10} {'CPU ms/req':>11}")
+    for r, label in ((pipe, "pipeline (7 Faust lanes)"),
+                     (floor, "Faust floor (7 pass-through)"),
+                     (base, "raw aiokafka relay (7 hops)")):
+        cpu = 1000 * sum(v for k, v in r.cpu_s.items() if k != "fake LLM") / r.n
+        print(row(label, f"{r.rate:,.0f}", f"{r.quantile(0.5):,.0f}", f"{r.quantile(0.99):,.0f}")
+              + f" {idle_p50(r):>10} {cpu:>11.1f}")
+    for r, label in ((base, "relay"), (floor, "floor")):
+        print(row(f"pipeline / {label}", f"{pipe.rate / r.rate:.2f}x",
+                  f"{pipe.quantile(0.5) / max(r.quantile(0.5), 1):.1f}x",
+                  f"{pipe.quantile(0.99) / max(r.quantile(0.99), 1):.1f}x"))
+    print("  (idle p50: one request at a time, the pipeline's including its provider call; CPU:"
+          " the processes' own and the broker's, the fake LLM's excluded)")
     print(f"  ({pipe.n} requests in {pipe.seconds:.1f}s through the lanes, "
           f"{base.seconds:.1f}s through the relay; latency = arrival - submitted_at)")
-    for r in (pipe, base):
+    for r in (pipe, floor, base):
         used = ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_s.items())
         print(f"  CPU seconds during the {r.name} burst: {used}")
     if pipe.steady_ms:
@@ -399,12 +477,15 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                       if broker is not None and broker.process is not None else {})
         pipe = await run_pipeline(settings, args.requests, args.timeout, tmp, broker_pid,
                                   args.steady_seconds)
+        print(f"Faust floor: {args.requests} records through {HOPS} pass-through agents ...",
+              flush=True)
+        floor = await run_floor(settings, args.requests, args.timeout, tmp, broker_pid)
         print(f"relay: {args.requests} records through {HOPS} raw hops ...", flush=True)
         base = await run_relay(settings, args.requests, args.timeout, broker_pid)
     finally:
         if broker is not None:
             await asyncio.to_thread(broker.stop)
-    report(pipe, base, settings, bool(external))
+    report(pipe, floor, base, settings, bool(external))
 
 
 def main(argv: list[str] | None = None) -> None:
