@@ -326,10 +326,8 @@ async def relay(settings: Settings, topics: list[str]) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def run_relay(
-    settings: Settings, n: int, timeout_s: float, broker_pid: dict[str, int],
-) -> Result:
-    topics = [settings.topic(f"relay{i}") for i in range(HOPS + 1)]
+async def create_topics(settings: Settings, topics: list[str]) -> None:
+    """The baselines' own topics, each with a leader before anything is sent."""
     admin = kafka_admin(settings)
     await admin.start()
     try:
@@ -337,6 +335,13 @@ async def run_relay(
     finally:
         await admin.close()
     await wait_for_leaders(settings, topics)
+
+
+async def run_relay(
+    settings: Settings, n: int, timeout_s: float, broker_pid: dict[str, int],
+) -> Result:
+    topics = [settings.topic(f"relay{i}") for i in range(HOPS + 1)]
+    await create_topics(settings, topics)
     codec = load_schema_set()[TOPICS["requests"].value_schema]
     producer = kafka_producer(settings, acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
@@ -364,13 +369,7 @@ async def run_floor(
 ) -> Result:
     """Seven pass-through Faust agents (``bench/faust_floor.py``) between eight topics."""
     topics = floor_topics(settings)
-    admin = kafka_admin(settings)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in topics])
-    finally:
-        await admin.close()
-    await wait_for_leaders(settings, topics)
+    await create_topics(settings, topics)
     codec = load_schema_set()[TOPICS["requests"].value_schema]
     env = {**os.environ, **settings.to_env(),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
