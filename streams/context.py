@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import faust
+from faust.exceptions import ConsumerNotStarted
+from faust.streams import current_event
 
+from nova.entities.view import Witness
 from nova.records import (
     AuditFact,
     AuditRecord,
@@ -74,6 +77,22 @@ class LaneContext:
     services: WorkerServices
     state: LaneState
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
+
+    def witness(self) -> Witness | None:
+        """The record being processed, as the entity barrier's witness (None outside an agent).
+
+        Its partition's highwater is what the consumer's last fetch response reported: read
+        here, before the barrier asks the broker anything, as the barrier requires.
+        """
+        event = current_event()
+        if event is None:
+            return None
+        message = event.message
+        try:  # None: nothing fetched yet; the record alone witnesses then
+            highwater: int | None = self.app.consumer.highwater(message.tp)
+        except (AssertionError, ConsumerNotStarted):  # aiokafka: no longer assigned
+            highwater = None
+        return Witness(message.topic, message.partition, message.offset, highwater)
 
     def topic(self, name: str) -> faust.TopicT:
         if name not in self.topics:

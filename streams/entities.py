@@ -21,6 +21,7 @@ from nova.entities.models import (
     ProviderLimitsEntity,
 )
 from nova.entities.store import EntityStore, start_or_refuse
+from nova.entities.view import Witness
 from nova.errors import StartupError
 
 
@@ -55,8 +56,8 @@ class WorkerEntities:
     async def ready(self) -> None:
         await self.store.ready()
 
-    async def sync(self) -> None:
-        await self.store.sync()
+    async def sync(self, witness: Witness | None = None) -> None:
+        await self.store.sync(witness=witness)
 
     def owner(self, kind: str, entity_id: str) -> str | None:
         return self.store.owner(kind, entity_id)

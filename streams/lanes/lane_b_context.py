@@ -31,7 +31,7 @@ class ContextLane:
         items: list[DataspaceItem] = []
         entries: list[MeetingEntry] = []
         if record.thread_id or record.dataspace_ids or record.meeting_id:
-            await entities.sync()
+            await entities.sync(ctx.witness())
             owner = record.identity_id
             if record.thread_id and entities.owner("thread", record.thread_id) == owner:
                 messages = list(entities.thread_messages(record.thread_id))

@@ -32,7 +32,7 @@ class GovernanceLane:
         entities: EntityView = ctx.services.entities
         owners: dict[str, str] = {}
         # Always the full barrier: a rule created just before this request must apply.
-        await entities.sync()
+        await entities.sync(ctx.witness())
         refs = [("thread", record.thread_id)] if record.thread_id else []
         refs += [("dataspace", d) for d in record.dataspace_ids]
         refs += [("meeting", record.meeting_id)] if record.meeting_id else []

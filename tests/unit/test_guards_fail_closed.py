@@ -18,6 +18,7 @@ from gateway.ratelimit import build_rate_limiter
 from gateway.services import start_services
 from nova.domain.governance import Rule, RuleMatch
 from nova.entities.store import EntitiesUnavailableError
+from nova.entities.view import Witness
 from nova.errors import LimitError, StartupError
 from nova.records import EncodedPrompt, Intent, Message, PipelineRecord, now_ms
 from nova.settings import Settings, load_settings
@@ -111,7 +112,7 @@ class View:
     available: bool = True
     syncs: int = 0
 
-    async def sync(self) -> None:
+    async def sync(self, witness: Witness | None = None) -> None:
         if not self.available:
             raise EntitiesUnavailableError("the entity store stopped tailing")
         self.syncs += 1
@@ -156,6 +157,9 @@ class Ctx:
 
     async def audit(self, fact: Any) -> None:
         self.facts.append(fact)
+
+    def witness(self) -> Witness | None:
+        return None
 
 
 def request(**fields: Any) -> PipelineRecord:

@@ -23,7 +23,7 @@ from nova.entities.models import (
     ThreadEntity,
 )
 from nova.entities.store import EntitiesUnavailableError, EntityStore, EntityWriter
-from nova.entities.view import EntityView
+from nova.entities.view import EntityView, Witness
 from nova.errors import AuditUnavailableError, ConflictError, ForbiddenError, NotFoundError
 from nova.records import AuditFact, EntityEvent, Event, Record
 from nova.settings import Settings
@@ -50,7 +50,7 @@ class FakeProducer:
 class LocalStore(EntityStore):
     syncs = 0
 
-    async def sync(self, timeout_s: float | None = None) -> None:
+    async def sync(self, timeout_s: float | None = None, witness: Witness | None = None) -> None:
         self.syncs += 1
 
 

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from nova.entities.models import MeetingEntity, MeetingEntryEntity, ThreadEntity, to_event
 from nova.entities.state import EntityState
+from nova.entities.view import Witness
 from nova.records import PipelineRecord
 from nova.settings import load_settings
 from streams.context import LaneContext
@@ -18,7 +19,7 @@ T0 = 1_750_000_000_000
 class View(EntityState):
     """An in-memory entity view: the state itself, with the barrier a no-op."""
 
-    async def sync(self) -> None:
+    async def sync(self, witness: Witness | None = None) -> None:
         return None
 
     async def ready(self) -> None:
@@ -40,7 +41,8 @@ def view() -> View:
 
 
 async def context_of(meeting_id: str) -> Any:
-    ctx = SimpleNamespace(settings=load_settings(), services=SimpleNamespace(entities=view()))
+    ctx = SimpleNamespace(settings=load_settings(), services=SimpleNamespace(entities=view()),
+                          witness=lambda: None)
     record = PipelineRecord(request_id="r1", identity_id="alice", user_id="u", submitted_at=T0,
                             prompt="Summarise the meeting", meeting_id=meeting_id)
     outcome = await ContextLane().process(record, cast(LaneContext, ctx))
