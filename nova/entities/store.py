@@ -155,7 +155,7 @@ class EntityStore(EntityState):
         self._consumer, self._offsets, self._parts = consumer, offsets.consumer, parts
         self._readers = (offsets, reader)
         self._task = asyncio.create_task(self._run(consumer), name="entity-store")
-        await self.sync(timeout_s)
+        await self.sync(timeout_s=timeout_s)
         self._ready.set()
         self._heal_tainted()
 
@@ -194,7 +194,7 @@ class EntityStore(EntityState):
         return self._task is not None and not self._task.done()
 
     # -- the barrier ---------------------------------------------------------------------
-    async def sync(self, timeout_s: float | None = None, witness: Witness | None = None) -> None:
+    async def sync(self, witness: Witness | None = None, *, timeout_s: float | None = None) -> None:
         """Return once every record acknowledged before this call has been applied.
 
         With a ``witness`` (a lane's record, :class:`Witness`) the promise is the one the lane

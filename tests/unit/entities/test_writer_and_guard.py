@@ -50,7 +50,7 @@ class FakeProducer:
 class LocalStore(EntityStore):
     syncs = 0
 
-    async def sync(self, timeout_s: float | None = None, witness: Witness | None = None) -> None:
+    async def sync(self, witness: Witness | None = None, *, timeout_s: float | None = None) -> None:
         self.syncs += 1
 
 
