@@ -80,6 +80,7 @@ async def start_worker_services(
         service = (ExecutionService.build(settings, budgets=view, rules=view, limits=view,
                                           agents=view)
                    if execution is None else execution)
+        service.pool.warm()  # every provider's client, before a probe round or a request needs it
         spend = SpendTracker(settings, service, schemas=schemas, sphere_of=view.sphere_of)
     except BaseException:
         await view.stop()

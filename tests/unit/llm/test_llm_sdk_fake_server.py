@@ -5,6 +5,7 @@ and the fake server's call log is the evidence of where requests went.
 """
 
 import socket
+import ssl
 import uuid
 
 import httpx
@@ -171,6 +172,32 @@ async def test_the_pool_builds_each_client_once_and_refuses_use_after_close(fake
     await pool.aclose()
     with pytest.raises(ProviderError, match="closed"):
         pool.client("openai")
+
+
+async def test_warming_builds_every_providers_client_loading_the_ca_bundle_once(
+    fake, control, monkeypatch
+):
+    """Each SDK client would otherwise load the CA bundle (~35 ms of CPU) on its first use,
+    in the middle of serving; warmed, they share one TLS context and all still answer."""
+    loads = []
+    real = ssl.create_default_context
+
+    def counted(*args, **kwargs):
+        loads.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    async with ClientPool.fake(fake.url, timeout_s=5.0) as pool:
+        pool.warm()
+        assert len(loads) == 1
+        built = {name: pool.client(name) for name in pool.registry.names}
+        assert len(built) == len(pool.registry) > 1
+        assert all(pool.client(name) is client for name, client in built.items())
+        answered = [(await pool.complete(name, pool.registry.provider(name).models[0].id,
+                                         HELLO, 10, rid())).provider
+                    for name in ("anthropic", "openai", "mistral")]
+        assert answered == ["anthropic", "openai", "mistral"]
+        assert len(loads) == 1
 
 
 async def test_a_provider_without_a_key_fails_fast_and_names_the_variable(fake):
