@@ -35,7 +35,7 @@ from gateway.routes import (
     users,
 )
 from gateway.services import Services, start_services, stop_services
-from nova import __version__
+from nova import __version__, heap
 from nova.kafka import quiet_kafka_client
 from nova.settings import Settings
 
@@ -115,6 +115,10 @@ class GatewayServer(uvicorn.Server):
             return
         with super().capture_signals():
             yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        heap.settle()  # the services and the app live as long as the server (nova.heap)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.services.tracker.release_waiters()

@@ -12,6 +12,7 @@ import asyncio
 
 import faust
 
+from nova import heap
 from nova.kafka import quiet_kafka_client
 from nova.kafka.admin import require_topics
 from nova.settings import Settings, load_settings
@@ -33,6 +34,7 @@ def run_worker(settings: Settings) -> None:
         loop.close()
         raise
     app = build_app(settings, services, schemas)
+    heap.settle()  # everything above lives as long as the worker (nova.heap)
     worker = faust.Worker(
         app, loop=loop, loglevel=settings.log_level.upper().replace("WARNING", "WARN"),
         quiet=True,
