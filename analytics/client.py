@@ -188,6 +188,18 @@ class ClickHouse:
         with self._lock:
             self._client.insert(f"{self.database}.{table}", list(rows), column_names=list(columns))
 
+    def insert_encoded(self, table: str, data: bytes, fmt: str,
+                       settings: dict[str, Any] | None = None) -> None:
+        """Insert ``data`` already in ClickHouse input format ``fmt`` (ClickHouse decodes it;
+        ``analytics.avro_load``)."""
+        with self._lock:
+            self._client.raw_insert(f"{self.database}.{table}", None, data, settings=settings,
+                                    fmt=fmt)
+
+    async def ainsert_encoded(self, table: str, data: bytes, fmt: str,
+                              settings: dict[str, Any] | None = None) -> None:
+        await asyncio.to_thread(self.insert_encoded, table, data, fmt, settings)
+
     async def aquery(
         self, sql: str, parameters: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:

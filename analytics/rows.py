@@ -5,10 +5,9 @@ both decode a message with :func:`decode_message` and map it with :data:`MAPPERS
 sees only the record and its Kafka position, never the clock, so the same message always
 yields the same rows, which is what lets ReplacingMergeTree collapse a re-consumed record.
 
-Sources and tables:
+Sources and tables (``events`` → ``lane_events``, ``llm_calls``, ``alerts`` is mapped inside
+ClickHouse instead, by the materialized views of migration 0009: ``analytics.avro_load``):
 
-    events     → lane_events | llm_calls | alerts   (by Event.kind; one ``lanes`` event is the
-                                                    lane_events rows of a request, one per lane)
     completed  → requests, request_content,        (final state of each request and of its
                  checkpoints                        checkpoint, as lane E decided it; the
                                                     answer and error text apart, as private
@@ -102,41 +101,6 @@ def sphere_of(record: Record) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def event_rows(event: Event, pos: Position = NO_POSITION) -> TableRows:
-    return event_data_rows(event.to_avro(), pos)
-
-
-def event_data_rows(event: Mapping[str, Any], pos: Position = NO_POSITION) -> TableRows:
-    """:func:`event_rows` on the dict the Avro decoder gives: the sink's hot path (most
-    records are events) maps them without building the pydantic record first. The decoder
-    has already checked every field against the schema."""
-    request_id, identity_id, event_ts = event["request_id"], event["identity_id"], event["ts"]
-    rts = request_ts(request_id, event_ts)
-    ts = ms_to_dt(event_ts)
-    sphere = event.get("sphere_id") or None
-    lane, lanes = event.get("lane"), event.get("lanes") or ()
-    if lane is not None or lanes:
-        return [("lane_events", [
-            request_id, identity_id, sphere, ln["lane"], ln["status"],
-            ms_to_dt(ln["started_at"]), ln["duration_ms"], ln["worker"], ln.get("error"), rts,
-            ts, event_ts,
-        ]) for ln in ((lane,) if lane is not None else lanes)]
-    c = event.get("llm")
-    if c is not None:
-        return [("llm_calls", [
-            request_id, identity_id, sphere, c["provider"], c["model"], c.get("role"),
-            c.get("task_type"), c["tokens_in"], c["tokens_out"], c["cost_usd"], c["latency_ms"],
-            c["attempt"], c.get("fallback_from"), c["status"], c.get("error"), rts, ts, event_ts,
-        ])]
-    a = event.get("alert")
-    if a is not None:
-        return [("alerts", [
-            event["event_id"], request_id, identity_id, a["alert_type"], a["subject"],
-            a["message"], a["severity"], ts, event_ts,
-        ])]
-    return []
-
-
 def completed_rows(rec: PipelineRecord, pos: Position = NO_POSITION) -> TableRows:
     completed_at = max((t.started_at + int(t.duration_ms) for t in rec.lanes),
                        default=rec.submitted_at)
@@ -203,9 +167,11 @@ def audit_rows(rec: AuditRecord, pos: Position = NO_POSITION) -> TableRows:
 
 Mapper = Callable[[Any, Position], TableRows]
 
-# source topic → (record class, row mapper)
+# The topic whose records ClickHouse decodes and maps itself (analytics.avro_load).
+LOADED_ENCODED = "events"
+
+# source topic → (record class, row mapper), for the topics mapped here
 MAPPERS: dict[str, tuple[type[Any], Mapper]] = {
-    "events": (Event, event_rows),
     "completed": (PipelineRecord, completed_rows),
     "pending": (PipelineRecord, pending_rows),
     "decisions": (CheckpointDecisionRecord, decision_rows),
@@ -213,7 +179,8 @@ MAPPERS: dict[str, tuple[type[Any], Mapper]] = {
     "audit": (AuditRecord, audit_rows),
 }
 
-SOURCE_TOPICS: tuple[str, ...] = tuple(MAPPERS)
+SOURCE_TOPICS: tuple[str, ...] = (LOADED_ENCODED, *MAPPERS)
+RECORDS: dict[str, type[Any]] = {LOADED_ENCODED: Event, **{t: c for t, (c, _) in MAPPERS.items()}}
 
 
 def decode_message(
@@ -221,7 +188,7 @@ def decode_message(
     headers: Mapping[str, bytes] | list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] | None,
 ) -> Any:
     """Decode one message of a source topic into its record; SchemaError if it cannot be."""
-    record_cls, _ = MAPPERS[topic]
+    record_cls = RECORDS[topic]
     data = schemas[TOPICS[topic].value_schema].decode(value, headers)
     try:
         return record_cls.from_avro(data)
@@ -232,8 +199,7 @@ def decode_message(
 def message_rows(
     schemas: SchemaSet, topic: str, value: bytes | None, headers: Any, pos: Position,
 ) -> TableRows:
-    """Decode and map one message: the single path shared by the live sink and replay."""
-    if topic == "events":  # the bulk of the records: mapped from the decoded dict
-        return event_data_rows(schemas[TOPICS[topic].value_schema].decode(value, headers), pos)
+    """Decode and map one message of a topic in :data:`MAPPERS`: the single path shared by the
+    live sink and replay."""
     _, mapper = MAPPERS[topic]
     return mapper(decode_message(schemas, topic, value, headers), pos)

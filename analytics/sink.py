@@ -3,7 +3,9 @@
 Shape borrowed from quix-streams' ``BatchingSink``: the runner accumulates rows and calls
 ``write(batch)`` when the batch is large enough or old enough, and commits the consumed
 offsets only after ``write`` returned, so nothing is lost on a crash. Re-consumed offsets
-produce the same rows (``analytics.rows`` is pure), and every table is a ReplacingMergeTree
+produce the same rows (``analytics.rows`` is pure, and so are the materialized views that map
+the events topic, whose records ClickHouse decodes itself: ``analytics.avro_load``), and every
+table is a ReplacingMergeTree
 keyed by the row's identity, so consuming the same offsets twice never duplicates a row
 (queries read with FINAL). A ``write`` that raises :class:`SinkBackpressure` pauses the
 partitions and retries the same batch later instead of dropping it.
@@ -21,14 +23,24 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from analytics.avro_load import SETTINGS, TABLE, Encoded, EncodedEvents, events_codec, undecodable
 from analytics.client import ClickHouse
-from analytics.rows import COLUMNS, SOURCE_TOPICS, Position, Row, message_rows
+from analytics.rows import (
+    COLUMNS,
+    LOADED_ENCODED,
+    SOURCE_TOPICS,
+    Position,
+    Row,
+    TableRows,
+    message_rows,
+)
 from nova.errors import NovaError, SchemaError
 from nova.kafka.producer import RecordProducer
 from nova.kafka.tail import BATCHED_FETCH_BYTES, open_reader
 from nova.records import DeadLetter, now_ms
 from nova.settings import Settings
 from schemas import SchemaSet, load_schema_set
+from schemas.codec import AvroCodec
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +52,42 @@ class SinkBackpressure(NovaError):
 
 
 class Batch:
-    """Rows per table plus the offsets they came from."""
+    """Rows per table, the events records ClickHouse will map, and the offsets they came from.
+
+    ``size`` is what the batch weighs against the batch size: a row for each row mapped here,
+    one for each events record (four rows on average). ``records`` counts the source records
+    it lands; ``rejected`` holds the events records found undecodable while it was written.
+    """
 
     def __init__(self) -> None:
         self.tables: dict[str, list[Row]] = defaultdict(list)
+        self.events = EncodedEvents()
+        self.rejected: list[tuple[Encoded, SchemaError]] = []
         self.offsets: dict[TopicPartition, int] = {}
         self.size = 0
+        self.records = 0
         self.started = time.monotonic()
 
     def add(self, table: str, row: Row) -> None:
         self.tables[table].append(row)
         self.size += 1
+
+    def add_rows(self, rows: TableRows) -> None:
+        for table, row in rows:
+            self.add(table, row)
+        self.records += 1
+
+    def add_encoded(self, codec: AvroCodec, record: Encoded) -> None:
+        """SchemaError when the record cannot be loaded at all (see ``EncodedEvents.add``)."""
+        self.events.add(codec, record)
+        self.size += 1
+        self.records += 1
+
+
+def encoded(msg: ConsumerRecord[Any, Any]) -> Encoded:
+    return Encoded(value=msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                   key=msg.key,
+                   headers=tuple((k, bytes(v)) for k, v in (msg.headers or ()) if v is not None))
 
 
 class BatchingSink(ABC):
@@ -61,10 +98,12 @@ class BatchingSink(ABC):
 
 
 class ClickHouseSink(BatchingSink):
-    """One insert per table per batch (ClickHouse wants few, large inserts)."""
+    """One insert per table per batch (ClickHouse wants few, large inserts), and one of the
+    events records per writer schema."""
 
-    def __init__(self, ch: ClickHouse) -> None:
+    def __init__(self, ch: ClickHouse, schemas: SchemaSet | None = None) -> None:
         self.ch = ch
+        self.codec = events_codec(schemas or load_schema_set())
 
     async def write(self, batch: Batch) -> None:
         for table, rows in batch.tables.items():
@@ -72,6 +111,22 @@ class ClickHouseSink(BatchingSink):
                 await self.ch.ainsert(table, rows, COLUMNS[table])
             except Exception as exc:
                 raise SinkBackpressure(f"insert into {table} failed: {exc}") from exc
+        await self._load(batch)
+
+    async def _load(self, batch: Batch) -> None:
+        """Load the batch's events records; a record ClickHouse cannot decode moves to
+        ``batch.rejected`` and the others are loaded again without it (rows are idempotent)."""
+        while len(batch.events):
+            try:
+                for data in batch.events.containers(self.codec):
+                    await self.ch.ainsert_encoded(TABLE, data, "Avro", SETTINGS)
+                return
+            except Exception as exc:
+                bad = await asyncio.to_thread(undecodable, self.codec, batch.events)
+                if not bad:
+                    raise SinkBackpressure(f"insert into {TABLE} failed: {exc}") from exc
+                batch.events.remove([record for record, _ in bad])
+                batch.rejected.extend(bad)
 
 
 def fetch_wait_ms(settings: Settings) -> int:
@@ -103,7 +158,8 @@ class SinkRunner:
         self._by_kafka_name = {settings.topic(t): t for t in topics}
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
-        self.rows_written = 0
+        self.codec = events_codec(self.schemas)
+        self.records_written = 0  # source records whose rows are landed and committed
         self.messages_consumed = 0
         self.committed: dict[TopicPartition, int] = {}
         self.consumed: dict[TopicPartition, int] = {}
@@ -113,6 +169,7 @@ class SinkRunner:
             self.settings, self.topics, self.schemas, group_id=self.group,
             max_poll_records=self.settings.sink_batch_size, isolation_level="read_committed",
             fetch_min_bytes=BATCHED_FETCH_BYTES, fetch_max_wait_ms=fetch_wait_ms(self.settings),
+            max_partition_fetch_bytes=4 * BATCHED_FETCH_BYTES,
         ) as reader:
             self._consumer = reader.consumer
             await self._loop(reader.consumer)
@@ -165,13 +222,15 @@ class SinkRunner:
         topic = self._by_kafka_name[msg.topic]
         self.messages_consumed += 1
         try:
+            if topic == LOADED_ENCODED:
+                batch.add_encoded(self.codec, encoded(msg))
+                return
             rows = message_rows(self.schemas, topic, msg.value, msg.headers,
                                 Position(msg.partition, msg.offset))
         except (SchemaError, ValueError) as exc:
-            await self._dead_letter(msg, exc)
+            await self._dead_letter(encoded(msg), exc)
             return
-        for table, row in rows:
-            batch.add(table, row)
+        batch.add_rows(rows)
 
     async def _flush(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
         delay = 0.2
@@ -186,18 +245,19 @@ class SinkRunner:
                 await asyncio.sleep(delay)
                 consumer.resume(*parts)
                 delay = min(delay * 2, 10.0)
+        for record, reason in batch.rejected:  # their offsets are committed: letter them now
+            await self._dead_letter(record, reason)
         await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in batch.offsets.items()})
         self.committed.update(batch.offsets)
-        self.rows_written += batch.size
+        self.records_written += batch.records - len(batch.rejected)
 
-    async def _dead_letter(self, msg: ConsumerRecord[Any, Any], exc: Exception) -> None:
+    async def _dead_letter(self, msg: Encoded, exc: Exception) -> None:
         log.warning("sink: dead-lettering %s/%s/%s: %s", msg.topic, msg.partition, msg.offset, exc)
         if self.dead_letters is None:
             return
         letter = DeadLetter(
             source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
-            key=msg.key, value=msg.value,
-            headers={k: bytes(v) for k, v in (msg.headers or ()) if v is not None},
+            key=msg.key, value=msg.value, headers=dict(msg.headers),
             lane="sink", error_type=type(exc).__name__, reason=str(exc)[:2000],
             failed_at=now_ms(),
         )

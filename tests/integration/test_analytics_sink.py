@@ -44,7 +44,7 @@ async def test_events_consumed_twice_change_no_count(gateway, worker_factory, se
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 20)
 
-    assert again.rows_written >= 7 * N  # the duplicates really were written ...
+    assert again.records_written >= N  # the duplicates really were written ...
     raw_after = int(ch.scalar(f"SELECT count() FROM {ch.database}.lane_events"))  # noqa: S608
     assert raw_after >= raw_before  # (merges may already have collapsed some)
     after = await snapshot(ch)

@@ -29,7 +29,7 @@ from tests.integration.pipeline_checks import LANES
 pytestmark = pytest.mark.integration
 
 REQUESTS = 20
-ROWS = REQUESTS * len(LANES) + REQUESTS  # lane_events + requests
+RECORDS = REQUESTS * len(LANES) + REQUESTS  # one events record per lane, one completed
 
 
 async def produce_history(settings: Settings) -> list[str]:
@@ -74,16 +74,16 @@ def snapshot(ch: ClickHouse) -> dict[str, Any]:
 
 
 async def consume_everything(settings: Settings, ch: ClickHouse, group: str) -> SinkRunner:
-    """Run a sink with ``group`` until it has written every row once, then stop it cleanly."""
+    """Run a sink with ``group`` until it has written every record once, then stop it cleanly."""
     runner = SinkRunner(settings, ClickHouseSink(ch), None, group=group)
     task = asyncio.create_task(runner.run())
     try:
         async def written() -> bool:
             if task.done():
                 task.result()  # surface a crashed sink instead of timing out
-            return runner.rows_written >= ROWS
+            return runner.records_written >= RECORDS
 
-        await eventually(written, 60, message=f"sink group {group} to write {ROWS} rows")
+        await eventually(written, 60, message=f"sink group {group} to write {RECORDS} records")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 30)
@@ -114,7 +114,7 @@ async def test_consuming_the_same_records_twice_changes_no_count(
 
     group = f"{settings.topic_prefix}-sink-test"
     first = await consume_everything(settings, ch, group)
-    assert first.rows_written == ROWS
+    assert first.records_written == RECORDS
     before = await asyncio.to_thread(snapshot, ch)
     assert before["lane_events"] == REQUESTS * len(LANES)
     assert before["requests"] == REQUESTS
@@ -123,10 +123,10 @@ async def test_consuming_the_same_records_twice_changes_no_count(
     # The same group, rewound to the start (a sink that crashed before committing anything).
     await rewind(settings, group)
     again = await consume_everything(settings, ch, group)
-    assert again.rows_written == ROWS  # every row really was inserted a second time
+    assert again.records_written == RECORDS  # every row really was inserted a second time
     assert await asyncio.to_thread(snapshot, ch) == before
 
     # A brand-new group (a replay, or a sink whose offsets were lost) reads it all a third time.
     fresh = await consume_everything(settings, ch, f"{group}-fresh")
-    assert fresh.rows_written == ROWS
+    assert fresh.records_written == RECORDS
     assert await asyncio.to_thread(snapshot, ch) == before
