@@ -176,7 +176,9 @@ def test_an_alert_is_a_row_and_an_event_without_a_section_is_none(db: ClickHouse
     assert rows(db, "llm_calls") == []
 
 
-@pytest.mark.parametrize("request_id", ["probe-1", str(uuid.uuid4()), RID.upper()[:-1] + "x"])
+@pytest.mark.parametrize("request_id", [
+    "probe-1", "6f1c2b1e-4a57-4c1e-9a0b-3d2f5e6a7b8c", RID.upper()[:-1] + "x",
+], ids=["no uuid", "uuid4", "not hex"])
 def test_an_id_that_is_no_uuid7_dates_its_rows_by_the_event(db: ClickHouse,
                                                            request_id: str) -> None:
     load(db, Event(event_id="e", kind="lane", request_id=request_id, identity_id="i",
