@@ -18,7 +18,8 @@
 --   llm                                                         -> llm_calls
 --   alert                                                       -> alerts
 -- request_ts is the time in the request's UUIDv7 id (the canonical form the gateway writes;
--- nova.ids.uuid7_ms), or the event's ts for any other id. version is the event's ts.
+-- nova.ids.uuid7_ms), or the event's ts for any other id: events_in's request_ms, a
+-- MATERIALIZED column the views read. version is the event's ts.
 -- Source columns are named with their table (events_in.ts) wherever an output alias of the
 -- same name (ts, lane) would otherwise shadow them.
 --
@@ -44,7 +45,14 @@ CREATE TABLE IF NOT EXISTS {db}.events_in
     alert       Tuple(alert_type Nullable(String), subject Nullable(String),
                       message Nullable(String), severity Nullable(String)),
     lanes       Array(Tuple(lane String, status String, started_at Int64, duration_ms Float64,
-                            worker String, error Nullable(String)))
+                            worker String, error Nullable(String))),
+    -- Not in the records: computed on insert, once for the views that date rows by it.
+    request_ms  Int64 MATERIALIZED if(
+        match(request_id,
+              '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$'),
+        toInt64(reinterpretAsUInt64(reverse(unhex(
+            concat('0000', substring(replaceAll(request_id, '-', ''), 1, 12)))))),
+        ts)
 )
 ENGINE = Null;
 
@@ -59,12 +67,7 @@ SELECT
     l.duration_ms                                            AS duration_ms,
     l.worker                                                 AS worker,
     l.error                                                  AS error,
-    fromUnixTimestamp64Milli(if(
-        match(events_in.request_id,
-              '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$'),
-        toInt64(reinterpretAsUInt64(reverse(unhex(
-            concat('0000', substring(replaceAll(events_in.request_id, '-', ''), 1, 12)))))),
-        events_in.ts), 'UTC')                                AS request_ts,
+    fromUnixTimestamp64Milli(events_in.request_ms, 'UTC')    AS request_ts,
     fromUnixTimestamp64Milli(events_in.ts, 'UTC')            AS ts,
     toUInt64(events_in.ts)                                   AS version
 FROM {db}.events_in
@@ -87,12 +90,7 @@ SELECT
     events_in.llm.fallback_from                              AS fallback_from,
     events_in.llm.status                                     AS status,
     events_in.llm.error                                      AS error,
-    fromUnixTimestamp64Milli(if(
-        match(events_in.request_id,
-              '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$'),
-        toInt64(reinterpretAsUInt64(reverse(unhex(
-            concat('0000', substring(replaceAll(events_in.request_id, '-', ''), 1, 12)))))),
-        events_in.ts), 'UTC')                                AS request_ts,
+    fromUnixTimestamp64Milli(events_in.request_ms, 'UTC')    AS request_ts,
     fromUnixTimestamp64Milli(events_in.ts, 'UTC')            AS ts,
     toUInt64(events_in.ts)                                   AS version
 FROM {db}.events_in
