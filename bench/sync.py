@@ -265,30 +265,37 @@ async def where_the_time_goes(settings: Settings, run: Run) -> str:
     each lane's work, and the gateway from ``completed`` to the answer. Kafka timestamps are
     milliseconds, so each hop is within a millisecond; the sums are what to read."""
     stamps, lanes = await hand_offs(settings), await lane_timings(settings)
-    parts: dict[str, list[float]] = {}
+    splits: list[tuple[float, dict[str, float]]] = []  # (end to end ms, its split)
     for rid, (sent, answered) in run.sent_answered.items():
         timings = lanes.get(rid)
         if timings is None or any(rid not in stamps[t] for t in HAND_OFFS) or \
                 any(code not in timings for code in LANES):
             continue
-        parts.setdefault("gateway in", []).append(stamps["requests"][rid] - sent)
+        split = {"gateway in": stamps["requests"][rid] - sent}
         previous_end = float(stamps["requests"][rid])
         for code, topic in zip(LANES, HAND_OFFS[1:], strict=True):
             started, duration = timings[code]
-            parts.setdefault(f"->{code}", []).append(started - previous_end)
-            parts.setdefault(code, []).append(duration)
+            split[f"->{code}"] = started - previous_end
+            split[code] = duration
             previous_end = started + duration
             if topic == "completed":
-                parts.setdefault("gateway out", []).append(answered - previous_end)
-    if not parts:
+                split["gateway out"] = answered - previous_end
+        splits.append((answered - sent, split))
+    if not splits:
         return "  (no request's hand-offs found)"
-    p50 = {k: statistics.median(v) for k, v in parts.items()}
+    p50 = {k: statistics.median(s[k] for _, s in splits) for k in splits[0][1]}
     hops = sum(p50[f"->{c}"] for c in LANES)
     work = sum(p50[c] for c in LANES)
     gateway = p50["gateway in"] + p50["gateway out"]
     return ("  where the time goes (p50 ms): " + " | ".join(f"{k} {v:.1f}" for k, v in p50.items())
             + f"\n  sums: Kafka hops {hops:.1f} ms (7, each a lane's send, the broker and the "
-            f"next lane's fetch), lane work {work:.1f} ms, gateway {gateway:.1f} ms")
+            f"next lane's fetch), lane work {work:.1f} ms, gateway {gateway:.1f} ms"
+            + "\n  each part's p99 (ms): " + " | ".join(
+                f"{k} {statistics.quantiles([s[k] for _, s in splits], n=100)[98]:.0f}"
+                for k in p50)
+            + "".join(f"\n  slowest ({total:.0f} ms), where it waited: " + ", ".join(
+                f"{k} {v:.0f}" for k, v in sorted(s.items(), key=lambda kv: -kv[1])[:4])
+                for total, s in sorted(splits, key=lambda ts: -ts[0])[:3]))
 
 
 def line(label: str, run: Run, baseline: Run) -> str:

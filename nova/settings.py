@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     # How long a fetch of the hot-path consumers (the lanes, the gateway's request tracker) may
     # wait on the broker: short, because a long wait delays records that arrive during it.
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=1500)
-    # How long the worker's producer waits to batch records before sending (Kafka's linger.ms).
+    # How long the producers (the worker's, the gateway's) wait to batch records before sending
+    # (Kafka's linger.ms).
     kafka_linger_ms: float = Field(default=0.0, ge=0, le=1000)
     # How clients authenticate (``nova.kafka.clients``). On Nova's own broker: always SASL/SCRAM
     # as ``nova-<kafka_client>``, with the password the launcher generated. On an external

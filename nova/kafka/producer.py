@@ -29,7 +29,10 @@ class RecordProducer:
             settings,
             enable_idempotence=True,
             acks="all",
-            linger_ms=2,
+            # The gateway's hand-off to lane A is on every request's path: a 2 ms linger was
+            # 2 ms of each idle request (bench/sync.py's "->A"). Under load records batch anyway,
+            # queued while the produce request before them is in flight.
+            linger_ms=settings.kafka_linger_ms,
         )
 
     async def start(self) -> None:

@@ -7,7 +7,9 @@ and the fake server's call log is the evidence of where requests went.
 import socket
 import ssl
 import uuid
+from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
@@ -198,6 +200,23 @@ async def test_warming_builds_every_providers_client_loading_the_ca_bundle_once(
                     for name in ("anthropic", "openai", "mistral")]
         assert answered == ["anthropic", "openai", "mistral"]
         assert len(loads) == 1
+
+
+async def test_both_sdks_call_through_aiohttp_connections(fake, control):
+    """The SDKs' aiohttp transport, not their httpx pool (which walked every pooled connection
+    on each request it started and finished): a call of each style leaves an open aiohttp
+    connection behind it, kept alive for the next."""
+    async with ClientPool.fake(fake.url, timeout_s=5.0) as pool:
+        for name in ("anthropic", "openai"):
+            reply = await pool.complete(name, pool.registry.provider(name).models[0].id,
+                                        HELLO, 10, rid())
+            assert reply.provider == name
+            sdk: Any = getattr(pool.client(name), "_sdk")  # noqa: B009 (a private attribute)
+            session = sdk._client._transport.client
+            assert isinstance(session, aiohttp.ClientSession)
+            assert not session.closed
+            assert session.connector is not None
+            assert len(session.connector._conns) == 1
 
 
 async def test_a_provider_without_a_key_fails_fast_and_names_the_variable(fake):
