@@ -2,6 +2,10 @@
 
 Each alias hands a route one typed collaborator of :class:`~gateway.services.Services`; all
 of them exist once the gateway serves (start-up refuses otherwise), so none is optional here.
+
+Every dependency is ``async def``, even those that only read an attribute: FastAPI runs a plain
+``def`` dependency in its thread pool, and the hand-offs to and from the pool's threads were 13%
+of the gateway's main thread under bench/sync.py's load, three of them for each request.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from nova.errors import AuthError, ForbiddenError, NovaError
 _bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v2/auth/token")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -31,28 +35,28 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_guard(services: ServicesDep) -> BoundaryGuard:
+async def get_guard(services: ServicesDep) -> BoundaryGuard:
     return services.boundary
 
 
 GuardDep = Annotated[BoundaryGuard, Depends(get_guard)]
 
 
-def get_rate_limiter(services: ServicesDep) -> IdentityRateLimiter:
+async def get_rate_limiter(services: ServicesDep) -> IdentityRateLimiter:
     return services.rate_limiter
 
 
 RateLimiterDep = Annotated[IdentityRateLimiter, Depends(get_rate_limiter)]
 
 
-def get_checkpoints(services: ServicesDep) -> CheckpointBook:
+async def get_checkpoints(services: ServicesDep) -> CheckpointBook:
     return services.checkpoints
 
 
 CheckpointsDep = Annotated[CheckpointBook, Depends(get_checkpoints)]
 
 
-def get_llm(services: ServicesDep) -> LlmState:
+async def get_llm(services: ServicesDep) -> LlmState:
     return services.llm
 
 
@@ -105,7 +109,7 @@ def require_role(principal: Principal, *roles: str) -> None:
         raise ForbiddenError(f"this operation needs one of the roles: {', '.join(roles)}")
 
 
-def get_clickhouse(services: ServicesDep) -> ClickHouse:
+async def get_clickhouse(services: ServicesDep) -> ClickHouse:
     if services.clickhouse is None:
         raise NovaError("analytics is not available in this gateway process")
     return services.clickhouse
