@@ -74,6 +74,7 @@ class Result:
     cpu_s: dict[str, float]  # CPU seconds each process used during the measured burst
     records: dict[str, int] = field(default_factory=dict)  # records written, per topic
     steady_ms: list[float] = field(default_factory=list)  # latencies at half the burst rate
+    steady_split: list[tuple[int, tuple[LaneTiming, ...]]] = field(default_factory=list)
     idle_ms: list[float] = field(default_factory=list)  # latencies one request at a time
 
     @property
@@ -194,8 +195,8 @@ async def measure(
 
 
 async def steady(receiver: Receiver, send: object, rate: float, seconds: float,
-                 timeout_s: float) -> list[float]:
-    """Requests at a steady ``rate`` per second for ``seconds``: their end-to-end latencies."""
+                 timeout_s: float) -> list[str]:
+    """Requests at a steady ``rate`` per second for ``seconds``: their ids, once all arrived."""
     n = max(int(rate * seconds), 1)
     records = [request(i) for i in range(n)]
     start = time.monotonic()
@@ -210,7 +211,7 @@ async def steady(receiver: Receiver, send: object, rate: float, seconds: float,
     await asyncio.gather(*tasks)
     ids = [r.request_id for r in records]
     await receiver.wait_for(ids, timeout_s)
-    return [float(receiver.arrived[i][1] - receiver.arrived[i][0]) for i in ids]
+    return ids
 
 
 async def one_at_a_time(receiver: Receiver, send: object, n: int, timeout_s: float
@@ -251,6 +252,13 @@ def child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproces
             proc.wait(5)
 
 
+async def steady_latencies(receiver: Receiver, send: object, rate: float, seconds: float,
+                           timeout_s: float) -> list[float]:
+    """:func:`steady`'s requests, end to end (ms)."""
+    ids = await steady(receiver, send, rate, seconds, timeout_s)
+    return [float(receiver.arrived[i][1] - receiver.arrived[i][0]) for i in ids]
+
+
 async def run_pipeline(
     settings: Settings, n: int, timeout_s: float, logs: Path, broker_pid: dict[str, int],
     steady_s: float,
@@ -285,7 +293,10 @@ async def run_pipeline(
                 rate = result.rate / 2
                 print(f"pipeline: a steady {rate:.0f} req/s (half the burst rate) for "
                       f"{steady_s:.0f} s ...", flush=True)
-                result.steady_ms.extend(await steady(receiver, send, rate, steady_s, timeout_s))
+                for rid in await steady(receiver, send, rate, steady_s, timeout_s):
+                    submitted, received, lanes = receiver.arrived[rid]
+                    result.steady_ms.append(float(received - submitted))
+                    result.steady_split.append((submitted, lanes))
                 result.idle_ms.extend(await one_at_a_time(receiver, send, IDLE, timeout_s))
                 return result
         finally:
@@ -339,6 +350,7 @@ async def create_topics(settings: Settings, topics: list[str]) -> None:
 
 async def run_relay(
     settings: Settings, n: int, timeout_s: float, broker_pid: dict[str, int],
+    steady_rate: float, steady_s: float,
 ) -> Result:
     topics = [settings.topic(f"relay{i}") for i in range(HOPS + 1)]
     await create_topics(settings, topics)
@@ -358,6 +370,8 @@ async def run_relay(
             pids = {"relay (this process)": os.getpid(), **broker_pid}
             result = await measure("relay", receiver, send, n, timeout_s, pids, settings,
                                    settings.topic("relay"))
+            result.steady_ms.extend(await steady_latencies(receiver, send, steady_rate,
+                                                           steady_s, timeout_s))
             result.idle_ms.extend(await one_at_a_time(receiver, send, IDLE, timeout_s))
             return result
     finally:
@@ -366,6 +380,7 @@ async def run_relay(
 
 async def run_floor(
     settings: Settings, n: int, timeout_s: float, logs: Path, broker_pid: dict[str, int],
+    steady_rate: float, steady_s: float,
 ) -> Result:
     """Seven pass-through Faust agents (``bench/faust_floor.py``) between eight topics."""
     topics = floor_topics(settings)
@@ -387,6 +402,8 @@ async def run_floor(
                 pids = {"faust floor": floor.pid, **broker_pid}
                 result = await measure("Faust floor", receiver, send, n, timeout_s, pids,
                                        settings, settings.topic("floor"))
+                result.steady_ms.extend(await steady_latencies(receiver, send, steady_rate,
+                                                               steady_s, timeout_s))
                 result.idle_ms.extend(await one_at_a_time(receiver, send, IDLE, timeout_s))
                 return result
     finally:
@@ -394,6 +411,11 @@ async def run_floor(
 
 
 # -- the run ---------------------------------------------------------------------------------
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def row(label: str, rate: str, p50: str, p99: str) -> str:
@@ -431,6 +453,10 @@ def report(pipe: Result, floor: Result, base: Result, settings: Settings,
         q = statistics.quantiles(pipe.steady_ms, n=100, method="inclusive")
         print(f"  steady load at half the burst rate ({len(pipe.steady_ms)} requests): "
               f"end-to-end p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (target: p99 <= 100 ms)")
+        for r in (floor, base):
+            if len(r.steady_ms) > 1:
+                q = statistics.quantiles(r.steady_ms, n=100, method="inclusive")
+                print(f"    the {r.name} at the same rate: p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms")
     per_request = {k: 1000 * v / pipe.n for k, v in pipe.cpu_s.items()}
     nova_cpu = sum(v for k, v in per_request.items() if k != "fake LLM")
     print("  CPU ms per request: " + ", ".join(f"{k} {v:.1f}" for k, v in per_request.items())
@@ -441,19 +467,24 @@ def report(pipe: Result, floor: Result, base: Result, settings: Settings,
                          f"{c / pipe.n:.2f}"
                          for t, c in sorted(pipe.records.items(), key=lambda kv: -kv[1]))
     print(f"  Kafka records per request: {total / pipe.n:.2f} (target: <= 10): {by_topic}")
-    print("\nWhere a pipeline request spends its time, p50 ms from its lane timings "
+    print("\nWhere a pipeline request spends its time, ms from its lane timings "
           "(queue: since the previous lane finished, or since submission for A):")
-    print("  lane  " + "".join(f"{lane:>8}" for lane in "ABCDEFG"))
-    waits: dict[str, list[float]] = {}
-    work: dict[str, list[float]] = {}
-    for submitted, timings in zip(pipe.submitted, pipe.lanes, strict=True):
-        prev = float(submitted)
-        for t in timings:
-            waits.setdefault(t.lane, []).append(t.started_at - prev)
-            work.setdefault(t.lane, []).append(t.duration_ms)
-            prev = t.started_at + t.duration_ms
-    print("  queue " + "".join(f"{statistics.median(waits.get(x, [0])):>8.1f}" for x in "ABCDEFG"))
-    print("  work  " + "".join(f"{statistics.median(work.get(x, [0])):>8.2f}" for x in "ABCDEFG"))
+    print("  lane              " + "".join(f"{lane:>8}" for lane in "ABCDEFG"))
+    burst = list(zip(pipe.submitted, pipe.lanes, strict=True))
+    for label, split, quantiles in (("burst", burst, (0.5,)),
+                                    ("steady", pipe.steady_split, (0.5, 0.99))):
+        waits: dict[str, list[float]] = {}
+        work: dict[str, list[float]] = {}
+        for submitted, timings in split:
+            prev = float(submitted)
+            for t in timings:
+                waits.setdefault(t.lane, []).append(t.started_at - prev)
+                work.setdefault(t.lane, []).append(t.duration_ms)
+                prev = t.started_at + t.duration_ms
+        for level in quantiles:
+            for part, values in (("queue", waits), ("work", work)):
+                print(f"  {label} {part} p{level * 100:.0f}".ljust(20) + "".join(
+                    f"{quantile(values.get(x, [0.0]), level):>8.1f}" for x in "ABCDEFG"))
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> None:
@@ -478,9 +509,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                                   args.steady_seconds)
         print(f"Faust floor: {args.requests} records through {HOPS} pass-through agents ...",
               flush=True)
-        floor = await run_floor(settings, args.requests, args.timeout, tmp, broker_pid)
+        rate = pipe.rate / 2  # the pipeline's steady rate, for the floor and the relay too
+        floor = await run_floor(settings, args.requests, args.timeout, tmp, broker_pid, rate,
+                                args.steady_seconds)
         print(f"relay: {args.requests} records through {HOPS} raw hops ...", flush=True)
-        base = await run_relay(settings, args.requests, args.timeout, broker_pid)
+        base = await run_relay(settings, args.requests, args.timeout, broker_pid, rate,
+                               args.steady_seconds)
     finally:
         if broker is not None:
             await asyncio.to_thread(broker.stop)
