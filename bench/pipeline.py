@@ -449,7 +449,7 @@ def report(pipe: Result, floor: Result, base: Result, settings: Settings,
     for r in (pipe, floor, base):
         used = ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_s.items())
         print(f"  CPU seconds during the {r.name} burst: {used}")
-    if pipe.steady_ms:
+    if len(pipe.steady_ms) > 1:
         q = statistics.quantiles(pipe.steady_ms, n=100, method="inclusive")
         print(f"  steady load at half the burst rate ({len(pipe.steady_ms)} requests): "
               f"end-to-end p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (target: p99 <= 100 ms)")

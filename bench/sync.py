@@ -291,11 +291,16 @@ async def where_the_time_goes(settings: Settings, run: Run) -> str:
             + f"\n  sums: Kafka hops {hops:.1f} ms (7, each a lane's send, the broker and the "
             f"next lane's fetch), lane work {work:.1f} ms, gateway {gateway:.1f} ms"
             + "\n  each part's p99 (ms): " + " | ".join(
-                f"{k} {statistics.quantiles([s[k] for _, s in splits], n=100)[98]:.0f}"
-                for k in p50)
-            + "".join(f"\n  slowest ({total:.0f} ms), where it waited: " + ", ".join(
+                f"{k} {nearest_rank([s[k] for _, s in splits], 0.99):.0f}" for k in p50)
+            + "".join(f"\n  slowest ({total:.0f} ms), where its time went: " + ", ".join(
                 f"{k} {v:.0f}" for k, v in sorted(s.items(), key=lambda kv: -kv[1])[:4])
                 for total, s in sorted(splits, key=lambda ts: -ts[0])[:3]))
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (at least one), nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def line(label: str, run: Run, baseline: Run) -> str:

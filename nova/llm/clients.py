@@ -16,7 +16,10 @@ The SDKs run on aiohttp (``DefaultAioHttpClient``, each SDK's own supported tran
 with its ``aiohttp`` extra) rather than on their default httpx pool: under load, the httpx pool
 asked every pooled connection whether it had expired on each request it started and finished,
 through anyio's typed attributes, 5.5% of the worker's CPU in ``make bench``'s burst; on aiohttp
-the worker's CPU per request fell from 7.1 to 6.2 ms (bench/pipeline.py).
+the worker's CPU per request fell from 7.1 to 6.2 ms (bench/pipeline.py). What the aiohttp
+transport does not do: anthropic's TCP keep-alive socket options, and a check that a pooled
+connection is still open before it is reused; a connection the provider dropped fails that
+call as retriable (``connection failed``), which the router retries or falls back from.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
+import aiohttp
 import anthropic
 import httpx
 import openai
@@ -112,9 +116,28 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return parse_retry_after(headers.get("retry-after"))
 
 
+def _refused_not_timed_out(exc: BaseException) -> BaseException | None:
+    """The aiohttp error under an SDK "timeout" that is no timeout, if there is one.
+
+    openai's aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a refused
+    connection, a DNS or TLS failure, a dropped keep-alive connection) to httpx's
+    ``ConnectTimeout``, so the SDK raises ``APITimeoutError`` for a provider that is down;
+    anthropic's transport tells them apart. aiohttp's own timeouts are ``TimeoutError``s."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ClientError) and not isinstance(seen, TimeoutError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def map_sdk_error(provider: str, exc: Exception, timeout_s: float) -> ProviderError:
     """Translate an anthropic/openai SDK exception into Nova's error (the two SDKs mirror)."""
     if isinstance(exc, anthropic.APITimeoutError | openai.APITimeoutError):
+        refused = _refused_not_timed_out(exc)
+        if refused is not None:
+            return ProviderError(f"{provider}: connection failed: {type(refused).__name__}: "
+                                 f"{refused}", provider=provider)
         return ProviderError(f"{provider}: timed out after {timeout_s:g}s", provider=provider)
     if isinstance(exc, anthropic.APIConnectionError | openai.APIConnectionError):
         return ProviderError(f"{provider}: connection failed: {exc}", provider=provider)

@@ -162,10 +162,11 @@ async def test_timeouts_and_refused_connections_are_retriable_without_status(fak
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     async with ClientPool.fake(dead, timeout_s=1.0) as nowhere:
-        with pytest.raises(ProviderError, match="connection failed") as caught:
-            await nowhere.complete("anthropic", "claude-haiku-4-5", HELLO, 64, rid())
-    assert caught.value.status is None
-    assert caught.value.retriable
+        for provider, model in (("anthropic", "claude-haiku-4-5"), ("openai", "gpt-5.1")):
+            with pytest.raises(ProviderError, match="connection failed") as caught:
+                await nowhere.complete(provider, model, HELLO, 64, rid())
+            assert caught.value.status is None
+            assert caught.value.retriable
 
 
 async def test_the_pool_builds_each_client_once_and_refuses_use_after_close(fake):
