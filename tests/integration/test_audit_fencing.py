@@ -196,6 +196,9 @@ async def test_a_worker_paused_through_a_rebalance_resumes_without_forking_the_c
                      message="the worker paused with an audit transaction open")
     try:
         paused_at = finished(gateway, ids)
+        # Requests only the second worker can finish: a fast first worker may have finished
+        # all 100 before it was caught with a transaction open.
+        ids = [*ids, *await post_requests(gateway, 20)]
         second = worker_factory({"NOVA_WORKER_INSTANCE": "1", **session})
 
         async def second_alone() -> bool:  # the paused worker missed the rebalance: it is out
