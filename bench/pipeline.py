@@ -57,6 +57,7 @@ from schemas import TOPICS, load_schema_set
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.faust_floor import HOPS, floor_topics
+from bench.sync import nearest_rank
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "Summarise this thread about the Q3 roadmap"
@@ -413,11 +414,6 @@ async def run_floor(
 # -- the run ---------------------------------------------------------------------------------
 
 
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def row(label: str, rate: str, p50: str, p99: str) -> str:
     return f"  {label:<30} {rate:>10} {p50:>10} {p99:>10}"
 
@@ -484,7 +480,7 @@ def report(pipe: Result, floor: Result, base: Result, settings: Settings,
         for level in quantiles:
             for part, values in (("queue", waits), ("work", work)):
                 print(f"  {label} {part} p{level * 100:.0f}".ljust(20) + "".join(
-                    f"{quantile(values.get(x, [0.0]), level):>8.1f}" for x in "ABCDEFG"))
+                    f"{nearest_rank(values.get(x, [0.0]), level):>8.1f}" for x in "ABCDEFG"))
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> None:

@@ -70,10 +70,7 @@ class Run:
         return len(self.latencies_ms) / self.elapsed_s if self.elapsed_s else 0.0
 
     def q(self, quantile: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+        return nearest_rank(self.latencies_ms, quantile) if self.latencies_ms else float("nan")
 
 
 def fast_providers(path: Path) -> Path:
@@ -378,9 +375,7 @@ async def main(args: argparse.Namespace) -> None:
               f"{nova.failures}) | direct provider p50 {direct.q(0.5):.1f} ms  p99 "
               f"{direct.q(0.99):.1f} ms")
         if overhead:
-            ordered = sorted(overhead)
-            p50 = ordered[len(ordered) // 2]
-            p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            p50, p99 = nearest_rank(overhead, 0.5), nearest_rank(overhead, 0.99)
             print(f"  overhead (nova - direct) p50 {p50:.1f} ms  p99 {p99:.1f} ms; of the p50: "
                   f"lane work {lanes:.1f} ms, Kafka hand-offs + gateway {p50 - lanes:.1f} ms "
                   "(target: p50 ≤ 25 ms, p99 ≤ 60 ms)")
